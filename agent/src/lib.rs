@@ -1,0 +1,1 @@
+//! cm-agent: gathers facts, compiles cookbooks into resources and converges them.

@@ -1,0 +1,2 @@
+//! cm-model: the cookbook format and everything the server, cmctl and the agent
+//! must agree on.
