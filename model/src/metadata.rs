@@ -1,0 +1,125 @@
+//! `metadata.yaml`: a cookbook's name, version and dependencies.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use semver::{Version, VersionReq};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use crate::error::{LoadError, Pos};
+
+/// What `metadata.yaml` declares about a cookbook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub name: String,
+    pub version: Version,
+    #[serde(default)]
+    pub description: String,
+    /// Cookbook name → version constraint (`">= 1.2, < 2"`, `"~1.4"`, `"*"`).
+    #[serde(default)]
+    pub depends: BTreeMap<String, VersionReq>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetadata {
+    name: Spanned<String>,
+    version: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    depends: BTreeMap<String, Spanned<String>>,
+}
+
+impl Metadata {
+    /// Parse and validate `metadata.yaml`; `file` is used in error messages.
+    pub fn parse(file: &Path, text: &str) -> Result<Metadata, LoadError> {
+        let raw: RawMetadata = crate::yaml::parse(file, text)?;
+        let at = |s: &Spanned<String>| Pos::of(&s.referenced);
+        check_name(&raw.name.value)
+            .map_err(|m| LoadError::new(file, at(&raw.name), format!("name: {m}")))?;
+        let version = Version::parse(&raw.version.value).map_err(|e| {
+            let v = &raw.version.value;
+            LoadError::new(
+                file,
+                at(&raw.version),
+                format!("version: {v:?} is not a semantic version like 1.2.3: {e}"),
+            )
+        })?;
+        let mut depends = BTreeMap::new();
+        for (dep, req) in raw.depends {
+            check_name(&dep).map_err(|m| {
+                LoadError::new(file, at(&req), format!("depends: {dep:?}: {m}"))
+            })?;
+            let parsed = VersionReq::parse(&req.value).map_err(|e| {
+                LoadError::new(
+                    file,
+                    at(&req),
+                    format!("depends.{dep}: {:?} is not a version constraint: {e}", req.value),
+                )
+            })?;
+            depends.insert(dep, parsed);
+        }
+        Ok(Metadata {
+            name: raw.name.value,
+            version,
+            description: raw.description,
+            depends,
+        })
+    }
+}
+
+/// Cookbook, role and environment names: what is safe in a path, a URL and a log.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} must start with a lowercase letter and hold only a-z, 0-9, '_' and '-' (at most 64)"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Metadata, LoadError> {
+        Metadata::parse(Path::new("memcached/metadata.yaml"), text)
+    }
+
+    #[test]
+    fn parses_name_version_and_depends() {
+        let m = parse("name: web\nversion: 1.2.3\ndepends:\n  memcached: '>= 1.0, < 2'\n").unwrap();
+        assert_eq!(m.version, Version::new(1, 2, 3));
+        assert!(m.depends["memcached"].matches(&Version::new(1, 9, 0)));
+    }
+
+    #[test]
+    fn bad_semver_names_line_and_field() {
+        let err = parse("name: web\nversion: 1.2\n").unwrap_err();
+        assert_eq!(err.pos.line, 2);
+        assert!(err.message.starts_with("version:"), "{err}");
+    }
+
+    #[test]
+    fn bad_constraint_names_the_dependency() {
+        let err = parse("name: web\nversion: 1.0.0\ndepends:\n  memcached: 'about 2'\n").unwrap_err();
+        assert_eq!(err.pos.line, 4);
+        assert!(err.message.contains("depends.memcached"), "{err}");
+    }
+
+    #[test]
+    fn unsafe_name_is_refused() {
+        assert!(parse("name: ../x\nversion: 1.0.0\n").is_err());
+        assert!(check_name("apache_php").is_ok());
+        assert!(check_name("Apache").is_err());
+    }
+}

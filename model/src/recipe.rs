@@ -1,0 +1,464 @@
+//! Recipes: YAML lists of resources, parsed and checked against the resource
+//! types before anything runs.
+//!
+//! ```yaml
+//! - package: memcached
+//! - template: /etc/memcached.conf
+//!   source: memcached.conf.hbs
+//!   mode: "0644"
+//!   notifies: restart service[memcached]
+//! - service: memcached
+//!   action: [enable, start]
+//! - include_recipe: memcached::monitoring
+//! ```
+//!
+//! The first key of an entry names the resource type and its value the
+//! resource's name; the other keys are the type's properties or the meta keys
+//! below, which every type accepts.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+use serde_json::{Map, Value};
+use serde_saphyr::Spanned;
+
+use crate::condition::Condition;
+use crate::error::{LoadError, Pos};
+use crate::resources::{self, CookbookRefs, ResourceType};
+use crate::runlist::RecipeRef;
+
+/// Keys every resource accepts besides its type's properties.
+pub const META_KEYS: &[&str] = &[
+    "action",
+    "only_if",
+    "not_if",
+    "creates",
+    "notifies",
+    "subscribes",
+    "when",
+    "for_each",
+    "ignore_failure",
+    "sensitive",
+];
+
+/// One entry of a recipe.
+#[derive(Debug, Clone)]
+pub enum RecipeEntry {
+    Include { recipe: RecipeRef, at: Pos },
+    Resource(Box<ResourceDecl>),
+}
+
+/// A resource as written in a recipe, before rendering.
+#[derive(Debug, Clone)]
+pub struct ResourceDecl {
+    pub kind: &'static ResourceType,
+    /// May hold handlebars expressions; rendered at compile time.
+    pub name: String,
+    /// The type's properties, as written (the name property is filled at compile time).
+    pub properties: Map<String, Value>,
+    pub actions: Vec<String>,
+    pub only_if: Option<String>,
+    pub not_if: Option<String>,
+    /// A path: the resource is skipped when it exists.
+    pub creates: Option<String>,
+    pub notifies: Vec<Notification>,
+    pub subscribes: Vec<Notification>,
+    pub when: Option<Condition>,
+    pub for_each: Option<ForEach>,
+    pub ignore_failure: bool,
+    /// Never show content, diff or command of this resource.
+    pub sensitive: bool,
+    pub at: Pos,
+    /// Where each key was written, for errors found later (after rendering).
+    pub key_pos: Vec<(String, Pos)>,
+}
+
+impl ResourceDecl {
+    /// Where `key` was written, or the resource itself.
+    pub fn pos_of(&self, key: &str) -> Pos {
+        self.key_pos
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(self.at, |(_, p)| *p)
+    }
+}
+
+/// What `for_each` iterates over: a list attribute named by path, or a literal list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForEach {
+    Path(String),
+    Items(Vec<Value>),
+}
+
+/// When a notification fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Timing {
+    /// Right after the notifying resource changed.
+    Immediately,
+    /// Once, at the end of the run (the default, as in Chef).
+    Delayed,
+}
+
+/// `restart service[memcached] immediately`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub action: String,
+    pub target_type: String,
+    /// May hold handlebars expressions.
+    pub target_name: String,
+    pub timing: Timing,
+}
+
+impl Notification {
+    pub fn parse(s: &str) -> Result<Notification, String> {
+        let s = s.trim();
+        let usage = || format!("{s:?}: expected 'ACTION TYPE[NAME]' optionally followed by 'immediately' or 'delayed'");
+        let (action, rest) = s.split_once(char::is_whitespace).ok_or_else(usage)?;
+        let rest = rest.trim();
+        let close = rest.rfind(']').ok_or_else(usage)?;
+        let (target, timing) = (&rest[..=close], rest[close + 1..].trim());
+        let open = target.find('[').ok_or_else(usage)?;
+        let (target_type, target_name) = (&target[..open], &target[open + 1..target.len() - 1]);
+        let timing = match timing {
+            "" | "delayed" => Timing::Delayed,
+            "immediately" => Timing::Immediately,
+            _ => return Err(usage()),
+        };
+        let kind = resources::lookup(target_type)
+            .ok_or_else(|| format!("{s:?}: unknown resource type {target_type:?}"))?;
+        if !kind.accepts_action(action) {
+            return Err(format!(
+                "{s:?}: {target_type} has no action {action:?} (it has {})",
+                kind.actions.join(", ")
+            ));
+        }
+        if target_name.is_empty() {
+            return Err(usage());
+        }
+        Ok(Notification {
+            action: action.to_string(),
+            target_type: target_type.to_string(),
+            target_name: target_name.to_string(),
+            timing,
+        })
+    }
+}
+
+impl fmt::Display for Notification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let timing = match self.timing {
+            Timing::Immediately => "immediately",
+            Timing::Delayed => "delayed",
+        };
+        write!(f, "{} {}[{}] {timing}", self.action, self.target_type, self.target_name)
+    }
+}
+
+/// A YAML mapping with its keys in written order and every value's position.
+struct Entries(Vec<(Spanned<String>, Spanned<Value>)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a resource: a mapping like `package: memcached`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Parse a recipe file's text. `refs` lets resource checks see the cookbook's
+/// templates and files.
+pub fn parse_recipe(file: &Path, text: &str, refs: &dyn CookbookRefs) -> Result<Vec<RecipeEntry>, LoadError> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let raw: Vec<Spanned<Entries>> = crate::yaml::parse(file, text)?;
+    raw.into_iter()
+        .map(|entry| parse_entry(file, Pos::of(&entry.referenced), entry.value.0, refs))
+        .collect()
+}
+
+fn parse_entry(
+    file: &Path,
+    at: Pos,
+    entries: Vec<(Spanned<String>, Spanned<Value>)>,
+    refs: &dyn CookbookRefs,
+) -> Result<RecipeEntry, LoadError> {
+    let err = |pos: Pos, msg: String| LoadError::new(file, pos, msg);
+    let mut entries = entries.into_iter();
+    let (type_key, name) = entries
+        .next()
+        .ok_or_else(|| err(at, "empty resource: start with its type, like `package: memcached`".into()))?;
+    let type_pos = Pos::of(&type_key.referenced);
+    if type_key.value == "include_recipe" {
+        let recipe = name
+            .value
+            .as_str()
+            .ok_or_else(|| err(Pos::of(&name.referenced), "include_recipe takes a recipe name".into()))
+            .and_then(|s| RecipeRef::parse(s).map_err(|e| err(Pos::of(&name.referenced), e)))?;
+        if let Some((k, _)) = entries.next() {
+            return Err(err(Pos::of(&k.referenced), format!("include_recipe takes no other keys, found {:?}", k.value)));
+        }
+        return Ok(RecipeEntry::Include { recipe, at: type_pos });
+    }
+    let kind = resources::lookup(&type_key.value).ok_or_else(|| {
+        let known: Vec<_> = resources::TYPES.iter().map(|t| t.name).collect();
+        err(
+            type_pos,
+            format!(
+                "unknown resource type {:?} (the first key names the type; known: {}, include_recipe)",
+                type_key.value,
+                known.join(", ")
+            ),
+        )
+    })?;
+    let name_pos = Pos::of(&name.referenced);
+    let name = scalar_string(name.value)
+        .ok_or_else(|| err(name_pos, format!("{}: the resource name must be a string", kind.name)))?;
+    if name.trim().is_empty() {
+        return Err(err(name_pos, format!("{}: the resource name is empty", kind.name)));
+    }
+    let mut decl = ResourceDecl {
+        kind,
+        name,
+        properties: Map::new(),
+        actions: kind.default_actions.iter().map(|a| a.to_string()).collect(),
+        only_if: None,
+        not_if: None,
+        creates: None,
+        notifies: Vec::new(),
+        subscribes: Vec::new(),
+        when: None,
+        for_each: None,
+        ignore_failure: false,
+        sensitive: false,
+        at: type_pos,
+        key_pos: Vec::new(),
+    };
+    let properties = (kind.properties)();
+    for (key, value) in entries {
+        let pos = Pos::of(&value.referenced);
+        let key = key.value;
+        let field = |m: String| err(pos, format!("{}[{}] {key}: {m}", kind.name, decl.name));
+        decl.key_pos.push((key.clone(), pos));
+        let value = value.value;
+        match key.as_str() {
+            "action" => decl.actions = parse_actions(kind, value).map_err(field)?,
+            "only_if" => decl.only_if = Some(string(value).map_err(field)?),
+            "not_if" => decl.not_if = Some(string(value).map_err(field)?),
+            "creates" => decl.creates = Some(string(value).map_err(field)?),
+            "notifies" => decl.notifies = parse_notifications(value).map_err(field)?,
+            "subscribes" => decl.subscribes = parse_notifications(value).map_err(field)?,
+            "when" => decl.when = Some(Condition::parse(&string(value).map_err(field)?).map_err(field)?),
+            "for_each" => decl.for_each = Some(parse_for_each(value).map_err(field)?),
+            "ignore_failure" => decl.ignore_failure = boolean(value).map_err(field)?,
+            "sensitive" => decl.sensitive = boolean(value).map_err(field)?,
+            _ if properties.contains(&key.as_str()) => {
+                if key == kind.name_property {
+                    // Explicit name property: allowed, it overrides the resource name.
+                }
+                decl.properties.insert(key, value);
+            }
+            _ => {
+                return Err(err(
+                    pos,
+                    format!(
+                        "{}[{}]: unknown key {key:?} (properties: {}; meta keys: {})",
+                        kind.name,
+                        decl.name,
+                        properties.join(", "),
+                        META_KEYS.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    check_properties(file, &decl, refs)?;
+    Ok(RecipeEntry::Resource(Box::new(decl)))
+}
+
+/// Type-check the properties as written, with the name standing in for the name property.
+pub fn check_properties(file: &Path, decl: &ResourceDecl, refs: &dyn CookbookRefs) -> Result<(), LoadError> {
+    let mut props = decl.properties.clone();
+    props
+        .entry(decl.kind.name_property)
+        .or_insert_with(|| Value::String(decl.name.clone()));
+    decl.kind.check(props, refs).map_err(|e| {
+        let pos = if e.field.is_empty() { decl.at } else { decl.pos_of(&e.field) };
+        let field = if e.field.is_empty() { String::new() } else { format!(" {}", e.field) };
+        LoadError::new(file, pos, format!("{}[{}]{field}: {}", decl.kind.name, decl.name, e.message))
+    })
+}
+
+fn scalar_string(v: Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn string(v: Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s),
+        other => Err(format!("expected a string, found {other}")),
+    }
+}
+
+fn boolean(v: Value) -> Result<bool, String> {
+    v.as_bool().ok_or_else(|| format!("expected true or false, found {v}"))
+}
+
+fn parse_actions(kind: &ResourceType, v: Value) -> Result<Vec<String>, String> {
+    let list = match v {
+        Value::String(s) => vec![s],
+        Value::Array(items) => items.into_iter().map(string).collect::<Result<_, _>>()?,
+        other => return Err(format!("expected an action or a list of actions, found {other}")),
+    };
+    if list.is_empty() {
+        return Err("empty action list (use `nothing`)".into());
+    }
+    for a in &list {
+        if !kind.accepts_action(a) {
+            return Err(format!("{} has no action {a:?} (it has {})", kind.name, kind.actions.join(", ")));
+        }
+    }
+    Ok(list)
+}
+
+fn parse_notifications(v: Value) -> Result<Vec<Notification>, String> {
+    match v {
+        Value::String(s) => Ok(vec![Notification::parse(&s)?]),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|i| string(i).and_then(|s| Notification::parse(&s)))
+            .collect(),
+        other => Err(format!("expected 'ACTION TYPE[NAME]' or a list of them, found {other}")),
+    }
+}
+
+fn parse_for_each(v: Value) -> Result<ForEach, String> {
+    match v {
+        Value::String(path) => {
+            let root = path.split(['.', '[']).next().unwrap_or_default();
+            if !["attrs", "node", "cluster"].contains(&root) {
+                return Err(format!("{path:?}: for_each takes a list or a path under attrs., node. or cluster."));
+            }
+            Ok(ForEach::Path(path))
+        }
+        Value::Array(items) => Ok(ForEach::Items(items)),
+        other => Err(format!("expected a list or a path to a list attribute, found {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Refs;
+    impl CookbookRefs for Refs {
+        fn has_template(&self, name: &str) -> bool {
+            name == "memcached.conf.hbs"
+        }
+        fn has_file(&self, name: &str) -> bool {
+            name == "motd"
+        }
+    }
+
+    fn parse(text: &str) -> Result<Vec<RecipeEntry>, LoadError> {
+        parse_recipe(Path::new("memcached/recipes/default.yaml"), text, &Refs)
+    }
+
+    fn resource(e: &RecipeEntry) -> &ResourceDecl {
+        match e {
+            RecipeEntry::Resource(r) => r,
+            RecipeEntry::Include { .. } => panic!("expected a resource"),
+        }
+    }
+
+    const SKETCH: &str = "\
+- package: memcached
+- template: /etc/memcached.conf
+  source: memcached.conf.hbs
+  mode: \"0644\"
+  notifies: restart service[memcached]
+- service: memcached
+  action: [enable, start]
+- include_recipe: memcached::monitoring
+";
+
+    #[test]
+    fn parses_the_design_sketch() {
+        let entries = parse(SKETCH).unwrap();
+        assert_eq!(entries.len(), 4);
+        let pkg = resource(&entries[0]);
+        assert_eq!((pkg.kind.name, pkg.name.as_str()), ("package", "memcached"));
+        assert_eq!(pkg.actions, ["install"]);
+        let tpl = resource(&entries[1]);
+        assert_eq!(tpl.notifies[0].to_string(), "restart service[memcached] delayed");
+        assert_eq!(tpl.at.line, 2);
+        assert!(matches!(&entries[3], RecipeEntry::Include { recipe, .. } if recipe.recipe == "monitoring"));
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let err = parse("- package: memcached\n  versoin: '1.6'\n").unwrap_err();
+        assert_eq!(err.pos.line, 2, "{err}");
+        assert!(err.message.contains("unknown key \"versoin\""), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let err = parse("- execute: /bin/true\n  timeout: soon\n").unwrap_err();
+        assert_eq!(err.pos.line, 2, "{err}");
+        assert!(err.message.contains("timeout"), "{err}");
+    }
+
+    #[test]
+    fn missing_template_is_refused() {
+        let err = parse("- template: /etc/x\n  source: nope.hbs\n").unwrap_err();
+        assert_eq!(err.pos.line, 2, "{err}");
+        assert!(err.message.contains("no template \"nope.hbs\""), "{err}");
+    }
+
+    #[test]
+    fn unquoted_mode_is_refused() {
+        let err = parse("- file: /etc/x\n  mode: 0644\n").unwrap_err();
+        assert!(err.message.contains("mode"), "{err}");
+    }
+
+    #[test]
+    fn bad_action_and_notification_are_refused() {
+        assert!(parse("- package: x1\n  action: start\n").is_err());
+        assert!(parse("- file: /x\n  notifies: restart servce[m]\n").is_err());
+        assert!(parse("- file: /x\n  notifies: install service[m]\n").is_err());
+        assert!(parse("- file: /x\n  notifies: restart service[m] soon\n").is_err());
+        assert!(parse("- frobnicate: x\n").is_err());
+        assert!(parse("- file: /x\n  when: attrs.a ==\n").is_err());
+    }
+
+    #[test]
+    fn notification_timing_and_for_each() {
+        let e = parse(
+            "- directory: '/srv/{{item}}'\n  for_each: [a, b]\n  notifies: ['run execute[x] immediately']\n",
+        )
+        .unwrap();
+        let d = resource(&e[0]);
+        assert_eq!(d.notifies[0].timing, Timing::Immediately);
+        assert_eq!(d.for_each, Some(ForEach::Items(vec!["a".into(), "b".into()])));
+    }
+}

@@ -1,0 +1,38 @@
+//! `directory`: a directory, optionally with its missing parents.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CookbookRefs, FieldError, Ownership, Spec, check_absolute, check_mode};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySpec {
+    pub path: String,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<String>,
+    /// Create missing parents (with default ownership) / delete with contents.
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+impl DirectorySpec {
+    pub fn ownership(&self) -> Result<Ownership, FieldError> {
+        Ownership::from_props(&self.owner, &self.group, &self.mode)
+    }
+}
+
+impl Spec for DirectorySpec {
+    const TYPE: &'static str = "directory";
+    const ACTIONS: &'static [&'static str] = &["create", "delete", "nothing"];
+    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    const NAME_PROPERTY: &'static str = "path";
+
+    fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {
+        check_absolute("path", &self.path)?;
+        if self.path == "/" {
+            return Err(FieldError::new("path", "refusing to manage /"));
+        }
+        check_mode("mode", &self.mode)
+    }
+}

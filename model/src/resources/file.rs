@@ -1,0 +1,54 @@
+//! `file`: a file with inline content or a file shipped in the cookbook's `files/`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CookbookRefs, FieldError, Ownership, Spec, check_absolute, check_mode, is_templated};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Absolute path; defaults to the resource name.
+    pub path: String,
+    /// Inline content (handlebars expressions are rendered).
+    pub content: Option<String>,
+    /// A file under the cookbook's `files/`, copied byte for byte.
+    pub source: Option<String>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<String>,
+    /// How many previous versions to keep as `PATH.cm-backup.N`; 0 keeps none.
+    #[serde(default = "default_backups")]
+    pub backup: u32,
+}
+
+pub(crate) fn default_backups() -> u32 {
+    3
+}
+
+impl FileSpec {
+    pub fn ownership(&self) -> Result<Ownership, FieldError> {
+        Ownership::from_props(&self.owner, &self.group, &self.mode)
+    }
+}
+
+impl Spec for FileSpec {
+    const TYPE: &'static str = "file";
+    const ACTIONS: &'static [&'static str] = &["create", "create_if_missing", "delete", "nothing"];
+    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    const NAME_PROPERTY: &'static str = "path";
+
+    fn validate(&self, refs: &dyn CookbookRefs) -> Result<(), FieldError> {
+        check_absolute("path", &self.path)?;
+        check_mode("mode", &self.mode)?;
+        if self.content.is_some() && self.source.is_some() {
+            return Err(FieldError::new("source", "give either content or source, not both"));
+        }
+        if let Some(src) = &self.source
+            && !is_templated(src)
+            && !refs.has_file(src)
+        {
+            return Err(FieldError::new("source", format!("no file {src:?} in the cookbook's files/")));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! `link`: a symbolic (or hard) link.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CookbookRefs, FieldError, Spec, check_absolute};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    /// The link itself.
+    pub path: String,
+    /// What it points to.
+    pub to: String,
+    #[serde(default)]
+    pub link_type: LinkType,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkType {
+    #[default]
+    Symbolic,
+    Hard,
+}
+
+impl Spec for LinkSpec {
+    const TYPE: &'static str = "link";
+    const ACTIONS: &'static [&'static str] = &["create", "delete", "nothing"];
+    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    const NAME_PROPERTY: &'static str = "path";
+
+    fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {
+        check_absolute("path", &self.path)?;
+        if self.to.is_empty() {
+            return Err(FieldError::new("to", "link target is empty"));
+        }
+        Ok(())
+    }
+}

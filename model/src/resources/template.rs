@@ -1,0 +1,46 @@
+//! `template`: a file rendered from a handlebars template in the cookbook's `templates/`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{CookbookRefs, FieldError, Ownership, Spec, check_absolute, check_mode, is_templated};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSpec {
+    pub path: String,
+    /// Template file under `templates/`, e.g. `memcached.conf.hbs`.
+    pub source: String,
+    /// Extra values the template sees as `vars.*`.
+    #[serde(default)]
+    pub variables: serde_json::Map<String, serde_json::Value>,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+    pub mode: Option<String>,
+    #[serde(default = "super::file::default_backups")]
+    pub backup: u32,
+}
+
+impl TemplateSpec {
+    pub fn ownership(&self) -> Result<Ownership, FieldError> {
+        Ownership::from_props(&self.owner, &self.group, &self.mode)
+    }
+}
+
+impl Spec for TemplateSpec {
+    const TYPE: &'static str = "template";
+    const ACTIONS: &'static [&'static str] = &["create", "create_if_missing", "delete", "nothing"];
+    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    const NAME_PROPERTY: &'static str = "path";
+
+    fn validate(&self, refs: &dyn CookbookRefs) -> Result<(), FieldError> {
+        check_absolute("path", &self.path)?;
+        check_mode("mode", &self.mode)?;
+        if !is_templated(&self.source) && !refs.has_template(&self.source) {
+            return Err(FieldError::new(
+                "source",
+                format!("no template {:?} in the cookbook's templates/", self.source),
+            ));
+        }
+        Ok(())
+    }
+}

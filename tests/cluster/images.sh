@@ -1,0 +1,352 @@
+#!/usr/bin/env bash
+# Builds the container images of cm's cluster tests (see README.md):
+#
+#   cm-base:bookworm          debootstrap'd Debian 12 + cloud-init + tini,
+#                             imported with `docker import` (nothing pulled)
+#   cm-node-sysv:bookworm     FROM cm-base: tini + node/entrypoint.sh, no init
+#   cm-node-systemd:bookworm  FROM cm-base: systemd as PID 1
+#
+# and, with --with-binaries DIR, a thin layer with cm's binaries on top:
+#   cm-node-sysv:test, cm-node-systemd:test, cm-server:test
+#
+# An image is built only when it is missing or its inputs changed (each
+# image carries a cm.inputs label: a hash of the files it is built from and,
+# for the node images, of the base image's ID). --rebuild forces all three.
+#
+# Usage: images.sh [--rebuild] [--with-binaries DIR]
+# Environment: CM_MIRROR, CM_SECURITY_MIRROR (Debian mirrors),
+#              CM_IMAGE_WORKDIR (scratch space, default /var/tmp/cm-images).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly HERE
+readonly SUITE=bookworm
+readonly MIRROR=${CM_MIRROR:-http://deb.debian.org/debian}
+readonly SECURITY_MIRROR=${CM_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+readonly WORKDIR=${CM_IMAGE_WORKDIR:-/var/tmp/cm-images}
+readonly LOGDIR=$WORKDIR/logs
+
+readonly BASE_IMAGE=cm-base:$SUITE
+readonly SYSV_IMAGE=cm-node-sysv:$SUITE
+readonly SYSTEMD_IMAGE=cm-node-systemd:$SUITE
+readonly SYSV_TEST_IMAGE=cm-node-sysv:test
+readonly SYSTEMD_TEST_IMAGE=cm-node-systemd:test
+readonly SERVER_TEST_IMAGE=cm-server:test
+readonly BINARIES=(cm-agent cm-server cmctl)
+
+# What goes into the base image besides debootstrap's minbase. Part of the
+# base image's input hash: change it and the base is rebuilt.
+readonly DEBOOTSTRAP_INCLUDE=ca-certificates,iproute2,procps,cron
+readonly BASE_PACKAGES="cloud-init tini"
+readonly BASE_RECIPE="v1 $SUITE $MIRROR $SECURITY_MIRROR $DEBOOTSTRAP_INCLUDE $BASE_PACKAGES"
+
+# Docker 20.10 without the buildx plugin: use the classic builder, which
+# needs nothing pulled and handles these simple Dockerfiles.
+export DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0}
+
+REBUILD=0
+BINARIES_DIR=
+TIMINGS=()
+ROOT_MOUNTS=()
+
+log() { printf '[images %s] %s\n' "$(date +%T)" "$*"; }
+die() { log "ERROR: $*" >&2; exit 1; }
+
+usage() {
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+}
+
+# run_logged NAME CMD...: run CMD with its output in $LOGDIR/NAME.log, and
+# show the end of that log if it fails.
+run_logged() {
+    local name=$1
+    shift
+    mkdir -p "$LOGDIR"
+    if ! "$@" >"$LOGDIR/$name.log" 2>&1; then
+        tail -n 40 "$LOGDIR/$name.log" >&2
+        die "$name failed (full log: $LOGDIR/$name.log)"
+    fi
+}
+
+# timed LABEL CMD...: run CMD and remember how long it took.
+timed() {
+    local label=$1 start end
+    shift
+    start=$(date +%s.%N)
+    "$@"
+    end=$(date +%s.%N)
+    TIMINGS+=("$(awk -v l="$label" -v s="$start" -v e="$end" 'BEGIN { printf "%-34s %6.1f s", l, e - s }')")
+}
+
+parse_args() {
+    while (($#)); do
+        case $1 in
+            --rebuild) REBUILD=1 ;;
+            --with-binaries)
+                (($# >= 2)) || die "--with-binaries needs a directory"
+                BINARIES_DIR=$2
+                shift
+                ;;
+            -h | --help)
+                usage
+                exit 0
+                ;;
+            *) die "unknown argument: $1 (see --help)" ;;
+        esac
+        shift
+    done
+}
+
+ensure_tools() {
+    ((EUID == 0)) || die "run as root (debootstrap and chroot need it)"
+    command -v docker >/dev/null || die "docker is not installed"
+    docker info >/dev/null 2>&1 || die "the docker engine is not reachable"
+    local missing=()
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]} from Debian"
+        # A fresh machine may have no package lists yet.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
+    fi
+}
+
+# --- image bookkeeping ------------------------------------------------------
+
+image_label() { docker image inspect -f "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null || true; }
+image_id() { docker image inspect -f '{{.Id}}' "$1"; }
+
+# hash_inputs STRING FILE...: short hash of a string and the files' contents.
+hash_inputs() {
+    local text=$1
+    shift
+    { printf '%s\n' "$text"; cat "$@"; } | sha256sum | cut -c1-16
+}
+
+# needs_build IMAGE HASH: true when IMAGE must be (re)built.
+needs_build() {
+    ((REBUILD)) && return 0
+    [[ $(image_label "$1" cm.inputs) == "$2" ]] && return 1
+    return 0
+}
+
+# --- cm-base ----------------------------------------------------------------
+
+base_hash() {
+    hash_inputs "$BASE_RECIPE" "$HERE/base/90-cm-container.cfg" "$HERE/base/99cm-apt.conf"
+}
+
+unmount_root() {
+    local m
+    for m in "${ROOT_MOUNTS[@]}"; do
+        mountpoint -q "$m" && umount -l "$m"
+    done
+    ROOT_MOUNTS=()
+}
+
+chroot_run() { chroot "$WORKDIR/root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
+
+debootstrap_root() {
+    local root=$WORKDIR/root
+    unmount_root
+    rm -rf "$root"
+    mkdir -p "$root"
+    run_logged debootstrap debootstrap --variant=minbase --include="$DEBOOTSTRAP_INCLUDE" \
+        "$SUITE" "$root" "$MIRROR"
+}
+
+# Files every container of the image should start from. Docker bind-mounts
+# its own /etc/hosts, /etc/hostname and /etc/resolv.conf over these at run
+# time; they matter for `docker run --network none` and for tools that read
+# the image directly, and must not carry the build host's entries (which
+# debootstrap copies in).
+write_root_files() {
+    local root=$WORKDIR/root
+    cat >"$root/etc/hosts" <<'EOF'
+127.0.0.1	localhost
+::1		localhost ip6-localhost ip6-loopback
+ff02::1		ip6-allnodes
+ff02::2		ip6-allrouters
+EOF
+    echo localhost >"$root/etc/hostname"
+    # apt sources as on a Debian 12 cloud image: release, updates, security.
+    rm -f "$root/etc/apt/sources.list"
+    cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $MIRROR
+Suites: $SUITE $SUITE-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $SECURITY_MIRROR
+Suites: $SUITE-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    install -m 0644 "$HERE/base/99cm-apt.conf" "$root/etc/apt/apt.conf.d/99cm-apt"
+    # Only for the build: no daemon may start inside the chroot on the host.
+    printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+    chmod 0755 "$root/usr/sbin/policy-rc.d"
+    # The chroot resolves the mirror through the host's resolver.
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+}
+
+install_base_packages() {
+    local root=$WORKDIR/root
+    mount -t proc proc "$root/proc"
+    ROOT_MOUNTS+=("$root/proc")
+    run_logged apt-update chroot_run apt-get update -q
+    run_logged apt-upgrade chroot_run apt-get -y -q upgrade
+    # shellcheck disable=SC2086 # word-split the package list
+    run_logged apt-install chroot_run apt-get install -y -q --no-install-recommends $BASE_PACKAGES
+    install -m 0644 "$HERE/base/90-cm-container.cfg" "$root/etc/cloud/cloud.cfg.d/90-cm-container.cfg"
+}
+
+# Leave no build state behind: without `cloud-init clean` every node would
+# inherit the build's instance and skip its own user-data.
+clean_root() {
+    local root=$WORKDIR/root
+    chroot_run cloud-init clean --logs
+    chroot_run apt-get clean
+    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+    rm -f "$root/usr/sbin/policy-rc.d"
+    : >"$root/etc/resolv.conf"
+    rm -f "$root"/var/log/apt/* "$root"/var/log/dpkg.log "$root"/var/log/alternatives.log \
+        "$root"/var/log/bootstrap.log
+    rm -rf "$root"/tmp/* "$root"/var/tmp/* "$root"/run/*
+    mkdir -p "$root/run/lock"
+    chmod 1777 "$root/run/lock"
+    unmount_root
+}
+
+tar_into_docker() {
+    tar -C "$WORKDIR/root" --numeric-owner -c . |
+        docker import \
+            -c "LABEL cm.inputs=$1" \
+            -c 'ENV LANG=C.UTF-8' \
+            -c 'CMD ["/bin/bash"]' \
+            - "$BASE_IMAGE"
+}
+
+import_root() {
+    local hash=$1
+    run_logged import tar_into_docker "$hash"
+    rm -rf "$WORKDIR/root"
+}
+
+# Boot cloud-init's four stages once in a throw-away container (no network)
+# with a shell-script user-data: every stage must exit 0 and the script must
+# have run. This catches a module that fails in a container.
+selftest_base() {
+    local seed=$WORKDIR/selftest-seed
+    rm -rf "$seed"
+    mkdir -p "$seed"
+    printf 'instance-id: selftest\nlocal-hostname: selftest\n' >"$seed/meta-data"
+    printf '#!/bin/bash\necho ok >/root/selftest-ran\n' >"$seed/user-data"
+    # shellcheck disable=SC2016 # the script is expanded inside the container
+    run_logged selftest docker run --rm --network none --hostname selftest \
+        -v "$seed:/var/lib/cloud/seed/nocloud:ro" "$BASE_IMAGE" bash -euc '
+            for stage in "init --local" "init" "modules --mode=config" "modules --mode=final"; do
+                cloud-init $stage || { echo "cloud-init $stage exited $?"; exit 1; }
+            done
+            test -f /root/selftest-ran
+            python3 -c "import json,sys; e=json.load(open(\"/run/cloud-init/result.json\"))[\"v1\"][\"errors\"]; print(\"errors:\", e); sys.exit(1 if e else 0)"'
+}
+
+build_base() {
+    local hash
+    hash=$(base_hash)
+    if ! needs_build "$BASE_IMAGE" "$hash"; then
+        log "$BASE_IMAGE is up to date"
+        return
+    fi
+    log "building $BASE_IMAGE (debootstrap from $MIRROR)"
+    trap unmount_root EXIT
+    timed "base: debootstrap" debootstrap_root
+    write_root_files
+    timed "base: apt upgrade + cloud-init" install_base_packages
+    clean_root
+    timed "base: tar | docker import" import_root "$hash"
+    timed "base: cloud-init self-test" selftest_base
+}
+
+# --- node images ------------------------------------------------------------
+
+# build_node IMAGE DOCKERFILE: build a node image from node/, FROM cm-base.
+build_node() {
+    local image=$1 dockerfile=$2 hash name
+    hash=$(hash_inputs "$(image_id "$BASE_IMAGE")" "$HERE/node/$dockerfile" \
+        "$HERE/node/entrypoint.sh" "$HERE/node/policy-rc.d")
+    if ! needs_build "$image" "$hash"; then
+        log "$image is up to date"
+        return
+    fi
+    name=${image%%:*}
+    log "building $image"
+    timed "$name" run_logged "$name" docker build --label "cm.inputs=$hash" \
+        --build-arg "BASE=$BASE_IMAGE" -f "$HERE/node/$dockerfile" -t "$image" "$HERE/node"
+}
+
+# --- the cm binaries layer --------------------------------------------------
+
+build_binary_layers() {
+    local dir=$1 ctx b found=()
+    [[ -d $dir ]] || die "--with-binaries: $dir is not a directory"
+    ctx=$(mktemp -d "${TMPDIR:-/tmp}/cm-bin-ctx.XXXXXX")
+    # shellcheck disable=SC2064 # expand $ctx now
+    trap "rm -rf '$ctx'; unmount_root" EXIT
+    mkdir "$ctx/bin"
+    for b in "${BINARIES[@]}"; do
+        if [[ -f $dir/$b ]]; then
+            # A hard link when on the same filesystem: no copy of big debug builds.
+            ln "$dir/$b" "$ctx/bin/$b" 2>/dev/null || cp "$dir/$b" "$ctx/bin/$b"
+            chmod 0755 "$ctx/bin/$b"
+            found+=("$b")
+        fi
+    done
+    ((${#found[@]})) || die "--with-binaries: none of ${BINARIES[*]} in $dir"
+    log "adding ${found[*]} from $dir"
+    cp "$HERE/binaries/Dockerfile.node" "$HERE/binaries/Dockerfile.server" "$ctx/"
+    timed "layer: $SYSV_TEST_IMAGE" run_logged sysv-test docker build \
+        --build-arg "BASE=$SYSV_IMAGE" -f "$ctx/Dockerfile.node" -t "$SYSV_TEST_IMAGE" "$ctx"
+    timed "layer: $SYSTEMD_TEST_IMAGE" run_logged systemd-test docker build \
+        --build-arg "BASE=$SYSTEMD_IMAGE" -f "$ctx/Dockerfile.node" -t "$SYSTEMD_TEST_IMAGE" "$ctx"
+    timed "layer: $SERVER_TEST_IMAGE" run_logged server-test docker build \
+        --build-arg "BASE=$BASE_IMAGE" -f "$ctx/Dockerfile.server" -t "$SERVER_TEST_IMAGE" "$ctx"
+}
+
+# --- report -----------------------------------------------------------------
+
+report() {
+    local image size
+    log "timings:"
+    if ((${#TIMINGS[@]})); then
+        printf '  %s\n' "${TIMINGS[@]}"
+    else
+        echo "  (nothing built)"
+    fi
+    log "images:"
+    for image in "$BASE_IMAGE" "$SYSV_IMAGE" "$SYSTEMD_IMAGE" \
+        "$SYSV_TEST_IMAGE" "$SYSTEMD_TEST_IMAGE" "$SERVER_TEST_IMAGE"; do
+        size=$(docker image inspect -f '{{.Size}}' "$image" 2>/dev/null) || continue
+        printf '  %-26s %5d MB\n' "$image" $((size / 1000000))
+    done
+}
+
+main() {
+    parse_args "$@"
+    ensure_tools
+    local start=$SECONDS
+    build_base
+    build_node "$SYSV_IMAGE" Dockerfile.sysv
+    build_node "$SYSTEMD_IMAGE" Dockerfile.systemd
+    if [[ -n $BINARIES_DIR ]]; then
+        build_binary_layers "$BINARIES_DIR"
+    fi
+    report
+    log "done in $((SECONDS - start)) s"
+}
+
+main "$@"
