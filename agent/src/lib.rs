@@ -1,1 +1,3 @@
 //! cm-agent: gathers facts, compiles cookbooks into resources and converges them.
+
+pub mod facts;
