@@ -131,7 +131,9 @@ pub fn set_path(map: &mut Map<String, Value>, key: &str, value: Value) -> Result
     let (last, parents) = parts.split_last().expect("split yields at least one part");
     let mut cur = map;
     for p in parents {
-        let slot = cur.entry(p.to_string()).or_insert_with(|| Value::Object(Map::new()));
+        let slot = cur
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
         if !slot.is_object() {
             *slot = Value::Object(Map::new());
         }
@@ -148,16 +150,34 @@ mod tests {
     use serde_json::json;
 
     fn layer(source: Source, v: Value) -> Layer {
-        Layer { source, values: v.as_object().cloned().unwrap() }
+        Layer {
+            source,
+            values: v.as_object().cloned().unwrap(),
+        }
     }
 
     fn stack() -> Attributes {
         Attributes::merge(vec![
-            layer(Source::Cookbook("memcached".into()), json!({"memcached": {"port": 11211, "memory_mb": 64, "flags": ["-v"]}})),
-            layer(Source::Environment("production".into()), json!({"memcached": {"memory_mb": 512}})),
-            layer(Source::Role("cache".into()), json!({"memcached": {"flags": ["-t", "4"]}})),
-            layer(Source::Role("big".into()), json!({"memcached": {"memory_mb": 2048}})),
-            layer(Source::Node("n1".into()), json!({"memcached": {"port": 11311}})),
+            layer(
+                Source::Cookbook("memcached".into()),
+                json!({"memcached": {"port": 11211, "memory_mb": 64, "flags": ["-v"]}}),
+            ),
+            layer(
+                Source::Environment("production".into()),
+                json!({"memcached": {"memory_mb": 512}}),
+            ),
+            layer(
+                Source::Role("cache".into()),
+                json!({"memcached": {"flags": ["-t", "4"]}}),
+            ),
+            layer(
+                Source::Role("big".into()),
+                json!({"memcached": {"memory_mb": 2048}}),
+            ),
+            layer(
+                Source::Node("n1".into()),
+                json!({"memcached": {"port": 11311}}),
+            ),
         ])
     }
 

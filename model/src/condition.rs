@@ -65,12 +65,17 @@ impl Condition {
         if let Some(t) = p.tokens.get(p.at) {
             return Err(format!("unexpected {t} in condition {source:?}"));
         }
-        Ok(Condition { source: source.to_string(), expr })
+        Ok(Condition {
+            source: source.to_string(),
+            expr,
+        })
     }
 
     /// Evaluate against a context object with `attrs`, `node`, `cluster` and maybe `item`.
     pub fn eval(&self, ctx: &Value) -> Result<bool, String> {
-        eval(&self.expr, ctx).map(|v| truthy(&v)).map_err(|e| format!("when {:?}: {e}", self.source))
+        eval(&self.expr, ctx)
+            .map(|v| truthy(&v))
+            .map_err(|e| format!("when {:?}: {e}", self.source))
     }
 
     pub fn source(&self) -> &str {
@@ -119,7 +124,10 @@ fn tokenize(src: &str) -> Result<Vec<Token>, String> {
             i += 2;
             continue;
         }
-        if let Some(sym) = ["<", ">", "(", ")", "[", "]", ".", ","].into_iter().find(|s| s.starts_with(c)) {
+        if let Some(sym) = ["<", ">", "(", ")", "[", "]", ".", ","]
+            .into_iter()
+            .find(|s| s.starts_with(c))
+        {
             out.push(Token::Sym(sym));
             i += 1;
             continue;
@@ -133,7 +141,8 @@ fn tokenize(src: &str) -> Result<Vec<Token>, String> {
             i += end + 2;
             continue;
         }
-        if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) {
+        if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()))
+        {
             let start = i;
             i += 1;
             while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
@@ -144,12 +153,16 @@ fn tokenize(src: &str) -> Result<Vec<Token>, String> {
                 i += 1;
             }
             let text: String = chars[start..i].iter().collect();
-            out.push(Token::Num(text.parse().map_err(|_| format!("bad number {text:?}"))?));
+            out.push(Token::Num(
+                text.parse().map_err(|_| format!("bad number {text:?}"))?,
+            ));
             continue;
         }
         if c.is_alphabetic() || c == '_' {
             let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '-') {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '-')
+            {
                 i += 1;
             }
             out.push(Token::Ident(chars[start..i].iter().collect()));
@@ -265,7 +278,9 @@ impl Parser {
                     self.expect("(")?;
                     let root = match self.next() {
                         Some(Token::Ident(r)) => r,
-                        other => return Err(format!("defined() takes a path, found {}", show(other))),
+                        other => {
+                            return Err(format!("defined() takes a path, found {}", show(other)));
+                        }
                     };
                     let path = self.path(root)?;
                     self.expect(")")?;
@@ -282,7 +297,9 @@ impl Parser {
             return Err("secrets cannot be used in conditions".into());
         }
         if !ROOTS.contains(&root.as_str()) {
-            return Err(format!("unknown name '{root}': paths start with attrs., node., cluster. or item"));
+            return Err(format!(
+                "unknown name '{root}': paths start with attrs., node., cluster. or item"
+            ));
         }
         let mut path = vec![Segment::Key(root)];
         loop {
@@ -291,14 +308,20 @@ impl Parser {
                     self.at += 1;
                     match self.next() {
                         Some(Token::Ident(k)) => path.push(Segment::Key(k)),
-                        Some(Token::Num(n)) if n.fract() == 0.0 && n >= 0.0 => path.push(Segment::Index(n as usize)),
-                        other => return Err(format!("expected a name after '.', found {}", show(other))),
+                        Some(Token::Num(n)) if n.fract() == 0.0 && n >= 0.0 => {
+                            path.push(Segment::Index(n as usize))
+                        }
+                        other => {
+                            return Err(format!("expected a name after '.', found {}", show(other)));
+                        }
                     }
                 }
                 Some(Token::Sym("[")) => {
                     self.at += 1;
                     match self.next() {
-                        Some(Token::Num(n)) if n.fract() == 0.0 && n >= 0.0 => path.push(Segment::Index(n as usize)),
+                        Some(Token::Num(n)) if n.fract() == 0.0 && n >= 0.0 => {
+                            path.push(Segment::Index(n as usize))
+                        }
                         Some(Token::Str(k)) => path.push(Segment::Key(k)),
                         other => return Err(format!("expected an index, found {}", show(other))),
                     }
@@ -347,11 +370,19 @@ fn display_path(path: &[Segment]) -> String {
 fn eval(e: &Expr, ctx: &Value) -> Result<Value, String> {
     Ok(match e {
         Expr::Literal(v) => v.clone(),
-        Expr::Path(p) => lookup(ctx, p)
-            .cloned()
-            .ok_or_else(|| format!("{} is not defined (use defined(...) to test for it)", display_path(p)))?,
+        Expr::Path(p) => lookup(ctx, p).cloned().ok_or_else(|| {
+            format!(
+                "{} is not defined (use defined(...) to test for it)",
+                display_path(p)
+            )
+        })?,
         Expr::Defined(p) => Value::Bool(lookup(ctx, p).is_some()),
-        Expr::List(items) => Value::Array(items.iter().map(|i| eval(i, ctx)).collect::<Result<_, _>>()?),
+        Expr::List(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| eval(i, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
         Expr::Not(inner) => Value::Bool(!truthy(&eval(inner, ctx)?)),
         Expr::And(a, b) => Value::Bool(truthy(&eval(a, ctx)?) && truthy(&eval(b, ctx)?)),
         Expr::Or(a, b) => Value::Bool(truthy(&eval(a, ctx)?) || truthy(&eval(b, ctx)?)),
@@ -364,11 +395,17 @@ fn compare(op: Op, a: &Value, b: &Value) -> Result<bool, String> {
     let ordering = || -> Result<Ordering, String> {
         match (a, b) {
             (Value::Number(x), Value::Number(y)) => {
-                let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
-                x.partial_cmp(&y).ok_or_else(|| "cannot order NaN".to_string())
+                let (x, y) = (
+                    x.as_f64().unwrap_or(f64::NAN),
+                    y.as_f64().unwrap_or(f64::NAN),
+                );
+                x.partial_cmp(&y)
+                    .ok_or_else(|| "cannot order NaN".to_string())
             }
             (Value::String(x), Value::String(y)) => Ok(x.cmp(y)),
-            _ => Err(format!("cannot order {a} and {b}: compare numbers with numbers, strings with strings")),
+            _ => Err(format!(
+                "cannot order {a} and {b}: compare numbers with numbers, strings with strings"
+            )),
         }
     };
     Ok(match op {
@@ -382,7 +419,11 @@ fn compare(op: Op, a: &Value, b: &Value) -> Result<bool, String> {
             Value::Array(items) => items.iter().any(|i| loose_eq(a, i)),
             Value::Object(map) => a.as_str().is_some_and(|k| map.contains_key(k)),
             Value::String(s) => a.as_str().is_some_and(|sub| s.contains(sub)),
-            _ => return Err(format!("'in' needs a list, map or string on its right, found {b}")),
+            _ => {
+                return Err(format!(
+                    "'in' needs a list, map or string on its right, found {b}"
+                ));
+            }
         },
     })
 }
@@ -427,7 +468,10 @@ mod tests {
     #[test]
     fn paths_literals_and_operators() {
         assert_eq!(when("attrs.memcached.enabled"), Ok(true));
-        assert_eq!(when("node.os.id == 'debian' and node.memory_mib >= 1024"), Ok(true));
+        assert_eq!(
+            when("node.os.id == 'debian' and node.memory_mib >= 1024"),
+            Ok(true)
+        );
         assert_eq!(when("not attrs.empty"), Ok(true));
         assert_eq!(when("node.os.id in [\"debian\", \"ubuntu\"]"), Ok(true));
         assert_eq!(when("'a' in attrs.memcached.tags"), Ok(true));
@@ -440,7 +484,10 @@ mod tests {
     #[test]
     fn missing_path_is_an_error_not_false() {
         let err = when("attrs.memcached.enabeld").unwrap_err();
-        assert!(err.contains("attrs.memcached.enabeld is not defined"), "{err}");
+        assert!(
+            err.contains("attrs.memcached.enabeld is not defined"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -53,14 +53,3 @@ impl fmt::Display for LoadError {
         write!(f, ": {}", self.message)
     }
 }
-
-/// Attach a file to a bare message, keeping the position where one is known.
-pub(crate) trait InFile<T> {
-    fn in_file(self, file: &Path, pos: Pos) -> Result<T, LoadError>;
-}
-
-impl<T, E: fmt::Display> InFile<T> for Result<T, E> {
-    fn in_file(self, file: &Path, pos: Pos) -> Result<T, LoadError> {
-        self.map_err(|e| LoadError::new(file, pos, e.to_string()))
-    }
-}

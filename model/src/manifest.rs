@@ -29,7 +29,10 @@ impl Manifest {
     pub fn digest(&self) -> String {
         let mut h = Sha256::new();
         for e in &self.entries {
-            h.update(format!("{}\0{}\0{}\0{:o}\n", e.path, e.sha256, e.size, e.mode));
+            h.update(format!(
+                "{}\0{}\0{}\0{:o}\n",
+                e.path, e.sha256, e.size, e.mode
+            ));
         }
         hex::encode(h.finalize())
     }

@@ -49,14 +49,16 @@ impl Metadata {
         })?;
         let mut depends = BTreeMap::new();
         for (dep, req) in raw.depends {
-            check_name(&dep).map_err(|m| {
-                LoadError::new(file, at(&req), format!("depends: {dep:?}: {m}"))
-            })?;
+            check_name(&dep)
+                .map_err(|m| LoadError::new(file, at(&req), format!("depends: {dep:?}: {m}")))?;
             let parsed = VersionReq::parse(&req.value).map_err(|e| {
                 LoadError::new(
                     file,
                     at(&req),
-                    format!("depends.{dep}: {:?} is not a version constraint: {e}", req.value),
+                    format!(
+                        "depends.{dep}: {:?} is not a version constraint: {e}",
+                        req.value
+                    ),
                 )
             })?;
             depends.insert(dep, parsed);
@@ -111,7 +113,8 @@ mod tests {
 
     #[test]
     fn bad_constraint_names_the_dependency() {
-        let err = parse("name: web\nversion: 1.0.0\ndepends:\n  memcached: 'about 2'\n").unwrap_err();
+        let err =
+            parse("name: web\nversion: 1.0.0\ndepends:\n  memcached: 'about 2'\n").unwrap_err();
         assert_eq!(err.pos.line, 4);
         assert!(err.message.contains("depends.memcached"), "{err}");
     }

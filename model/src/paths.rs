@@ -37,7 +37,10 @@ pub fn resolve_inside(root: &Path, rel: &str) -> Result<PathBuf, String> {
         .map_err(|e| format!("{}: {e}", root.display()))?;
     match joined.canonicalize() {
         Ok(real) if real.starts_with(&real_root) => Ok(joined),
-        Ok(real) => Err(format!("{rel:?} resolves to {} outside the cookbook", real.display())),
+        Ok(real) => Err(format!(
+            "{rel:?} resolves to {} outside the cookbook",
+            real.display()
+        )),
         Err(e) => Err(format!("{rel:?}: {e}")),
     }
 }

@@ -115,7 +115,11 @@ pub struct Notification {
 impl Notification {
     pub fn parse(s: &str) -> Result<Notification, String> {
         let s = s.trim();
-        let usage = || format!("{s:?}: expected 'ACTION TYPE[NAME]' optionally followed by 'immediately' or 'delayed'");
+        let usage = || {
+            format!(
+                "{s:?}: expected 'ACTION TYPE[NAME]' optionally followed by 'immediately' or 'delayed'"
+            )
+        };
         let (action, rest) = s.split_once(char::is_whitespace).ok_or_else(usage)?;
         let rest = rest.trim();
         let close = rest.rfind(']').ok_or_else(usage)?;
@@ -153,7 +157,11 @@ impl fmt::Display for Notification {
             Timing::Immediately => "immediately",
             Timing::Delayed => "delayed",
         };
-        write!(f, "{} {}[{}] {timing}", self.action, self.target_type, self.target_name)
+        write!(
+            f,
+            "{} {}[{}] {timing}",
+            self.action, self.target_type, self.target_name
+        )
     }
 }
 
@@ -182,7 +190,11 @@ impl<'de> Deserialize<'de> for Entries {
 
 /// Parse a recipe file's text. `refs` lets resource checks see the cookbook's
 /// templates and files.
-pub fn parse_recipe(file: &Path, text: &str, refs: &dyn CookbookRefs) -> Result<Vec<RecipeEntry>, LoadError> {
+pub fn parse_recipe(
+    file: &Path,
+    text: &str,
+    refs: &dyn CookbookRefs,
+) -> Result<Vec<RecipeEntry>, LoadError> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -200,20 +212,34 @@ fn parse_entry(
 ) -> Result<RecipeEntry, LoadError> {
     let err = |pos: Pos, msg: String| LoadError::new(file, pos, msg);
     let mut entries = entries.into_iter();
-    let (type_key, name) = entries
-        .next()
-        .ok_or_else(|| err(at, "empty resource: start with its type, like `package: memcached`".into()))?;
+    let (type_key, name) = entries.next().ok_or_else(|| {
+        err(
+            at,
+            "empty resource: start with its type, like `package: memcached`".into(),
+        )
+    })?;
     let type_pos = Pos::of(&type_key.referenced);
     if type_key.value == "include_recipe" {
         let recipe = name
             .value
             .as_str()
-            .ok_or_else(|| err(Pos::of(&name.referenced), "include_recipe takes a recipe name".into()))
+            .ok_or_else(|| {
+                err(
+                    Pos::of(&name.referenced),
+                    "include_recipe takes a recipe name".into(),
+                )
+            })
             .and_then(|s| RecipeRef::parse(s).map_err(|e| err(Pos::of(&name.referenced), e)))?;
         if let Some((k, _)) = entries.next() {
-            return Err(err(Pos::of(&k.referenced), format!("include_recipe takes no other keys, found {:?}", k.value)));
+            return Err(err(
+                Pos::of(&k.referenced),
+                format!("include_recipe takes no other keys, found {:?}", k.value),
+            ));
         }
-        return Ok(RecipeEntry::Include { recipe, at: type_pos });
+        return Ok(RecipeEntry::Include {
+            recipe,
+            at: type_pos,
+        });
     }
     let kind = resources::lookup(&type_key.value).ok_or_else(|| {
         let known: Vec<_> = resources::TYPES.iter().map(|t| t.name).collect();
@@ -227,10 +253,17 @@ fn parse_entry(
         )
     })?;
     let name_pos = Pos::of(&name.referenced);
-    let name = scalar_string(name.value)
-        .ok_or_else(|| err(name_pos, format!("{}: the resource name must be a string", kind.name)))?;
+    let name = scalar_string(name.value).ok_or_else(|| {
+        err(
+            name_pos,
+            format!("{}: the resource name must be a string", kind.name),
+        )
+    })?;
     if name.trim().is_empty() {
-        return Err(err(name_pos, format!("{}: the resource name is empty", kind.name)));
+        return Err(err(
+            name_pos,
+            format!("{}: the resource name is empty", kind.name),
+        ));
     }
     let mut decl = ResourceDecl {
         kind,
@@ -263,7 +296,9 @@ fn parse_entry(
             "creates" => decl.creates = Some(string(value).map_err(field)?),
             "notifies" => decl.notifies = parse_notifications(value).map_err(field)?,
             "subscribes" => decl.subscribes = parse_notifications(value).map_err(field)?,
-            "when" => decl.when = Some(Condition::parse(&string(value).map_err(field)?).map_err(field)?),
+            "when" => {
+                decl.when = Some(Condition::parse(&string(value).map_err(field)?).map_err(field)?)
+            }
             "for_each" => decl.for_each = Some(parse_for_each(value).map_err(field)?),
             "ignore_failure" => decl.ignore_failure = boolean(value).map_err(field)?,
             "sensitive" => decl.sensitive = boolean(value).map_err(field)?,
@@ -292,15 +327,31 @@ fn parse_entry(
 }
 
 /// Type-check the properties as written, with the name standing in for the name property.
-pub fn check_properties(file: &Path, decl: &ResourceDecl, refs: &dyn CookbookRefs) -> Result<(), LoadError> {
+pub fn check_properties(
+    file: &Path,
+    decl: &ResourceDecl,
+    refs: &dyn CookbookRefs,
+) -> Result<(), LoadError> {
     let mut props = decl.properties.clone();
     props
         .entry(decl.kind.name_property)
         .or_insert_with(|| Value::String(decl.name.clone()));
     decl.kind.check(props, refs).map_err(|e| {
-        let pos = if e.field.is_empty() { decl.at } else { decl.pos_of(&e.field) };
-        let field = if e.field.is_empty() { String::new() } else { format!(" {}", e.field) };
-        LoadError::new(file, pos, format!("{}[{}]{field}: {}", decl.kind.name, decl.name, e.message))
+        let pos = if e.field.is_empty() {
+            decl.at
+        } else {
+            decl.pos_of(&e.field)
+        };
+        let field = if e.field.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", e.field)
+        };
+        LoadError::new(
+            file,
+            pos,
+            format!("{}[{}]{field}: {}", decl.kind.name, decl.name, e.message),
+        )
     })
 }
 
@@ -320,21 +371,30 @@ fn string(v: Value) -> Result<String, String> {
 }
 
 fn boolean(v: Value) -> Result<bool, String> {
-    v.as_bool().ok_or_else(|| format!("expected true or false, found {v}"))
+    v.as_bool()
+        .ok_or_else(|| format!("expected true or false, found {v}"))
 }
 
 fn parse_actions(kind: &ResourceType, v: Value) -> Result<Vec<String>, String> {
     let list = match v {
         Value::String(s) => vec![s],
         Value::Array(items) => items.into_iter().map(string).collect::<Result<_, _>>()?,
-        other => return Err(format!("expected an action or a list of actions, found {other}")),
+        other => {
+            return Err(format!(
+                "expected an action or a list of actions, found {other}"
+            ));
+        }
     };
     if list.is_empty() {
         return Err("empty action list (use `nothing`)".into());
     }
     for a in &list {
         if !kind.accepts_action(a) {
-            return Err(format!("{} has no action {a:?} (it has {})", kind.name, kind.actions.join(", ")));
+            return Err(format!(
+                "{} has no action {a:?} (it has {})",
+                kind.name,
+                kind.actions.join(", ")
+            ));
         }
     }
     Ok(list)
@@ -347,7 +407,9 @@ fn parse_notifications(v: Value) -> Result<Vec<Notification>, String> {
             .into_iter()
             .map(|i| string(i).and_then(|s| Notification::parse(&s)))
             .collect(),
-        other => Err(format!("expected 'ACTION TYPE[NAME]' or a list of them, found {other}")),
+        other => Err(format!(
+            "expected 'ACTION TYPE[NAME]' or a list of them, found {other}"
+        )),
     }
 }
 
@@ -356,12 +418,16 @@ fn parse_for_each(v: Value) -> Result<ForEach, String> {
         Value::String(path) => {
             let root = path.split(['.', '[']).next().unwrap_or_default();
             if !["attrs", "node", "cluster"].contains(&root) {
-                return Err(format!("{path:?}: for_each takes a list or a path under attrs., node. or cluster."));
+                return Err(format!(
+                    "{path:?}: for_each takes a list or a path under attrs., node. or cluster."
+                ));
             }
             Ok(ForEach::Path(path))
         }
         Value::Array(items) => Ok(ForEach::Items(items)),
-        other => Err(format!("expected a list or a path to a list attribute, found {other}")),
+        other => Err(format!(
+            "expected a list or a path to a list attribute, found {other}"
+        )),
     }
 }
 
@@ -409,9 +475,14 @@ mod tests {
         assert_eq!((pkg.kind.name, pkg.name.as_str()), ("package", "memcached"));
         assert_eq!(pkg.actions, ["install"]);
         let tpl = resource(&entries[1]);
-        assert_eq!(tpl.notifies[0].to_string(), "restart service[memcached] delayed");
+        assert_eq!(
+            tpl.notifies[0].to_string(),
+            "restart service[memcached] delayed"
+        );
         assert_eq!(tpl.at.line, 2);
-        assert!(matches!(&entries[3], RecipeEntry::Include { recipe, .. } if recipe.recipe == "monitoring"));
+        assert!(
+            matches!(&entries[3], RecipeEntry::Include { recipe, .. } if recipe.recipe == "monitoring")
+        );
     }
 
     #[test]
@@ -459,6 +530,9 @@ mod tests {
         .unwrap();
         let d = resource(&e[0]);
         assert_eq!(d.notifies[0].timing, Timing::Immediately);
-        assert_eq!(d.for_each, Some(ForEach::Items(vec!["a".into(), "b".into()])));
+        assert_eq!(
+            d.for_each,
+            Some(ForEach::Items(vec!["a".into(), "b".into()]))
+        );
     }
 }

@@ -274,11 +274,12 @@ build_base() {
 
 # --- node images ------------------------------------------------------------
 
-# build_node IMAGE DOCKERFILE: build a node image from node/, FROM cm-base.
+# build_node IMAGE DOCKERFILE [FILE...]: build a node image from node/, FROM
+# cm-base; the FILEs (in node/) are what the Dockerfile copies in.
 build_node() {
     local image=$1 dockerfile=$2 hash name
-    hash=$(hash_inputs "$(image_id "$BASE_IMAGE")" "$HERE/node/$dockerfile" \
-        "$HERE/node/entrypoint.sh" "$HERE/node/policy-rc.d")
+    shift 2
+    hash=$(hash_inputs "$(image_id "$BASE_IMAGE")" "$HERE/node/$dockerfile" "${@/#/$HERE/node/}")
     if ! needs_build "$image" "$hash"; then
         log "$image is up to date"
         return
@@ -340,7 +341,7 @@ main() {
     ensure_tools
     local start=$SECONDS
     build_base
-    build_node "$SYSV_IMAGE" Dockerfile.sysv
+    build_node "$SYSV_IMAGE" Dockerfile.sysv entrypoint.sh policy-rc.d
     build_node "$SYSTEMD_IMAGE" Dockerfile.systemd
     if [[ -n $BINARIES_DIR ]]; then
         build_binary_layers "$BINARIES_DIR"

@@ -30,9 +30,16 @@ impl Spec for AptRepositorySpec {
     fn validate(&self, refs: &dyn CookbookRefs) -> Result<(), FieldError> {
         let n = &self.repo_name;
         if !is_templated(n)
-            && (n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) || n.starts_with('.'))
+            && (n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                || n.starts_with('.'))
         {
-            return Err(FieldError::new("repo_name", format!("{n:?} is not a safe file name")));
+            return Err(FieldError::new(
+                "repo_name",
+                format!("{n:?} is not a safe file name"),
+            ));
         }
         if self.uris.is_empty() {
             return Err(FieldError::new("uris", "list at least one URI"));
@@ -40,20 +47,41 @@ impl Spec for AptRepositorySpec {
         if self.suites.is_empty() {
             return Err(FieldError::new("suites", "list at least one suite"));
         }
-        for list in [&self.uris, &self.suites, &self.components, &self.architectures] {
-            if let Some(bad) = list.iter().find(|v| v.is_empty() || v.contains(char::is_whitespace)) {
-                return Err(FieldError::new("uris", format!("{bad:?} may not be empty or hold spaces")));
+        for list in [
+            &self.uris,
+            &self.suites,
+            &self.components,
+            &self.architectures,
+        ] {
+            if let Some(bad) = list
+                .iter()
+                .find(|v| v.is_empty() || v.contains(char::is_whitespace))
+            {
+                return Err(FieldError::new(
+                    "uris",
+                    format!("{bad:?} may not be empty or hold spaces"),
+                ));
             }
         }
         match (&self.key, &self.key_source) {
-            (Some(_), Some(_)) => Err(FieldError::new("key_source", "give either key or key_source, not both")),
-            (None, None) => Err(FieldError::new("key", "a repository needs its signing key (key or key_source)")),
+            (Some(_), Some(_)) => Err(FieldError::new(
+                "key_source",
+                "give either key or key_source, not both",
+            )),
+            (None, None) => Err(FieldError::new(
+                "key",
+                "a repository needs its signing key (key or key_source)",
+            )),
             (Some(k), None) if !is_templated(k) && !k.contains("BEGIN PGP PUBLIC KEY BLOCK") => {
-                Err(FieldError::new("key", "expected an ASCII-armored OpenPGP public key"))
+                Err(FieldError::new(
+                    "key",
+                    "expected an ASCII-armored OpenPGP public key",
+                ))
             }
-            (None, Some(src)) if !is_templated(src) && !refs.has_file(src) => {
-                Err(FieldError::new("key_source", format!("no file {src:?} in the cookbook's files/")))
-            }
+            (None, Some(src)) if !is_templated(src) && !refs.has_file(src) => Err(FieldError::new(
+                "key_source",
+                format!("no file {src:?} in the cookbook's files/"),
+            )),
             _ => Ok(()),
         }
     }

@@ -46,11 +46,16 @@ impl Spec for CronSpec {
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {
         let n = &self.cron_name;
         if !is_templated(n)
-            && (n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            && (n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
         {
             return Err(FieldError::new(
                 "cron_name",
-                format!("{n:?}: cron.d ignores files whose names hold anything but letters, digits, '_' and '-'"),
+                format!(
+                    "{n:?}: cron.d ignores files whose names hold anything but letters, digits, '_' and '-'"
+                ),
             ));
         }
         for (field, v) in [
@@ -61,17 +66,25 @@ impl Spec for CronSpec {
             ("weekday", &self.weekday),
         ] {
             let ok = is_templated(v)
-                || (!v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || ",-*/".contains(c)));
+                || (!v.is_empty()
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ",-*/".contains(c)));
             if !ok {
                 return Err(FieldError::new(field, format!("{v:?} is not a cron field")));
             }
         }
         if self.command.contains('\n') || self.command.trim().is_empty() {
-            return Err(FieldError::new("command", "a cron command is one non-empty line"));
+            return Err(FieldError::new(
+                "command",
+                "a cron command is one non-empty line",
+            ));
         }
         for (k, v) in &self.environment {
             if k.is_empty() || k.contains(['=', ' ', '\n']) || v.contains('\n') {
-                return Err(FieldError::new("environment", format!("{k:?} is not a variable for cron")));
+                return Err(FieldError::new(
+                    "environment",
+                    format!("{k:?} is not a variable for cron"),
+                ));
             }
         }
         Ok(())

@@ -43,7 +43,10 @@ impl Spec for ExecuteSpec {
             return Err(FieldError::new("command", "command is empty"));
         }
         if self.timeout == 0 {
-            return Err(FieldError::new("timeout", "timeout must be at least 1 second"));
+            return Err(FieldError::new(
+                "timeout",
+                "timeout must be at least 1 second",
+            ));
         }
         if self.returns.is_empty() {
             return Err(FieldError::new("returns", "list at least one exit code"));
@@ -53,7 +56,10 @@ impl Spec for ExecuteSpec {
         }
         for k in self.environment.keys() {
             if k.is_empty() || k.contains(['=', '\0']) {
-                return Err(FieldError::new("environment", format!("{k:?} is not a variable name")));
+                return Err(FieldError::new(
+                    "environment",
+                    format!("{k:?} is not a variable name"),
+                ));
             }
         }
         Ok(())

@@ -41,13 +41,19 @@ impl Spec for FileSpec {
         check_absolute("path", &self.path)?;
         check_mode("mode", &self.mode)?;
         if self.content.is_some() && self.source.is_some() {
-            return Err(FieldError::new("source", "give either content or source, not both"));
+            return Err(FieldError::new(
+                "source",
+                "give either content or source, not both",
+            ));
         }
         if let Some(src) = &self.source
             && !is_templated(src)
             && !refs.has_file(src)
         {
-            return Err(FieldError::new("source", format!("no file {src:?} in the cookbook's files/")));
+            return Err(FieldError::new(
+                "source",
+                format!("no file {src:?} in the cookbook's files/"),
+            ));
         }
         Ok(())
     }

@@ -82,7 +82,11 @@ impl std::fmt::Debug for ResourceType {
 
 impl ResourceType {
     /// Type-check `properties` (name property included) and run the spec's own checks.
-    pub fn check(&self, properties: Map<String, Value>, refs: &dyn CookbookRefs) -> Result<(), FieldError> {
+    pub fn check(
+        &self,
+        properties: Map<String, Value>,
+        refs: &dyn CookbookRefs,
+    ) -> Result<(), FieldError> {
         (self.check)(properties, refs)
     }
 
@@ -114,7 +118,10 @@ pub fn parse_spec<S: Spec>(properties: Map<String, Value>) -> Result<S, FieldErr
     })
 }
 
-fn check_spec<S: Spec>(properties: Map<String, Value>, refs: &dyn CookbookRefs) -> Result<(), FieldError> {
+fn check_spec<S: Spec>(
+    properties: Map<String, Value>,
+    refs: &dyn CookbookRefs,
+) -> Result<(), FieldError> {
     parse_spec::<S>(properties)?.validate(refs)
 }
 
@@ -160,7 +167,9 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
 /// Validate an optional mode property unless it is templated.
 pub(crate) fn check_mode(field: &str, mode: &Option<String>) -> Result<(), FieldError> {
     match mode {
-        Some(m) if !is_templated(m) => parse_mode(m).map(|_| ()).map_err(|e| FieldError::new(field, e)),
+        Some(m) if !is_templated(m) => parse_mode(m)
+            .map(|_| ())
+            .map_err(|e| FieldError::new(field, e)),
         _ => Ok(()),
     }
 }
@@ -170,7 +179,10 @@ pub(crate) fn check_absolute(field: &str, path: &str) -> Result<(), FieldError> 
     if is_templated(path) || path.starts_with('/') {
         Ok(())
     } else {
-        Err(FieldError::new(field, format!("{path:?} must be an absolute path")))
+        Err(FieldError::new(
+            field,
+            format!("{path:?} must be an absolute path"),
+        ))
     }
 }
 
@@ -187,13 +199,21 @@ pub struct Ownership {
 
 impl Ownership {
     /// Build from rendered properties; a mode that is not octal is an error naming `mode`.
-    pub fn from_props(owner: &Option<String>, group: &Option<String>, mode: &Option<String>) -> Result<Self, FieldError> {
+    pub fn from_props(
+        owner: &Option<String>,
+        group: &Option<String>,
+        mode: &Option<String>,
+    ) -> Result<Self, FieldError> {
         let mode = mode
             .as_deref()
             .map(parse_mode)
             .transpose()
             .map_err(|e| FieldError::new("mode", e))?;
-        Ok(Ownership { owner: owner.clone(), group: group.clone(), mode })
+        Ok(Ownership {
+            owner: owner.clone(),
+            group: group.clone(),
+            mode,
+        })
     }
 }
 

@@ -28,13 +28,19 @@ impl Spec for PackageSpec {
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {
         let name = &self.package_name;
         if !is_templated(name) && !is_debian_package_name(name) {
-            return Err(FieldError::new("package_name", format!("{name:?} is not a Debian package name")));
+            return Err(FieldError::new(
+                "package_name",
+                format!("{name:?} is not a Debian package name"),
+            ));
         }
         if let Some(v) = &self.version
             && !is_templated(v)
             && (v.is_empty() || v.chars().any(|c| c.is_whitespace() || c == '='))
         {
-            return Err(FieldError::new("version", format!("{v:?} is not a package version")));
+            return Err(FieldError::new(
+                "version",
+                format!("{v:?} is not a package version"),
+            ));
         }
         Ok(())
     }

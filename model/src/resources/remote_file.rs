@@ -43,7 +43,10 @@ impl Spec for RemoteFileSpec {
         check_mode("mode", &self.mode)?;
         let url = &self.url;
         if !is_templated(url) && !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(FieldError::new("url", format!("{url:?} is not an http(s) URL")));
+            return Err(FieldError::new(
+                "url",
+                format!("{url:?} is not an http(s) URL"),
+            ));
         }
         let sha = &self.sha256;
         if !is_templated(sha) && (sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit())) {

@@ -24,8 +24,9 @@ pub enum ServiceProvider {
 
 impl Spec for ServiceSpec {
     const TYPE: &'static str = "service";
-    const ACTIONS: &'static [&'static str] =
-        &["start", "stop", "restart", "reload", "enable", "disable", "nothing"];
+    const ACTIONS: &'static [&'static str] = &[
+        "start", "stop", "restart", "reload", "enable", "disable", "nothing",
+    ];
     const DEFAULT_ACTIONS: &'static [&'static str] = &["enable", "start"];
     const NAME_PROPERTY: &'static str = "service_name";
 
@@ -33,11 +34,15 @@ impl Spec for ServiceSpec {
         let n = &self.service_name;
         let ok = is_templated(n)
             || (!n.is_empty()
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@:".contains(c)));
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.@:".contains(c)));
         if ok {
             Ok(())
         } else {
-            Err(FieldError::new("service_name", format!("{n:?} is not a service name")))
+            Err(FieldError::new(
+                "service_name",
+                format!("{n:?} is not a service name"),
+            ))
         }
     }
 }

@@ -64,6 +64,9 @@ pub(crate) fn check_account_name(field: &str, name: &str) -> Result<(), FieldErr
     if ok {
         Ok(())
     } else {
-        Err(FieldError::new(field, format!("{name:?} is not a valid account name")))
+        Err(FieldError::new(
+            field,
+            format!("{name:?} is not a valid account name"),
+        ))
     }
 }

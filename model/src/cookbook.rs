@@ -1,0 +1,234 @@
+//! Loading a cookbook: read every file, validate everything, and keep what the
+//! agent needs to compile it. Loading works from a directory or from files in
+//! memory (a pushed version, the agent's blob cache), with the same checks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::LoadError;
+use crate::manifest::{Manifest, ManifestEntry, sha256_hex};
+use crate::metadata::{Metadata, check_name};
+use crate::paths::check_relative;
+use crate::recipe::{RecipeEntry, parse_recipe};
+use crate::resources::CookbookRefs;
+use crate::template::Templates;
+
+/// A file of a cookbook, in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookbookFile {
+    pub bytes: Vec<u8>,
+    pub mode: u32,
+}
+
+/// A validated cookbook version.
+#[derive(Debug, Clone)]
+pub struct Cookbook {
+    /// Where it was loaded from, for messages (a directory or `name@version`).
+    pub origin: PathBuf,
+    pub metadata: Metadata,
+    pub attributes: Map<String, Value>,
+    pub recipes: BTreeMap<String, Vec<RecipeEntry>>,
+    /// Path under `templates/` → source.
+    pub templates: BTreeMap<String, String>,
+    /// Path under `files/` → content.
+    pub files: BTreeMap<String, CookbookFile>,
+    pub manifest: Manifest,
+}
+
+/// Largest single file a cookbook may hold; config management is not artifact storage.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+impl Cookbook {
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    /// Load and validate the cookbook in directory `dir`.
+    pub fn load_dir(dir: &Path) -> Result<Cookbook, LoadError> {
+        let files = read_tree(dir)?;
+        Cookbook::from_files(dir, files)
+    }
+
+    /// Validate a cookbook given as relative path → file. `origin` names it in errors.
+    pub fn from_files(
+        origin: &Path,
+        files: BTreeMap<String, CookbookFile>,
+    ) -> Result<Cookbook, LoadError> {
+        let at = |rel: &str| origin.join(rel);
+        for rel in files.keys() {
+            check_relative(rel).map_err(|e| LoadError::in_file(at(rel), e))?;
+        }
+        let text = |rel: &str| -> Result<Option<String>, LoadError> {
+            files
+                .get(rel)
+                .map(|f| {
+                    String::from_utf8(f.bytes.clone())
+                        .map_err(|_| LoadError::in_file(at(rel), "not UTF-8 text"))
+                })
+                .transpose()
+        };
+        let meta_text = text("metadata.yaml")?.ok_or_else(|| {
+            LoadError::in_file(
+                at("metadata.yaml"),
+                "missing: every cookbook needs metadata.yaml",
+            )
+        })?;
+        let metadata = Metadata::parse(&at("metadata.yaml"), &meta_text)?;
+        let attributes = match text("attributes.yaml")? {
+            Some(t) if !t.trim().is_empty() => {
+                crate::yaml::parse::<Map<String, Value>>(&at("attributes.yaml"), &t)?
+            }
+            _ => Map::new(),
+        };
+        let mut templates = BTreeMap::new();
+        let mut cookbook_files = BTreeMap::new();
+        let mut recipe_sources = BTreeMap::new();
+        for (rel, file) in &files {
+            if let Some(t) = rel.strip_prefix("templates/") {
+                let src = text(rel)?.expect("the file is in the map");
+                templates.insert(t.to_string(), src);
+            } else if let Some(f) = rel.strip_prefix("files/") {
+                cookbook_files.insert(f.to_string(), file.clone());
+            } else if let Some(r) = rel.strip_prefix("recipes/") {
+                let name = r
+                    .strip_suffix(".yaml")
+                    .filter(|n| !n.contains('/'))
+                    .ok_or_else(|| LoadError::in_file(at(rel), "recipes are recipes/NAME.yaml"))?;
+                check_name(name)
+                    .map_err(|e| LoadError::in_file(at(rel), format!("recipe name {e}")))?;
+                recipe_sources.insert(
+                    name.to_string(),
+                    (rel.clone(), text(rel)?.expect("the file is in the map")),
+                );
+            }
+        }
+        let mut registry = Templates::new();
+        registry
+            .add_cookbook(&metadata.name, &templates)
+            .map_err(|e| {
+                let rel = e
+                    .template
+                    .as_deref()
+                    .and_then(|n| n.split_once('/'))
+                    .map(|(_, p)| format!("templates/{p}"));
+                let pos = crate::Pos::new(e.line.unwrap_or(0) as u64, e.column.unwrap_or(0) as u64);
+                LoadError::new(at(rel.as_deref().unwrap_or("templates")), pos, e.message)
+            })?;
+        let refs = Refs {
+            templates: &templates,
+            files: &cookbook_files,
+        };
+        let mut recipes = BTreeMap::new();
+        for (name, (rel, src)) in recipe_sources {
+            recipes.insert(name, parse_recipe(&at(&rel), &src, &refs)?);
+        }
+        let manifest = Manifest {
+            entries: files
+                .iter()
+                .map(|(rel, f)| ManifestEntry {
+                    path: rel.clone(),
+                    sha256: sha256_hex(&f.bytes),
+                    size: f.bytes.len() as u64,
+                    mode: f.mode,
+                })
+                .collect(),
+        };
+        Ok(Cookbook {
+            origin: origin.to_path_buf(),
+            metadata,
+            attributes,
+            recipes,
+            templates,
+            files: cookbook_files,
+            manifest,
+        })
+    }
+
+    /// Check that the recipes this cookbook includes from itself exist.
+    pub fn recipe(&self, name: &str) -> Option<&[RecipeEntry]> {
+        self.recipes.get(name).map(Vec::as_slice)
+    }
+}
+
+struct Refs<'a> {
+    templates: &'a BTreeMap<String, String>,
+    files: &'a BTreeMap<String, CookbookFile>,
+}
+
+impl CookbookRefs for Refs<'_> {
+    fn has_template(&self, name: &str) -> bool {
+        self.templates.contains_key(name)
+    }
+    fn has_file(&self, name: &str) -> bool {
+        self.files.contains_key(name)
+    }
+}
+
+/// Read every file under `dir` (dotfiles skipped), refusing symlinks that leave it.
+pub fn read_tree(dir: &Path) -> Result<BTreeMap<String, CookbookFile>, LoadError> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = dir
+        .canonicalize()
+        .map_err(|e| LoadError::in_file(dir, format!("cannot open cookbook: {e}")))?;
+    let mut out = BTreeMap::new();
+    let mut pending = vec![PathBuf::new()];
+    let mut seen_dirs = BTreeSet::new();
+    while let Some(rel_dir) = pending.pop() {
+        let abs = dir.join(&rel_dir);
+        let entries =
+            std::fs::read_dir(&abs).map_err(|e| LoadError::in_file(&abs, e.to_string()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| LoadError::in_file(&abs, e.to_string()))?;
+            let name = entry.file_name();
+            let name = name
+                .to_str()
+                .ok_or_else(|| LoadError::in_file(entry.path(), "file name is not UTF-8"))?;
+            if name.starts_with('.') {
+                continue;
+            }
+            let rel = rel_dir.join(name);
+            let path = entry.path();
+            let real = path
+                .canonicalize()
+                .map_err(|e| LoadError::in_file(&path, format!("cannot resolve: {e}")))?;
+            if !real.starts_with(&root) {
+                return Err(LoadError::in_file(
+                    &path,
+                    format!("symlink to {} leaves the cookbook", real.display()),
+                ));
+            }
+            let meta =
+                std::fs::metadata(&real).map_err(|e| LoadError::in_file(&path, e.to_string()))?;
+            if meta.is_dir() {
+                if seen_dirs.insert(real) {
+                    pending.push(rel);
+                }
+            } else if meta.is_file() {
+                if meta.len() > MAX_FILE_BYTES {
+                    return Err(LoadError::in_file(
+                        &path,
+                        format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+                    ));
+                }
+                let bytes =
+                    std::fs::read(&real).map_err(|e| LoadError::in_file(&path, e.to_string()))?;
+                let rel = rel.to_str().expect("built from UTF-8 names").to_string();
+                out.insert(
+                    rel,
+                    CookbookFile {
+                        bytes,
+                        mode: meta.permissions().mode() & 0o7777,
+                    },
+                );
+            } else {
+                return Err(LoadError::in_file(&path, "not a regular file or directory"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;
