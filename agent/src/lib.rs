@@ -1,3 +1,7 @@
 //! cm-agent: gathers facts, compiles cookbooks into resources and converges them.
 
+pub mod command;
+pub mod engine;
 pub mod facts;
+pub mod fsutil;
+pub mod resources;

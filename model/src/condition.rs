@@ -312,7 +312,10 @@ impl Parser {
                             path.push(Segment::Index(n as usize))
                         }
                         other => {
-                            return Err(format!("expected a name after '.', found {}", show(other)));
+                            return Err(format!(
+                                "expected a name after '.', found {}",
+                                show(other)
+                            ));
                         }
                     }
                 }

@@ -113,7 +113,9 @@ pub struct Notification {
 }
 
 impl Notification {
-    pub fn parse(s: &str) -> Result<Notification, String> {
+    /// Parse `ACTION TYPE[NAME] [TIMING]`. The action is checked against
+    /// `action_kind` (the subscriber, for `subscribes`) or else the target's type.
+    pub fn parse(s: &str, action_kind: Option<&ResourceType>) -> Result<Notification, String> {
         let s = s.trim();
         let usage = || {
             format!(
@@ -133,10 +135,12 @@ impl Notification {
         };
         let kind = resources::lookup(target_type)
             .ok_or_else(|| format!("{s:?}: unknown resource type {target_type:?}"))?;
-        if !kind.accepts_action(action) {
+        let acting = action_kind.unwrap_or(kind);
+        if !acting.accepts_action(action) {
             return Err(format!(
-                "{s:?}: {target_type} has no action {action:?} (it has {})",
-                kind.actions.join(", ")
+                "{s:?}: {} has no action {action:?} (it has {})",
+                acting.name,
+                acting.actions.join(", ")
             ));
         }
         if target_name.is_empty() {
@@ -294,8 +298,10 @@ fn parse_entry(
             "only_if" => decl.only_if = Some(string(value).map_err(field)?),
             "not_if" => decl.not_if = Some(string(value).map_err(field)?),
             "creates" => decl.creates = Some(string(value).map_err(field)?),
-            "notifies" => decl.notifies = parse_notifications(value).map_err(field)?,
-            "subscribes" => decl.subscribes = parse_notifications(value).map_err(field)?,
+            "notifies" => decl.notifies = parse_notifications(value, None).map_err(field)?,
+            "subscribes" => {
+                decl.subscribes = parse_notifications(value, Some(kind)).map_err(field)?
+            }
             "when" => {
                 decl.when = Some(Condition::parse(&string(value).map_err(field)?).map_err(field)?)
             }
@@ -400,12 +406,15 @@ fn parse_actions(kind: &ResourceType, v: Value) -> Result<Vec<String>, String> {
     Ok(list)
 }
 
-fn parse_notifications(v: Value) -> Result<Vec<Notification>, String> {
+fn parse_notifications(
+    v: Value,
+    action_kind: Option<&ResourceType>,
+) -> Result<Vec<Notification>, String> {
     match v {
-        Value::String(s) => Ok(vec![Notification::parse(&s)?]),
+        Value::String(s) => Ok(vec![Notification::parse(&s, action_kind)?]),
         Value::Array(items) => items
             .into_iter()
-            .map(|i| string(i).and_then(|s| Notification::parse(&s)))
+            .map(|i| string(i).and_then(|s| Notification::parse(&s, action_kind)))
             .collect(),
         other => Err(format!(
             "expected 'ACTION TYPE[NAME]' or a list of them, found {other}"

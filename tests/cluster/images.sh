@@ -35,10 +35,11 @@ readonly SERVER_TEST_IMAGE=cm-server:test
 readonly BINARIES=(cm-agent cm-server cmctl)
 
 # What goes into the base image besides debootstrap's minbase. Part of the
-# base image's input hash: change it and the base is rebuilt.
+# base image's input hash: change it and the base is rebuilt. Bump the "v"
+# in BASE_RECIPE when the build steps below change.
 readonly DEBOOTSTRAP_INCLUDE=ca-certificates,iproute2,procps,cron
 readonly BASE_PACKAGES="cloud-init tini"
-readonly BASE_RECIPE="v1 $SUITE $MIRROR $SECURITY_MIRROR $DEBOOTSTRAP_INCLUDE $BASE_PACKAGES"
+readonly BASE_RECIPE="v2 $SUITE $MIRROR $SECURITY_MIRROR $DEBOOTSTRAP_INCLUDE $BASE_PACKAGES"
 
 # Docker 20.10 without the buildx plugin: use the classic builder, which
 # needs nothing pulled and handles these simple Dockerfiles.
@@ -47,6 +48,7 @@ export DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0}
 REBUILD=0
 BINARIES_DIR=
 TIMINGS=()
+OLD_IMAGES=() # replaced by a rebuild: removed at the end if nothing uses them
 ROOT_MOUNTS=()
 
 log() { printf '[images %s] %s\n' "$(date +%T)" "$*"; }
@@ -123,11 +125,25 @@ hash_inputs() {
     { printf '%s\n' "$text"; cat "$@"; } | sha256sum | cut -c1-16
 }
 
-# needs_build IMAGE HASH: true when IMAGE must be (re)built.
+# needs_build IMAGE HASH: true when IMAGE must be (re)built; remembers the
+# image it replaces.
 needs_build() {
-    ((REBUILD)) && return 0
-    [[ $(image_label "$1" cm.inputs) == "$2" ]] && return 1
+    if ((!REBUILD)) && [[ $(image_label "$1" cm.inputs) == "$2" ]]; then
+        return 1
+    fi
+    if docker image inspect "$1" >/dev/null 2>&1; then
+        OLD_IMAGES=("$(image_id "$1")" "${OLD_IMAGES[@]}")
+    fi
     return 0
+}
+
+# Drop the images that rebuilds replaced (newest first, so node images go
+# before the base they were built on), unless a container still uses them.
+remove_old_images() {
+    local id
+    for id in "${OLD_IMAGES[@]}"; do
+        docker rmi "$id" >/dev/null 2>&1 || true
+    done
 }
 
 # --- cm-base ----------------------------------------------------------------
@@ -209,6 +225,8 @@ install_base_packages() {
 clean_root() {
     local root=$WORKDIR/root
     chroot_run cloud-init clean --logs
+    # Where a NoCloud seed goes; it must exist for `docker cp SEED CTR:...`.
+    mkdir -p "$root/var/lib/cloud/seed"
     chroot_run apt-get clean
     rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
     rm -f "$root/usr/sbin/policy-rc.d"
@@ -252,6 +270,7 @@ selftest_base() {
                 cloud-init $stage || { echo "cloud-init $stage exited $?"; exit 1; }
             done
             test -f /root/selftest-ran
+            if grep -E "WARNING|ERROR" /var/log/cloud-init.log; then exit 1; fi
             python3 -c "import json,sys; e=json.load(open(\"/run/cloud-init/result.json\"))[\"v1\"][\"errors\"]; print(\"errors:\", e); sys.exit(1 if e else 0)"'
 }
 
@@ -346,6 +365,7 @@ main() {
     if [[ -n $BINARIES_DIR ]]; then
         build_binary_layers "$BINARIES_DIR"
     fi
+    remove_old_images
     report
     log "done in $((SECONDS - start)) s"
 }

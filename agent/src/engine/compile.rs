@@ -1,0 +1,421 @@
+//! Compile: expand the run list, evaluate `when` and `for_each`, render every
+//! property and template, resolve notifications, and check the result, all
+//! before anything on the node is touched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use cm_model::LoadError;
+use cm_model::cookbook::Cookbook;
+use cm_model::cookbooks::CookbookSet;
+use cm_model::recipe::{ForEach, RecipeEntry, ResourceDecl, Timing};
+use cm_model::resources::{CookbookRefs, ResourceType};
+use cm_model::runlist::RecipeRef;
+use cm_model::secrets::Secrets;
+use cm_model::template::Templates;
+use handlebars::Context;
+use serde_json::{Map, Value};
+
+/// A resource ready to converge.
+#[derive(Debug, Clone)]
+pub struct CompiledResource {
+    pub kind: &'static ResourceType,
+    pub name: String,
+    /// Rendered properties, the name property filled in.
+    pub properties: Map<String, Value>,
+    /// The bytes a file or template resource writes.
+    pub content: Option<Vec<u8>>,
+    pub actions: Vec<String>,
+    pub only_if: Option<String>,
+    pub not_if: Option<String>,
+    pub creates: Option<String>,
+    /// Resources to notify when this one changes: (index, action, timing).
+    pub notifies: Vec<(usize, String, Timing)>,
+    pub ignore_failure: bool,
+    /// Content, diff and command are never shown (marked, or holds a secret).
+    pub sensitive: bool,
+    /// `memcached/recipes/default.yaml:3`, for messages.
+    pub origin: String,
+}
+
+impl CompiledResource {
+    pub fn id(&self) -> String {
+        format!("{}[{}]", self.kind.name, self.name)
+    }
+}
+
+/// Everything a compile reads.
+pub struct Inputs<'a> {
+    pub cookbooks: &'a CookbookSet,
+    pub run_list: &'a [RecipeRef],
+    /// Merged attributes (`attrs.`).
+    pub attributes: &'a Map<String, Value>,
+    /// Facts (`node.`).
+    pub node: &'a Value,
+    pub secrets: &'a Secrets,
+    /// The cluster view (`cluster.<role>`): a list per role.
+    pub cluster: &'a Value,
+}
+
+/// Expand the run list: each recipe once, includes in place, first mention wins.
+pub fn expand_run_list(
+    set: &CookbookSet,
+    run_list: &[RecipeRef],
+) -> Result<Vec<RecipeRef>, String> {
+    fn walk(
+        set: &CookbookSet,
+        r: &RecipeRef,
+        seen: &mut BTreeSet<RecipeRef>,
+        out: &mut Vec<RecipeRef>,
+    ) -> Result<(), String> {
+        if !seen.insert(r.clone()) {
+            return Ok(());
+        }
+        out.push(r.clone());
+        for e in set.recipe(r)? {
+            if let RecipeEntry::Include { recipe, .. } = e {
+                walk(set, recipe, seen, out)?;
+            }
+        }
+        Ok(())
+    }
+    let (mut seen, mut out) = (BTreeSet::new(), Vec::new());
+    for r in run_list {
+        walk(set, r, &mut seen, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The cookbooks a run list needs: its own and their dependencies, in a stable order.
+pub fn cookbooks_needed(set: &CookbookSet, recipes: &[RecipeRef]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut stack: Vec<String> = recipes.iter().map(|r| r.cookbook.clone()).collect();
+    while let Some(name) = stack.pop() {
+        if out.contains(&name) {
+            continue;
+        }
+        if let Some(c) = set.get(&name) {
+            stack.extend(c.metadata.depends.keys().cloned());
+        }
+        out.push(name);
+    }
+    out.sort();
+    out
+}
+
+/// Compile the run list into resources, in converge order.
+pub fn compile(inputs: &Inputs, templates: &Templates) -> Result<Vec<CompiledResource>, LoadError> {
+    let recipes = expand_run_list(inputs.cookbooks, inputs.run_list)
+        .map_err(|m| LoadError::in_file("run list", m))?;
+    let mut base = Map::new();
+    base.insert("attrs".into(), Value::Object(inputs.attributes.clone()));
+    base.insert("node".into(), inputs.node.clone());
+    base.insert("cluster".into(), inputs.cluster.clone());
+    let condition_ctx = Value::Object(base.clone());
+    base.insert("secrets".into(), inputs.secrets.to_template_value());
+    let base_ctx = Context::wraps(Value::Object(base.clone()))
+        .map_err(|e| LoadError::in_file("context", e.to_string()))?;
+
+    let mut out: Vec<CompiledResource> = Vec::new();
+    // Notifications by source index, resolved once every resource exists.
+    let mut pending: Vec<Pending> = Vec::new();
+    for r in &recipes {
+        let cookbook = inputs
+            .cookbooks
+            .get(&r.cookbook)
+            .expect("expand_run_list checked the cookbook exists");
+        let file = cookbook.origin.join(format!("recipes/{}.yaml", r.recipe));
+        for entry in inputs
+            .cookbooks
+            .recipe(r)
+            .expect("expand_run_list checked the recipe exists")
+        {
+            let RecipeEntry::Resource(decl) = entry else {
+                continue;
+            };
+            let unit = Unit {
+                cookbook,
+                decl,
+                file: &file,
+                templates,
+                secrets: inputs.secrets,
+            };
+            for item in items(decl, &condition_ctx).map_err(|m| unit.error_at("for_each", m))? {
+                let (ctx, cond) = match &item {
+                    None => (None, None),
+                    Some(v) => (
+                        Some(with(&base, "item", v)?),
+                        Some(with(&condition_ctx, "item", v)?),
+                    ),
+                };
+                if let Some(when) = &decl.when {
+                    let cond_ctx = cond.as_ref().map(Context::data).unwrap_or(&condition_ctx);
+                    if !when.eval(cond_ctx).map_err(|m| unit.error_at("when", m))? {
+                        continue;
+                    }
+                }
+                let ctx = ctx.as_ref().unwrap_or(&base_ctx);
+                let compiled = unit.render(ctx)?;
+                pending.push(Pending {
+                    index: out.len(),
+                    unit_file: file.clone(),
+                    decl,
+                    ctx: ctx.clone(),
+                });
+                out.push(compiled);
+            }
+        }
+    }
+    resolve_notifications(&mut out, &pending, templates)?;
+    Ok(out)
+}
+
+struct Pending<'a> {
+    index: usize,
+    unit_file: PathBuf,
+    decl: &'a ResourceDecl,
+    ctx: Context,
+}
+
+fn with(base: &impl ToValue, key: &str, v: &Value) -> Result<Context, LoadError> {
+    let mut map = base.to_map();
+    map.insert(key.to_string(), v.clone());
+    Context::wraps(Value::Object(map)).map_err(|e| LoadError::in_file("context", e.to_string()))
+}
+
+trait ToValue {
+    fn to_map(&self) -> Map<String, Value>;
+}
+
+impl ToValue for Map<String, Value> {
+    fn to_map(&self) -> Map<String, Value> {
+        self.clone()
+    }
+}
+
+impl ToValue for Value {
+    fn to_map(&self) -> Map<String, Value> {
+        self.as_object().cloned().unwrap_or_default()
+    }
+}
+
+/// The items a resource is declared for: `[None]` without `for_each`.
+fn items(decl: &ResourceDecl, ctx: &Value) -> Result<Vec<Option<Value>>, String> {
+    match &decl.for_each {
+        None => Ok(vec![None]),
+        Some(ForEach::Items(list)) => Ok(list.iter().cloned().map(Some).collect()),
+        Some(ForEach::Path(path)) => {
+            let mut v = ctx;
+            for part in path.split('.') {
+                v = v
+                    .get(part)
+                    .ok_or_else(|| format!("{path} is not defined"))?;
+            }
+            match v {
+                Value::Array(list) => Ok(list.iter().cloned().map(Some).collect()),
+                other => Err(format!("{path} is not a list (it is {other})")),
+            }
+        }
+    }
+}
+
+/// One resource declaration in its cookbook, being rendered.
+struct Unit<'a> {
+    cookbook: &'a Cookbook,
+    decl: &'a ResourceDecl,
+    file: &'a PathBuf,
+    templates: &'a Templates,
+    secrets: &'a Secrets,
+}
+
+impl Unit<'_> {
+    fn error_at(&self, key: &str, message: impl std::fmt::Display) -> LoadError {
+        LoadError::new(
+            self.file,
+            self.decl.pos_of(key),
+            format!(
+                "{}[{}] {key}: {message}",
+                self.decl.kind.name, self.decl.name
+            ),
+        )
+    }
+
+    fn render_str(&self, key: &str, text: &str, ctx: &Context) -> Result<String, LoadError> {
+        self.templates
+            .render_str(text, ctx)
+            .map_err(|e| self.error_at(key, e.message))
+    }
+
+    fn render_value(&self, key: &str, v: &Value, ctx: &Context) -> Result<Value, LoadError> {
+        Ok(match v {
+            Value::String(s) => Value::String(self.render_str(key, s, ctx)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.render_value(key, i, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.render_value(key, v, ctx)?)))
+                    .collect::<Result<_, LoadError>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    fn render(&self, ctx: &Context) -> Result<CompiledResource, LoadError> {
+        let d = self.decl;
+        let name = self.render_str(d.kind.name, &d.name, ctx)?;
+        let mut properties = Map::new();
+        for (k, v) in &d.properties {
+            properties.insert(k.clone(), self.render_value(k, v, ctx)?);
+        }
+        properties
+            .entry(d.kind.name_property)
+            .or_insert_with(|| Value::String(name.clone()));
+        let refs = Refs(self.cookbook);
+        d.kind.check(properties.clone(), &refs).map_err(|e| {
+            let key = if e.field.is_empty() {
+                d.kind.name
+            } else {
+                e.field.as_str()
+            };
+            LoadError::new(
+                self.file,
+                d.pos_of(key),
+                format!("{}[{name}] {}: {}", d.kind.name, e.field, e.message),
+            )
+        })?;
+        let content = self.content(&properties, ctx)?;
+        let guard = |k: &str, v: &Option<String>| {
+            v.as_ref().map(|s| self.render_str(k, s, ctx)).transpose()
+        };
+        let (only_if, not_if, creates) = (
+            guard("only_if", &d.only_if)?,
+            guard("not_if", &d.not_if)?,
+            guard("creates", &d.creates)?,
+        );
+        let sensitive = d.sensitive
+            || (!self.secrets.is_empty()
+                && (self
+                    .secrets
+                    .appear_in(&Value::Object(properties.clone()).to_string())
+                    || content
+                        .as_ref()
+                        .is_some_and(|c| self.secrets.appear_in(&String::from_utf8_lossy(c)))
+                    || [&only_if, &not_if]
+                        .into_iter()
+                        .flatten()
+                        .any(|g| self.secrets.appear_in(g))));
+        Ok(CompiledResource {
+            kind: d.kind,
+            name,
+            properties,
+            content,
+            actions: d.actions.clone(),
+            only_if,
+            not_if,
+            creates,
+            notifies: Vec::new(),
+            ignore_failure: d.ignore_failure,
+            sensitive,
+            origin: format!("{}:{}", self.file.display(), d.at.line),
+        })
+    }
+
+    /// Render the template or read the cookbook file that a file-like resource writes.
+    fn content(
+        &self,
+        props: &Map<String, Value>,
+        ctx: &Context,
+    ) -> Result<Option<Vec<u8>>, LoadError> {
+        let source = props.get("source").and_then(Value::as_str);
+        match self.decl.kind.name {
+            "template" => {
+                let source = source.expect("the template spec requires source");
+                let mut data = ctx.data().as_object().cloned().unwrap_or_default();
+                data.insert(
+                    "vars".into(),
+                    props
+                        .get("variables")
+                        .cloned()
+                        .unwrap_or(Value::Object(Map::new())),
+                );
+                let ctx =
+                    Context::wraps(Value::Object(data)).map_err(|e| self.error_at("source", e))?;
+                let name = format!("{}/{source}", self.cookbook.name());
+                let text = self
+                    .templates
+                    .render(&name, &ctx)
+                    .map_err(|e| self.error_at("source", e.message))?;
+                Ok(Some(text.into_bytes()))
+            }
+            "file" => match (source, props.get("content").and_then(Value::as_str)) {
+                (Some(src), _) => {
+                    let f = self.cookbook.files.get(src).ok_or_else(|| {
+                        self.error_at("source", format!("no file {src:?} in files/"))
+                    })?;
+                    Ok(Some(f.bytes.clone()))
+                }
+                (None, Some(text)) => Ok(Some(text.as_bytes().to_vec())),
+                (None, None) => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+}
+
+struct Refs<'a>(&'a Cookbook);
+
+impl CookbookRefs for Refs<'_> {
+    fn has_template(&self, name: &str) -> bool {
+        self.0.templates.contains_key(name)
+    }
+    fn has_file(&self, name: &str) -> bool {
+        self.0.files.contains_key(name)
+    }
+}
+
+/// Turn `notifies` and `subscribes` into index-based notifications.
+fn resolve_notifications(
+    out: &mut [CompiledResource],
+    pending: &[Pending],
+    templates: &Templates,
+) -> Result<(), LoadError> {
+    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, r) in out.iter().enumerate() {
+        by_id.entry(r.id()).or_insert(i);
+    }
+    for p in pending {
+        let name = out[p.index].name.clone();
+        let err = |key: &str, m: String| {
+            LoadError::new(
+                &p.unit_file,
+                p.decl.pos_of(key),
+                format!("{}[{name}] {key}: {m}", p.decl.kind.name),
+            )
+        };
+        let target = |key: &str, ty: &str, target: &str| -> Result<usize, LoadError> {
+            let target = templates
+                .render_str(target, &p.ctx)
+                .map_err(|e| err(key, e.message))?;
+            let id = format!("{ty}[{target}]");
+            by_id
+                .get(&id)
+                .copied()
+                .ok_or_else(|| err(key, format!("no resource {id} in this run")))
+        };
+        for n in &p.decl.notifies {
+            let t = target("notifies", &n.target_type, &n.target_name)?;
+            out[p.index].notifies.push((t, n.action.clone(), n.timing));
+        }
+        for s in &p.decl.subscribes {
+            let source = target("subscribes", &s.target_type, &s.target_name)?;
+            out[source]
+                .notifies
+                .push((p.index, s.action.clone(), s.timing));
+        }
+    }
+    Ok(())
+}

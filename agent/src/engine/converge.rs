@@ -1,0 +1,314 @@
+//! Converge: run each compiled resource in order, with guards, notifications
+//! and failure handling, and build the run report.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cm_model::recipe::Timing;
+use cm_model::report::{ResourceReport, RunReport, RunStatus};
+use cm_model::secrets::Secrets;
+
+use super::CompiledResource;
+use crate::command::Cmd;
+use crate::resources::{self, Cx, Outcome, Provider};
+
+/// How long a guard command (`only_if`, `not_if`) may take.
+const GUARD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the report says instead of anything that holds a secret.
+pub const SECRET_NOTE: &str = "changed, contains secrets";
+
+/// Delayed notifications may queue more; this many rounds is a loop, not a recipe.
+const MAX_DELAYED: usize = 1000;
+
+/// Settings of one converge.
+pub struct Options<'a> {
+    pub why_run: bool,
+    pub backup_dir: &'a Path,
+    /// Set by SIGTERM: finish the resource in hand, run queued delayed notifications, stop.
+    pub stop: &'a AtomicBool,
+    pub secrets: &'a Secrets,
+}
+
+/// Converge `resources` in order; `observe` sees each resource report as it is made.
+pub fn converge(
+    resources: &[CompiledResource],
+    opts: &Options,
+    observe: &mut dyn FnMut(&ResourceReport),
+) -> RunReport {
+    let started = Instant::now();
+    let started_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let mut report = RunReport {
+        status: RunStatus::Success,
+        why_run: opts.why_run,
+        started_at,
+        resources_total: resources.len(),
+        resources_changed: 0,
+        resources_failed: 0,
+        duration_ms: 0,
+        error: None,
+        resources: Vec::new(),
+    };
+    let mut providers: Vec<Box<dyn Provider>> = Vec::with_capacity(resources.len());
+    for r in resources {
+        let build = resources::lookup(r.kind.name)
+            .map(|p| p.build)
+            .ok_or_else(|| format!("no provider for {}", r.kind.name));
+        match build.and_then(|b| b(r).map_err(|e| format!("{} {}: {}", r.id(), e.field, e.message)))
+        {
+            Ok(p) => providers.push(p),
+            Err(e) => {
+                report.status = RunStatus::Failed;
+                report.error = Some(format!("{}: {e}", r.origin));
+                report.duration_ms = started.elapsed().as_millis() as u64;
+                return report;
+            }
+        }
+    }
+    let mut run = Run {
+        resources,
+        providers,
+        cx: Cx::new(opts.why_run, opts.backup_dir.to_path_buf()),
+        opts,
+        delayed: VecDeque::new(),
+        changed: vec![false; resources.len()],
+        report: &mut report,
+        observe,
+    };
+    run.preload_packages();
+    let batches = run.package_batches();
+    for i in 0..resources.len() {
+        if opts.stop.load(Ordering::SeqCst) {
+            run.fail(format!(
+                "stopped by a signal after {i} of {} resources",
+                resources.len()
+            ));
+            break;
+        }
+        run.cx.batch = batches[i].clone();
+        let ok = run.resource(i, None);
+        if !ok && !resources[i].ignore_failure {
+            break;
+        }
+    }
+    run.flush_delayed();
+    let changed = run.changed.iter().filter(|c| **c).count();
+    report.resources_changed = changed;
+    report.resources_failed = report
+        .resources
+        .iter()
+        .filter(|r| r.error.is_some())
+        .count();
+    if report.resources_failed > 0
+        && report
+            .resources
+            .iter()
+            .any(|r| r.error.is_some() && !ignored(resources, r))
+    {
+        report.status = RunStatus::Failed;
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+fn ignored(resources: &[CompiledResource], r: &ResourceReport) -> bool {
+    resources
+        .iter()
+        .any(|c| c.kind.name == r.kind && c.name == r.name && c.ignore_failure)
+}
+
+struct Run<'a, 'o> {
+    resources: &'a [CompiledResource],
+    providers: Vec<Box<dyn Provider>>,
+    cx: Cx,
+    opts: &'a Options<'a>,
+    delayed: VecDeque<(usize, String)>,
+    changed: Vec<bool>,
+    report: &'a mut RunReport,
+    observe: &'o mut dyn FnMut(&ResourceReport),
+}
+
+impl Run<'_, '_> {
+    fn fail(&mut self, why: String) {
+        self.report.status = RunStatus::Failed;
+        self.report.error.get_or_insert(why);
+    }
+
+    /// Read the state of every managed package with one dpkg-query.
+    fn preload_packages(&mut self) {
+        let names: Vec<String> = self
+            .providers
+            .iter()
+            .filter_map(|p| p.package_request())
+            .map(|r| r.name)
+            .collect();
+        if !names.is_empty() {
+            self.cx.packages.load(&names);
+        }
+    }
+
+    /// For each resource, the package installs adjacent to it (including itself)
+    /// that can go into one apt-get: consecutive plain installs with no guards.
+    fn package_batches(&self) -> Vec<Vec<resources::package::Request>> {
+        let batchable = |i: usize| {
+            let r = &self.resources[i];
+            r.actions == ["install"]
+                && r.only_if.is_none()
+                && r.not_if.is_none()
+                && r.creates.is_none()
+        };
+        let mut out = vec![Vec::new(); self.resources.len()];
+        let mut i = 0;
+        while i < self.resources.len() {
+            let mut j = i;
+            let mut group = Vec::new();
+            while j < self.resources.len() && batchable(j) {
+                match self.providers[j].package_request() {
+                    Some(req) => group.push(req),
+                    None => break,
+                }
+                j += 1;
+            }
+            for slot in out.iter_mut().take(j).skip(i) {
+                *slot = group.clone();
+            }
+            i = j.max(i + 1);
+        }
+        out
+    }
+
+    /// Converge resource `i` with its own actions, or with `only` (a notification).
+    /// Returns false when it failed.
+    fn resource(&mut self, i: usize, only: Option<&str>) -> bool {
+        let r = &self.resources[i];
+        let start = Instant::now();
+        let actions: Vec<String> = match only {
+            Some(a) => vec![a.to_string()],
+            None => r.actions.clone(),
+        };
+        let mut entry = ResourceReport {
+            kind: r.kind.name.to_string(),
+            name: r.name.clone(),
+            action: actions.join(","),
+            changed: false,
+            duration_ms: 0,
+            error: None,
+            skipped: None,
+            changes: Vec::new(),
+            diff: None,
+            sensitive: r.sensitive,
+        };
+        match self.guards(r) {
+            Err(e) => entry.error = Some(self.redact(&e)),
+            Ok(Some(skip)) => entry.skipped = Some(skip),
+            Ok(None) => {
+                let mut outcome = Outcome::unchanged();
+                for action in &actions {
+                    match self.providers[i].converge(action, &mut self.cx) {
+                        Ok(o) => {
+                            outcome.changes.extend(o.changes);
+                            outcome.diff = outcome.diff.or(o.diff);
+                        }
+                        Err(e) => {
+                            entry.error = Some(self.redact(&e));
+                            break;
+                        }
+                    }
+                }
+                entry.changed = outcome.is_changed();
+                if r.sensitive && entry.changed {
+                    entry.changes = vec![SECRET_NOTE.to_string()];
+                } else {
+                    entry.changes = outcome.changes;
+                    entry.diff = outcome.diff;
+                }
+            }
+        }
+        entry.duration_ms = start.elapsed().as_millis() as u64;
+        let (changed, failed) = (entry.changed, entry.error.is_some());
+        (self.observe)(&entry);
+        self.report.resources.push(entry);
+        if changed {
+            self.changed[i] = true;
+            self.notify(i);
+        }
+        !failed
+    }
+
+    /// None to run; Some(reason) to skip; Err when a guard could not run.
+    fn guards(&self, r: &CompiledResource) -> Result<Option<String>, String> {
+        if let Some(path) = &r.creates
+            && Path::new(path).exists()
+        {
+            return Ok(Some(format!("creates {path} exists")));
+        }
+        if let Some(cmd) = &r.only_if
+            && !self.guard_passes("only_if", cmd)?
+        {
+            return Ok(Some("only_if failed".to_string()));
+        }
+        if let Some(cmd) = &r.not_if
+            && self.guard_passes("not_if", cmd)?
+        {
+            return Ok(Some("not_if succeeded".to_string()));
+        }
+        Ok(None)
+    }
+
+    fn guard_passes(&self, which: &str, cmd: &str) -> Result<bool, String> {
+        let f = Cmd::shell(cmd)
+            .timeout(GUARD_TIMEOUT)
+            .run()
+            .map_err(|e| format!("{which}: cannot run: {e}"))?;
+        if f.timed_out {
+            return Err(format!("{which} {}", f.describe(GUARD_TIMEOUT)));
+        }
+        Ok(f.success())
+    }
+
+    fn notify(&mut self, i: usize) {
+        for (target, action, timing) in self.resources[i].notifies.clone() {
+            match timing {
+                Timing::Immediately => {
+                    self.resource(target, Some(&action));
+                }
+                Timing::Delayed => {
+                    if !self
+                        .delayed
+                        .iter()
+                        .any(|(t, a)| *t == target && *a == action)
+                    {
+                        self.delayed.push_back((target, action));
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush_delayed(&mut self) {
+        let mut rounds = 0;
+        while let Some((target, action)) = self.delayed.pop_front() {
+            rounds += 1;
+            if rounds > MAX_DELAYED {
+                self.fail("delayed notifications keep notifying each other".into());
+                break;
+            }
+            self.resource(target, Some(&action));
+        }
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for v in self.opts.secrets.0.values() {
+            if !v.expose().is_empty() {
+                out = out.replace(v.expose(), "<secret>");
+            }
+        }
+        out
+    }
+}

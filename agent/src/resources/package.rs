@@ -1,0 +1,326 @@
+//! `package` provider: apt and dpkg. The state of every package of a run is
+//! read with one `dpkg-query`; adjacent installs go into one `apt-get install`;
+//! the package lists are refreshed only when stale, when a source changed, or
+//! when apt cannot find what it was asked for.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use cm_model::resources::package::PackageSpec;
+use cm_model::resources::{FieldError, Spec};
+
+use super::{Cx, Outcome, Provider, ProviderType, spec_of};
+use crate::command::{Cmd, Finished};
+use crate::engine::CompiledResource;
+
+pub const PROVIDER: ProviderType = ProviderType {
+    name: PackageSpec::TYPE,
+    build,
+};
+
+/// Package lists older than this are refreshed before an install.
+const LISTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// An apt-get run may take this long (downloads on a slow mirror).
+const APT_TIMEOUT: Duration = Duration::from_secs(1800);
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A package to install, as batching sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub name: String,
+    pub version: Option<String>,
+    pub lock_timeout: u64,
+}
+
+impl Request {
+    /// `name` or `name=version` for apt-get.
+    fn arg(&self) -> String {
+        match &self.version {
+            Some(v) => format!("{}={v}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// dpkg's view of the packages of a run.
+#[derive(Debug, Default)]
+pub struct Cache {
+    /// Package → installed version (None: known to dpkg but not installed, or unknown).
+    state: BTreeMap<String, Option<String>>,
+}
+
+impl Cache {
+    /// Query every name in one `dpkg-query -W`.
+    pub fn load(&mut self, names: &[String]) {
+        let mut args = vec!["-W", "-f", "${Package}\t${Version}\t${db:Status-Status}\n"];
+        args.extend(names.iter().map(String::as_str));
+        for n in names {
+            self.state.insert(base_name(n).to_string(), None);
+        }
+        // Exit 1 only means some names are unknown; the known ones are still printed.
+        if let Ok(f) = Cmd::new("dpkg-query", &args).timeout(QUERY_TIMEOUT).run() {
+            for line in f.stdout.lines() {
+                let mut parts = line.split('\t');
+                if let (Some(p), Some(v), Some(status)) = (parts.next(), parts.next(), parts.next())
+                {
+                    let installed = (status == "installed").then(|| v.to_string());
+                    self.state.insert(p.to_string(), installed);
+                }
+            }
+        }
+    }
+
+    /// The installed version, querying dpkg for names not loaded yet.
+    pub fn installed(&mut self, name: &str) -> Option<String> {
+        let base = base_name(name);
+        if !self.state.contains_key(base) {
+            self.load(&[name.to_string()]);
+        }
+        self.state.get(base).cloned().flatten()
+    }
+
+    fn forget(&mut self, names: &[String]) {
+        for n in names {
+            self.state.remove(base_name(n));
+        }
+    }
+}
+
+fn base_name(name: &str) -> &str {
+    name.split_once(':').map_or(name, |(b, _)| b)
+}
+
+struct Package {
+    request: Request,
+    spec: PackageSpec,
+}
+
+fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
+    let spec: PackageSpec = spec_of(r)?;
+    let request = Request {
+        name: spec.package_name.clone(),
+        version: spec.version.clone(),
+        lock_timeout: spec.lock_timeout,
+    };
+    Ok(Box::new(Package { request, spec }))
+}
+
+/// Are the package lists missing or older than [`LISTS_MAX_AGE`]?
+fn lists_stale() -> bool {
+    let newest = std::fs::read_dir("/var/lib/apt/lists")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("_Packages"))
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max();
+    match newest {
+        None => true,
+        Some(t) => SystemTime::now().duration_since(t).unwrap_or_default() > LISTS_MAX_AGE,
+    }
+}
+
+fn apt_get(args: &[&str], lock_timeout: u64) -> Result<Finished, String> {
+    let lock = format!("DPkg::Lock::Timeout={lock_timeout}");
+    let mut full = vec![
+        "-q",
+        "-y",
+        "-o",
+        &lock,
+        "-o",
+        "Dpkg::Options::=--force-confdef",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+    ];
+    full.extend_from_slice(args);
+    Cmd::new("apt-get", &full)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .timeout(APT_TIMEOUT)
+        .run()
+        .map_err(|e| format!("cannot run apt-get: {e}"))
+}
+
+fn apt_update(lock_timeout: u64) -> Result<(), String> {
+    let f = apt_get(&["update"], lock_timeout)?;
+    if f.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "apt-get update failed ({}): is the package mirror or cache reachable?",
+            f.describe(APT_TIMEOUT)
+        ))
+    }
+}
+
+/// apt-get's way of saying the lists do not know the package or version.
+fn needs_lists(f: &Finished) -> bool {
+    [
+        "Unable to locate package",
+        "has no installation candidate",
+        "was not found",
+        "404  Not Found",
+        "Failed to fetch",
+    ]
+    .iter()
+    .any(|m| f.stderr.contains(m) || f.stdout.contains(m))
+}
+
+/// Install `requests` in one apt-get, refreshing the lists first when needed
+/// and once more if apt cannot find something.
+fn install(requests: &[Request], cx: &mut Cx) -> Result<(), String> {
+    let lock_timeout = requests.iter().map(|r| r.lock_timeout).max().unwrap_or(300);
+    if cx.apt_sources_changed || lists_stale() {
+        apt_update(lock_timeout)?;
+        cx.apt_sources_changed = false;
+    }
+    let args: Vec<String> = requests.iter().map(Request::arg).collect();
+    let mut full = vec!["install", "--allow-downgrades"];
+    full.extend(args.iter().map(String::as_str));
+    let mut f = apt_get(&full, lock_timeout)?;
+    if !f.success() && needs_lists(&f) {
+        apt_update(lock_timeout)?;
+        f = apt_get(&full, lock_timeout)?;
+    }
+    let names: Vec<String> = requests.iter().map(|r| r.name.clone()).collect();
+    cx.packages.forget(&names);
+    if f.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "apt-get install {} failed ({})",
+            args.join(" "),
+            f.describe(APT_TIMEOUT)
+        ))
+    }
+}
+
+impl Package {
+    fn wanted_differs(&self, installed: &Option<String>) -> bool {
+        match (installed, &self.request.version) {
+            (None, _) => true,
+            (Some(have), Some(want)) => have != want,
+            (Some(_), None) => false,
+        }
+    }
+
+    fn install(&mut self, cx: &mut Cx) -> Result<Outcome, String> {
+        let name = self.request.name.clone();
+        if cx.installed_in_batch.contains(&name) {
+            return Ok(Outcome::changed(
+                "installed (in one apt-get with the packages before it)",
+            ));
+        }
+        let installed = cx.packages.installed(&name);
+        if !self.wanted_differs(&installed) {
+            return Ok(Outcome::unchanged());
+        }
+        let what = match (&installed, &self.request.version) {
+            (Some(have), Some(want)) => format!("version {have} -> {want}"),
+            (None, Some(want)) => format!("installed {want}"),
+            _ => "installed".to_string(),
+        };
+        if cx.why_run {
+            return Ok(Outcome::changed(format!("would be {what}")));
+        }
+        // This package and the rest of its batch that is missing, in one apt-get.
+        let mut batch: Vec<Request> = vec![self.request.clone()];
+        for r in cx.batch.clone() {
+            if r.name != name && !cx.installed_in_batch.contains(&r.name) {
+                let have = cx.packages.installed(&r.name);
+                let differs = have.is_none() || (r.version.is_some() && have != r.version);
+                if differs {
+                    batch.push(r);
+                }
+            }
+        }
+        install(&batch, cx)?;
+        for r in &batch[1..] {
+            cx.installed_in_batch.insert(r.name.clone());
+        }
+        let now = cx.packages.installed(&name);
+        if self.wanted_differs(&now) {
+            return Err(format!(
+                "apt-get succeeded but dpkg reports {name} as {}",
+                now.as_deref().unwrap_or("not installed")
+            ));
+        }
+        Ok(Outcome::changed(what))
+    }
+
+    fn upgrade(&mut self, cx: &mut Cx) -> Result<Outcome, String> {
+        let name = &self.request.name;
+        let installed = cx.packages.installed(name);
+        let policy = Cmd::new("apt-cache", &["policy", name])
+            .timeout(QUERY_TIMEOUT)
+            .run()
+            .map_err(|e| e.to_string())?;
+        let candidate = policy
+            .stdout
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Candidate:")
+                    .map(|c| c.trim().to_string())
+            })
+            .filter(|c| c != "(none)");
+        let Some(candidate) = candidate else {
+            return Err(format!("apt knows no candidate for {name}"));
+        };
+        if installed.as_deref() == Some(candidate.as_str()) {
+            return Ok(Outcome::unchanged());
+        }
+        let what = format!("{} -> {candidate}", installed.as_deref().unwrap_or("none"));
+        if !cx.why_run {
+            install(
+                &[Request {
+                    version: Some(candidate.clone()),
+                    ..self.request.clone()
+                }],
+                cx,
+            )?;
+        }
+        Ok(Outcome::changed(what))
+    }
+
+    fn remove(&mut self, purge: bool, cx: &mut Cx) -> Result<Outcome, String> {
+        let name = self.request.name.clone();
+        let installed = cx.packages.installed(&name);
+        // Purge also removes what a plain remove leaves: config files.
+        let leftover = purge
+            && installed.is_none()
+            && Path::new(&format!("/var/lib/dpkg/info/{name}.list")).exists();
+        if installed.is_none() && !leftover {
+            return Ok(Outcome::unchanged());
+        }
+        let verb = if purge { "purge" } else { "remove" };
+        if !cx.why_run {
+            let f = apt_get(&[verb, &name], self.spec.lock_timeout)?;
+            cx.packages.forget(std::slice::from_ref(&name));
+            if !f.success() {
+                return Err(format!(
+                    "apt-get {verb} {name} failed ({})",
+                    f.describe(APT_TIMEOUT)
+                ));
+            }
+        }
+        Ok(Outcome::changed(if purge { "purged" } else { "removed" }))
+    }
+}
+
+impl Provider for Package {
+    fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
+        match action {
+            "install" => self.install(cx),
+            "upgrade" => self.upgrade(cx),
+            "remove" => self.remove(false, cx),
+            "purge" => self.remove(true, cx),
+            _ => Ok(Outcome::unchanged()),
+        }
+    }
+
+    fn package_request(&self) -> Option<Request> {
+        Some(self.request.clone())
+    }
+}
