@@ -77,6 +77,7 @@ pub fn converge(
         opts,
         delayed: VecDeque::new(),
         changed: vec![false; resources.len()],
+        failed: vec![false; resources.len()],
         report: &mut report,
         observe,
     };
@@ -129,6 +130,7 @@ struct Run<'a, 'o> {
     opts: &'a Options<'a>,
     delayed: VecDeque<(usize, String)>,
     changed: Vec<bool>,
+    failed: Vec<bool>,
     report: &'a mut RunReport,
     observe: &'o mut dyn FnMut(&ResourceReport),
 }
@@ -233,6 +235,7 @@ impl Run<'_, '_> {
         let (changed, failed) = (entry.changed, entry.error.is_some());
         (self.observe)(&entry);
         self.report.resources.push(entry);
+        self.failed[i] |= failed;
         if changed {
             self.changed[i] = true;
             self.notify(i);

@@ -17,13 +17,18 @@ pub const PROVIDER: ProviderType = ProviderType {
 
 struct Link {
     path: PathBuf,
+    to: String,
     spec: LinkSpec,
 }
 
 fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
     let spec: LinkSpec = spec_of(r)?;
+    if spec.to.is_none() && r.actions.iter().any(|a| a == "create") {
+        return Err(FieldError::new("to", "a link to create needs `to`"));
+    }
     Ok(Box::new(Link {
         path: spec.path.clone().into(),
+        to: spec.to.clone().unwrap_or_default(),
         spec,
     }))
 }
@@ -47,12 +52,12 @@ impl Link {
                     return Ok(Some("replaced a file with a link".into()));
                 }
                 let target = std::fs::read_link(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                Ok((target != PathBuf::from(&self.spec.to))
-                    .then(|| format!("target {} -> {}", target.display(), self.spec.to)))
+                Ok((target != PathBuf::from(&self.to))
+                    .then(|| format!("target {} -> {}", target.display(), self.to)))
             }
             LinkType::Hard => {
-                let to = std::fs::metadata(&self.spec.to)
-                    .map_err(|e| format!("link target {}: {e}", self.spec.to))?;
+                let to = std::fs::metadata(&self.to)
+                    .map_err(|e| format!("link target {}: {e}", self.to))?;
                 Ok((meta.ino() != to.ino() || meta.dev() != to.dev())
                     .then(|| "relinked".to_string()))
             }
@@ -90,10 +95,10 @@ impl Link {
         ));
         let _ = std::fs::remove_file(&tmp);
         match self.spec.link_type {
-            LinkType::Symbolic => std::os::unix::fs::symlink(&self.spec.to, &tmp),
-            LinkType::Hard => std::fs::hard_link(&self.spec.to, &tmp),
+            LinkType::Symbolic => std::os::unix::fs::symlink(&self.to, &tmp),
+            LinkType::Hard => std::fs::hard_link(&self.to, &tmp),
         }
-        .map_err(|e| format!("linking {} -> {}: {e}", p.display(), self.spec.to))?;
+        .map_err(|e| format!("linking {} -> {}: {e}", p.display(), self.to))?;
         std::fs::rename(&tmp, p).map_err(|e| format!("placing link {}: {e}", p.display()))?;
         if wanted.uid.is_some() || wanted.gid.is_some() {
             std::os::unix::fs::lchown(p, wanted.uid, wanted.gid)

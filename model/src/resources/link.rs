@@ -9,8 +9,8 @@ use super::{CookbookRefs, FieldError, Spec, check_absolute};
 pub struct LinkSpec {
     /// The link itself.
     pub path: String,
-    /// What it points to.
-    pub to: String,
+    /// What it points to; required to create the link.
+    pub to: Option<String>,
     #[serde(default)]
     pub link_type: LinkType,
     pub owner: Option<String>,
@@ -33,7 +33,7 @@ impl Spec for LinkSpec {
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {
         check_absolute("path", &self.path)?;
-        if self.to.is_empty() {
+        if self.to.as_deref() == Some("") {
             return Err(FieldError::new("to", "link target is empty"));
         }
         Ok(())

@@ -1,0 +1,73 @@
+//! The converge log for people: one line per resource as it finishes, a diff
+//! under every changed file, and a summary line. Colors only on a terminal and
+//! never with NO_COLOR.
+
+use std::io::{IsTerminal, Write};
+
+use cm_model::report::{ResourceReport, RunReport};
+use owo_colors::{OwoColorize, Stream};
+
+/// Print one resource's line (and diff) to `out`.
+pub fn resource_line(out: &mut dyn Write, r: &ResourceReport, why_run: bool) {
+    let id = format!("{}[{}]", r.kind, r.name);
+    let status = if let Some(e) = &r.error {
+        format!(
+            "{} {}",
+            "FAILED:".if_supports_color(Stream::Stdout, |t| t.red()),
+            e
+        )
+    } else if let Some(s) = &r.skipped {
+        format!("skipped ({s})")
+    } else if r.changed {
+        let verb = if why_run { "would change" } else { "changed" };
+        let text = format!("{verb}: {}", r.changes.join(", "));
+        text.if_supports_color(Stream::Stdout, |t| t.yellow())
+            .to_string()
+    } else {
+        "up to date".to_string()
+    };
+    let _ = writeln!(
+        out,
+        "  {id} {} ... {status} ({} ms)",
+        r.action, r.duration_ms
+    );
+    if let Some(d) = &r.diff {
+        for line in d.lines() {
+            let colored = match line.chars().next() {
+                Some('+') if !line.starts_with("+++") => line
+                    .if_supports_color(Stream::Stdout, |t| t.green())
+                    .to_string(),
+                Some('-') if !line.starts_with("---") => line
+                    .if_supports_color(Stream::Stdout, |t| t.red())
+                    .to_string(),
+                _ => line.to_string(),
+            };
+            let _ = writeln!(out, "      {colored}");
+        }
+    }
+}
+
+/// The closing summary: `N resources, M changed, K failed in T ms`.
+pub fn summary(out: &mut dyn Write, report: &RunReport) {
+    if let Some(e) = &report.error {
+        let _ = writeln!(out, "error: {e}");
+    }
+    let what = if report.why_run {
+        " (why-run: nothing was changed)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "{} resources, {} changed, {} failed in {} ms{what}",
+        report.resources_total,
+        report.resources_changed,
+        report.resources_failed,
+        report.duration_ms
+    );
+}
+
+/// Whether stdout is a terminal (progress and colors are for people only).
+pub fn is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
