@@ -41,7 +41,7 @@ impl RunLock {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(mut lock) => {
                     let _ = lock.set_len(0);
-                    let _ = write!(lock, "{}\n", std::process::id());
+                    let _ = writeln!(lock, "{}", std::process::id());
                     return Ok(RunLock {
                         _lock: lock,
                         path: path.to_path_buf(),

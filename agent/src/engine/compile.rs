@@ -105,7 +105,8 @@ pub fn cookbooks_needed(set: &CookbookSet, recipes: &[RecipeRef]) -> Vec<String>
 
 /// Compile the run list into resources, in converge order.
 pub fn compile(inputs: &Inputs, templates: &Templates) -> Result<Vec<CompiledResource>, LoadError> {
-    let recipes = expand_run_list(inputs.cookbooks, inputs.run_list)
+    // Check that every recipe exists before anything is rendered.
+    expand_run_list(inputs.cookbooks, inputs.run_list)
         .map_err(|m| LoadError::in_file("run list", m))?;
     let mut base = Map::new();
     base.insert("attrs".into(), Value::Object(inputs.attributes.clone()));
@@ -116,58 +117,102 @@ pub fn compile(inputs: &Inputs, templates: &Templates) -> Result<Vec<CompiledRes
     let base_ctx = Context::wraps(Value::Object(base.clone()))
         .map_err(|e| LoadError::in_file("context", e.to_string()))?;
 
-    let mut out: Vec<CompiledResource> = Vec::new();
-    // Notifications by source index, resolved once every resource exists.
-    let mut pending: Vec<Pending> = Vec::new();
-    for r in &recipes {
-        let cookbook = inputs
-            .cookbooks
+    let mut walk = Walk {
+        inputs,
+        templates,
+        base: &base,
+        base_ctx: &base_ctx,
+        condition_ctx: &condition_ctx,
+        seen: BTreeSet::new(),
+        out: Vec::new(),
+        pending: Vec::new(),
+    };
+    for r in inputs.run_list {
+        walk.recipe(r)?;
+    }
+    let Walk {
+        mut out, pending, ..
+    } = walk;
+    resolve_notifications(&mut out, &pending, templates)?;
+    Ok(out)
+}
+
+/// The compile's walk through the run list: each recipe once, includes in place.
+struct Walk<'a> {
+    inputs: &'a Inputs<'a>,
+    templates: &'a Templates,
+    base: &'a Map<String, Value>,
+    base_ctx: &'a Context,
+    condition_ctx: &'a Value,
+    seen: BTreeSet<RecipeRef>,
+    out: Vec<CompiledResource>,
+    pending: Vec<Pending<'a>>,
+}
+
+impl<'a> Walk<'a> {
+    fn recipe(&mut self, r: &RecipeRef) -> Result<(), LoadError> {
+        if !self.seen.insert(r.clone()) {
+            return Ok(());
+        }
+        let set: &'a CookbookSet = self.inputs.cookbooks;
+        let cookbook = set
             .get(&r.cookbook)
             .expect("expand_run_list checked the cookbook exists");
         let file = cookbook.origin.join(format!("recipes/{}.yaml", r.recipe));
-        for entry in inputs
-            .cookbooks
+        for entry in set
             .recipe(r)
             .expect("expand_run_list checked the recipe exists")
         {
-            let RecipeEntry::Resource(decl) = entry else {
-                continue;
-            };
-            let unit = Unit {
-                cookbook,
-                decl,
-                file: &file,
-                templates,
-                secrets: inputs.secrets,
-            };
-            for item in items(decl, &condition_ctx).map_err(|m| unit.error_at("for_each", m))? {
-                let (ctx, cond) = match &item {
-                    None => (None, None),
-                    Some(v) => (
-                        Some(with(&base, "item", v)?),
-                        Some(with(&condition_ctx, "item", v)?),
-                    ),
-                };
-                if let Some(when) = &decl.when {
-                    let cond_ctx = cond.as_ref().map(Context::data).unwrap_or(&condition_ctx);
-                    if !when.eval(cond_ctx).map_err(|m| unit.error_at("when", m))? {
-                        continue;
-                    }
-                }
-                let ctx = ctx.as_ref().unwrap_or(&base_ctx);
-                let compiled = unit.render(ctx)?;
-                pending.push(Pending {
-                    index: out.len(),
-                    unit_file: file.clone(),
-                    decl,
-                    ctx: ctx.clone(),
-                });
-                out.push(compiled);
+            match entry {
+                RecipeEntry::Include { recipe, .. } => self.recipe(recipe)?,
+                RecipeEntry::Resource(decl) => self.resource(cookbook, decl, &file)?,
             }
         }
+        Ok(())
     }
-    resolve_notifications(&mut out, &pending, templates)?;
-    Ok(out)
+
+    fn resource(
+        &mut self,
+        cookbook: &'a Cookbook,
+        decl: &'a ResourceDecl,
+        file: &PathBuf,
+    ) -> Result<(), LoadError> {
+        let unit = Unit {
+            cookbook,
+            decl,
+            file,
+            templates: self.templates,
+            secrets: self.inputs.secrets,
+        };
+        for item in items(decl, self.condition_ctx).map_err(|m| unit.error_at("for_each", m))? {
+            let (ctx, cond) = match &item {
+                None => (None, None),
+                Some(v) => (
+                    Some(with(self.base, "item", v)?),
+                    Some(with(self.condition_ctx, "item", v)?),
+                ),
+            };
+            if let Some(when) = &decl.when {
+                let cond_ctx = cond
+                    .as_ref()
+                    .map(Context::data)
+                    .unwrap_or(self.condition_ctx);
+                if !when.eval(cond_ctx).map_err(|m| unit.error_at("when", m))? {
+                    continue;
+                }
+            }
+            let ctx = ctx.as_ref().unwrap_or(self.base_ctx);
+            let compiled = unit.render(ctx)?;
+            self.pending.push(Pending {
+                index: self.out.len(),
+                unit_file: file.clone(),
+                decl,
+                ctx: ctx.clone(),
+            });
+            self.out.push(compiled);
+        }
+        Ok(())
+    }
 }
 
 struct Pending<'a> {

@@ -195,7 +195,7 @@ impl Run<'_, '_> {
         };
         let mut entry = ResourceReport {
             kind: r.kind.name.to_string(),
-            name: r.name.clone(),
+            name: self.redact(&r.name),
             action: actions.join(","),
             changed: false,
             duration_ms: 0,

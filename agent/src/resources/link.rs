@@ -52,7 +52,7 @@ impl Link {
                     return Ok(Some("replaced a file with a link".into()));
                 }
                 let target = std::fs::read_link(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                Ok((target != PathBuf::from(&self.to))
+                Ok((target.as_path() != std::path::Path::new(&self.to))
                     .then(|| format!("target {} -> {}", target.display(), self.to)))
             }
             LinkType::Hard => {

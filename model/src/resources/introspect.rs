@@ -1,10 +1,6 @@
 //! Ask a serde struct for its field names, so unknown keys can be reported at
 //! their own line and the type's documentation can list what it accepts.
 
-use std::any::TypeId;
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
-
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 struct Capture(Option<&'static [&'static str]>);
@@ -49,15 +45,9 @@ impl<'de> Deserializer<'de> for &mut Capture {
 }
 
 /// The field names of struct `T` (empty for anything that is not a struct).
-pub(crate) fn fields<T: for<'de> Deserialize<'de> + 'static>() -> &'static [&'static str] {
-    static CACHE: OnceLock<Mutex<HashMap<TypeId, &'static [&'static str]>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let mut map = cache
-        .lock()
-        .expect("introspection cache is never poisoned: no code panics while holding it");
-    *map.entry(TypeId::of::<T>()).or_insert_with(|| {
-        let mut capture = Capture(None);
-        let _ = T::deserialize(&mut capture);
-        capture.0.unwrap_or(&[])
-    })
+/// Cheap: serde hands the list over before reading any input.
+pub(crate) fn fields<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    let mut capture = Capture(None);
+    let _ = T::deserialize(&mut capture);
+    capture.0.unwrap_or(&[])
 }

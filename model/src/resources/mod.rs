@@ -71,8 +71,10 @@ pub struct ResourceType {
     pub name_property: &'static str,
     /// Property names the type accepts.
     pub properties: fn() -> &'static [&'static str],
-    check: fn(Map<String, Value>, &dyn CookbookRefs) -> Result<(), FieldError>,
+    check: CheckFn,
 }
+
+type CheckFn = fn(Map<String, Value>, &dyn CookbookRefs) -> Result<(), FieldError>;
 
 impl std::fmt::Debug for ResourceType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The project's test command (the README names it; .ci/run calls it).
+# Installs what the tests need on a fresh Debian 12 machine, then runs them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_root_tools() {
+    # The package and service providers are tested for real, as root.
+    if [ "$(id -u)" = 0 ] && ! command -v update-rc.d >/dev/null; then
+        apt-get update -q && apt-get install -y -q init-system-helpers
+    fi
+}
+
+need_root_tools
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+
+# One profile for build and tests (STACK.md item 13): the dev profile.
+cargo build --workspace --all-targets
+cargo nextest run --workspace --no-fail-fast "$@"
