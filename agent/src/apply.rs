@@ -45,7 +45,8 @@ fn yaml_map(path: &Path, what: &str) -> Result<Map<String, Value>, LoadError> {
 
 /// Load, merge and compile. The error names the file and line at fault.
 pub fn prepare(run: &LocalRun) -> Result<Prepared, LoadError> {
-    let set = CookbookSet::load_dir(&run.cookbooks)?;
+    let wanted: Vec<String> = run.run_list.iter().map(|r| r.cookbook.clone()).collect();
+    let set = CookbookSet::load_needed(&run.cookbooks, &wanted)?;
     let recipes = engine::expand_run_list(&set, &run.run_list)
         .map_err(|m| LoadError::in_file("--run-list", m))?;
     let mut layers: Vec<Layer> = engine::cookbooks_needed(&set, &recipes)

@@ -35,6 +35,57 @@ impl CookbookSet {
         CookbookSet::new(cookbooks)
     }
 
+    /// Load only the cookbooks that `wanted` need (themselves and their
+    /// dependencies) from `dir`, so a broken cookbook nobody uses does not
+    /// stop a run. A needed cookbook is found by its metadata's name.
+    pub fn load_needed(dir: &Path, wanted: &[String]) -> Result<CookbookSet, LoadError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| LoadError::in_file(dir, format!("cannot read cookbooks: {e}")))?;
+        let mut dirs: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.join("metadata.yaml").is_file())
+            .collect();
+        dirs.sort();
+        let mut index = BTreeMap::new();
+        let mut broken = BTreeMap::new();
+        for d in dirs {
+            let file = d.join("metadata.yaml");
+            let parsed = std::fs::read_to_string(&file)
+                .map_err(|e| LoadError::in_file(&file, e.to_string()))
+                .and_then(|t| crate::metadata::Metadata::parse(&file, &t));
+            match parsed {
+                Ok(m) => {
+                    index.entry(m.name.clone()).or_insert((d, m));
+                }
+                Err(e) => {
+                    let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    broken.insert(name, e);
+                }
+            }
+        }
+        let mut needed: Vec<String> = Vec::new();
+        let mut stack: Vec<String> = wanted.to_vec();
+        while let Some(name) = stack.pop() {
+            if needed.contains(&name) {
+                continue;
+            }
+            match index.get(&name) {
+                Some((_, m)) => stack.extend(m.depends.keys().cloned()),
+                None => match broken.remove(&name) {
+                    Some(e) => return Err(e),
+                    // Reported below, by whoever depends on it or by the run list.
+                    None => continue,
+                },
+            }
+            needed.push(name);
+        }
+        let cookbooks = needed
+            .iter()
+            .map(|n| Cookbook::load_dir(&index[n].0))
+            .collect::<Result<Vec<_>, _>>()?;
+        CookbookSet::new(cookbooks)
+    }
+
     /// Check a set of loaded cookbooks against each other.
     pub fn new(list: Vec<Cookbook>) -> Result<CookbookSet, LoadError> {
         let mut cookbooks = BTreeMap::new();

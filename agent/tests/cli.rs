@@ -1,0 +1,103 @@
+//! `cm-agent apply` as a user runs it: output, exit codes, JSON report, lock.
+
+mod support;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use support::Sandbox;
+
+fn sandbox() -> Sandbox {
+    let s = Sandbox::new();
+    s.cookbook(
+        "hello",
+        &[
+            ("recipes/default.yaml", "- file: \"{{attrs.root}}/hello\"\n  content: \"hello {{node.hostname}}\\n\"\n"),
+        ],
+    );
+    s.cookbook("broken", &[("recipes/default.yaml", "- file: /x\n  mode: 999\n")]);
+    s
+}
+
+fn agent(s: &Sandbox, run_list: &str) -> Command {
+    let opts = s.run_opts("hello", false);
+    let mut c = Command::cargo_bin("cm-agent").unwrap();
+    c.arg("apply")
+        .arg("--cookbooks")
+        .arg(&opts.cookbooks)
+        .arg("--run-list")
+        .arg(run_list)
+        .arg("--attributes")
+        .arg(opts.attributes.unwrap())
+        .arg("--backup-dir")
+        .arg(&opts.backup_dir)
+        .arg("--lock-file")
+        .arg(s.dir.path().join("lock"))
+        .env("NO_COLOR", "1");
+    c
+}
+
+#[test]
+fn human_output_has_a_line_per_resource_a_diff_and_a_summary() {
+    let s = sandbox();
+    agent(&s, "hello")
+        .arg("--why-run")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("file[").and(predicate::str::contains("would change: created")))
+        .stdout(predicate::str::contains("+hello "))
+        .stdout(predicate::str::is_match(r"1 resources, 1 changed, 0 failed in \d+ ms \(why-run").unwrap());
+    assert!(!s.path("hello").exists());
+}
+
+#[test]
+fn json_output_is_the_run_report() {
+    let s = sandbox();
+    let out = agent(&s, "hello").args(["--format", "json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in ["status", "resources_total", "resources_changed", "resources_failed", "duration_ms", "resources"] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    let r = &v["resources"][0];
+    for key in ["type", "name", "action", "changed", "duration_ms"] {
+        assert!(r.get(key).is_some(), "missing {key} in {r}");
+    }
+    assert_eq!(v["status"], "success");
+    assert_eq!(r["type"], "file");
+}
+
+#[test]
+fn bad_cookbook_exits_1_naming_file_and_line() {
+    let s = sandbox();
+    agent(&s, "broken")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("broken/recipes/default.yaml:2:9").and(predicate::str::contains("mode")));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let s = sandbox();
+    agent(&s, "Not A Recipe").assert().code(2);
+    Command::cargo_bin("cm-agent").unwrap().args(["apply"]).assert().code(2);
+}
+
+#[test]
+fn a_second_run_while_one_holds_the_lock_exits_with_a_clear_message() {
+    let s = sandbox();
+    let _held = cm_agent::lock::RunLock::acquire(&s.dir.path().join("lock"), std::time::Duration::ZERO).unwrap();
+    agent(&s, "hello")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("another cm-agent run"));
+}
+
+#[test]
+fn help_describes_apply() {
+    Command::cargo_bin("cm-agent")
+        .unwrap()
+        .args(["apply", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--why-run").and(predicate::str::contains("--run-list")));
+}
