@@ -10,11 +10,15 @@ fn sandbox() -> Sandbox {
     let s = Sandbox::new();
     s.cookbook(
         "hello",
-        &[
-            ("recipes/default.yaml", "- file: \"{{attrs.root}}/hello\"\n  content: \"hello {{node.hostname}}\\n\"\n"),
-        ],
+        &[(
+            "recipes/default.yaml",
+            "- file: \"{{attrs.root}}/hello\"\n  content: \"hello {{node.hostname}}\\n\"\n",
+        )],
     );
-    s.cookbook("broken", &[("recipes/default.yaml", "- file: /x\n  mode: 999\n")]);
+    s.cookbook(
+        "broken",
+        &[("recipes/default.yaml", "- file: /x\n  mode: 999\n")],
+    );
     s
 }
 
@@ -43,19 +47,35 @@ fn human_output_has_a_line_per_resource_a_diff_and_a_summary() {
         .arg("--why-run")
         .assert()
         .success()
-        .stdout(predicate::str::contains("file[").and(predicate::str::contains("would change: created")))
+        .stdout(
+            predicate::str::contains("file[")
+                .and(predicate::str::contains("would change: created")),
+        )
         .stdout(predicate::str::contains("+hello "))
-        .stdout(predicate::str::is_match(r"1 resources, 1 changed, 0 failed in \d+ ms \(why-run").unwrap());
+        .stdout(
+            predicate::str::is_match(r"1 resources, 1 changed, 0 failed in \d+ ms \(why-run")
+                .unwrap(),
+        );
     assert!(!s.path("hello").exists());
 }
 
 #[test]
 fn json_output_is_the_run_report() {
     let s = sandbox();
-    let out = agent(&s, "hello").args(["--format", "json"]).output().unwrap();
+    let out = agent(&s, "hello")
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in ["status", "resources_total", "resources_changed", "resources_failed", "duration_ms", "resources"] {
+    for key in [
+        "status",
+        "resources_total",
+        "resources_changed",
+        "resources_failed",
+        "duration_ms",
+        "resources",
+    ] {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
     let r = &v["resources"][0];
@@ -69,23 +89,29 @@ fn json_output_is_the_run_report() {
 #[test]
 fn bad_cookbook_exits_1_naming_file_and_line() {
     let s = sandbox();
-    agent(&s, "broken")
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains("broken/recipes/default.yaml:2:9").and(predicate::str::contains("mode")));
+    agent(&s, "broken").assert().code(1).stdout(
+        predicate::str::contains("broken/recipes/default.yaml:2:9")
+            .and(predicate::str::contains("mode")),
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     let s = sandbox();
     agent(&s, "Not A Recipe").assert().code(2);
-    Command::cargo_bin("cm-agent").unwrap().args(["apply"]).assert().code(2);
+    Command::cargo_bin("cm-agent")
+        .unwrap()
+        .args(["apply"])
+        .assert()
+        .code(2);
 }
 
 #[test]
 fn a_second_run_while_one_holds_the_lock_exits_with_a_clear_message() {
     let s = sandbox();
-    let _held = cm_agent::lock::RunLock::acquire(&s.dir.path().join("lock"), std::time::Duration::ZERO).unwrap();
+    let _held =
+        cm_agent::lock::RunLock::acquire(&s.dir.path().join("lock"), std::time::Duration::ZERO)
+            .unwrap();
     agent(&s, "hello")
         .assert()
         .code(1)

@@ -17,7 +17,10 @@ fn installed(name: &str) -> bool {
 }
 
 fn purge(names: &[&str]) {
-    let _ = std::process::Command::new("apt-get").args(["purge", "-y", "-q"]).args(names).output();
+    let _ = std::process::Command::new("apt-get")
+        .args(["purge", "-y", "-q"])
+        .args(names)
+        .output();
 }
 
 #[test]
@@ -34,7 +37,10 @@ fn installs_adjacent_packages_in_one_apt_get_then_changes_nothing_then_removes()
         "pkgs",
         &[
             ("recipes/default.yaml", "- package: sl\n- package: figlet\n"),
-            ("recipes/remove.yaml", "- package: sl\n  action: remove\n- package: figlet\n  action: purge\n"),
+            (
+                "recipes/remove.yaml",
+                "- package: sl\n  action: remove\n- package: figlet\n  action: purge\n",
+            ),
         ],
     );
     let why = ok(&s.why_run("pkgs")).clone();
@@ -47,7 +53,11 @@ fn installs_adjacent_packages_in_one_apt_get_then_changes_nothing_then_removes()
     assert!(installed("sl") && installed("figlet"));
     assert_eq!(first.resources_changed, 2);
     // The second package went into the first one's apt-get.
-    assert!(first.resources[1].changes[0].contains("one apt-get"), "{:?}", first.resources[1].changes);
+    assert!(
+        first.resources[1].changes[0].contains("one apt-get"),
+        "{:?}",
+        first.resources[1].changes
+    );
 
     assert_eq!(ok(&s.apply("pkgs")).resources_changed, 0);
 
@@ -64,11 +74,20 @@ fn unknown_package_fails_with_apts_reason() {
         return;
     }
     let s = Sandbox::new();
-    s.cookbook("bad", &[("recipes/default.yaml", "- package: cm-no-such-package-xyz\n  lock_timeout: 30\n")]);
+    s.cookbook(
+        "bad",
+        &[(
+            "recipes/default.yaml",
+            "- package: cm-no-such-package-xyz\n  lock_timeout: 30\n",
+        )],
+    );
     let r = s.apply("bad");
     assert!(!r.succeeded());
     let e = r.resources[0].error.as_deref().unwrap();
-    assert!(e.contains("cm-no-such-package-xyz") && e.contains("Unable to locate"), "{e}");
+    assert!(
+        e.contains("cm-no-such-package-xyz") && e.contains("Unable to locate"),
+        "{e}"
+    );
 }
 
 fn purge_on_failure(r: &cm_model::report::RunReport, names: &[&str]) {

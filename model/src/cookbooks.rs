@@ -39,7 +39,8 @@ impl CookbookSet {
     /// dependencies) from `dir`, so a broken cookbook nobody uses does not
     /// stop a run. A needed cookbook is found by its metadata's name.
     pub fn load_needed(dir: &Path, wanted: &[String]) -> Result<CookbookSet, LoadError> {
-        let entries = std::fs::read_dir(dir).map_err(|e| LoadError::in_file(dir, format!("cannot read cookbooks: {e}")))?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| LoadError::in_file(dir, format!("cannot read cookbooks: {e}")))?;
         let mut dirs: Vec<_> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -58,7 +59,10 @@ impl CookbookSet {
                     index.entry(m.name.clone()).or_insert((d, m));
                 }
                 Err(e) => {
-                    let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    let name = d
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     broken.insert(name, e);
                 }
             }

@@ -2,14 +2,11 @@
 //! must agree on: loading and validating cookbooks, resource specs, attribute
 //! precedence, templates, `when` conditions, content manifests and run reports.
 
-pub mod error;
-pub mod yaml;
-
-pub use error::{LoadError, Pos};
 pub mod attributes;
 pub mod condition;
 pub mod cookbook;
 pub mod cookbooks;
+pub mod error;
 pub mod manifest;
 pub mod metadata;
 pub mod paths;
@@ -19,3 +16,8 @@ pub mod resources;
 pub mod runlist;
 pub mod secrets;
 pub mod template;
+pub mod yaml;
+
+pub use error::{LoadError, Pos};
+/// Re-exported so users of the model (and its fuzz targets) share one version.
+pub use serde_json;

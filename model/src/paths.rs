@@ -22,10 +22,14 @@ pub fn check_relative(rel: &str) -> Result<PathBuf, String> {
             }
         }
     }
-    Ok(path
+    let clean: PathBuf = path
         .components()
         .filter(|c| matches!(c, Component::Normal(_)))
-        .collect())
+        .collect();
+    if clean.as_os_str().is_empty() {
+        return Err(format!("{rel:?} names no file"));
+    }
+    Ok(clean)
 }
 
 /// Resolve `rel` under `root`, refusing anything (including symlinks) that ends up outside.
@@ -55,6 +59,7 @@ mod tests {
         assert!(check_relative("a/../../b").is_err());
         assert!(check_relative("/etc/passwd").is_err());
         assert!(check_relative("").is_err());
+        assert!(check_relative("./.").is_err());
         assert_eq!(check_relative("./a/b").unwrap(), PathBuf::from("a/b"));
     }
 

@@ -5,13 +5,14 @@
 #                             imported with `docker import` (nothing pulled)
 #   cm-node-sysv:bookworm     FROM cm-base: tini + node/entrypoint.sh, no init
 #   cm-node-systemd:bookworm  FROM cm-base: systemd as PID 1
+#   cm-server:bookworm        FROM cm-base: tini as PID 1, runs cm-server
 #
 # and, with --with-binaries DIR, a thin layer with cm's binaries on top:
 #   cm-node-sysv:test, cm-node-systemd:test, cm-server:test
 #
 # An image is built only when it is missing or its inputs changed (each
 # image carries a cm.inputs label: a hash of the files it is built from and,
-# for the node images, of the base image's ID). --rebuild forces all three.
+# for the images built FROM cm-base, of its image ID). --rebuild forces all.
 #
 # Usage: images.sh [--rebuild] [--with-binaries DIR]
 # Environment: CM_MIRROR, CM_SECURITY_MIRROR (Debian mirrors),
@@ -29,6 +30,7 @@ readonly LOGDIR=$WORKDIR/logs
 readonly BASE_IMAGE=cm-base:$SUITE
 readonly SYSV_IMAGE=cm-node-sysv:$SUITE
 readonly SYSTEMD_IMAGE=cm-node-systemd:$SUITE
+readonly SERVER_IMAGE=cm-server:$SUITE
 readonly SYSV_TEST_IMAGE=cm-node-sysv:test
 readonly SYSTEMD_TEST_IMAGE=cm-node-systemd:test
 readonly SERVER_TEST_IMAGE=cm-server:test
@@ -291,14 +293,15 @@ build_base() {
     timed "base: cloud-init self-test" selftest_base
 }
 
-# --- node images ------------------------------------------------------------
+# --- images FROM cm-base ----------------------------------------------------
 
-# build_node IMAGE DOCKERFILE [FILE...]: build a node image from node/, FROM
-# cm-base; the FILEs (in node/) are what the Dockerfile copies in.
-build_node() {
-    local image=$1 dockerfile=$2 hash name
-    shift 2
-    hash=$(hash_inputs "$(image_id "$BASE_IMAGE")" "$HERE/node/$dockerfile" "${@/#/$HERE/node/}")
+# build_on_base IMAGE DIR DOCKERFILE [FILE...]: build IMAGE FROM cm-base with
+# DIR (under tests/cluster) as the context; the FILEs (in DIR) are what the
+# Dockerfile copies in.
+build_on_base() {
+    local image=$1 dir=$HERE/$2 dockerfile=$3 hash name
+    shift 3
+    hash=$(hash_inputs "$(image_id "$BASE_IMAGE")" "$dir/$dockerfile" "${@/#/$dir/}")
     if ! needs_build "$image" "$hash"; then
         log "$image is up to date"
         return
@@ -306,7 +309,7 @@ build_node() {
     name=${image%%:*}
     log "building $image"
     timed "$name" run_logged "$name" docker build --label "cm.inputs=$hash" \
-        --build-arg "BASE=$BASE_IMAGE" -f "$HERE/node/$dockerfile" -t "$image" "$HERE/node"
+        --build-arg "BASE=$BASE_IMAGE" -f "$dir/$dockerfile" -t "$image" "$dir"
 }
 
 # --- the cm binaries layer --------------------------------------------------
@@ -328,13 +331,28 @@ build_binary_layers() {
     done
     ((${#found[@]})) || die "--with-binaries: none of ${BINARIES[*]} in $dir"
     log "adding ${found[*]} from $dir"
-    cp "$HERE/binaries/Dockerfile.node" "$HERE/binaries/Dockerfile.server" "$ctx/"
-    timed "layer: $SYSV_TEST_IMAGE" run_logged sysv-test docker build \
-        --build-arg "BASE=$SYSV_IMAGE" -f "$ctx/Dockerfile.node" -t "$SYSV_TEST_IMAGE" "$ctx"
-    timed "layer: $SYSTEMD_TEST_IMAGE" run_logged systemd-test docker build \
-        --build-arg "BASE=$SYSTEMD_IMAGE" -f "$ctx/Dockerfile.node" -t "$SYSTEMD_TEST_IMAGE" "$ctx"
-    timed "layer: $SERVER_TEST_IMAGE" run_logged server-test docker build \
-        --build-arg "BASE=$BASE_IMAGE" -f "$ctx/Dockerfile.server" -t "$SERVER_TEST_IMAGE" "$ctx"
+    cp "$HERE/binaries/Dockerfile" "$ctx/"
+    timed "layer: the three :test images" build_layers_in_parallel "$ctx"
+}
+
+# The three builds share the context; in parallel they take about as long
+# as one.
+build_layers_in_parallel() {
+    local ctx=$1 pids=() pid failed=0
+    run_logged sysv-test layer_build "$ctx" "$SYSV_IMAGE" "$SYSV_TEST_IMAGE" &
+    pids+=($!)
+    run_logged systemd-test layer_build "$ctx" "$SYSTEMD_IMAGE" "$SYSTEMD_TEST_IMAGE" &
+    pids+=($!)
+    run_logged server-test layer_build "$ctx" "$SERVER_IMAGE" "$SERVER_TEST_IMAGE" &
+    pids+=($!)
+    for pid in "${pids[@]}"; do
+        wait "$pid" || failed=1
+    done
+    ((!failed)) || die "building the :test images failed"
+}
+
+layer_build() {
+    docker build --build-arg "BASE=$2" -f "$1/Dockerfile" -t "$3" "$1"
 }
 
 # --- report -----------------------------------------------------------------
@@ -348,7 +366,7 @@ report() {
         echo "  (nothing built)"
     fi
     log "images:"
-    for image in "$BASE_IMAGE" "$SYSV_IMAGE" "$SYSTEMD_IMAGE" \
+    for image in "$BASE_IMAGE" "$SYSV_IMAGE" "$SYSTEMD_IMAGE" "$SERVER_IMAGE" \
         "$SYSV_TEST_IMAGE" "$SYSTEMD_TEST_IMAGE" "$SERVER_TEST_IMAGE"; do
         size=$(docker image inspect -f '{{.Size}}' "$image" 2>/dev/null) || continue
         printf '  %-26s %5d MB\n' "$image" $((size / 1000000))
@@ -360,8 +378,9 @@ main() {
     ensure_tools
     local start=$SECONDS
     build_base
-    build_node "$SYSV_IMAGE" Dockerfile.sysv entrypoint.sh policy-rc.d
-    build_node "$SYSTEMD_IMAGE" Dockerfile.systemd
+    build_on_base "$SYSV_IMAGE" node Dockerfile.sysv entrypoint.sh policy-rc.d
+    build_on_base "$SYSTEMD_IMAGE" node Dockerfile.systemd
+    build_on_base "$SERVER_IMAGE" server Dockerfile
     if [[ -n $BINARIES_DIR ]]; then
         build_binary_layers "$BINARIES_DIR"
     fi

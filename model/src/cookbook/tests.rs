@@ -155,3 +155,27 @@ fn include_of_a_missing_recipe_is_refused() {
     assert!(err.message.contains("memcached::nope"), "{err}");
     assert_eq!(err.pos.line, 1);
 }
+
+#[test]
+fn load_needed_skips_broken_cookbooks_nobody_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    memcached(dir.path());
+    write(
+        dir.path(),
+        &[(
+            "web/metadata.yaml",
+            "name: web\nversion: 1.0.0\ndepends:\n  memcached: '~1'\n",
+        )],
+    );
+    write(
+        dir.path(),
+        &[("broken/metadata.yaml", "name: broken\nversion: one\n")],
+    );
+    let set = CookbookSet::load_needed(dir.path(), &["web".to_string()]).unwrap();
+    assert_eq!(
+        set.cookbooks.keys().collect::<Vec<_>>(),
+        ["memcached", "web"]
+    );
+    let err = CookbookSet::load_needed(dir.path(), &["broken".to_string()]).unwrap_err();
+    assert_eq!(err.pos.line, 2, "{err}");
+}

@@ -12,6 +12,7 @@
 #      instance-id, not once per start,
 #   4. waits; on SIGTERM/SIGINT (docker stop) it stops the runlevel-2
 #      services in reverse order and exits 0.
+# Given arguments (`docker run IMAGE CMD...`), it runs CMD instead.
 #
 # The NoCloud seed (meta-data with instance-id, user-data) is expected in
 # /var/lib/cloud/seed/nocloud: bind-mount a directory there, or `docker cp`
@@ -89,6 +90,11 @@ shutdown() {
 }
 
 main() {
+    # `docker run IMAGE CMD...` runs CMD instead of booting the node (handy
+    # for `cm-agent --version` and the like).
+    if (($#)); then
+        exec "$@"
+    fi
     trap shutdown TERM INT
     log "booting ($(hostname))"
     clean_run
