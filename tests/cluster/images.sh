@@ -139,11 +139,17 @@ needs_build() {
     return 0
 }
 
-# Drop the images that rebuilds replaced (newest first, so node images go
-# before the base they were built on), unless a container still uses them.
+# Drop the images that rebuilds replaced (:test ones, then newest first, so
+# node images go before the base they were built on), unless a container
+# still uses them or a rebuild gave the very same image back.
 remove_old_images() {
-    local id
+    local id image current=()
+    for image in "$BASE_IMAGE" "$SYSV_IMAGE" "$SYSTEMD_IMAGE" "$SERVER_IMAGE" \
+        "$SYSV_TEST_IMAGE" "$SYSTEMD_TEST_IMAGE" "$SERVER_TEST_IMAGE"; do
+        current+=("$(image_id "$image" 2>/dev/null)") || true
+    done
     for id in "${OLD_IMAGES[@]}"; do
+        [[ " ${current[*]} " == *" $id "* ]] && continue
         docker rmi "$id" >/dev/null 2>&1 || true
     done
 }
@@ -315,7 +321,7 @@ build_on_base() {
 # --- the cm binaries layer --------------------------------------------------
 
 build_binary_layers() {
-    local dir=$1 ctx b found=()
+    local dir=$1 ctx b image found=()
     [[ -d $dir ]] || die "--with-binaries: $dir is not a directory"
     ctx=$(mktemp -d "${TMPDIR:-/tmp}/cm-bin-ctx.XXXXXX")
     # shellcheck disable=SC2064 # expand $ctx now
@@ -332,6 +338,12 @@ build_binary_layers() {
     ((${#found[@]})) || die "--with-binaries: none of ${BINARIES[*]} in $dir"
     log "adding ${found[*]} from $dir"
     cp "$HERE/binaries/Dockerfile" "$ctx/"
+    # The :test images of the previous run would pile up as dangling images.
+    for image in "$SYSV_TEST_IMAGE" "$SYSTEMD_TEST_IMAGE" "$SERVER_TEST_IMAGE"; do
+        if docker image inspect "$image" >/dev/null 2>&1; then
+            OLD_IMAGES=("$(image_id "$image")" "${OLD_IMAGES[@]}")
+        fi
+    done
     timed "layer: the three :test images" build_layers_in_parallel "$ctx"
 }
 
