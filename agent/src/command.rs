@@ -6,8 +6,13 @@ use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// After the command exits, how long its pipes may stay open. A daemon started
+/// by an init script can inherit them and hold them for its whole life.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -130,26 +135,55 @@ impl Cmd {
             thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
         };
+        let pipes_until = Instant::now() + PIPE_GRACE;
         Ok(Finished {
             code: status.code(),
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
+            stdout: out.finish(pipes_until),
+            stderr: err.finish(pipes_until),
             timed_out,
         })
     }
 }
 
-/// Read a pipe to the end on a thread so a chatty child never blocks on a full pipe.
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut p) = pipe {
-            // Keep at most 1 MiB: enough for any error message.
-            let _ = p.by_ref().take(1 << 20).read_to_end(&mut buf);
-            let _ = std::io::copy(&mut p, &mut std::io::sink());
+/// A pipe read on its own thread so a chatty child never blocks on a full pipe.
+struct Drain {
+    buf: Arc<Mutex<Vec<u8>>>,
+    reader: thread::JoinHandle<()>,
+}
+
+/// Keep at most 1 MiB of output: enough for any error message.
+const MAX_OUTPUT: usize = 1 << 20;
+
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> Drain {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let shared = Arc::clone(&buf);
+    let reader = thread::spawn(move || {
+        let Some(mut p) = pipe else { return };
+        let mut chunk = [0u8; 8192];
+        loop {
+            match p.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let mut b = shared.lock().unwrap_or_else(|e| e.into_inner());
+                    let room = MAX_OUTPUT.saturating_sub(b.len());
+                    b.extend_from_slice(&chunk[..n.min(room)]);
+                }
+            }
         }
-        String::from_utf8_lossy(&buf).into_owned()
-    })
+    });
+    Drain { buf, reader }
+}
+
+impl Drain {
+    /// What was read, waiting for the end of the pipe until `until` at most;
+    /// a reader still blocked then is left behind rather than hang the run.
+    fn finish(self, until: Instant) -> String {
+        while !self.reader.is_finished() && Instant::now() < until {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let b = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&b).into_owned()
+    }
 }
 
 #[cfg(test)]
@@ -174,6 +208,22 @@ mod tests {
         assert!(f.timed_out);
         assert!(!f.stdout.contains("never"));
         assert!(f.describe(Duration::from_secs(1)).contains("timeout"));
+    }
+
+    #[test]
+    fn background_child_holding_the_pipes_does_not_hang_the_run() {
+        let start = Instant::now();
+        let f = Cmd::shell("sleep 8 & echo started")
+            .timeout(Duration::from_secs(20))
+            .run()
+            .unwrap();
+        assert!(f.success() && !f.timed_out);
+        assert_eq!(f.stdout, "started\n");
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

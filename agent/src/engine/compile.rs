@@ -23,7 +23,7 @@ pub struct CompiledResource {
     pub name: String,
     /// Rendered properties, the name property filled in.
     pub properties: Map<String, Value>,
-    /// The bytes a file or template resource writes.
+    /// The bytes a file or template resource writes, or an apt_repository's key file.
     pub content: Option<Vec<u8>>,
     pub actions: Vec<String>,
     pub only_if: Option<String>,
@@ -397,17 +397,27 @@ impl Unit<'_> {
                 Ok(Some(text.into_bytes()))
             }
             "file" => match (source, props.get("content").and_then(Value::as_str)) {
-                (Some(src), _) => {
-                    let f = self.cookbook.files.get(src).ok_or_else(|| {
-                        self.error_at("source", format!("no file {src:?} in files/"))
-                    })?;
-                    Ok(Some(f.bytes.clone()))
-                }
+                (Some(src), _) => self.cookbook_file("source", src).map(Some),
                 (None, Some(text)) => Ok(Some(text.as_bytes().to_vec())),
                 (None, None) => Ok(None),
             },
+            // The signing key the provider writes next to the .sources file.
+            "apt_repository" => props
+                .get("key_source")
+                .and_then(Value::as_str)
+                .map(|src| self.cookbook_file("key_source", src))
+                .transpose(),
             _ => Ok(None),
         }
+    }
+
+    /// The bytes of `files/<src>`; `key` names the property in the error.
+    fn cookbook_file(&self, key: &str, src: &str) -> Result<Vec<u8>, LoadError> {
+        self.cookbook
+            .files
+            .get(src)
+            .map(|f| f.bytes.clone())
+            .ok_or_else(|| self.error_at(key, format!("no file {src:?} in files/")))
     }
 }
 

@@ -13,6 +13,7 @@ use cm_model::resources::{FieldError, Spec, parse_spec};
 
 use crate::engine::CompiledResource;
 
+pub mod accounts;
 pub mod apt_repository;
 pub mod cron;
 pub mod directory;
