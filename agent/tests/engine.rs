@@ -268,3 +268,45 @@ fn attributes_file_overrides_cookbook_defaults() {
     assert_eq!(std::fs::read_to_string(s.path("out")).unwrap(), "site:8080");
     assert_eq!(changed(&s.apply("t")).len(), 0);
 }
+
+#[test]
+fn a_failing_immediate_notification_stops_the_run() {
+    let s = sandbox(
+        r#"
+- file: "{{attrs.root}}/a"
+  notifies: run execute[fails] immediately
+- execute: fails
+  command: "exit 4"
+  action: nothing
+- file: "{{attrs.root}}/b"
+"#,
+    );
+    let r = s.apply("t");
+    assert!(!r.succeeded());
+    assert!(s.path("a").exists());
+    assert!(
+        !s.path("b").exists(),
+        "the run went on after a failed immediate notification"
+    );
+}
+
+#[test]
+fn sensitive_resources_hide_their_output_and_say_so() {
+    let s = sandbox(
+        r#"
+- file: "{{attrs.root}}/token"
+  content: "plain but private\n"
+  sensitive: true
+- execute: "echo private-output >&2; exit 5"
+  sensitive: true
+"#,
+    );
+    let r = s.apply("t");
+    assert_eq!(
+        r.resources[0].changes,
+        ["changed (sensitive: details hidden)"]
+    );
+    assert!(r.resources[0].diff.is_none());
+    let e = r.resources[1].error.as_deref().unwrap();
+    assert_eq!(e, "exit 5 (details hidden: sensitive)");
+}

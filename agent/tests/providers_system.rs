@@ -35,6 +35,7 @@ fn resource(kind: &str, properties: Value) -> CompiledResource {
         notifies: Vec::new(),
         ignore_failure: false,
         sensitive: false,
+        holds_secret: false,
         origin: "providers_system.rs".into(),
     }
 }

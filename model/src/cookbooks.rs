@@ -49,6 +49,7 @@ impl CookbookSet {
         dirs.sort();
         let mut index = BTreeMap::new();
         let mut broken = BTreeMap::new();
+        let mut duplicates = BTreeMap::new();
         for d in dirs {
             let file = d.join("metadata.yaml");
             let parsed = std::fs::read_to_string(&file)
@@ -56,7 +57,14 @@ impl CookbookSet {
                 .and_then(|t| crate::metadata::Metadata::parse(&file, &t));
             match parsed {
                 Ok(m) => {
-                    index.entry(m.name.clone()).or_insert((d, m));
+                    if let Some((first, _)) = index.get(&m.name) {
+                        let first: &std::path::PathBuf = first;
+                        let msg =
+                            format!("cookbook {} is also defined in {}", m.name, first.display());
+                        duplicates.insert(m.name.clone(), LoadError::in_file(&file, msg));
+                    } else {
+                        index.insert(m.name.clone(), (d, m));
+                    }
                 }
                 Err(e) => {
                     let name = d
@@ -72,6 +80,9 @@ impl CookbookSet {
         while let Some(name) = stack.pop() {
             if needed.contains(&name) {
                 continue;
+            }
+            if let Some(e) = duplicates.remove(&name) {
+                return Err(e);
             }
             match index.get(&name) {
                 Some((_, m)) => stack.extend(m.depends.keys().cloned()),

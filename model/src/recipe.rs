@@ -308,6 +308,11 @@ fn parse_entry(
             "for_each" => decl.for_each = Some(parse_for_each(value).map_err(field)?),
             "ignore_failure" => decl.ignore_failure = boolean(value).map_err(field)?,
             "sensitive" => decl.sensitive = boolean(value).map_err(field)?,
+            "mode" if value.is_number() => {
+                return Err(field(
+                    "write modes as quoted octal strings, like mode: \"0644\" (YAML reads 0644 as a number)".into(),
+                ));
+            }
             _ if properties.contains(&key.as_str()) => {
                 if key == kind.name_property {
                     // Explicit name property: allowed, it overrides the resource name.
@@ -516,9 +521,9 @@ mod tests {
     }
 
     #[test]
-    fn unquoted_mode_is_refused() {
+    fn unquoted_mode_is_refused_with_advice() {
         let err = parse("- file: /etc/x\n  mode: 0644\n").unwrap_err();
-        assert!(err.message.contains("mode"), "{err}");
+        assert!(err.message.contains("quoted octal strings"), "{err}");
     }
 
     #[test]
@@ -543,5 +548,22 @@ mod tests {
             d.for_each,
             Some(ForEach::Items(vec!["a".into(), "b".into()]))
         );
+    }
+
+    #[test]
+    fn subscribes_takes_the_subscribers_action() {
+        let e =
+            parse("- service: memcached\n  subscribes: restart template[/etc/memcached.conf]\n")
+                .unwrap();
+        assert_eq!(resource(&e[0]).subscribes[0].target_type, "template");
+        assert!(parse("- service: memcached\n  subscribes: create template[/etc/x]\n").is_err());
+    }
+
+    #[test]
+    fn cron_user_cannot_inject_lines() {
+        let err =
+            parse("- cron: job\n  command: /bin/true\n  user: \"root\\n* * * * * root evil\"\n")
+                .unwrap_err();
+        assert!(err.message.contains("user"), "{err}");
     }
 }

@@ -39,7 +39,7 @@ pub struct ResourceReport {
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Why the resource did not run (`when`, a guard, `creates`).
+    /// Why the resource did not run (a guard or `creates`; a false `when` drops it at compile time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
     /// What changed, in a few words each ("content", "mode 0600 -> 0644").

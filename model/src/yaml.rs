@@ -17,10 +17,12 @@ pub fn parse<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, LoadErro
 /// serde-saphyr's messages may carry a snippet and a location suffix; we print our own.
 fn first_line(message: &str) -> String {
     let line = message.lines().next().unwrap_or(message).trim();
-    match line.rfind(" at line ") {
-        Some(i) => line[..i].to_string(),
-        None => line.to_string(),
-    }
+    let line = line.rfind(" at line ").map_or(line, |i| &line[..i]);
+    // Advice meant for programs using the parser, not for cookbook authors.
+    line.split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(line)
+        .to_string()
 }
 
 /// Read and parse a YAML file.
@@ -52,5 +54,6 @@ mod tests {
     fn duplicate_key_is_refused() {
         let err = parse::<Doc>(Path::new("x.yaml"), "name: a\nname: b\n").unwrap_err();
         assert!(err.to_string().contains("x.yaml:2"), "{err}");
+        assert!(!err.message.contains("Options"), "{err}");
     }
 }

@@ -32,8 +32,10 @@ pub struct CompiledResource {
     /// Resources to notify when this one changes: (index, action, timing).
     pub notifies: Vec<(usize, String, Timing)>,
     pub ignore_failure: bool,
-    /// Content, diff and command are never shown (marked, or holds a secret).
+    /// Content, diff and command output are never shown (marked, or holds a secret).
     pub sensitive: bool,
+    /// A secret's value appears in its rendered properties, content or guards.
+    pub holds_secret: bool,
     /// `memcached/recipes/default.yaml:3`, for messages.
     pub origin: String,
 }
@@ -86,20 +88,31 @@ pub fn expand_run_list(
     Ok(out)
 }
 
-/// The cookbooks a run list needs: its own and their dependencies, in a stable order.
+/// The cookbooks a run list needs, dependencies before the cookbooks that
+/// depend on them, otherwise in run-list order: the order their attribute
+/// defaults are layered in, so a cookbook's defaults win over its dependencies'.
 pub fn cookbooks_needed(set: &CookbookSet, recipes: &[RecipeRef]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut stack: Vec<String> = recipes.iter().map(|r| r.cookbook.clone()).collect();
-    while let Some(name) = stack.pop() {
-        if out.contains(&name) {
-            continue;
+    fn visit(
+        set: &CookbookSet,
+        name: &str,
+        out: &mut Vec<String>,
+        visiting: &mut BTreeSet<String>,
+    ) {
+        if out.iter().any(|n| n == name) || !visiting.insert(name.to_string()) {
+            return;
         }
-        if let Some(c) = set.get(&name) {
-            stack.extend(c.metadata.depends.keys().cloned());
+        if let Some(c) = set.get(name) {
+            for dep in c.metadata.depends.keys() {
+                visit(set, dep, out, visiting);
+            }
         }
-        out.push(name);
+        out.push(name.to_string());
     }
-    out.sort();
+    let mut out = Vec::new();
+    let mut visiting = BTreeSet::new();
+    for r in recipes {
+        visit(set, &r.cookbook, &mut out, &mut visiting);
+    }
     out
 }
 
@@ -341,18 +354,16 @@ impl Unit<'_> {
             guard("not_if", &d.not_if)?,
             guard("creates", &d.creates)?,
         );
-        let sensitive = d.sensitive
-            || (!self.secrets.is_empty()
-                && (self
-                    .secrets
-                    .appear_in(&Value::Object(properties.clone()).to_string())
-                    || content
-                        .as_ref()
-                        .is_some_and(|c| self.secrets.appear_in(&String::from_utf8_lossy(c)))
-                    || [&only_if, &not_if]
-                        .into_iter()
-                        .flatten()
-                        .any(|g| self.secrets.appear_in(g))));
+        let secrets = self.secrets;
+        let holds_secret = !secrets.is_empty()
+            && (properties.values().any(|v| value_holds_secret(v, secrets))
+                || content
+                    .as_ref()
+                    .is_some_and(|c| secrets.appear_in(&String::from_utf8_lossy(c)))
+                || [&only_if, &not_if]
+                    .into_iter()
+                    .flatten()
+                    .any(|g| secrets.appear_in(g)));
         Ok(CompiledResource {
             kind: d.kind,
             name,
@@ -364,7 +375,8 @@ impl Unit<'_> {
             creates,
             notifies: Vec::new(),
             ignore_failure: d.ignore_failure,
-            sensitive,
+            sensitive: d.sensitive || holds_secret,
+            holds_secret,
             origin: format!("{}:{}", self.file.display(), d.at.line),
         })
     }
@@ -418,6 +430,16 @@ impl Unit<'_> {
             .get(src)
             .map(|f| f.bytes.clone())
             .ok_or_else(|| self.error_at(key, format!("no file {src:?} in files/")))
+    }
+}
+
+/// Does any string inside `v` contain a secret's value?
+fn value_holds_secret(v: &Value, secrets: &Secrets) -> bool {
+    match v {
+        Value::String(s) => secrets.appear_in(s),
+        Value::Array(items) => items.iter().any(|i| value_holds_secret(i, secrets)),
+        Value::Object(m) => m.values().any(|i| value_holds_secret(i, secrets)),
+        _ => false,
     }
 }
 

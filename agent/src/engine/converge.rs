@@ -19,6 +19,8 @@ const GUARD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the report says instead of anything that holds a secret.
 pub const SECRET_NOTE: &str = "changed, contains secrets";
+/// What it says for a resource marked `sensitive: true` that holds none.
+pub const SENSITIVE_NOTE: &str = "changed (sensitive: details hidden)";
 
 /// Delayed notifications may queue more; this many rounds is a loop, not a recipe.
 const MAX_DELAYED: usize = 1000;
@@ -206,7 +208,7 @@ impl Run<'_, '_> {
             sensitive: r.sensitive,
         };
         match self.guards(r) {
-            Err(e) => entry.error = Some(self.redact(&e)),
+            Err(e) => entry.error = Some(self.describe_error(r, &e)),
             Ok(Some(skip)) => entry.skipped = Some(skip),
             Ok(None) => {
                 let mut outcome = Outcome::unchanged();
@@ -217,14 +219,19 @@ impl Run<'_, '_> {
                             outcome.diff = outcome.diff.or(o.diff);
                         }
                         Err(e) => {
-                            entry.error = Some(self.redact(&e));
+                            entry.error = Some(self.describe_error(r, &e));
                             break;
                         }
                     }
                 }
                 entry.changed = outcome.is_changed();
                 if r.sensitive && entry.changed {
-                    entry.changes = vec![SECRET_NOTE.to_string()];
+                    let note = if r.holds_secret {
+                        SECRET_NOTE
+                    } else {
+                        SENSITIVE_NOTE
+                    };
+                    entry.changes = vec![note.to_string()];
                 } else {
                     entry.changes = outcome.changes;
                     entry.diff = outcome.diff;
@@ -238,9 +245,22 @@ impl Run<'_, '_> {
         self.failed[i] |= failed;
         if changed {
             self.changed[i] = true;
-            self.notify(i);
+            if !self.notify(i) {
+                return false;
+            }
         }
         !failed
+    }
+
+    /// An error for the report: secrets redacted; for a sensitive resource,
+    /// only the first part ("exit 1"), never the command's output.
+    fn describe_error(&self, r: &CompiledResource, e: &str) -> String {
+        if r.sensitive {
+            let head = e.split(": ").next().unwrap_or(e);
+            format!("{} (details hidden: sensitive)", self.redact(head))
+        } else {
+            self.redact(e)
+        }
     }
 
     /// None to run; Some(reason) to skip; Err when a guard could not run.
@@ -274,11 +294,17 @@ impl Run<'_, '_> {
         Ok(f.success())
     }
 
-    fn notify(&mut self, i: usize) {
+    /// Fire resource `i`'s notifications. False when an immediate one failed
+    /// (and may not be ignored): the run stops as if `i` itself had failed.
+    fn notify(&mut self, i: usize) -> bool {
         for (target, action, timing) in self.resources[i].notifies.clone() {
             match timing {
                 Timing::Immediately => {
-                    self.resource(target, Some(&action));
+                    if !self.resource(target, Some(&action))
+                        && !self.resources[target].ignore_failure
+                    {
+                        return false;
+                    }
                 }
                 Timing::Delayed => {
                     if !self
@@ -291,6 +317,7 @@ impl Run<'_, '_> {
                 }
             }
         }
+        true
     }
 
     fn flush_delayed(&mut self) {
@@ -308,7 +335,8 @@ impl Run<'_, '_> {
     fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for v in self.opts.secrets.0.values() {
-            if !v.expose().is_empty() {
+            // Short values ("on", "1") would mangle every name; they are not searched for.
+            if v.expose().len() >= cm_model::secrets::MIN_DETECTABLE_LEN {
                 out = out.replace(v.expose(), "<secret>");
             }
         }

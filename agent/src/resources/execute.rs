@@ -58,7 +58,7 @@ impl Provider for Execute {
             return Ok(Outcome::unchanged());
         }
         if cx.why_run {
-            return Ok(Outcome::changed("would run"));
+            return Ok(Outcome::changed("run"));
         }
         let cmd = self.command()?;
         let f = cmd.run().map_err(|e| format!("cannot start: {e}"))?;

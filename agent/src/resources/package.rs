@@ -222,7 +222,7 @@ impl Package {
             _ => "installed".to_string(),
         };
         if cx.why_run {
-            return Ok(Outcome::changed(format!("would be {what}")));
+            return Ok(Outcome::changed(what));
         }
         // This package and the rest of its batch that is missing, in one apt-get.
         let mut batch: Vec<Request> = vec![self.request.clone()];

@@ -84,8 +84,7 @@ impl RemoteFile {
         }
         if cx.why_run {
             let mut out = self.file.create(None, true, cx)?;
-            out.changes
-                .insert(0, format!("would download {}", self.spec.url));
+            out.changes.insert(0, format!("download {}", self.spec.url));
             return Ok(out);
         }
         let body = self.download()?;

@@ -73,6 +73,7 @@ impl Spec for CronSpec {
                 return Err(FieldError::new(field, format!("{v:?} is not a cron field")));
             }
         }
+        super::user::check_account_name("user", &self.user)?;
         if self.command.contains('\n') || self.command.trim().is_empty() {
             return Err(FieldError::new(
                 "command",

@@ -16,7 +16,7 @@ pub struct FileSpec {
     pub owner: Option<String>,
     pub group: Option<String>,
     pub mode: Option<String>,
-    /// How many previous versions to keep as `PATH.cm-backup.N`; 0 keeps none.
+    /// How many previous versions to keep in the agent's backup dir; 0 keeps none.
     #[serde(default = "default_backups")]
     pub backup: u32,
 }

@@ -1,6 +1,6 @@
 //! Helpers for config files. None of them runs code or touches the system.
-//! Built in already: if, unless, each, with, lookup, eq, ne, gt, gte, lt, lte,
-//! and, or, not, len.
+//! Built in already: if, unless, each, with, lookup, raw, log, eq, ne, gt,
+//! gte, lt, lte, and, or, not, len.
 
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,

@@ -100,7 +100,7 @@ fn render_error(name: Option<&str>, e: handlebars::RenderError) -> TemplateError
     };
     let message = match name {
         Some(n) => format!("template {n}{at}: {what}"),
-        None => format!("in {at:?}: {what}").replace("in \"\": ", ""),
+        None => what,
     };
     TemplateError {
         template: name.map(str::to_string),
