@@ -15,6 +15,7 @@ pub mod report;
 pub mod resources;
 pub mod runlist;
 pub mod secrets;
+pub mod solver;
 pub mod template;
 pub mod yaml;
 
