@@ -1,0 +1,3 @@
+//! cm-server: the gRPC services admins and agents talk to, the storage behind
+//! them (SQLite or PostgreSQL, a local directory or S3 for blobs), the CA that
+//! identifies every caller, and plan resolution.
