@@ -310,3 +310,27 @@ fn sensitive_resources_hide_their_output_and_say_so() {
     let e = r.resources[1].error.as_deref().unwrap();
     assert_eq!(e, "exit 5 (details hidden: sensitive)");
 }
+
+#[test]
+fn failures_count_resources_once_and_ignore_failure_survives_secret_names() {
+    let s = sandbox(
+        r#"
+- execute: "exit 1 # {{secrets.tok}}"
+  ignore_failure: true
+- file: "{{attrs.root}}/a"
+  notifies: "run execute[exit 1 # {{secrets.tok}}] delayed"
+"#,
+    );
+    let mut opts = s.run_opts("t", false);
+    let secrets = s.dir.path().join("secrets.yaml");
+    write(&secrets, "tok: abcd-1234\n");
+    opts.secrets = Some(secrets);
+    let r = support::run(&opts);
+    assert_eq!(
+        r.resources.iter().filter(|x| x.error.is_some()).count(),
+        2,
+        "ran twice"
+    );
+    assert_eq!(r.resources_failed, 1);
+    assert!(r.succeeded(), "{r:?}");
+}

@@ -566,4 +566,12 @@ mod tests {
                 .unwrap_err();
         assert!(err.message.contains("user"), "{err}");
     }
+
+    #[test]
+    fn apt_repository_errors_name_the_right_list() {
+        let err =
+            parse("- apt_repository: x\n  uris: [http://a]\n  suites: ['book worm']\n  key: k\n")
+                .unwrap_err();
+        assert!(err.message.contains("suites"), "{err}");
+    }
 }

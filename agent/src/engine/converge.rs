@@ -101,28 +101,14 @@ pub fn converge(
     }
     run.flush_delayed();
     let changed = run.changed.iter().filter(|c| **c).count();
+    let failed: Vec<usize> = (0..resources.len()).filter(|&i| run.failed[i]).collect();
     report.resources_changed = changed;
-    report.resources_failed = report
-        .resources
-        .iter()
-        .filter(|r| r.error.is_some())
-        .count();
-    if report.resources_failed > 0
-        && report
-            .resources
-            .iter()
-            .any(|r| r.error.is_some() && !ignored(resources, r))
-    {
+    report.resources_failed = failed.len();
+    if failed.iter().any(|&i| !resources[i].ignore_failure) {
         report.status = RunStatus::Failed;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     report
-}
-
-fn ignored(resources: &[CompiledResource], r: &ResourceReport) -> bool {
-    resources
-        .iter()
-        .any(|c| c.kind.name == r.kind && c.name == r.name && c.ignore_failure)
 }
 
 struct Run<'a, 'o> {

@@ -47,18 +47,18 @@ impl Spec for AptRepositorySpec {
         if self.suites.is_empty() {
             return Err(FieldError::new("suites", "list at least one suite"));
         }
-        for list in [
-            &self.uris,
-            &self.suites,
-            &self.components,
-            &self.architectures,
+        for (field, list) in [
+            ("uris", &self.uris),
+            ("suites", &self.suites),
+            ("components", &self.components),
+            ("architectures", &self.architectures),
         ] {
             if let Some(bad) = list
                 .iter()
                 .find(|v| v.is_empty() || v.contains(char::is_whitespace))
             {
                 return Err(FieldError::new(
-                    "uris",
+                    field,
                     format!("{bad:?} may not be empty or hold spaces"),
                 ));
             }
