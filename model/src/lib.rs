@@ -13,6 +13,7 @@ pub mod paths;
 pub mod recipe;
 pub mod report;
 pub mod resources;
+pub mod role;
 pub mod runlist;
 pub mod secrets;
 pub mod solver;

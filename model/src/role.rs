@@ -1,0 +1,237 @@
+//! Roles and environments as admins write them (`roles/web.yaml`,
+//! `environments/production.yaml`), validated the same way by cmctl before a
+//! push and by the server when it stores them.
+//!
+//! ```yaml
+//! # roles/memcached.yaml
+//! name: memcached
+//! description: session cache
+//! run_list: [memcached]
+//! attributes:
+//!   memcached: {memory_mb: 512}
+//! cookbooks:            # optional constraints on versions
+//!   memcached: ">= 1.0"
+//! ```
+//!
+//! ```yaml
+//! # environments/production.yaml
+//! name: production
+//! cookbooks:            # pins: a bare version is exact, or a range
+//!   memcached: 1.0.0
+//! attributes: {}
+//! splay_seconds: 30     # spread plan-change wake-ups over this many seconds
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use semver::VersionReq;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use serde_saphyr::Spanned;
+
+use crate::error::{LoadError, Pos};
+use crate::metadata::check_name;
+use crate::runlist::RecipeRef;
+
+/// A role: what a node of it runs, and the attributes it sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub run_list: Vec<RecipeRef>,
+    pub attributes: Map<String, Value>,
+    /// Cookbook name → version constraint.
+    pub cookbooks: BTreeMap<String, VersionReq>,
+}
+
+/// An environment: version pins, attributes and timing for its nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub name: String,
+    pub description: String,
+    /// Cookbook name → pin; a bare version means exactly that version.
+    pub cookbooks: BTreeMap<String, VersionReq>,
+    pub attributes: Map<String, Value>,
+    /// Agents wait a random 0..splay seconds before converging a new plan.
+    pub splay_seconds: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    run_list: Vec<Spanned<String>>,
+    #[serde(default)]
+    attributes: Map<String, Value>,
+    #[serde(default)]
+    cookbooks: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvironment {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    cookbooks: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    attributes: Map<String, Value>,
+    #[serde(default)]
+    splay_seconds: u32,
+}
+
+fn pos(s: &Spanned<String>) -> Pos {
+    Pos::of(&s.referenced)
+}
+
+fn check_own_name(file: &Path, name: &Spanned<String>) -> Result<(), LoadError> {
+    check_name(&name.value).map_err(|e| LoadError::new(file, pos(name), format!("name: {e}")))
+}
+
+/// Parse cookbook constraints; with `bare_is_exact`, `1.2.0` means `=1.2.0`
+/// (a pin), where semver alone would read it as `^1.2.0`.
+fn constraints(
+    file: &Path,
+    raw: BTreeMap<String, Spanned<String>>,
+    bare_is_exact: bool,
+) -> Result<BTreeMap<String, VersionReq>, LoadError> {
+    let mut out = BTreeMap::new();
+    for (name, req) in raw {
+        check_name(&name)
+            .map_err(|e| LoadError::new(file, pos(&req), format!("cookbooks: {e}")))?;
+        let text = req.value.trim();
+        let text = if bare_is_exact && semver::Version::parse(text).is_ok() {
+            format!("={text}")
+        } else {
+            text.to_string()
+        };
+        let parsed = VersionReq::parse(&text).map_err(|e| {
+            LoadError::new(
+                file,
+                pos(&req),
+                format!(
+                    "cookbooks.{name}: {:?} is not a version or range: {e}",
+                    req.value
+                ),
+            )
+        })?;
+        out.insert(name, parsed);
+    }
+    Ok(out)
+}
+
+impl Role {
+    pub fn parse(file: &Path, text: &str) -> Result<Role, LoadError> {
+        let raw: RawRole = crate::yaml::parse(file, text)?;
+        check_own_name(file, &raw.name)?;
+        let run_list = raw
+            .run_list
+            .iter()
+            .map(|r| {
+                RecipeRef::parse(&r.value)
+                    .map_err(|e| LoadError::new(file, pos(r), format!("run_list: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Role {
+            name: raw.name.value,
+            description: raw.description,
+            run_list,
+            attributes: raw.attributes,
+            cookbooks: constraints(file, raw.cookbooks, false)?,
+        })
+    }
+}
+
+impl Environment {
+    pub fn parse(file: &Path, text: &str) -> Result<Environment, LoadError> {
+        let raw: RawEnvironment = crate::yaml::parse(file, text)?;
+        check_own_name(file, &raw.name)?;
+        if raw.splay_seconds > 3600 {
+            return Err(LoadError::in_file(file, "splay_seconds: at most 3600"));
+        }
+        Ok(Environment {
+            name: raw.name.value,
+            description: raw.description,
+            cookbooks: constraints(file, raw.cookbooks, true)?,
+            attributes: raw.attributes,
+            splay_seconds: raw.splay_seconds,
+        })
+    }
+
+    /// The environment every node is in until an admin says otherwise.
+    pub fn default_named(name: &str) -> Environment {
+        Environment {
+            name: name.to_string(),
+            description: String::new(),
+            cookbooks: BTreeMap::new(),
+            attributes: Map::new(),
+            splay_seconds: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_parses_run_list_attributes_and_constraints() {
+        let r = Role::parse(
+            Path::new("roles/web.yaml"),
+            "name: web\nrun_list: [apache_php, 'apache_php::sessions']\nattributes: {apache: {port: 80}}\ncookbooks: {apache_php: '>= 2'}\n",
+        )
+        .unwrap();
+        assert_eq!(r.run_list[1].to_string(), "apache_php::sessions");
+        assert!(r.cookbooks["apache_php"].matches(&semver::Version::new(2, 1, 0)));
+    }
+
+    #[test]
+    fn bare_environment_pin_is_exact() {
+        let e = Environment::parse(
+            Path::new("e.yaml"),
+            "name: production\ncookbooks: {memcached: 1.2.0}\n",
+        )
+        .unwrap();
+        assert!(e.cookbooks["memcached"].matches(&semver::Version::new(1, 2, 0)));
+        assert!(!e.cookbooks["memcached"].matches(&semver::Version::new(1, 3, 0)));
+        let r = Environment::parse(
+            Path::new("e.yaml"),
+            "name: staging\ncookbooks: {memcached: '~1.2'}\n",
+        )
+        .unwrap();
+        assert!(r.cookbooks["memcached"].matches(&semver::Version::new(1, 2, 9)));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let err = Role::parse(
+            Path::new("roles/web.yaml"),
+            "name: web\nrun_list:\n  - ok\n  - 'Bad Name'\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.pos.line, 4, "{err}");
+        assert!(err.message.starts_with("run_list"), "{err}");
+        let err = Environment::parse(Path::new("e.yaml"), "name: p\nsplay: 3\n").unwrap_err();
+        assert!(err.message.contains("splay"), "{err}");
+        let err = Environment::parse(
+            Path::new("e.yaml"),
+            "name: p\ncookbooks:\n  memcached: latest\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.pos.line, 3, "{err}");
+    }
+
+    #[test]
+    fn the_bundled_role_and_environment_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let role = root.join("roles/memcached.yaml");
+        Role::parse(&role, &std::fs::read_to_string(&role).unwrap()).unwrap();
+        let env = root.join("environments/production.yaml");
+        Environment::parse(&env, &std::fs::read_to_string(&env).unwrap()).unwrap();
+    }
+}
