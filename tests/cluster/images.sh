@@ -381,13 +381,32 @@ report() {
     for image in "$BASE_IMAGE" "$SYSV_IMAGE" "$SYSTEMD_IMAGE" "$SERVER_IMAGE" \
         "$SYSV_TEST_IMAGE" "$SYSTEMD_TEST_IMAGE" "$SERVER_TEST_IMAGE"; do
         size=$(docker image inspect -f '{{.Size}}' "$image" 2>/dev/null) || continue
-        printf '  %-26s %5d MB\n' "$image" $((size / 1000000))
+        printf '  %-26s %5d MB%s\n' "$image" $((size / 1000000)) "$(staleness "$image")"
     done
+}
+
+# A :test image built on an older node/server image (rebuilt since without
+# --with-binaries) says so.
+staleness() {
+    local from
+    case $1 in
+        "$SYSV_TEST_IMAGE") from=$SYSV_IMAGE ;;
+        "$SYSTEMD_TEST_IMAGE") from=$SYSTEMD_IMAGE ;;
+        "$SERVER_TEST_IMAGE") from=$SERVER_IMAGE ;;
+        *) return 0 ;;
+    esac
+    if [[ $(docker image inspect -f '{{.Parent}}' "$1") != "$(image_id "$from")" ]]; then
+        echo "  (stale: built on an older $from; run --with-binaries)"
+    fi
 }
 
 main() {
     parse_args "$@"
     ensure_tools
+    # One build at a time on a machine (parallel CI jobs share the engine).
+    mkdir -p "$WORKDIR"
+    exec 9>"$WORKDIR/lock"
+    flock 9
     local start=$SECONDS
     build_base
     build_on_base "$SYSV_IMAGE" node Dockerfile.sysv entrypoint.sh policy-rc.d

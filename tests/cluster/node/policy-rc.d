@@ -24,6 +24,10 @@ enabled() {
     return 1
 }
 for action in $actions; do
+    # invoke-rc.d writes "(start)" when its own check says "not enabled";
+    # without a runlevel to look at it always says so, hence our own check.
+    action=${action#\(}
+    action=${action%\)}
     case $action in
         start | restart | try-restart)
             enabled || exit 101

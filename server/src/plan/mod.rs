@@ -1,0 +1,296 @@
+//! Plan resolution: everything one node needs for a run, computed from the
+//! node's environment and roles, the cookbook catalog and the secrets.
+//! Pure: the caller loads the inputs and caches the result by node and
+//! generation, so a herd of unchanged check-ins never re-solves anything.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cm_model::attributes::{Attributes, Layer, Source};
+use cm_model::manifest::Manifest;
+use cm_model::role::{Environment, Role};
+use cm_model::runlist::RecipeRef;
+use cm_model::secrets::SecretString;
+use cm_model::solver::{self, Candidate, Constraint, Origin};
+use semver::{Version, VersionReq};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// One pushed cookbook version, as plans need it.
+#[derive(Debug, Clone)]
+pub struct CatalogEntry {
+    pub version: Version,
+    pub description: String,
+    pub depends: BTreeMap<String, VersionReq>,
+    pub manifest: Manifest,
+    /// The cookbook's `attributes.yaml`.
+    pub attributes: Map<String, Value>,
+}
+
+/// Every pushed version of every cookbook.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    pub cookbooks: BTreeMap<String, Vec<CatalogEntry>>,
+}
+
+impl Catalog {
+    pub fn entry(&self, name: &str, version: &Version) -> Option<&CatalogEntry> {
+        self.cookbooks
+            .get(name)?
+            .iter()
+            .find(|e| &e.version == version)
+    }
+}
+
+/// The node as plan resolution sees it.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    pub name: String,
+    pub environment: String,
+    pub roles: Vec<String>,
+    /// Admin-set attributes (`cmctl node set`).
+    pub attributes: Map<String, Value>,
+}
+
+/// A secret and the roles whose nodes may read it.
+#[derive(Debug, Clone)]
+pub struct SecretGrant {
+    pub name: String,
+    pub value: SecretString,
+    pub roles: Vec<String>,
+}
+
+/// What resolution reads.
+pub struct PlanInputs<'a> {
+    pub node: &'a NodeView,
+    pub environment: &'a Environment,
+    pub roles: &'a BTreeMap<String, Role>,
+    pub catalog: &'a Catalog,
+    pub secrets: &'a [SecretGrant],
+    /// `cluster.<role>`: a list for every role the server knows.
+    pub cluster: &'a Map<String, Value>,
+}
+
+/// A resolved cookbook version of a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedCookbook {
+    pub name: String,
+    pub version: Version,
+    pub manifest_digest: String,
+}
+
+/// Everything a node needs for a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub hash: String,
+    pub environment: String,
+    pub roles: Vec<String>,
+    pub run_list: Vec<RecipeRef>,
+    pub cookbooks: Vec<PlannedCookbook>,
+    pub attributes: Attributes,
+    pub cluster: Map<String, Value>,
+    pub secrets: BTreeMap<String, SecretString>,
+    pub splay_seconds: u32,
+    /// Cookbooks the environment does not pin.
+    pub unpinned: Vec<String>,
+}
+
+/// Why a node has no plan.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("node {node} has role {role}, which does not exist (cmctl role set)")]
+    MissingRole { node: String, role: String },
+    #[error("node {node}: {source}")]
+    Versions {
+        node: String,
+        source: solver::SolveError,
+    },
+}
+
+/// Resolve the plan of one node.
+pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
+    let node = inputs.node;
+    let mut roles = Vec::new();
+    for name in &node.roles {
+        let role = inputs
+            .roles
+            .get(name)
+            .ok_or_else(|| PlanError::MissingRole {
+                node: node.name.clone(),
+                role: name.clone(),
+            })?;
+        roles.push(role);
+    }
+    // The run list: every role's, in role order, each recipe once.
+    let mut run_list: Vec<RecipeRef> = Vec::new();
+    let mut roots: Vec<(String, Origin)> = Vec::new();
+    for role in &roles {
+        for r in &role.run_list {
+            if !run_list.contains(r) {
+                run_list.push(r.clone());
+            }
+            if !roots.iter().any(|(c, _)| c == &r.cookbook) {
+                roots.push((r.cookbook.clone(), Origin::RunList(Some(role.name.clone()))));
+            }
+        }
+    }
+    let mut constraints: Vec<Constraint> = inputs
+        .environment
+        .cookbooks
+        .iter()
+        .map(|(c, req)| Constraint {
+            cookbook: c.clone(),
+            req: req.clone(),
+            origin: Origin::EnvironmentPin(inputs.environment.name.clone()),
+        })
+        .collect();
+    for role in &roles {
+        constraints.extend(role.cookbooks.iter().map(|(c, req)| Constraint {
+            cookbook: c.clone(),
+            req: req.clone(),
+            origin: Origin::Role(role.name.clone()),
+        }));
+    }
+    let available: BTreeMap<String, Vec<Candidate>> = inputs
+        .catalog
+        .cookbooks
+        .iter()
+        .map(|(name, versions)| {
+            let candidates = versions
+                .iter()
+                .map(|e| Candidate {
+                    version: e.version.clone(),
+                    depends: e.depends.clone(),
+                })
+                .collect();
+            (name.clone(), candidates)
+        })
+        .collect();
+    let resolution = solver::resolve(&roots, &constraints, &available).map_err(|source| {
+        PlanError::Versions {
+            node: node.name.clone(),
+            source,
+        }
+    })?;
+
+    let chosen: BTreeMap<&str, &CatalogEntry> = resolution
+        .versions
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str(), inputs.catalog.entry(n, v)?)))
+        .collect();
+    let attributes = Attributes::merge(layers(inputs, &roots, &chosen, &roles));
+    let node_roles: BTreeSet<&str> = node.roles.iter().map(String::as_str).collect();
+    let secrets = inputs
+        .secrets
+        .iter()
+        .filter(|s| s.roles.iter().any(|r| node_roles.contains(r.as_str())))
+        .map(|s| (s.name.clone(), s.value.clone()))
+        .collect();
+    let cookbooks: Vec<PlannedCookbook> = chosen
+        .iter()
+        .map(|(n, e)| PlannedCookbook {
+            name: n.to_string(),
+            version: e.version.clone(),
+            manifest_digest: e.manifest.digest(),
+        })
+        .collect();
+    let mut plan = Plan {
+        hash: String::new(),
+        environment: inputs.environment.name.clone(),
+        roles: node.roles.clone(),
+        run_list,
+        cookbooks,
+        attributes,
+        cluster: inputs.cluster.clone(),
+        secrets,
+        splay_seconds: inputs.environment.splay_seconds,
+        unpinned: resolution.unpinned,
+    };
+    plan.hash = hash(&plan);
+    Ok(plan)
+}
+
+/// Cookbook defaults (dependencies first) < environment < roles (in order) < node.
+fn layers(
+    inputs: &PlanInputs,
+    roots: &[(String, Origin)],
+    chosen: &BTreeMap<&str, &CatalogEntry>,
+    roles: &[&Role],
+) -> Vec<Layer> {
+    fn visit<'a>(
+        name: &'a str,
+        chosen: &BTreeMap<&str, &'a CatalogEntry>,
+        out: &mut Vec<&'a str>,
+        seen: &mut BTreeSet<&'a str>,
+    ) {
+        if !seen.insert(name) {
+            return;
+        }
+        if let Some(e) = chosen.get(name) {
+            for dep in e.depends.keys() {
+                visit(dep, chosen, out, seen);
+            }
+        }
+        out.push(name);
+    }
+    let (mut order, mut seen) = (Vec::new(), BTreeSet::new());
+    for (root, _) in roots {
+        visit(root, chosen, &mut order, &mut seen);
+    }
+    let mut out: Vec<Layer> = order
+        .into_iter()
+        .filter_map(|n| {
+            chosen.get(n).map(|e| Layer {
+                source: Source::Cookbook(n.to_string()),
+                values: e.attributes.clone(),
+            })
+        })
+        .collect();
+    out.push(Layer {
+        source: Source::Environment(inputs.environment.name.clone()),
+        values: inputs.environment.attributes.clone(),
+    });
+    out.extend(roles.iter().map(|r| Layer {
+        source: Source::Role(r.name.clone()),
+        values: r.attributes.clone(),
+    }));
+    out.push(Layer {
+        source: Source::Node(inputs.node.name.clone()),
+        values: inputs.node.attributes.clone(),
+    });
+    out
+}
+
+/// The content hash agents compare: equal plans, equal hashes.
+fn hash(plan: &Plan) -> String {
+    #[derive(Serialize)]
+    struct Hashed<'a> {
+        environment: &'a str,
+        roles: &'a [String],
+        run_list: Vec<String>,
+        cookbooks: &'a [PlannedCookbook],
+        attributes: &'a Map<String, Value>,
+        cluster: &'a Map<String, Value>,
+        secrets: BTreeMap<&'a str, &'a str>,
+        splay_seconds: u32,
+    }
+    let h = Hashed {
+        environment: &plan.environment,
+        roles: &plan.roles,
+        run_list: plan.run_list.iter().map(ToString::to_string).collect(),
+        cookbooks: &plan.cookbooks,
+        attributes: &plan.attributes.merged,
+        cluster: &plan.cluster,
+        secrets: plan
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect(),
+        splay_seconds: plan.splay_seconds,
+    };
+    let json = serde_json::to_vec(&h).expect("plan parts serialize: maps with string keys only");
+    hex::encode(Sha256::digest(json))
+}
+
+#[cfg(test)]
+mod tests;

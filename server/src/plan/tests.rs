@@ -1,0 +1,196 @@
+use std::path::Path;
+
+use serde_json::json;
+
+use super::*;
+
+fn entry(version: &str, depends: &[(&str, &str)], attrs: Value) -> CatalogEntry {
+    CatalogEntry {
+        version: Version::parse(version).unwrap(),
+        description: String::new(),
+        depends: depends
+            .iter()
+            .map(|(n, r)| (n.to_string(), VersionReq::parse(r).unwrap()))
+            .collect(),
+        manifest: Manifest::default(),
+        attributes: attrs.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+fn catalog() -> Catalog {
+    let mut c = Catalog::default();
+    c.cookbooks.insert(
+        "memcached".into(),
+        vec![
+            entry(
+                "1.0.0",
+                &[],
+                json!({"memcached": {"port": 11211, "memory_mb": 64}}),
+            ),
+            entry(
+                "1.1.0",
+                &[],
+                json!({"memcached": {"port": 11211, "memory_mb": 128}}),
+            ),
+        ],
+    );
+    c.cookbooks.insert(
+        "apache_php".into(),
+        vec![entry(
+            "2.0.0",
+            &[("memcached", ">= 1.0")],
+            json!({"memcached": {"port": 1}, "apache": {"port": 80}}),
+        )],
+    );
+    c
+}
+
+fn role(yaml: &str) -> Role {
+    Role::parse(Path::new("role.yaml"), yaml).unwrap()
+}
+
+fn env(yaml: &str) -> Environment {
+    Environment::parse(Path::new("env.yaml"), yaml).unwrap()
+}
+
+struct Fixture {
+    node: NodeView,
+    environment: Environment,
+    roles: BTreeMap<String, Role>,
+    catalog: Catalog,
+    secrets: Vec<SecretGrant>,
+    cluster: Map<String, Value>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let roles = [
+            role(
+                "name: memcached\nrun_list: [memcached]\nattributes: {memcached: {memory_mb: 256}}\n",
+            ),
+            role(
+                "name: web\nrun_list: ['apache_php', memcached]\nattributes: {apache: {port: 8080}}\n",
+            ),
+        ];
+        Fixture {
+            node: NodeView {
+                name: "n1".into(),
+                environment: "production".into(),
+                roles: vec!["memcached".into()],
+                attributes: Map::new(),
+            },
+            environment: env(
+                "name: production\ncookbooks: {memcached: 1.0.0}\nattributes: {memcached: {memory_mb: 100}}\n",
+            ),
+            roles: roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            catalog: catalog(),
+            secrets: vec![
+                SecretGrant {
+                    name: "cache_key".into(),
+                    value: SecretString::new("k-123456"),
+                    roles: vec!["memcached".into()],
+                },
+                SecretGrant {
+                    name: "db".into(),
+                    value: SecretString::new("d-123456"),
+                    roles: vec!["web".into()],
+                },
+            ],
+            cluster: [
+                ("memcached".to_string(), json!([])),
+                ("web".to_string(), json!([])),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    fn resolve(&self) -> Result<Plan, PlanError> {
+        resolve(&PlanInputs {
+            node: &self.node,
+            environment: &self.environment,
+            roles: &self.roles,
+            catalog: &self.catalog,
+            secrets: &self.secrets,
+            cluster: &self.cluster,
+        })
+    }
+}
+
+#[test]
+fn pins_precedence_and_secrets_of_the_nodes_roles_only() {
+    let f = Fixture::new();
+    let p = f.resolve().unwrap();
+    assert_eq!(p.cookbooks.len(), 1);
+    assert_eq!(
+        p.cookbooks[0].version,
+        Version::new(1, 0, 0),
+        "the pin wins over the newest"
+    );
+    assert_eq!(
+        p.attributes.get("memcached.memory_mb"),
+        Some(&json!(256)),
+        "the role beats the environment"
+    );
+    assert_eq!(p.attributes.get("memcached.port"), Some(&json!(11211)));
+    assert_eq!(p.secrets.keys().collect::<Vec<_>>(), ["cache_key"]);
+    assert!(p.unpinned.is_empty());
+}
+
+#[test]
+fn node_attributes_win_and_cookbook_defaults_layer_dependencies_first() {
+    let mut f = Fixture::new();
+    f.node.roles = vec!["web".into()];
+    f.node.attributes = json!({"apache": {"port": 9000}})
+        .as_object()
+        .cloned()
+        .unwrap();
+    f.environment = env("name: production\n");
+    let p = f.resolve().unwrap();
+    assert_eq!(p.attributes.get("apache.port"), Some(&json!(9000)));
+    // apache_php's defaults override its dependency memcached's.
+    assert_eq!(p.attributes.get("memcached.port"), Some(&json!(1)));
+    let versions: Vec<_> = p
+        .cookbooks
+        .iter()
+        .map(|c| format!("{}@{}", c.name, c.version))
+        .collect();
+    assert_eq!(versions, ["apache_php@2.0.0", "memcached@1.1.0"]);
+    assert_eq!(p.unpinned, ["apache_php", "memcached"]);
+    assert_eq!(
+        p.run_list
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["apache_php::default", "memcached::default"]
+    );
+}
+
+#[test]
+fn hash_changes_with_any_input_and_only_then() {
+    let mut f = Fixture::new();
+    let a = f.resolve().unwrap().hash;
+    assert_eq!(f.resolve().unwrap().hash, a, "deterministic");
+    f.roles.insert(
+        "memcached".into(),
+        role("name: memcached\nrun_list: [memcached]\nattributes: {memcached: {memory_mb: 512}}\n"),
+    );
+    let b = f.resolve().unwrap().hash;
+    assert_ne!(a, b, "a role attribute");
+    f.secrets[0].value = SecretString::new("k-rotated");
+    assert_ne!(f.resolve().unwrap().hash, b, "a secret");
+}
+
+#[test]
+fn missing_role_and_unsatisfiable_pins_are_explained() {
+    let mut f = Fixture::new();
+    f.node.roles = vec!["nagios".into()];
+    assert_eq!(
+        f.resolve().unwrap_err().to_string(),
+        "node n1 has role nagios, which does not exist (cmctl role set)"
+    );
+    f.node.roles = vec!["memcached".into()];
+    f.environment = env("name: production\ncookbooks: {memcached: 3.0.0}\n");
+    let e = f.resolve().unwrap_err().to_string();
+    assert!(e.contains("memcached") && e.contains("production"), "{e}");
+}
