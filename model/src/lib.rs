@@ -6,6 +6,7 @@ pub mod attributes;
 pub mod condition;
 pub mod cookbook;
 pub mod cookbooks;
+pub mod credential;
 pub mod error;
 pub mod manifest;
 pub mod metadata;
