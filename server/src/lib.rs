@@ -3,3 +3,7 @@
 //! identifies every caller, and plan resolution.
 
 pub mod plan;
+pub mod http;
+pub mod watch;
+pub mod facts;
+pub mod version;
