@@ -2,8 +2,11 @@
 //! them (SQLite or PostgreSQL, a local directory or S3 for blobs), the CA that
 //! identifies every caller, and plan resolution.
 
-pub mod plan;
-pub mod http;
-pub mod watch;
+pub mod blobs;
 pub mod facts;
+pub mod http;
+pub mod pki;
+pub mod plan;
+pub mod secretbox;
 pub mod version;
+pub mod watch;
