@@ -1,3 +1,5 @@
 //! cm-server: the gRPC services admins and agents talk to, the storage behind
 //! them (SQLite or PostgreSQL, a local directory or S3 for blobs), the CA that
 //! identifies every caller, and plan resolution.
+
+pub mod store;
