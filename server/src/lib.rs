@@ -8,5 +8,6 @@ pub mod http;
 pub mod pki;
 pub mod plan;
 pub mod secretbox;
+pub mod store;
 pub mod version;
 pub mod watch;

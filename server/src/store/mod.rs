@@ -1,0 +1,342 @@
+//! The server's state in SQL: cookbook versions, roles and environments,
+//! nodes, certificate revocations, enrollment tokens, secrets, admins, runs
+//! and the audit log. Blobs live elsewhere (the blob store); this module only
+//! knows which digests the manifests reference.
+//!
+//! One [`Store`] serves both engines through sqlx's Any driver: SQLite for the
+//! embedded default, PostgreSQL for replicas. The SQL is the same text on
+//! both (`$1` placeholders, `ON CONFLICT`, `RETURNING`; TEXT and BIGINT
+//! columns only, booleans as 0/1, times as unix seconds, JSON as TEXT). Only
+//! the migrations (one folder per engine, `server/migrations/`) and the way a
+//! write transaction starts differ.
+//!
+//! Every admin change commits before its method returns and writes its audit
+//! row in the same transaction. A change that changes nothing (an identical
+//! role, a role a node already has) writes nothing and no audit row; methods
+//! that can be such a no-op return [`Saved`] so the caller knows whether to
+//! wake anyone.
+//!
+//! Concurrency: on SQLite every write transaction starts with
+//! `BEGIN IMMEDIATE`, so writers queue on the busy timeout instead of failing
+//! on a lock upgrade. On PostgreSQL a read-modify-write first locks the row it
+//! changes with a no-op `UPDATE` (the portable spelling of `SELECT ... FOR
+//! UPDATE`), and creations use `INSERT ... ON CONFLICT` so that two replicas
+//! racing for one name get one winner and one clear error.
+
+mod admins;
+mod audit;
+mod certs;
+mod cookbooks;
+mod documents;
+mod enroll;
+mod error;
+mod nodes;
+mod runs;
+mod secrets;
+mod tokens;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::AnyConnection;
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, AssertSqlSafe, SqlSafeStr};
+
+pub use admins::AdminRow;
+pub use audit::AuditEvent;
+pub use certs::Revocation;
+pub use cookbooks::{CookbookVersionRow, Inserted, NewCookbookVersion};
+pub use documents::{DocKind, Document};
+pub use enroll::{EnrolledNode, NodeEnrollment, validate_node_name};
+pub use error::{Result, StoreError};
+pub use nodes::{NodeRow, NodeState};
+pub use runs::RunRow;
+pub use secrets::SecretRow;
+pub use tokens::{NewToken, TokenRow};
+
+/// How long a SQLite writer waits for another before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Set on every SQLite connection. `synchronous = FULL` rather than NORMAL:
+/// in WAL mode NORMAL may lose the last commits on power loss, and an admin
+/// change must be durable once acknowledged. The cost is one WAL fsync per
+/// commit; the hot paths (check-ins) are batched by the caller.
+const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+];
+
+/// The migrations of each engine, embedded in the binary. Add a migration to
+/// both folders and to both lists; a test checks that the lists and the
+/// folders agree.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "initial",
+    include_str!("../../migrations/postgres/0001_initial.sql"),
+)];
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    fn of_url(url: &str) -> Result<Engine> {
+        if url.starts_with("sqlite:") {
+            Ok(Engine::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Engine::Postgres)
+        } else {
+            Err(StoreError::Invalid(format!(
+                "database URL {:?} is neither sqlite://PATH nor postgres://...",
+                redact_url(url)
+            )))
+        }
+    }
+
+    fn migrations(self) -> &'static [(i64, &'static str, &'static str)] {
+        match self {
+            Engine::Sqlite => SQLITE_MIGRATIONS,
+            Engine::Postgres => POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+/// The state store: a pool of connections to SQLite or PostgreSQL. Cheap to
+/// clone; clones share the pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("engine", &self.engine)
+            .finish()
+    }
+}
+
+/// The outcome of a change that may turn out to change nothing: `changed` is
+/// false when the stored state already was what was asked (no audit row was
+/// written and nobody needs waking).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Saved<T> {
+    pub value: T,
+    pub changed: bool,
+}
+
+/// Turn a lookup's `NotFound` into `None`, for callers to whom absence is
+/// not an error.
+pub trait OptionalExt<T> {
+    fn optional(self) -> Result<Option<T>>;
+}
+
+impl<T> OptionalExt<T> for Result<T> {
+    fn optional(self) -> Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A write transaction on the pool.
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+impl Store {
+    /// Open (and on SQLite create) the database at `url` and bring its
+    /// schema up to date. `url` is `sqlite://PATH` (relative or, with a
+    /// third slash, absolute; the file is created when missing) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB`.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let engine = Engine::of_url(url)?;
+        let mut options = AnyPoolOptions::new();
+        let mut url = url.to_string();
+        if engine == Engine::Sqlite {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                // Each connection would get its own empty database.
+                options = options.max_connections(1);
+            } else if !url.contains("mode=") {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str("mode=rwc");
+            }
+            options = options
+                .acquire_timeout(SQLITE_BUSY_TIMEOUT * 2)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        for pragma in SQLITE_PRAGMAS {
+                            sqlx::query(*pragma).execute(&mut *conn).await?;
+                        }
+                        let busy =
+                            format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
+                        sqlx::query(AssertSqlSafe(busy)).execute(&mut *conn).await?;
+                        Ok(())
+                    })
+                });
+        }
+        let pool = options.connect(&url).await?;
+        migrator(engine).run(&pool).await?;
+        Ok(Store { pool, engine })
+    }
+
+    /// The connection pool, for what this module does not cover (LISTEN /
+    /// NOTIFY on PostgreSQL, health checks).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Whether the store is PostgreSQL (shared by replicas) rather than the
+    /// embedded SQLite.
+    pub fn is_postgres(&self) -> bool {
+        self.engine == Engine::Postgres
+    }
+
+    /// The engine behind the store.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Close the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Start a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so it waits on the busy timeout instead of
+    /// failing when it first writes after reading.
+    pub(crate) async fn write_tx(&self) -> Result<Tx> {
+        Ok(match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.pool.begin().await?,
+        })
+    }
+}
+
+fn migrator(engine: Engine) -> Migrator {
+    let migrations = engine
+        .migrations()
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                (*description).into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+/// Lock one existing row for the rest of the transaction with a no-op
+/// `UPDATE` (a row lock on PostgreSQL; SQLite already holds the write lock).
+/// `sql` must be an `UPDATE ... SET c = c WHERE key = $1`. False when no row
+/// matched.
+pub(crate) async fn lock_row(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    key: &str,
+) -> Result<bool> {
+    let done = sqlx::query(sql).bind(key).execute(conn).await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The current time in unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Serialize a value the store itself built (maps, lists, strings).
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("store values are plain JSON data and always serialize")
+}
+
+/// Parse a JSON column, naming the row and column when it does not parse.
+pub(crate) fn from_json<T: DeserializeOwned>(
+    text: &str,
+    table: &str,
+    key: &str,
+    column: &str,
+) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::corrupt(table, key, column, e))
+}
+
+/// A URL without its password, for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded() {
+        for (engine, dir) in [(Engine::Sqlite, "sqlite"), (Engine::Postgres, "postgres")] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(dir);
+            let mut files: Vec<String> = std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".sql"))
+                .collect();
+            files.sort();
+            let listed: Vec<String> = engine
+                .migrations()
+                .iter()
+                .map(|(v, d, _)| format!("{v:04}_{d}.sql"))
+                .collect();
+            assert_eq!(
+                files, listed,
+                "migrations/{dir} and the embedded list differ"
+            );
+        }
+    }
+
+    #[test]
+    fn both_engines_have_the_same_migrations() {
+        let names = |e: Engine| -> Vec<(i64, &str)> {
+            e.migrations().iter().map(|(v, d, _)| (*v, *d)).collect()
+        };
+        assert_eq!(names(Engine::Sqlite), names(Engine::Postgres));
+    }
+
+    #[test]
+    fn urls_choose_the_engine_and_hide_passwords() {
+        assert_eq!(Engine::of_url("sqlite://x.db").unwrap(), Engine::Sqlite);
+        assert_eq!(
+            Engine::of_url("postgres://u:p@h/db").unwrap(),
+            Engine::Postgres
+        );
+        let err = Engine::of_url("mysql://u:secret@h/db")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("secret"), "{err}");
+    }
+}

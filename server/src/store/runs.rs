@@ -1,0 +1,138 @@
+//! Run reports: one row per agent run, newest first, pruned by age. The
+//! newest run of a node is also kept on the node (without the full report)
+//! so that listing nodes does not touch this table.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Result, Store, StoreError, to_json};
+
+/// One run of an agent, as it reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RunRow {
+    /// Assigned by the store; ignored by [`Store::insert_run`].
+    #[serde(default)]
+    pub id: i64,
+    pub node: String,
+    /// Unix seconds.
+    pub at: i64,
+    pub status: String,
+    pub resources_total: i64,
+    pub resources_changed: i64,
+    pub resources_failed: i64,
+    pub duration_ms: i64,
+    /// `new_plan` or `drift_repair`.
+    pub cause: String,
+    pub plan_hash: String,
+    pub plan_age_seconds: i64,
+    /// The engine's full report; empty in a node's `last_run`.
+    #[serde(default)]
+    pub report_json: String,
+}
+
+fn run_from_row(row: &AnyRow) -> Result<RunRow> {
+    Ok(RunRow {
+        id: row.try_get("id")?,
+        node: row.try_get("node")?,
+        at: row.try_get("at")?,
+        status: row.try_get("status")?,
+        resources_total: row.try_get("resources_total")?,
+        resources_changed: row.try_get("resources_changed")?,
+        resources_failed: row.try_get("resources_failed")?,
+        duration_ms: row.try_get("duration_ms")?,
+        cause: row.try_get("cause")?,
+        plan_hash: row.try_get("plan_hash")?,
+        plan_age_seconds: row.try_get("plan_age_seconds")?,
+        report_json: row.try_get("report_json")?,
+    })
+}
+
+/// A `SELECT` of every column, with a tail (`WHERE ... ORDER BY ...`).
+macro_rules! select_runs {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, node, at, status, resources_total, resources_changed, resources_failed, \
+             duration_ms, cause, plan_hash, plan_age_seconds, report_json FROM runs ",
+            $tail
+        )
+    };
+}
+
+impl Store {
+    /// Record a run and make it the node's last run, in one transaction.
+    /// Returns the run's id. The node must exist.
+    pub async fn insert_run(&self, run: &RunRow) -> Result<i64> {
+        let summary = RunRow {
+            id: 0,
+            report_json: String::new(),
+            ..run.clone()
+        };
+        let mut tx = self.write_tx().await?;
+        let updated = sqlx::query("UPDATE nodes SET last_run_json = $1 WHERE name = $2")
+            .bind(to_json(&summary))
+            .bind(&run.node)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "node {} does not exist",
+                run.node
+            )));
+        }
+        let row = sqlx::query(
+            "INSERT INTO runs (node, at, status, resources_total, resources_changed, \
+             resources_failed, duration_ms, cause, plan_hash, plan_age_seconds, report_json) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        )
+        .bind(&run.node)
+        .bind(run.at)
+        .bind(&run.status)
+        .bind(run.resources_total)
+        .bind(run.resources_changed)
+        .bind(run.resources_failed)
+        .bind(run.duration_ms)
+        .bind(&run.cause)
+        .bind(&run.plan_hash)
+        .bind(run.plan_age_seconds)
+        .bind(&run.report_json)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The newest `limit` runs, newest first, of one node or of all.
+    pub async fn runs(&self, node: Option<&str>, limit: u32) -> Result<Vec<RunRow>> {
+        let limit = i64::from(limit);
+        let rows = match node {
+            Some(node) => {
+                sqlx::query(select_runs!(
+                    "WHERE node = $1 ORDER BY at DESC, id DESC LIMIT $2"
+                ))
+                .bind(node)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(select_runs!("ORDER BY at DESC, id DESC LIMIT $1"))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Delete runs older than `older_than` (unix seconds). Nodes keep their
+    /// last run summary. Returns how many were deleted.
+    pub async fn prune_runs(&self, older_than: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM runs WHERE at < $1")
+            .bind(older_than)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
