@@ -16,4 +16,6 @@ command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 
 # One profile for build and tests (STACK.md item 13): the dev profile.
 cargo build --workspace --all-targets
-cargo nextest run --workspace --no-fail-fast "$@"
+# Storage tests also run against a real PostgreSQL and a real S3 API (moto):
+# the wrappers start both, export their URLs, and stop them afterwards.
+scripts/with-postgres.sh scripts/with-s3.sh cargo nextest run --workspace --no-fail-fast "$@"

@@ -24,7 +24,12 @@ impl Credential {
         use std::os::unix::fs::OpenOptionsExt;
         let text = serde_json::to_string_pretty(self).expect("strings serialize");
         let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -36,6 +41,7 @@ impl Credential {
     /// Read a credential file, naming the file in errors.
     pub fn read(path: &Path) -> Result<Credential, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: not a cm credential: {e}", path.display()))
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a cm credential: {e}", path.display()))
     }
 }

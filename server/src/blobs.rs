@@ -152,22 +152,27 @@ impl Blobs {
     /// the first step of a push, so only those are uploaded. Every digest
     /// is validated before any request is made.
     pub async fn missing(&self, digests: &[String]) -> Result<Vec<String>, BlobError> {
-        let mut unique: Vec<&String> = Vec::with_capacity(digests.len());
+        let mut unique: Vec<String> = Vec::with_capacity(digests.len());
         for digest in digests {
             validate_digest(digest)?;
-            if !unique.contains(&digest) {
-                unique.push(digest);
+            if !unique.contains(digest) {
+                unique.push(digest.clone());
             }
         }
-        let present: Vec<(&String, bool)> = futures::stream::iter(unique)
-            .map(|digest| async move { self.has(digest).await.map(|has| (digest, has)) })
+        // Owned digests and a cloned handle keep the future free of borrowed
+        // lifetimes, so callers in async traits (tonic services) stay Send.
+        let present: Vec<(String, bool)> = futures::stream::iter(unique)
+            .map(|digest| {
+                let blobs = self.clone();
+                async move { blobs.has(&digest).await.map(|has| (digest, has)) }
+            })
             .buffered(CONCURRENT_CHECKS)
             .try_collect()
             .await?;
         Ok(present
             .into_iter()
             .filter(|(_, has)| !has)
-            .map(|(digest, _)| digest.clone())
+            .map(|(digest, _)| digest)
             .collect())
     }
 

@@ -16,10 +16,14 @@ pub fn validate(json: &str) -> Result<Map<String, Value>, String> {
         return Ok(Map::new());
     }
     let v: Value = serde_json::from_str(json).map_err(|e| format!("facts are not JSON: {e}"))?;
-    let Value::Object(map) = v else { return Err("facts must be a JSON object".into()) };
+    let Value::Object(map) = v else {
+        return Err("facts must be a JSON object".into());
+    };
     for key in ["ipaddress", "ip6address"] {
         if let Some(a) = map.get(key).filter(|a| !a.is_null()) {
-            let ok = a.as_str().is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok());
+            let ok = a
+                .as_str()
+                .is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok());
             if !ok {
                 return Err(format!("{key}: {a} is not an IP address"));
             }
@@ -35,9 +39,14 @@ pub fn validate(json: &str) -> Result<Map<String, Value>, String> {
     }
     if let Some(list) = map.get("interfaces").and_then(Value::as_array) {
         for iface in list {
-            for addr in iface.get("addresses").and_then(Value::as_array).into_iter().flatten() {
+            for addr in iface
+                .get("addresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(a) = addr.get("address")
-                    && !a.as_str().is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok())
+                    && a.as_str().is_none_or(|s| s.parse::<std::net::IpAddr>().is_err())
                 {
                     return Err(format!("interfaces: {a} is not an IP address"));
                 }

@@ -12,7 +12,9 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+            let buckets = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ];
             PrometheusBuilder::new()
                 .set_buckets(&buckets)
                 .expect("static, non-empty buckets")
@@ -25,7 +27,10 @@ pub fn metrics_handle() -> PrometheusHandle {
 pub fn router(metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(move || std::future::ready(metrics.render())))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
 }
 
 /// Serve until `shutdown` resolves.
@@ -37,7 +42,10 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let app = router(metrics_handle());
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "http server stopped");
         }
     });

@@ -2,12 +2,16 @@
 //! them (SQLite or PostgreSQL, a local directory or S3 for blobs), the CA that
 //! identifies every caller, and plan resolution.
 
+pub mod api;
+pub mod auth;
 pub mod blobs;
 pub mod facts;
 pub mod http;
 pub mod pki;
 pub mod plan;
 pub mod secretbox;
+pub mod serve;
+pub mod state;
 pub mod store;
 pub mod version;
 pub mod watch;

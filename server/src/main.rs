@@ -1,1 +1,151 @@
-fn main() {}
+//! cm-server: `serve` (the default), `backup DIR` and `restore DIR`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use cm_server::serve::{self, Config};
+use cm_server::state::Settings;
+
+/// cm's server: versioned cookbooks, roles, environments, secrets and the node inventory.
+#[derive(Parser)]
+#[command(name = "cm-server", version, about)]
+struct Cli {
+    #[command(flatten)]
+    opts: ServeOpts,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Args, Clone)]
+struct ServeOpts {
+    /// Where the embedded default keeps its database, blobs, CA and keys.
+    #[arg(
+        long,
+        env = "CM_DATA_DIR",
+        default_value = "/var/lib/cm/server",
+        global = true
+    )]
+    data_dir: PathBuf,
+    /// gRPC over TLS.
+    #[arg(long, env = "CM_LISTEN", default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// /healthz and /metrics over plain HTTP.
+    #[arg(long, env = "CM_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
+    http_listen: SocketAddr,
+    /// A name in the server certificate (repeatable); default: hostname, localhost, 127.0.0.1.
+    #[arg(long = "tls-name", env = "CM_TLS_NAMES", value_delimiter = ',')]
+    tls_names: Vec<String>,
+    /// postgres://USER:PASS@HOST/DB to share state between replicas; default: SQLite in the data dir.
+    #[arg(long, env = "CM_DATABASE")]
+    database: Option<String>,
+    /// s3://BUCKET for blobs shared between replicas; default: the data dir.
+    #[arg(long, env = "CM_BLOBS")]
+    blobs: Option<String>,
+    /// S3 endpoint URL (for S3-compatible stores); credentials from the usual AWS variables.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    s3_endpoint: Option<String>,
+    #[arg(long, env = "AWS_REGION")]
+    s3_region: Option<String>,
+    /// The CA every replica shares (PEM); with --ca-key.
+    #[arg(long, env = "CM_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    #[arg(long, env = "CM_CA_KEY")]
+    ca_key: Option<PathBuf>,
+    /// The secrets key every replica shares; default: DATA_DIR/secrets.key.
+    #[arg(long, env = "CM_SECRETS_KEY_FILE")]
+    secrets_key: Option<PathBuf>,
+    /// URL admins and nodes use to reach this server (written into the admin credential).
+    #[arg(long, env = "CM_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Days a node certificate lives.
+    #[arg(long, default_value_t = 90)]
+    node_cert_days: u32,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+}
+
+fn config(o: ServeOpts) -> Config {
+    let mut c = Config::embedded(&o.data_dir);
+    c.listen = o.listen;
+    c.http_listen = o.http_listen;
+    if !o.tls_names.is_empty() {
+        c.tls_names = o.tls_names;
+    }
+    c.database = o.database;
+    c.blobs = o.blobs;
+    c.s3_endpoint = o.s3_endpoint;
+    c.s3_region = o.s3_region;
+    c.ca_cert = o.ca_cert;
+    c.ca_key = o.ca_key;
+    c.secrets_key = o.secrets_key;
+    c.public_url = o.public_url;
+    c.settings = Settings {
+        node_cert_days: o.node_cert_days,
+        ..Settings::default()
+    };
+    c
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CM_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => runtime.block_on(serve_until_signal(config(cli.opts))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_until_signal(config: Config) -> Result<()> {
+    let data_dir = config.data_dir.clone();
+    let running = serve::start(config).await?;
+    eprintln!(
+        "cm-server {} serving gRPC on {} and HTTP on {}",
+        cm_proto::VERSION,
+        running.grpc_addr,
+        running.http_addr
+    );
+    eprintln!("data dir: {}", data_dir.display());
+    eprintln!(
+        "CA fingerprint (sha256): {}",
+        running.state.pki.ca().fingerprint()
+    );
+    if let Some(path) = &running.credential {
+        eprintln!(
+            "admin credential written to {} (cmctl finds it there, or set CM_CREDENTIAL)",
+            path.display()
+        );
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("stopping");
+    running.stop().await;
+    Ok(())
+}

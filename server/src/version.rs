@@ -9,14 +9,19 @@ pub fn check_agent(agent: &str) -> Result<(), String> {
     if agent.is_empty() {
         return Ok(()); // older clients that do not say: served, the call decides
     }
-    let a = Version::parse(agent).map_err(|_| format!("agent version {agent:?} is not a version"))?;
+    let a =
+        Version::parse(agent).map_err(|_| format!("agent version {agent:?} is not a version"))?;
     let ok = a.major == server.major && (a.minor == server.minor || a.minor + 1 == server.minor);
     if ok {
         Ok(())
     } else if a < server {
-        Err(format!("cm-agent {a} is too old for cm-server {server}: upgrade the agent (one minor version behind is served)"))
+        Err(format!(
+            "cm-agent {a} is too old for cm-server {server}: upgrade the agent (one minor version behind is served)"
+        ))
     } else {
-        Err(format!("cm-agent {a} is newer than cm-server {server}: upgrade the server first"))
+        Err(format!(
+            "cm-agent {a} is newer than cm-server {server}: upgrade the server first"
+        ))
     }
 }
 
@@ -31,7 +36,11 @@ mod tests {
         if s.minor > 0 {
             assert!(check_agent(&format!("{}.{}.0", s.major, s.minor - 1)).is_ok());
         }
-        assert!(check_agent(&format!("{}.{}.0", s.major + 1, s.minor)).unwrap_err().contains("upgrade the server"));
+        assert!(
+            check_agent(&format!("{}.{}.0", s.major + 1, s.minor))
+                .unwrap_err()
+                .contains("upgrade the server")
+        );
         assert!(check_agent(&format!("{}.{}.0", s.major, s.minor + 2)).is_err());
         assert!(check_agent("junk").is_err());
     }

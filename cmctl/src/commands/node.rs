@@ -1,0 +1,229 @@
+//! `cmctl node list|show|assign|unassign|set|unset|retire|explain`.
+
+use anyhow::{Context, Result};
+use cm_proto::v1::nodes_client::NodesClient;
+use cm_proto::v1::{
+    AssignRequest, ExplainRequest, ListNodesRequest, Name, Node, SetAttributeRequest,
+};
+use tonic::transport::Channel;
+
+use crate::output::{self, Format};
+
+fn node_json(n: &Node) -> serde_json::Value {
+    serde_json::json!({
+        "name": n.name, "environment": n.environment, "roles": n.roles, "state": n.state,
+        "last_seen": n.last_seen, "plan_hash": n.plan_hash, "enrolled_at": n.enrolled_at,
+        "cert_expires_at": n.cert_expires_at,
+        "facts": serde_json::from_str::<serde_json::Value>(&n.facts_json).unwrap_or_default(),
+        "attributes": serde_json::from_str::<serde_json::Value>(&n.attributes_json).unwrap_or_default(),
+        "last_run": n.last_run.as_ref().map(|r| serde_json::json!({
+            "at": r.at, "status": r.status, "resources_total": r.resources_total,
+            "resources_changed": r.resources_changed, "resources_failed": r.resources_failed,
+            "duration_ms": r.duration_ms, "cause": r.cause, "plan_age_seconds": r.plan_age_seconds})),
+    })
+}
+
+fn last_run(n: &Node) -> String {
+    n.last_run
+        .as_ref()
+        .map(|r| {
+            format!(
+                "{} {} ({} changed)",
+                r.status,
+                output::time(r.at),
+                r.resources_changed
+            )
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+pub async fn list(
+    channel: Channel,
+    role: Option<String>,
+    env: Option<String>,
+    format: Format,
+) -> Result<()> {
+    let nodes = NodesClient::new(channel)
+        .list(ListNodesRequest {
+            role: role.unwrap_or_default(),
+            environment: env.unwrap_or_default(),
+        })
+        .await?
+        .into_inner()
+        .nodes;
+    let rows = nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                n.environment.clone(),
+                n.roles.join(","),
+                n.state.clone(),
+                output::time(n.last_seen),
+                last_run(n),
+            ]
+        })
+        .collect();
+    let json: Vec<_> = nodes.iter().map(node_json).collect();
+    output::print(
+        format,
+        &[
+            "NAME",
+            "ENVIRONMENT",
+            "ROLES",
+            "STATE",
+            "LAST SEEN",
+            "LAST RUN",
+        ],
+        rows,
+        &json,
+    );
+    Ok(())
+}
+
+fn print_node(n: &Node, format: Format) {
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&node_json(n)).unwrap_or_default()
+        ),
+        Format::Human => {
+            println!("node {}  ({})", n.name, n.state);
+            println!(
+                "environment {}  roles {}",
+                n.environment,
+                if n.roles.is_empty() {
+                    "-".into()
+                } else {
+                    n.roles.join(", ")
+                }
+            );
+            println!(
+                "enrolled {}  certificate expires {}",
+                output::time(n.enrolled_at),
+                output::time(n.cert_expires_at)
+            );
+            println!(
+                "last seen {}  last run {}",
+                output::time(n.last_seen),
+                last_run(n)
+            );
+            println!(
+                "plan {}",
+                if n.plan_hash.is_empty() {
+                    "-"
+                } else {
+                    &n.plan_hash[..12.min(n.plan_hash.len())]
+                }
+            );
+            if n.attributes_json != "{}" && !n.attributes_json.is_empty() {
+                println!("attributes {}", n.attributes_json);
+            }
+        }
+    }
+}
+
+pub async fn show(channel: Channel, name: String, format: Format) -> Result<()> {
+    let n = NodesClient::new(channel)
+        .show(Name { name })
+        .await?
+        .into_inner();
+    print_node(&n, format);
+    Ok(())
+}
+
+pub async fn assign(
+    channel: Channel,
+    node: String,
+    role: String,
+    add: bool,
+    format: Format,
+) -> Result<()> {
+    let mut c = NodesClient::new(channel);
+    let req = AssignRequest { node, role };
+    let n = if add {
+        c.assign(req).await?
+    } else {
+        c.unassign(req).await?
+    }
+    .into_inner();
+    print_node(&n, format);
+    Ok(())
+}
+
+/// VALUE is JSON when it parses as JSON (`512`, `true`, `[1,2]`), else a string.
+pub async fn set(
+    channel: Channel,
+    node: String,
+    key: String,
+    value: Option<String>,
+    format: Format,
+) -> Result<()> {
+    let mut c = NodesClient::new(channel);
+    let n = match value {
+        Some(v) => {
+            let json = serde_json::from_str::<serde_json::Value>(&v)
+                .unwrap_or(serde_json::Value::String(v));
+            c.set_attribute(SetAttributeRequest {
+                node,
+                key,
+                value_json: json.to_string(),
+            })
+            .await?
+        }
+        None => {
+            c.unset_attribute(SetAttributeRequest {
+                node,
+                key,
+                value_json: String::new(),
+            })
+            .await?
+        }
+    }
+    .into_inner();
+    print_node(&n, format);
+    Ok(())
+}
+
+pub async fn retire(channel: Channel, name: String, format: Format) -> Result<()> {
+    let n = NodesClient::new(channel)
+        .retire(Name { name })
+        .await?
+        .into_inner();
+    print_node(&n, format);
+    Ok(())
+}
+
+pub async fn explain(channel: Channel, node: String, key: String, format: Format) -> Result<()> {
+    let e = NodesClient::new(channel)
+        .explain(ExplainRequest {
+            node: node.clone(),
+            key: key.clone(),
+        })
+        .await?
+        .into_inner();
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({"node": node, "key": key,
+                "value": serde_json::from_str::<serde_json::Value>(&e.value_json).context("value")?,
+                "contributions": e.contributions.iter().map(|c| serde_json::json!({"source": c.source, "value": serde_json::from_str::<serde_json::Value>(&c.value_json).unwrap_or_default(), "wins": c.wins})).collect::<Vec<_>>()})
+        ),
+        Format::Human => {
+            println!("{node} {key} = {}", e.value_json);
+            if e.contributions.is_empty() {
+                println!("  (no layer sets it)");
+            }
+            for c in &e.contributions {
+                println!(
+                    "  {} {:<36} {}",
+                    if c.wins { "*" } else { " " },
+                    c.source,
+                    c.value_json
+                );
+            }
+            println!("precedence: cookbook defaults < environment < roles (run-list order) < node");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! Tables for people, JSON for scripts.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// Print rows as an aligned table (human) or `json` as JSON.
+pub fn print<T: Serialize>(format: Format, headers: &[&str], rows: Vec<Vec<String>>, json: &T) {
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(json).unwrap_or_else(|_| "null".into())
+        ),
+        Format::Human => println!("{}", table(headers, &rows)),
+    }
+}
+
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    out.extend(
+        rows.iter()
+            .map(|r| line(r.iter().map(String::as_str).collect())),
+    );
+    out.join("\n")
+}
+
+/// Unix seconds as UTC `YYYY-MM-DD HH:MM:SS` (no time zone database needed).
+pub fn time(secs: i64) -> String {
+    if secs <= 0 {
+        return "-".into();
+    }
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_is_utc() {
+        assert_eq!(time(0), "-");
+        assert_eq!(time(1_795_611_215), "2026-11-25 12:53:35");
+    }
+
+    #[test]
+    fn table_aligns() {
+        assert_eq!(
+            table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]),
+            "a    bb\nxxx  y"
+        );
+    }
+}

@@ -1,0 +1,239 @@
+//! The Agent service: enrollment, plans, blobs, reports and the watch stream.
+//! Every call but Enroll is mutual TLS; a node reads only its own plan, the
+//! blobs of cookbooks in it and its own secrets, and writes only its own facts
+//! and reports.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cm_proto::v1::agent_server::Agent;
+use cm_proto::v1::{
+    BlobChunk, Empty, EnrollRequest, EnrollResponse, FactsRequest, FetchBlobRequest,
+    GetPlanRequest, GetPlanResponse, RenewRequest, RunSummary, WatchEvent, WatchRequest,
+};
+use sha2::{Digest, Sha256};
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::auth;
+use crate::state::{State, now, status};
+use crate::store::{NodeEnrollment, StoreError};
+
+/// Blobs stream in chunks this size.
+const CHUNK: usize = 1 << 20;
+
+pub struct AgentApi {
+    pub state: Arc<State>,
+}
+
+type Stream2<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.trim().as_bytes()))
+}
+
+#[tonic::async_trait]
+impl Agent for AgentApi {
+    async fn enroll(
+        &self,
+        req: Request<EnrollRequest>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        let r = req.into_inner();
+        crate::version::check_agent(&r.agent_version).map_err(Status::failed_precondition)?;
+        let facts = crate::facts::validate(&r.facts_json).map_err(Status::invalid_argument)?;
+        let validity = Duration::from_secs(u64::from(self.state.settings.node_cert_days) * 86400);
+        let cert = self
+            .state
+            .pki
+            .ca()
+            .sign_node_csr(&r.csr_pem, &r.node_name, validity)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let facts_json = serde_json::Value::Object(facts).to_string();
+        self.state
+            .store
+            .enroll_with_token(
+                &token_hash(&r.token),
+                &NodeEnrollment {
+                    name: r.node_name.clone(),
+                    facts_json,
+                    cert_serial: cert.serial.clone(),
+                    cert_expires_at: cert.not_after,
+                    now: now(),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(m) | StoreError::Invalid(m) | StoreError::Denied(m) => {
+                    Status::permission_denied(m)
+                }
+                other => status(other),
+            })?;
+        tracing::info!(node = %r.node_name, "node enrolled");
+        self.state
+            .changed(&format!("node {} enrolled", r.node_name))
+            .await;
+        Ok(Response::new(EnrollResponse {
+            certificate_pem: cert.cert_pem,
+            ca_pem: self.state.pki.ca().cert_pem().to_string(),
+            expires_at: cert.not_after,
+        }))
+    }
+
+    async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<EnrollResponse>, Status> {
+        let (node, _) = auth::node(&self.state, &req).await?;
+        let validity = Duration::from_secs(u64::from(self.state.settings.node_cert_days) * 86400);
+        let cert = self
+            .state
+            .pki
+            .ca()
+            .sign_node_csr(&req.get_ref().csr_pem, &node, validity)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.state
+            .store
+            .set_node_cert(&node, &cert.serial, cert.not_after)
+            .await
+            .map_err(status)?;
+        self.state
+            .changed(&format!("node {node} renewed its certificate"))
+            .await;
+        Ok(Response::new(EnrollResponse {
+            certificate_pem: cert.cert_pem,
+            ca_pem: self.state.pki.ca().cert_pem().to_string(),
+            expires_at: cert.not_after,
+        }))
+    }
+
+    async fn get_plan(
+        &self,
+        req: Request<GetPlanRequest>,
+    ) -> Result<Response<GetPlanResponse>, Status> {
+        let (node, _) = auth::node(&self.state, &req).await?;
+        let r = req.into_inner();
+        crate::version::check_agent(&r.agent_version).map_err(Status::failed_precondition)?;
+        self.state
+            .last_seen
+            .lock()
+            .await
+            .insert(node.clone(), now());
+        let plan = self.state.plan_for(&node).await?;
+        if r.since == plan.hash {
+            return Ok(Response::new(GetPlanResponse {
+                unchanged: true,
+                plan: None,
+            }));
+        }
+        let catalog = self.state.catalog().await?;
+        Ok(Response::new(GetPlanResponse {
+            unchanged: false,
+            plan: Some(convert::plan(&plan, &catalog)),
+        }))
+    }
+
+    type FetchBlobStream = Stream2<BlobChunk>;
+
+    async fn fetch_blob(
+        &self,
+        req: Request<FetchBlobRequest>,
+    ) -> Result<Response<Self::FetchBlobStream>, Status> {
+        let (node, _) = auth::node(&self.state, &req).await?;
+        let digest = req.into_inner().sha256;
+        let plan = self.state.plan_for(&node).await?;
+        let catalog = self.state.catalog().await?;
+        let allowed = plan.cookbooks.iter().any(|c| {
+            catalog
+                .entry(&c.name, &c.version)
+                .is_some_and(|e| e.manifest.entries.iter().any(|m| m.sha256 == digest))
+        });
+        if !allowed {
+            return Err(Status::permission_denied(
+                "that blob is not part of a cookbook in this node's plan",
+            ));
+        }
+        let bytes = self
+            .state
+            .blobs
+            .get(&digest)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let size = bytes.len() as u64;
+        let chunks: Vec<Result<BlobChunk, Status>> = if bytes.is_empty() {
+            vec![Ok(BlobChunk {
+                sha256: digest.clone(),
+                size,
+                data: Vec::new(),
+            })]
+        } else {
+            bytes
+                .chunks(CHUNK)
+                .enumerate()
+                .map(|(i, c)| {
+                    let first = i == 0;
+                    Ok(BlobChunk {
+                        sha256: if first { digest.clone() } else { String::new() },
+                        size: if first { size } else { 0 },
+                        data: c.to_vec(),
+                    })
+                })
+                .collect()
+        };
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn report_facts(&self, req: Request<FactsRequest>) -> Result<Response<Empty>, Status> {
+        let (node, _) = auth::node(&self.state, &req).await?;
+        let facts =
+            crate::facts::validate(&req.get_ref().facts_json).map_err(Status::invalid_argument)?;
+        self.state
+            .store
+            .update_facts(&node, &serde_json::Value::Object(facts).to_string())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn report_run(&self, req: Request<RunSummary>) -> Result<Response<Empty>, Status> {
+        let (node, _) = auth::node(&self.state, &req).await?;
+        let mut run = req.into_inner();
+        // The node is who its certificate says, whatever the report claims.
+        run.node = node.clone();
+        if run.report_json.len() > 4 << 20 {
+            return Err(Status::invalid_argument("run report larger than 4 MiB"));
+        }
+        self.state
+            .store
+            .insert_run(&convert::run_row(&run))
+            .await
+            .map_err(status)?;
+        self.state.last_seen.lock().await.insert(node, now());
+        Ok(Response::new(Empty {}))
+    }
+
+    type WatchStream = Stream2<WatchEvent>;
+
+    async fn watch(
+        &self,
+        req: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let (node, _) = auth::node(&self.state, &req).await?;
+        let known = req.into_inner().plan_hash;
+        let rx = self.state.hub.subscribe();
+        let current = self.state.plan_for(&node).await?;
+        let first = (current.hash != known).then(|| WatchEvent {
+            plan_hash: current.hash.clone(),
+            reason: "the plan changed while you were away".into(),
+        });
+        let events = BroadcastStream::new(rx).filter_map(move |e| match e {
+            Ok(ev) if ev.node == node => Some(Ok(WatchEvent {
+                plan_hash: ev.plan_hash,
+                reason: ev.reason,
+            })),
+            // Lagged: skip ahead; the agent asks for its plan on any event anyway.
+            _ => None,
+        });
+        let stream: Self::WatchStream = Box::pin(tokio_stream::iter(first.map(Ok)).chain(events));
+        Ok(Response::new(stream))
+    }
+}

@@ -1,0 +1,227 @@
+//! The Cookbooks service: two-phase push (missing blobs, upload, commit in one
+//! transaction after re-validating the whole cookbook), list, show, delete.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cm_model::cookbook::{Cookbook, CookbookFile, MAX_FILE_BYTES};
+use cm_proto::v1::cookbooks_server::Cookbooks;
+use cm_proto::v1::{
+    BlobChunk, CommitRequest, CommitResponse, CookbookId, CookbookVersion, Empty,
+    ListCookbooksRequest, ListCookbooksResponse, MissingBlobsRequest, MissingBlobsResponse,
+    UploadBlobResponse,
+};
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert;
+use crate::auth;
+use crate::state::{State, status};
+use crate::store::{Inserted, NewCookbookVersion};
+
+pub struct CookbooksApi {
+    pub state: Arc<State>,
+}
+
+fn check_digest(d: &str) -> Result<(), Status> {
+    if d.len() == 64
+        && d.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!(
+            "{d:?} is not a lowercase hex sha256"
+        )))
+    }
+}
+
+#[tonic::async_trait]
+impl Cookbooks for CookbooksApi {
+    async fn missing_blobs(
+        &self,
+        req: Request<MissingBlobsRequest>,
+    ) -> Result<Response<MissingBlobsResponse>, Status> {
+        auth::admin(&self.state, &req).await?;
+        let digests = req.into_inner().sha256;
+        for d in &digests {
+            check_digest(d)?;
+        }
+        let missing = self
+            .state
+            .blobs
+            .missing(&digests)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(MissingBlobsResponse { sha256: missing }))
+    }
+
+    async fn upload_blob(
+        &self,
+        req: Request<Streaming<BlobChunk>>,
+    ) -> Result<Response<UploadBlobResponse>, Status> {
+        auth::admin(&self.state, &req).await?;
+        let mut stream = req.into_inner();
+        let first = stream
+            .next()
+            .await
+            .ok_or_else(|| Status::invalid_argument("empty upload"))??;
+        check_digest(&first.sha256)?;
+        if first.size > MAX_FILE_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "blob larger than {} MiB",
+                MAX_FILE_BYTES >> 20
+            )));
+        }
+        let mut data = first.data;
+        while let Some(chunk) = stream.next().await {
+            data.extend_from_slice(&chunk?.data);
+            if data.len() as u64 > first.size {
+                return Err(Status::invalid_argument(
+                    "blob is longer than its declared size",
+                ));
+            }
+        }
+        if data.len() as u64 != first.size {
+            return Err(Status::invalid_argument(
+                "blob is shorter than its declared size (upload cut off?)",
+            ));
+        }
+        self.state
+            .blobs
+            .put(&first.sha256, data.into())
+            .await
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(Response::new(UploadBlobResponse {
+            sha256: first.sha256,
+            stored: true,
+        }))
+    }
+
+    async fn commit(
+        &self,
+        req: Request<CommitRequest>,
+    ) -> Result<Response<CommitResponse>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        let r = req.into_inner();
+        let manifest = convert::manifest_from_pb(&r.manifest);
+        // Re-read every blob and validate the cookbook exactly as an agent will compile it.
+        let mut files = BTreeMap::new();
+        for e in &manifest.entries {
+            check_digest(&e.sha256)?;
+            let bytes = self.state.blobs.get(&e.sha256).await.map_err(|err| {
+                Status::failed_precondition(format!(
+                    "{}: blob {} is not uploaded: {err}",
+                    e.path, e.sha256
+                ))
+            })?;
+            if bytes.len() as u64 != e.size {
+                return Err(Status::invalid_argument(format!(
+                    "{}: size {} in the manifest, {} stored",
+                    e.path,
+                    e.size,
+                    bytes.len()
+                )));
+            }
+            files.insert(
+                e.path.clone(),
+                CookbookFile {
+                    bytes: bytes.to_vec(),
+                    mode: e.mode & 0o7777,
+                },
+            );
+        }
+        let origin = format!("{}@{}", r.name, r.version);
+        let cookbook = Cookbook::from_files(std::path::Path::new(&origin), files)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if cookbook.metadata.name != r.name || cookbook.metadata.version.to_string() != r.version {
+            return Err(Status::invalid_argument(format!(
+                "metadata.yaml says {}@{}, the push says {origin}",
+                cookbook.metadata.name, cookbook.metadata.version
+            )));
+        }
+        let new = NewCookbookVersion {
+            name: r.name.clone(),
+            version: r.version.clone(),
+            description: cookbook.metadata.description.clone(),
+            depends: cookbook
+                .metadata
+                .depends
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+            manifest: cookbook.manifest.clone(),
+        };
+        let inserted = self
+            .state
+            .store
+            .insert_cookbook_version(&new, &who)
+            .await
+            .map_err(status)?;
+        let created = matches!(inserted, Inserted::Created);
+        if created {
+            self.state
+                .changed(&format!("cookbook {origin} pushed"))
+                .await;
+        }
+        Ok(Response::new(CommitResponse { created }))
+    }
+
+    async fn list(
+        &self,
+        req: Request<ListCookbooksRequest>,
+    ) -> Result<Response<ListCookbooksResponse>, Status> {
+        auth::admin(&self.state, &req).await?;
+        let name = req.into_inner().name;
+        let rows = self
+            .state
+            .store
+            .cookbook_versions((!name.is_empty()).then_some(name.as_str()))
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ListCookbooksResponse {
+            versions: rows.iter().map(convert::cookbook_row_to_pb).collect(),
+        }))
+    }
+
+    async fn show(&self, req: Request<CookbookId>) -> Result<Response<CookbookVersion>, Status> {
+        auth::admin(&self.state, &req).await?;
+        let id = req.into_inner();
+        let row = self
+            .state
+            .store
+            .cookbook_version(&id.name, &id.version)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::cookbook_row_to_pb(&row)))
+    }
+
+    async fn delete(&self, req: Request<CookbookId>) -> Result<Response<Empty>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        let id = req.into_inner();
+        let version = semver::Version::parse(&id.version)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        // Checked inside the delete's transaction, so a pin set meanwhile still counts.
+        let name = id.name.clone();
+        let pins = move |doc: &crate::store::Document| {
+            cm_model::role::Environment::parse(std::path::Path::new(&doc.name), &doc.yaml)
+                .is_ok_and(|env| {
+                    env.cookbooks
+                        .get(&name)
+                        .is_some_and(|r| r.matches(&version))
+                })
+        };
+        self.state
+            .store
+            .delete_cookbook_version(&id.name, &id.version, &who, pins)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::Conflict(m) => Status::failed_precondition(m),
+                other => status(other),
+            })?;
+        self.state
+            .changed(&format!("cookbook {}@{} deleted", id.name, id.version))
+            .await;
+        Ok(Response::new(Empty {}))
+    }
+}

@@ -1,0 +1,148 @@
+//! The Roles and Environments services: YAML documents with revisions and
+//! history, validated with cm-model before they are stored.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cm_model::role::{Environment, Role};
+use cm_proto::v1::environments_server::Environments;
+use cm_proto::v1::roles_server::Roles;
+use cm_proto::v1::{Document, DocumentList, Empty, EnvironmentView, Name};
+use tonic::{Request, Response, Status};
+
+use crate::auth;
+use crate::state::{State, status};
+use crate::store::{DocKind, Document as DocumentRow};
+
+pub struct RolesApi {
+    pub state: Arc<State>,
+}
+
+pub struct EnvironmentsApi {
+    pub state: Arc<State>,
+}
+
+fn to_pb(d: &DocumentRow) -> Document {
+    Document {
+        name: d.name.clone(),
+        yaml: d.yaml.clone(),
+        revision: d.revision as u64,
+        updated_at: d.updated_at,
+        updated_by: d.updated_by.clone(),
+    }
+}
+
+/// Validate and store a document; the name inside the YAML is the name.
+async fn set(state: &State, kind: DocKind, who: &str, yaml: &str) -> Result<Document, Status> {
+    let file = Path::new(match kind {
+        DocKind::Role => "role.yaml",
+        DocKind::Environment => "environment.yaml",
+    });
+    let name = match kind {
+        DocKind::Role => Role::parse(file, yaml).map(|r| r.name),
+        DocKind::Environment => Environment::parse(file, yaml).map(|e| e.name),
+    }
+    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let saved = state
+        .store
+        .put_document(kind, &name, yaml, who)
+        .await
+        .map_err(status)?;
+    if saved.changed {
+        state
+            .changed(&format!("{} {name} changed", kind.as_str()))
+            .await;
+    }
+    Ok(to_pb(&saved.value))
+}
+
+async fn show(state: &State, kind: DocKind, name: &str) -> Result<DocumentRow, Status> {
+    state.store.document(kind, name).await.map_err(status)
+}
+
+async fn list(state: &State, kind: DocKind) -> Result<DocumentList, Status> {
+    let docs = state.store.documents(kind).await.map_err(status)?;
+    Ok(DocumentList {
+        documents: docs.iter().map(to_pb).collect(),
+    })
+}
+
+async fn history(state: &State, kind: DocKind, name: &str) -> Result<DocumentList, Status> {
+    let docs = state.store.history(kind, name).await.map_err(status)?;
+    Ok(DocumentList {
+        documents: docs.iter().map(to_pb).collect(),
+    })
+}
+
+#[tonic::async_trait]
+impl Roles for RolesApi {
+    async fn set(&self, req: Request<Document>) -> Result<Response<Document>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        Ok(Response::new(
+            set(&self.state, DocKind::Role, &who, &req.get_ref().yaml).await?,
+        ))
+    }
+    async fn show(&self, req: Request<Name>) -> Result<Response<Document>, Status> {
+        auth::admin(&self.state, &req).await?;
+        Ok(Response::new(to_pb(
+            &show(&self.state, DocKind::Role, &req.get_ref().name).await?,
+        )))
+    }
+    async fn list(&self, req: Request<Empty>) -> Result<Response<DocumentList>, Status> {
+        auth::admin(&self.state, &req).await?;
+        Ok(Response::new(list(&self.state, DocKind::Role).await?))
+    }
+    async fn history(&self, req: Request<Name>) -> Result<Response<DocumentList>, Status> {
+        auth::admin(&self.state, &req).await?;
+        Ok(Response::new(
+            history(&self.state, DocKind::Role, &req.get_ref().name).await?,
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl Environments for EnvironmentsApi {
+    async fn set(&self, req: Request<Document>) -> Result<Response<Document>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        Ok(Response::new(
+            set(&self.state, DocKind::Environment, &who, &req.get_ref().yaml).await?,
+        ))
+    }
+    async fn show(&self, req: Request<Name>) -> Result<Response<EnvironmentView>, Status> {
+        auth::admin(&self.state, &req).await?;
+        let name = &req.get_ref().name;
+        let row = show(&self.state, DocKind::Environment, name).await?;
+        let env = Environment::parse(Path::new(name), &row.yaml)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        // What the unpinned cookbooks resolve to: the newest version, as a node would get it.
+        let catalog = self.state.catalog().await?;
+        let unpinned = catalog
+            .cookbooks
+            .iter()
+            .filter(|(n, _)| !env.cookbooks.contains_key(*n))
+            .filter_map(|(n, versions)| {
+                versions
+                    .iter()
+                    .map(|e| &e.version)
+                    .max()
+                    .map(|v| (n.clone(), v.to_string()))
+            })
+            .collect();
+        Ok(Response::new(EnvironmentView {
+            document: Some(to_pb(&row)),
+            unpinned,
+        }))
+    }
+    async fn list(&self, req: Request<Empty>) -> Result<Response<DocumentList>, Status> {
+        auth::admin(&self.state, &req).await?;
+        Ok(Response::new(
+            list(&self.state, DocKind::Environment).await?,
+        ))
+    }
+    async fn history(&self, req: Request<Name>) -> Result<Response<DocumentList>, Status> {
+        auth::admin(&self.state, &req).await?;
+        Ok(Response::new(
+            history(&self.state, DocKind::Environment, &req.get_ref().name).await?,
+        ))
+    }
+}

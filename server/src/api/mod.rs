@@ -1,0 +1,9 @@
+//! One file per gRPC service, each thin: authenticate, validate, call the
+//! store or the plan cache, convert.
+
+pub mod agent;
+pub mod convert;
+pub mod cookbooks;
+pub mod documents;
+pub mod nodes;
+pub mod tokens;

@@ -1,0 +1,185 @@
+//! The Nodes service: inventory, role assignment, admin-set attributes,
+//! retirement (revokes the certificate at once) and `explain`.
+
+use std::sync::Arc;
+
+use cm_proto::v1::nodes_server::Nodes;
+use cm_proto::v1::{
+    AssignRequest, Contribution, ExplainRequest, ExplainResponse, ListNodesRequest, Name, Node,
+    NodeList, SetAttributeRequest,
+};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::auth;
+use crate::state::{State, status};
+use crate::store::NodeRow;
+
+pub struct NodesApi {
+    pub state: Arc<State>,
+}
+
+fn to_pb(n: &NodeRow) -> Node {
+    let last_run = n.last_run.as_ref().map(convert::run_to_pb);
+    Node {
+        name: n.name.clone(),
+        environment: n.environment.clone(),
+        roles: n.roles.clone(),
+        state: n.state.as_str().to_string(),
+        facts_json: n.facts.to_string(),
+        attributes_json: serde_json::Value::Object(n.attributes.clone()).to_string(),
+        last_seen: n.last_seen,
+        last_run,
+        plan_hash: n.plan_hash.clone(),
+        enrolled_at: n.enrolled_at,
+        cert_expires_at: n.cert_expires_at,
+    }
+}
+
+impl NodesApi {
+    async fn node(&self, name: &str) -> Result<NodeRow, Status> {
+        self.state.store.node(name).await.map_err(status)
+    }
+
+    /// Flush pending check-ins so `last_seen` is current in what we show.
+    async fn flush(&self) {
+        let batch: Vec<(String, i64)> = self.state.last_seen.lock().await.drain().collect();
+        if !batch.is_empty()
+            && let Err(e) = self.state.store.record_last_seen(&batch).await
+        {
+            tracing::warn!(error = %e, "cannot record check-ins");
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Nodes for NodesApi {
+    async fn list(&self, req: Request<ListNodesRequest>) -> Result<Response<NodeList>, Status> {
+        auth::admin(&self.state, &req).await?;
+        self.flush().await;
+        let r = req.into_inner();
+        let rows = self
+            .state
+            .store
+            .nodes(
+                (!r.role.is_empty()).then_some(r.role.as_str()),
+                (!r.environment.is_empty()).then_some(r.environment.as_str()),
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(NodeList {
+            nodes: rows.iter().map(to_pb).collect(),
+        }))
+    }
+
+    async fn show(&self, req: Request<Name>) -> Result<Response<Node>, Status> {
+        auth::admin(&self.state, &req).await?;
+        self.flush().await;
+        Ok(Response::new(to_pb(&self.node(&req.get_ref().name).await?)))
+    }
+
+    async fn assign(&self, req: Request<AssignRequest>) -> Result<Response<Node>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        let r = req.into_inner();
+        cm_model::metadata::check_name(&r.role).map_err(Status::invalid_argument)?;
+        self.state
+            .store
+            .assign_role(&r.node, &r.role, &who)
+            .await
+            .map_err(status)?;
+        self.state
+            .changed(&format!("node {} assigned role {}", r.node, r.role))
+            .await;
+        Ok(Response::new(to_pb(&self.node(&r.node).await?)))
+    }
+
+    async fn unassign(&self, req: Request<AssignRequest>) -> Result<Response<Node>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        let r = req.into_inner();
+        self.state
+            .store
+            .unassign_role(&r.node, &r.role, &who)
+            .await
+            .map_err(status)?;
+        self.state
+            .changed(&format!("node {} left role {}", r.node, r.role))
+            .await;
+        Ok(Response::new(to_pb(&self.node(&r.node).await?)))
+    }
+
+    async fn set_attribute(
+        &self,
+        req: Request<SetAttributeRequest>,
+    ) -> Result<Response<Node>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        let r = req.into_inner();
+        let value: serde_json::Value = serde_json::from_str(&r.value_json)
+            .map_err(|e| Status::invalid_argument(format!("value is not JSON: {e}")))?;
+        self.state
+            .store
+            .set_node_attribute(&r.node, &r.key, &value.to_string(), &who)
+            .await
+            .map_err(status)?;
+        self.state
+            .changed(&format!("node {} attribute {} set", r.node, r.key))
+            .await;
+        Ok(Response::new(to_pb(&self.node(&r.node).await?)))
+    }
+
+    async fn unset_attribute(
+        &self,
+        req: Request<SetAttributeRequest>,
+    ) -> Result<Response<Node>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        let r = req.into_inner();
+        self.state
+            .store
+            .unset_node_attribute(&r.node, &r.key, &who)
+            .await
+            .map_err(status)?;
+        self.state
+            .changed(&format!("node {} attribute {} unset", r.node, r.key))
+            .await;
+        Ok(Response::new(to_pb(&self.node(&r.node).await?)))
+    }
+
+    async fn retire(&self, req: Request<Name>) -> Result<Response<Node>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        let name = req.into_inner().name;
+        self.state
+            .store
+            .retire_node(&name, &who)
+            .await
+            .map_err(status)?;
+        self.state.changed(&format!("node {name} retired")).await;
+        Ok(Response::new(to_pb(&self.node(&name).await?)))
+    }
+
+    async fn explain(
+        &self,
+        req: Request<ExplainRequest>,
+    ) -> Result<Response<ExplainResponse>, Status> {
+        auth::admin(&self.state, &req).await?;
+        let r = req.into_inner();
+        let plan = self.state.plan_for(&r.node).await?;
+        let value = plan
+            .attributes
+            .get(&r.key)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let contributions = plan
+            .attributes
+            .explain(&r.key)
+            .into_iter()
+            .map(|c| Contribution {
+                source: c.source.to_string(),
+                value_json: c.value.to_string(),
+                wins: c.wins,
+            })
+            .collect();
+        Ok(Response::new(ExplainResponse {
+            value_json: value.to_string(),
+            contributions,
+        }))
+    }
+}

@@ -1,0 +1,309 @@
+//! Starting the server: storage, blobs, the CA and keys, the bootstrap admin
+//! credential, the gRPC services over TLS, the HTTP side, and the background
+//! work (check-in flushing). Used by `cm-server serve` and by in-process tests.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cm_proto::v1::{
+    admins_server::AdminsServer, agent_server::AgentServer, audit_server::AuditServer,
+    cookbooks_server::CookbooksServer, environments_server::EnvironmentsServer,
+    nodes_server::NodesServer, roles_server::RolesServer, runs_server::RunsServer,
+    secrets_server::SecretsServer, tokens_server::TokensServer,
+};
+use tokio::sync::oneshot;
+
+use crate::api;
+use crate::blobs::{Blobs, S3Options};
+use crate::pki::Pki;
+use crate::secretbox::SecretKey;
+use crate::state::{Settings, State};
+use crate::store::Store;
+use cm_model::credential::Credential;
+
+/// Largest gRPC message accepted (a plan, a blob chunk, a report).
+const MAX_MESSAGE: usize = 16 << 20;
+
+/// How the server is set up; flags and CM_* variables fill it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    /// Names in the server certificate; the URL nodes use must match one.
+    pub tls_names: Vec<String>,
+    /// `sqlite://...` or `postgres://...`; default SQLite in the data dir.
+    pub database: Option<String>,
+    /// `s3://bucket` or None for the data dir.
+    pub blobs: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    /// Shared CA for replicas (PEM files); default: the data dir's own.
+    pub ca_cert: Option<PathBuf>,
+    pub ca_key: Option<PathBuf>,
+    /// Shared secrets key for replicas; default: the data dir's own.
+    pub secrets_key: Option<PathBuf>,
+    /// The URL written into the bootstrap credential (how admins reach us).
+    pub public_url: Option<String>,
+    pub settings: Settings,
+}
+
+impl Config {
+    pub fn embedded(data_dir: &Path) -> Config {
+        Config {
+            data_dir: data_dir.to_path_buf(),
+            listen: "0.0.0.0:8443".parse().expect("literal address"),
+            http_listen: "0.0.0.0:8080".parse().expect("literal address"),
+            tls_names: default_tls_names(),
+            database: None,
+            blobs: None,
+            s3_endpoint: None,
+            s3_region: None,
+            ca_cert: None,
+            ca_key: None,
+            secrets_key: None,
+            public_url: None,
+            settings: Settings::default(),
+        }
+    }
+}
+
+/// The hostname, localhost and 127.0.0.1.
+pub fn default_tls_names() -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    if let Ok(h) = nix::unistd::gethostname()
+        && let Some(h) = h.to_str()
+        && !names.iter().any(|n| n == h)
+    {
+        names.insert(0, h.to_string());
+    }
+    names
+}
+
+/// A started server.
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub state: Arc<State>,
+    /// Where the bootstrap admin credential was written (first start only).
+    pub credential: Option<PathBuf>,
+    shutdown: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stop serving and wait until the listeners are closed.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.done.await;
+    }
+
+    /// Resolve when the server stopped by itself.
+    pub async fn wait(self) {
+        let _ = self.done.await;
+    }
+}
+
+/// Start everything; returns once both listeners are bound.
+pub async fn start(config: Config) -> Result<Running> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let database = match &config.database {
+        Some(url) => url.clone(),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            config.data_dir.join("cm.db").display()
+        ),
+    };
+    let store = Store::open(&database)
+        .await
+        .with_context(|| format!("opening the database {}", redact_url(&database)))?;
+    let blobs = match config.blobs.as_deref() {
+        None => {
+            Blobs::local(&config.data_dir.join("blobs")).context("opening the blob directory")?
+        }
+        Some(url) => {
+            let bucket = url
+                .strip_prefix("s3://")
+                .context("--blobs takes s3://BUCKET")?;
+            Blobs::s3(S3Options {
+                bucket: bucket.to_string(),
+                endpoint: config.s3_endpoint.clone(),
+                region: config.s3_region.clone(),
+                ..S3Options::default()
+            })
+            .context("opening the S3 bucket")?
+        }
+    };
+    let pki = match (&config.ca_cert, &config.ca_key) {
+        (Some(c), Some(k)) => {
+            let ca = crate::pki::Ca::from_pem_or_path(
+                &c.display().to_string(),
+                &k.display().to_string(),
+            )?;
+            Pki::from_ca(ca, &config.data_dir, &config.tls_names)?
+        }
+        (None, None) => Pki::load_or_create(&config.data_dir, &config.tls_names)?,
+        _ => anyhow::bail!("give both --ca-cert and --ca-key, or neither"),
+    };
+    let key_path = config
+        .secrets_key
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("secrets.key"));
+    let secrets_key = SecretKey::load_or_create(&key_path).context("loading the secrets key")?;
+    let state = Arc::new(State::new(
+        store,
+        blobs,
+        pki,
+        secrets_key,
+        config.settings.clone(),
+    ));
+
+    let grpc = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let grpc_addr = grpc.local_addr()?;
+    let credential = bootstrap_admin(&state, &config, grpc_addr).await?;
+
+    let (tx, rx) = oneshot::channel::<()>();
+    let (http_tx, http_rx) = oneshot::channel::<()>();
+    let http_addr = crate::http::serve(config.http_listen, async {
+        let _ = http_rx.await;
+    })
+    .await
+    .with_context(|| format!("binding {}", config.http_listen))?;
+
+    let flusher = tokio::spawn(flush_check_ins(state.clone()));
+    let tls = state.pki.server_tls_config();
+    let s = state.clone();
+    let router = tonic::transport::Server::builder()
+        .tls_config(tls)
+        .context("TLS configuration")?
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(
+            AgentServer::new(api::agent::AgentApi { state: s.clone() })
+                .max_decoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(
+            CookbooksServer::new(api::cookbooks::CookbooksApi { state: s.clone() })
+                .max_decoding_message_size(MAX_MESSAGE),
+        )
+        .add_service(RolesServer::new(api::documents::RolesApi {
+            state: s.clone(),
+        }))
+        .add_service(EnvironmentsServer::new(api::documents::EnvironmentsApi {
+            state: s.clone(),
+        }))
+        .add_service(NodesServer::new(api::nodes::NodesApi { state: s.clone() }))
+        .add_service(TokensServer::new(api::tokens::TokensApi {
+            state: s.clone(),
+        }))
+        .add_service(SecretsServer::new(api::tokens::SecretsApi {
+            state: s.clone(),
+        }))
+        .add_service(AdminsServer::new(api::tokens::AdminsApi {
+            state: s.clone(),
+        }))
+        .add_service(RunsServer::new(api::tokens::RunsApi { state: s.clone() }))
+        .add_service(AuditServer::new(api::tokens::AuditApi { state: s.clone() }));
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc);
+    let flush_state = state.clone();
+    let done = tokio::spawn(async move {
+        let result = router
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "gRPC server stopped");
+        }
+        flusher.abort();
+        flush_once(&flush_state).await;
+        let _ = http_tx.send(());
+    });
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        state,
+        credential,
+        shutdown: Some(tx),
+        done,
+    })
+}
+
+/// On first start (no admins yet), issue the `admin` credential into the data dir.
+async fn bootstrap_admin(
+    state: &State,
+    config: &Config,
+    addr: SocketAddr,
+) -> Result<Option<PathBuf>> {
+    if !state.store.admins().await?.is_empty() {
+        return Ok(None);
+    }
+    let cert = state
+        .pki
+        .ca()
+        .issue_admin("admin", Duration::from_secs(365 * 86400))?;
+    state
+        .store
+        .add_admin("admin", &cert.cert.serial, "bootstrap")
+        .await?;
+    let host = config
+        .tls_names
+        .iter()
+        .find(|n| *n == "localhost")
+        .cloned()
+        .unwrap_or_else(|| config.tls_names[0].clone());
+    let url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{host}:{}", addr.port()));
+    let cred = Credential {
+        name: "admin".into(),
+        server: url,
+        ca_fingerprint: state.pki.ca().fingerprint(),
+        ca_pem: state.pki.ca().cert_pem().to_string(),
+        certificate_pem: cert.cert.cert_pem,
+        key_pem: cert.key_pem,
+    };
+    let path = config.data_dir.join("admin.credential");
+    cred.write(&path)?;
+    Ok(Some(path))
+}
+
+/// Check-ins are kept in memory and written in batches.
+async fn flush_check_ins(state: Arc<State>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        flush_once(&state).await;
+    }
+}
+
+async fn flush_once(state: &State) {
+    let batch: Vec<(String, i64)> = state.last_seen.lock().await.drain().collect();
+    if !batch.is_empty()
+        && let Err(e) = state.store.record_last_seen(&batch).await
+    {
+        tracing::warn!(error = %e, nodes = batch.len(), "cannot record check-ins");
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,311 @@
+//! The server's shared state: storage, blobs, the CA, the secrets key, the
+//! plan cache and the watch hub. Plans are resolved once per change of their
+//! inputs (a generation counter), not once per check-in.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cm_model::manifest::Manifest;
+use cm_model::role::{Environment, Role};
+use cm_model::secrets::SecretString;
+use serde_json::{Map, Value};
+use tokio::sync::{Mutex, RwLock};
+use tonic::Status;
+
+use crate::blobs::Blobs;
+use crate::pki::Pki;
+use crate::plan::{self, Catalog, CatalogEntry, NodeView, Plan, PlanInputs, SecretGrant};
+use crate::secretbox::SecretKey;
+use crate::store::{DocKind, NodeState, OptionalExt, Store, StoreError};
+use crate::watch::{PlanChanged, WatchHub};
+
+/// Settings the operator chooses at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Node certificates live this long.
+    pub node_cert_days: u32,
+    /// Environment new tokens use when none is named.
+    pub default_environment: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            node_cert_days: 90,
+            default_environment: "production".into(),
+        }
+    }
+}
+
+pub struct State {
+    pub store: Store,
+    pub blobs: Blobs,
+    pub pki: Pki,
+    pub secrets_key: SecretKey,
+    pub hub: WatchHub,
+    pub settings: Settings,
+    generation: AtomicU64,
+    catalog: RwLock<Option<Arc<Catalog>>>,
+    /// Cookbook attributes by (name, version): versions are immutable.
+    attributes: RwLock<HashMap<(String, String), Map<String, Value>>>,
+    plans: RwLock<HashMap<String, (u64, Arc<Plan>)>>,
+    revoked: RwLock<Option<HashSet<String>>>,
+    /// Check-ins since the last flush: node → unix seconds.
+    pub last_seen: Mutex<HashMap<String, i64>>,
+}
+
+/// Map storage errors to gRPC statuses with their message.
+pub fn status(e: StoreError) -> Status {
+    match e {
+        StoreError::NotFound(m) => Status::not_found(m),
+        StoreError::Conflict(m) => Status::already_exists(m),
+        StoreError::Invalid(m) => Status::invalid_argument(m),
+        StoreError::Denied(m) => Status::permission_denied(m),
+        other => {
+            tracing::error!(error = %other, "storage error");
+            Status::unavailable("storage error; try again")
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl State {
+    pub fn new(
+        store: Store,
+        blobs: Blobs,
+        pki: Pki,
+        secrets_key: SecretKey,
+        settings: Settings,
+    ) -> State {
+        State {
+            store,
+            blobs,
+            pki,
+            secrets_key,
+            hub: WatchHub::new(),
+            settings,
+            generation: AtomicU64::new(1),
+            catalog: RwLock::new(None),
+            attributes: RwLock::new(HashMap::new()),
+            plans: RwLock::new(HashMap::new()),
+            revoked: RwLock::new(None),
+            last_seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub async fn is_revoked(&self, serial: &str) -> Result<bool, Status> {
+        if let Some(set) = self.revoked.read().await.as_ref() {
+            return Ok(set.contains(serial));
+        }
+        let set: HashSet<String> = self
+            .store
+            .revoked_serials()
+            .await
+            .map_err(status)?
+            .into_iter()
+            .map(|r| r.serial)
+            .collect();
+        let hit = set.contains(serial);
+        *self.revoked.write().await = Some(set);
+        Ok(hit)
+    }
+
+    /// Every pushed cookbook version with its attribute defaults.
+    pub async fn catalog(&self) -> Result<Arc<Catalog>, Status> {
+        if let Some(c) = self.catalog.read().await.as_ref() {
+            return Ok(c.clone());
+        }
+        let rows = self.store.cookbook_versions(None).await.map_err(status)?;
+        let mut catalog = Catalog::default();
+        for row in rows {
+            let manifest: Manifest = row.manifest.clone();
+            let version = semver::Version::parse(&row.version)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            let depends = row
+                .depends
+                .iter()
+                .map(|(k, v)| semver::VersionReq::parse(v).map(|r| (k.clone(), r)))
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    Status::internal(format!("depends of {}@{}: {e}", row.name, row.version))
+                })?;
+            let attributes = self
+                .cookbook_attributes(&row.name, &row.version, &manifest)
+                .await?;
+            catalog
+                .cookbooks
+                .entry(row.name.clone())
+                .or_default()
+                .push(CatalogEntry {
+                    version,
+                    description: row.description.clone(),
+                    depends,
+                    manifest,
+                    attributes,
+                });
+        }
+        let catalog = Arc::new(catalog);
+        *self.catalog.write().await = Some(catalog.clone());
+        Ok(catalog)
+    }
+
+    async fn cookbook_attributes(
+        &self,
+        name: &str,
+        version: &str,
+        m: &Manifest,
+    ) -> Result<Map<String, Value>, Status> {
+        let key = (name.to_string(), version.to_string());
+        if let Some(a) = self.attributes.read().await.get(&key) {
+            return Ok(a.clone());
+        }
+        let attrs = match m.get("attributes.yaml") {
+            None => Map::new(),
+            Some(e) => {
+                let bytes = self
+                    .blobs
+                    .get(&e.sha256)
+                    .await
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                let text = String::from_utf8_lossy(&bytes);
+                if text.trim().is_empty() {
+                    Map::new()
+                } else {
+                    cm_model::yaml::parse(std::path::Path::new("attributes.yaml"), &text)
+                        .map_err(|e| Status::internal(format!("{name}@{version}: {e}")))?
+                }
+            }
+        };
+        self.attributes.write().await.insert(key, attrs.clone());
+        Ok(attrs)
+    }
+
+    async fn environment(&self, name: &str) -> Result<Environment, Status> {
+        match self
+            .store
+            .document(DocKind::Environment, name)
+            .await
+            .optional()
+            .map_err(status)?
+        {
+            Some(d) => Environment::parse(
+                std::path::Path::new(&format!("environments/{name}")),
+                &d.yaml,
+            )
+            .map_err(|e| Status::internal(e.to_string())),
+            // An environment nobody has set is empty: no pins, no attributes.
+            None => Ok(Environment::default_named(name)),
+        }
+    }
+
+    async fn roles(&self) -> Result<BTreeMap<String, Role>, Status> {
+        let docs = self.store.documents(DocKind::Role).await.map_err(status)?;
+        docs.iter()
+            .map(|d| {
+                Role::parse(std::path::Path::new(&format!("roles/{}", d.name)), &d.yaml)
+                    .map(|r| (r.name.clone(), r))
+                    .map_err(|e| Status::internal(e.to_string()))
+            })
+            .collect()
+    }
+
+    async fn secret_grants(&self) -> Result<Vec<SecretGrant>, Status> {
+        let rows = self.store.secrets().await.map_err(status)?;
+        rows.into_iter()
+            .map(|r| {
+                let plain = self.secrets_key.open(&r.name, &r.ciphertext).map_err(|_| {
+                    Status::internal(format!(
+                        "secret {} does not decrypt with this server's key",
+                        r.name
+                    ))
+                })?;
+                let value = String::from_utf8(plain)
+                    .map_err(|_| Status::internal(format!("secret {} is not UTF-8", r.name)))?;
+                Ok(SecretGrant {
+                    name: r.name,
+                    value: SecretString::new(value),
+                    roles: r.roles,
+                })
+            })
+            .collect()
+    }
+
+    /// The plan of `node`, from cache when nothing changed since it was made.
+    pub async fn plan_for(&self, node: &str) -> Result<Arc<Plan>, Status> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        if let Some((g, p)) = self.plans.read().await.get(node)
+            && *g == generation
+        {
+            return Ok(p.clone());
+        }
+        let row = self.store.node(node).await.map_err(status)?;
+        let view = NodeView {
+            name: row.name.clone(),
+            environment: row.environment.clone(),
+            roles: row.roles.clone(),
+            attributes: row.attributes.clone(),
+        };
+        let environment = self.environment(&row.environment).await?;
+        let roles = self.roles().await?;
+        let catalog = self.catalog().await?;
+        let secrets = self.secret_grants().await?;
+        // cluster.<role>: a list for every role the server knows (membership comes later).
+        let cluster: Map<String, Value> = roles
+            .keys()
+            .map(|r| (r.clone(), Value::Array(Vec::new())))
+            .collect();
+        let plan = plan::resolve(&PlanInputs {
+            node: &view,
+            environment: &environment,
+            roles: &roles,
+            catalog: &catalog,
+            secrets: &secrets,
+            cluster: &cluster,
+        })
+        .map_err(|e| Status::failed_precondition(e.to_string()))?;
+        let plan = Arc::new(plan);
+        self.plans
+            .write()
+            .await
+            .insert(node.to_string(), (generation, plan.clone()));
+        Ok(plan)
+    }
+
+    /// Something that can change plans happened: drop caches, recompute every
+    /// node's plan, and tell the nodes whose hash changed.
+    pub async fn changed(&self, reason: &str) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        *self.catalog.write().await = None;
+        *self.revoked.write().await = None;
+        let nodes = match self.store.nodes(None, None).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list nodes after a change");
+                return;
+            }
+        };
+        for n in nodes.into_iter().filter(|n| n.state != NodeState::Retired) {
+            match self.plan_for(&n.name).await {
+                Ok(plan) if plan.hash != n.plan_hash => {
+                    if let Err(e) = self.store.set_plan_hash(&n.name, &plan.hash).await {
+                        tracing::warn!(node = %n.name, error = %e, "cannot record plan hash");
+                    }
+                    self.hub.publish(PlanChanged {
+                        node: n.name.clone(),
+                        plan_hash: plan.hash.clone(),
+                        reason: reason.to_string(),
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(node = %n.name, error = %e.message(), "node has no plan"),
+            }
+        }
+    }
+}

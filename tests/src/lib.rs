@@ -1,0 +1,112 @@
+//! Support for the end-to-end tests: a real cm-server on loopback ports with
+//! SQLite and blobs in a temp dir, its admin credential, and TLS channels for
+//! admins and enrolled nodes.
+
+use std::path::{Path, PathBuf};
+
+use cm_server::serve::{self, Config, Running};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+/// The repository root (cookbooks/, roles/, environments/).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repo")
+        .to_path_buf()
+}
+
+/// A server in a temp dir, stopped on drop of the runtime.
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub running: Running,
+    pub credential: PathBuf,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestServer::start_in(dir).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir) -> TestServer {
+        let mut config = Config::embedded(&dir.path().join("server"));
+        config.listen = "127.0.0.1:0".parse().expect("literal");
+        config.http_listen = "127.0.0.1:0".parse().expect("literal");
+        config.tls_names = vec!["localhost".into(), "127.0.0.1".into()];
+        let running = serve::start(config).await.expect("server starts");
+        let credential = dir.path().join("server/admin.credential");
+        TestServer {
+            dir,
+            running,
+            credential,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://localhost:{}", self.running.grpc_addr.port())
+    }
+
+    pub fn ca_pem(&self) -> String {
+        self.running.state.pki.ca().cert_pem().to_string()
+    }
+
+    /// A channel with the given client identity (or none).
+    pub async fn channel(&self, identity: Option<(&str, &str)>) -> Channel {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(self.ca_pem()))
+            .domain_name("localhost");
+        if let Some((cert, key)) = identity {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        Channel::from_shared(self.url())
+            .expect("a URL")
+            .tls_config(tls)
+            .expect("TLS config")
+            .connect()
+            .await
+            .expect("connects")
+    }
+
+    /// A channel as the bootstrap admin.
+    pub async fn admin(&self) -> Channel {
+        let c = cm_model::credential::Credential::read(&self.credential).expect("credential");
+        self.channel(Some((&c.certificate_pem, &c.key_pem))).await
+    }
+}
+
+/// A built binary of the workspace (scripts/test.sh builds them all first).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/debug/deps/TEST -> target/debug/NAME
+    let dir = exe.parent().and_then(Path::parent).expect("target/debug");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// Enroll a node with `token` over raw gRPC; returns its (cert, key) PEMs.
+pub async fn enroll(
+    server: &TestServer,
+    token: &str,
+    node: &str,
+) -> Result<(String, String), tonic::Status> {
+    use cm_proto::v1::agent_client::AgentClient;
+    let (key_pem, csr_pem) = cm_server::pki::new_key_and_csr(node).expect("CSR");
+    let mut client = AgentClient::new(server.channel(None).await);
+    let r = client
+        .enroll(cm_proto::v1::EnrollRequest {
+            token: token.to_string(),
+            node_name: node.to_string(),
+            csr_pem,
+            facts_json: r#"{"hostname":"node-1","ipaddress":"10.1.2.3"}"#.into(),
+            agent_version: cm_proto::VERSION.into(),
+        })
+        .await?
+        .into_inner();
+    Ok((r.certificate_pem, key_pem))
+}
