@@ -1,0 +1,448 @@
+//! Every RPC has a policy: admin calls refuse node certificates and anonymous
+//! callers; agent calls refuse admins and anonymous callers; a node reads only
+//! its own plan, the blobs of its own cookbooks and its own roles' secrets,
+//! and writes only its own reports.
+
+use cm_e2e::{TestServer, enroll, repo};
+use cm_proto::v1::admins_client::AdminsClient;
+use cm_proto::v1::agent_client::AgentClient;
+use cm_proto::v1::audit_client::AuditClient;
+use cm_proto::v1::cookbooks_client::CookbooksClient;
+use cm_proto::v1::environments_client::EnvironmentsClient;
+use cm_proto::v1::nodes_client::NodesClient;
+use cm_proto::v1::roles_client::RolesClient;
+use cm_proto::v1::runs_client::RunsClient;
+use cm_proto::v1::secrets_client::SecretsClient;
+use cm_proto::v1::tokens_client::TokensClient;
+use cm_proto::v1::*;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+/// Call every admin RPC on `ch`; return the codes, named.
+async fn admin_calls(ch: Channel) -> Vec<(&'static str, Code)> {
+    fn code<T>(r: Result<tonic::Response<T>, Status>) -> Code {
+        r.map(|_| Code::Ok).unwrap_or_else(|e| e.code())
+    }
+    let mut c = CookbooksClient::new(ch.clone());
+    let mut r = RolesClient::new(ch.clone());
+    let mut e = EnvironmentsClient::new(ch.clone());
+    let mut n = NodesClient::new(ch.clone());
+    let mut t = TokensClient::new(ch.clone());
+    let mut s = SecretsClient::new(ch.clone());
+    let mut a = AdminsClient::new(ch.clone());
+    let name = || Name { name: "x".into() };
+    vec![
+        (
+            "cookbooks.missing_blobs",
+            code(c.missing_blobs(MissingBlobsRequest::default()).await),
+        ),
+        (
+            "cookbooks.upload_blob",
+            code(
+                c.upload_blob(tokio_stream::iter(vec![BlobChunk::default()]))
+                    .await,
+            ),
+        ),
+        (
+            "cookbooks.commit",
+            code(c.commit(CommitRequest::default()).await),
+        ),
+        (
+            "cookbooks.list",
+            code(c.list(ListCookbooksRequest::default()).await),
+        ),
+        ("cookbooks.show", code(c.show(CookbookId::default()).await)),
+        (
+            "cookbooks.delete",
+            code(c.delete(CookbookId::default()).await),
+        ),
+        ("roles.set", code(r.set(Document::default()).await)),
+        ("roles.show", code(r.show(name()).await)),
+        ("roles.list", code(r.list(Empty {}).await)),
+        ("roles.history", code(r.history(name()).await)),
+        ("environments.set", code(e.set(Document::default()).await)),
+        ("environments.show", code(e.show(name()).await)),
+        ("environments.list", code(e.list(Empty {}).await)),
+        ("environments.history", code(e.history(name()).await)),
+        (
+            "nodes.list",
+            code(n.list(ListNodesRequest::default()).await),
+        ),
+        ("nodes.show", code(n.show(name()).await)),
+        (
+            "nodes.assign",
+            code(n.assign(AssignRequest::default()).await),
+        ),
+        (
+            "nodes.unassign",
+            code(n.unassign(AssignRequest::default()).await),
+        ),
+        (
+            "nodes.set_attribute",
+            code(n.set_attribute(SetAttributeRequest::default()).await),
+        ),
+        (
+            "nodes.unset_attribute",
+            code(n.unset_attribute(SetAttributeRequest::default()).await),
+        ),
+        ("nodes.retire", code(n.retire(name()).await)),
+        (
+            "nodes.explain",
+            code(n.explain(ExplainRequest::default()).await),
+        ),
+        (
+            "tokens.create",
+            code(t.create(CreateTokenRequest::default()).await),
+        ),
+        ("tokens.list", code(t.list(Empty {}).await)),
+        ("tokens.revoke", code(t.revoke(name()).await)),
+        (
+            "secrets.set",
+            code(s.set(SetSecretRequest::default()).await),
+        ),
+        ("secrets.list", code(s.list(Empty {}).await)),
+        ("secrets.delete", code(s.delete(name()).await)),
+        ("admins.add", code(a.add(name()).await)),
+        ("admins.list", code(a.list(Empty {}).await)),
+        ("admins.remove", code(a.remove(name()).await)),
+        (
+            "runs.list",
+            code(
+                RunsClient::new(ch.clone())
+                    .list(ListRunsRequest::default())
+                    .await,
+            ),
+        ),
+        (
+            "audit.list",
+            code(AuditClient::new(ch).list(ListAuditRequest::default()).await),
+        ),
+    ]
+}
+
+async fn agent_calls(ch: Channel) -> Vec<(&'static str, Code)> {
+    fn code<T>(r: Result<tonic::Response<T>, Status>) -> Code {
+        r.map(|_| Code::Ok).unwrap_or_else(|e| e.code())
+    }
+    let mut g = AgentClient::new(ch);
+    vec![
+        ("agent.renew", code(g.renew(RenewRequest::default()).await)),
+        (
+            "agent.get_plan",
+            code(g.get_plan(GetPlanRequest::default()).await),
+        ),
+        (
+            "agent.fetch_blob",
+            code(g.fetch_blob(FetchBlobRequest::default()).await),
+        ),
+        (
+            "agent.report_facts",
+            code(g.report_facts(FactsRequest::default()).await),
+        ),
+        (
+            "agent.report_run",
+            code(g.report_run(RunSummary::default()).await),
+        ),
+        ("agent.watch", code(g.watch(WatchRequest::default()).await)),
+    ]
+}
+
+fn refused(calls: &[(&'static str, Code)], want: Code) {
+    let wrong: Vec<_> = calls.iter().filter(|(_, c)| *c != want).collect();
+    assert!(
+        wrong.is_empty(),
+        "expected {want:?} from every call, got: {wrong:?}"
+    );
+}
+
+async fn setup() -> (TestServer, String) {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let token = TokensClient::new(admin)
+        .create(CreateTokenRequest {
+            roles: vec!["memcached".into()],
+            environment: "production".into(),
+            ttl_seconds: 600,
+            uses: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    (s, token)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anonymous_callers_are_refused_everywhere_but_enroll() {
+    let (s, _) = setup().await;
+    refused(
+        &admin_calls(s.channel(None).await).await,
+        Code::Unauthenticated,
+    );
+    refused(
+        &agent_calls(s.channel(None).await).await,
+        Code::Unauthenticated,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_certificates_are_refused_by_every_admin_call() {
+    let (s, token) = setup().await;
+    let (cert, key) = enroll(&s, &token, "node-1").await.unwrap();
+    refused(
+        &admin_calls(s.channel(Some((&cert, &key))).await).await,
+        Code::PermissionDenied,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_certificates_are_refused_by_every_agent_call() {
+    let (s, _) = setup().await;
+    refused(&agent_calls(s.admin().await).await, Code::PermissionDenied);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_reads_only_its_own_cookbooks_and_secrets_and_reports_only_as_itself() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    // Two roles with different cookbooks and secrets.
+    let cred = s.credential.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(other.join("recipes")).unwrap();
+    std::fs::write(other.join("metadata.yaml"), "name: other\nversion: 1.0.0\n").unwrap();
+    std::fs::write(
+        other.join("recipes/default.yaml"),
+        "- file: /tmp/other-only\n  content: other\n",
+    )
+    .unwrap();
+    for d in [repo().join("cookbooks/memcached"), other.clone()] {
+        let cred = cred.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(cm_e2e::bin("cmctl"))
+                .arg("--credential")
+                .arg(cred)
+                .args(["push", "cookbook"])
+                .arg(d)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut roles = RolesClient::new(admin.clone());
+    roles
+        .set(Document {
+            yaml: "name: cache\nrun_list: [memcached]\n".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    roles
+        .set(Document {
+            yaml: "name: other\nrun_list: [other]\n".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut secrets = SecretsClient::new(admin.clone());
+    secrets
+        .set(SetSecretRequest {
+            name: "cache_key".into(),
+            value: b"cache-secret".to_vec(),
+            roles: vec!["cache".into()],
+        })
+        .await
+        .unwrap();
+    secrets
+        .set(SetSecretRequest {
+            name: "other_key".into(),
+            value: b"other-secret".to_vec(),
+            roles: vec!["other".into()],
+        })
+        .await
+        .unwrap();
+    let mut tokens = TokensClient::new(admin.clone());
+    let token = |role: &str| CreateTokenRequest {
+        roles: vec![role.into()],
+        environment: "production".into(),
+        ttl_seconds: 600,
+        uses: 1,
+    };
+    let t_cache = tokens
+        .create(token("cache"))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let t_other = tokens
+        .create(token("other"))
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let (cert, key) = enroll(&s, &t_cache, "cache-1").await.unwrap();
+    let (ocert, okey) = enroll(&s, &t_other, "other-1").await.unwrap();
+    let mut cache = AgentClient::new(s.channel(Some((&cert, &key))).await);
+    let mut other_node = AgentClient::new(s.channel(Some((&ocert, &okey))).await);
+
+    let plan = cache
+        .get_plan(GetPlanRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    assert_eq!(plan.secrets.keys().collect::<Vec<_>>(), ["cache_key"]);
+    let other_plan = other_node
+        .get_plan(GetPlanRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .unwrap();
+    let other_blob = other_plan.cookbooks[0].manifest[0].sha256.clone();
+    let err = cache
+        .fetch_blob(FetchBlobRequest { sha256: other_blob })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    // A report claiming to be another node is recorded as the caller.
+    cache
+        .report_run(RunSummary {
+            node: "other-1".into(),
+            status: "success".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let runs = RunsClient::new(admin)
+        .list(ListRunsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .runs;
+    assert_eq!(
+        runs.iter().map(|r| r.node.as_str()).collect::<Vec<_>>(),
+        ["cache-1"]
+    );
+    // Facts that would poison other nodes' plans are refused.
+    let err = cache
+        .report_facts(FactsRequest {
+            facts_json: r#"{"ipaddress":"1.2.3.4; rm -rf /"}"#.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_uploads_and_half_pushes_leave_no_trace() {
+    let (s, _) = setup().await;
+    let mut c = CookbooksClient::new(s.admin().await);
+    // Content that does not match its digest.
+    let lie = BlobChunk {
+        sha256: "a".repeat(64),
+        size: 5,
+        data: b"hello".to_vec(),
+    };
+    let err = c
+        .upload_blob(tokio_stream::iter(vec![lie]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    // A declared size the stream does not deliver (a push cut off).
+    let digest = cm_model::manifest::sha256_hex(b"hello");
+    let short = BlobChunk {
+        sha256: digest.clone(),
+        size: 10,
+        data: b"hello".to_vec(),
+    };
+    assert_eq!(
+        c.upload_blob(tokio_stream::iter(vec![short]))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
+    // A commit whose blobs were never uploaded: refused, nothing visible.
+    let manifest = vec![ManifestEntry {
+        path: "metadata.yaml".into(),
+        sha256: "b".repeat(64),
+        size: 30,
+        mode: 0o644,
+    }];
+    let err = c
+        .commit(CommitRequest {
+            name: "x".into(),
+            version: "1.0.0".into(),
+            manifest,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    // A path escaping the cookbook is refused.
+    let meta = b"name: x\nversion: 1.0.0\n".to_vec();
+    let d = cm_model::manifest::sha256_hex(&meta);
+    c.upload_blob(tokio_stream::iter(vec![BlobChunk {
+        sha256: d.clone(),
+        size: meta.len() as u64,
+        data: meta.clone(),
+    }]))
+    .await
+    .unwrap();
+    let manifest = vec![
+        ManifestEntry {
+            path: "metadata.yaml".into(),
+            sha256: d.clone(),
+            size: meta.len() as u64,
+            mode: 0o644,
+        },
+        ManifestEntry {
+            path: "../escape".into(),
+            sha256: d,
+            size: meta.len() as u64,
+            mode: 0o644,
+        },
+    ];
+    let err = c
+        .commit(CommitRequest {
+            name: "x".into(),
+            version: "1.0.0".into(),
+            manifest,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains(".."), "{}", err.message());
+    let versions = c
+        .list(ListCookbooksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .versions;
+    assert!(
+        versions.is_empty(),
+        "a version became visible: {versions:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_message_is_refused() {
+    let (s, _) = setup().await;
+    let mut r = RolesClient::new(s.admin().await);
+    let err = r
+        .set(Document {
+            yaml: "x".repeat(8 << 20),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+}
