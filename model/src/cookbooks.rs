@@ -11,6 +11,19 @@ use crate::recipe::RecipeEntry;
 use crate::runlist::RecipeRef;
 use crate::template::Templates;
 
+/// The subdirectories of `dir` that hold a `metadata.yaml`, sorted.
+fn cookbook_dirs(dir: &Path) -> Result<Vec<std::path::PathBuf>, LoadError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| LoadError::in_file(dir, format!("cannot read cookbooks: {e}")))?;
+    let mut dirs: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("metadata.yaml").is_file())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
 /// Cookbooks by name, one version each.
 #[derive(Debug, Clone, Default)]
 pub struct CookbookSet {
@@ -20,14 +33,7 @@ pub struct CookbookSet {
 impl CookbookSet {
     /// Load every subdirectory of `dir` that holds a `metadata.yaml`.
     pub fn load_dir(dir: &Path) -> Result<CookbookSet, LoadError> {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| LoadError::in_file(dir, format!("cannot read cookbooks: {e}")))?;
-        let mut dirs: Vec<_> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.join("metadata.yaml").is_file())
-            .collect();
-        dirs.sort();
+        let dirs = cookbook_dirs(dir)?;
         let cookbooks = dirs
             .iter()
             .map(|d| Cookbook::load_dir(d))
@@ -39,14 +45,7 @@ impl CookbookSet {
     /// dependencies) from `dir`, so a broken cookbook nobody uses does not
     /// stop a run. A needed cookbook is found by its metadata's name.
     pub fn load_needed(dir: &Path, wanted: &[String]) -> Result<CookbookSet, LoadError> {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| LoadError::in_file(dir, format!("cannot read cookbooks: {e}")))?;
-        let mut dirs: Vec<_> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.join("metadata.yaml").is_file())
-            .collect();
-        dirs.sort();
+        let dirs = cookbook_dirs(dir)?;
         let mut index = BTreeMap::new();
         let mut broken = BTreeMap::new();
         let mut duplicates = BTreeMap::new();

@@ -110,3 +110,25 @@ pub async fn enroll(
         .into_inner();
     Ok((r.certificate_pem, key_pem))
 }
+
+/// Push a cookbook directory with the real cmctl as the bootstrap admin.
+pub async fn push_cookbook(server: &TestServer, dir: &Path) {
+    let cred = server.credential.clone();
+    let dir = dir.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin("cmctl"))
+            .arg("--credential")
+            .arg(cred)
+            .args(["push", "cookbook"])
+            .arg(dir)
+            .output()
+            .expect("cmctl runs")
+    })
+    .await
+    .expect("the push task finishes");
+    assert!(
+        out.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cm_e2e::{TestServer, enroll, repo};
+use cm_e2e::{TestServer, enroll, push_cookbook, repo};
 use cm_proto::v1::agent_client::AgentClient;
 use cm_proto::v1::nodes_client::NodesClient;
 use cm_proto::v1::roles_client::RolesClient;
@@ -19,7 +19,7 @@ use tonic::Code;
 async fn fleet() -> (TestServer, String) {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    push(&s, "cookbooks/memcached").await;
+    push_cookbook(&s, &repo().join("cookbooks/memcached")).await;
     let mut roles = RolesClient::new(admin.clone());
     roles
         .set(Document {
@@ -40,28 +40,6 @@ async fn fleet() -> (TestServer, String) {
         .into_inner()
         .token;
     (s, token)
-}
-
-async fn push(s: &TestServer, dir: &str) {
-    let cred = s.credential.clone();
-    let dir = repo().join(dir);
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(cm_e2e::bin("cmctl"))
-            .arg("--credential")
-            .arg(cred)
-            .arg("push")
-            .arg("cookbook")
-            .arg(dir)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

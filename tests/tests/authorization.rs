@@ -3,7 +3,7 @@
 //! its own plan, the blobs of its own cookbooks and its own roles' secrets,
 //! and writes only its own reports.
 
-use cm_e2e::{TestServer, enroll, repo};
+use cm_e2e::{TestServer, enroll, push_cookbook, repo};
 use cm_proto::v1::admins_client::AdminsClient;
 use cm_proto::v1::agent_client::AgentClient;
 use cm_proto::v1::audit_client::AuditClient;
@@ -18,11 +18,12 @@ use cm_proto::v1::*;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+fn code<T>(r: Result<tonic::Response<T>, Status>) -> Code {
+    r.map(|_| Code::Ok).unwrap_or_else(|e| e.code())
+}
+
 /// Call every admin RPC on `ch`; return the codes, named.
 async fn admin_calls(ch: Channel) -> Vec<(&'static str, Code)> {
-    fn code<T>(r: Result<tonic::Response<T>, Status>) -> Code {
-        r.map(|_| Code::Ok).unwrap_or_else(|e| e.code())
-    }
     let mut c = CookbooksClient::new(ch.clone());
     let mut r = RolesClient::new(ch.clone());
     let mut e = EnvironmentsClient::new(ch.clone());
@@ -121,9 +122,6 @@ async fn admin_calls(ch: Channel) -> Vec<(&'static str, Code)> {
 }
 
 async fn agent_calls(ch: Channel) -> Vec<(&'static str, Code)> {
-    fn code<T>(r: Result<tonic::Response<T>, Status>) -> Code {
-        r.map(|_| Code::Ok).unwrap_or_else(|e| e.code())
-    }
     let mut g = AgentClient::new(ch);
     vec![
         ("agent.renew", code(g.renew(RenewRequest::default()).await)),
@@ -206,7 +204,6 @@ async fn a_node_reads_only_its_own_cookbooks_and_secrets_and_reports_only_as_its
     let s = TestServer::start().await;
     let admin = s.admin().await;
     // Two roles with different cookbooks and secrets.
-    let cred = s.credential.clone();
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other");
     std::fs::create_dir_all(other.join("recipes")).unwrap();
@@ -217,23 +214,7 @@ async fn a_node_reads_only_its_own_cookbooks_and_secrets_and_reports_only_as_its
     )
     .unwrap();
     for d in [repo().join("cookbooks/memcached"), other.clone()] {
-        let cred = cred.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(cm_e2e::bin("cmctl"))
-                .arg("--credential")
-                .arg(cred)
-                .args(["push", "cookbook"])
-                .arg(d)
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        push_cookbook(&s, &d).await;
     }
     let mut roles = RolesClient::new(admin.clone());
     roles
