@@ -46,7 +46,8 @@ pub fn validate(json: &str) -> Result<Map<String, Value>, String> {
                 .flatten()
             {
                 if let Some(a) = addr.get("address")
-                    && a.as_str().is_none_or(|s| s.parse::<std::net::IpAddr>().is_err())
+                    && a.as_str()
+                        .is_none_or(|s| s.parse::<std::net::IpAddr>().is_err())
                 {
                     return Err(format!("interfaces: {a} is not an IP address"));
                 }

@@ -17,7 +17,7 @@ use crate::blobs::Blobs;
 use crate::pki::Pki;
 use crate::plan::{self, Catalog, CatalogEntry, NodeView, Plan, PlanInputs, SecretGrant};
 use crate::secretbox::SecretKey;
-use crate::store::{DocKind, NodeState, OptionalExt, Store, StoreError};
+use crate::store::{DocKind, NodeRow, NodeState, Store, StoreError};
 use crate::watch::{PlanChanged, WatchHub};
 
 /// Settings the operator chooses at start.
@@ -38,6 +38,16 @@ impl Default for Settings {
     }
 }
 
+/// What every node's plan reads besides the node itself.
+struct SharedInputs {
+    generation: u64,
+    roles: BTreeMap<String, Role>,
+    environments: BTreeMap<String, Environment>,
+    catalog: Arc<Catalog>,
+    secrets: Vec<SecretGrant>,
+    cluster: Map<String, Value>,
+}
+
 pub struct State {
     pub store: Store,
     pub blobs: Blobs,
@@ -50,6 +60,7 @@ pub struct State {
     /// Cookbook attributes by (name, version): versions are immutable.
     attributes: RwLock<HashMap<(String, String), Map<String, Value>>>,
     plans: RwLock<HashMap<String, (u64, Arc<Plan>)>>,
+    shared: RwLock<Option<Arc<SharedInputs>>>,
     revoked: RwLock<Option<HashSet<String>>>,
     /// Check-ins since the last flush: node → unix seconds.
     pub last_seen: Mutex<HashMap<String, i64>>,
@@ -95,6 +106,7 @@ impl State {
             catalog: RwLock::new(None),
             attributes: RwLock::new(HashMap::new()),
             plans: RwLock::new(HashMap::new()),
+            shared: RwLock::new(None),
             revoked: RwLock::new(None),
             last_seen: Mutex::new(HashMap::new()),
         }
@@ -187,22 +199,48 @@ impl State {
         Ok(attrs)
     }
 
-    async fn environment(&self, name: &str) -> Result<Environment, Status> {
-        match self
+    async fn environments(&self) -> Result<BTreeMap<String, Environment>, Status> {
+        let docs = self
             .store
-            .document(DocKind::Environment, name)
+            .documents(DocKind::Environment)
             .await
-            .optional()
-            .map_err(status)?
+            .map_err(status)?;
+        docs.iter()
+            .map(|d| {
+                Environment::parse(
+                    std::path::Path::new(&format!("environments/{}", d.name)),
+                    &d.yaml,
+                )
+                .map(|e| (e.name.clone(), e))
+                .map_err(|e| Status::internal(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// The inputs every node's plan shares, loaded once per generation, so
+    /// recomputing a fleet's plans after a change costs no query per node.
+    async fn shared(&self, generation: u64) -> Result<Arc<SharedInputs>, Status> {
+        if let Some(s) = self.shared.read().await.as_ref()
+            && s.generation == generation
         {
-            Some(d) => Environment::parse(
-                std::path::Path::new(&format!("environments/{name}")),
-                &d.yaml,
-            )
-            .map_err(|e| Status::internal(e.to_string())),
-            // An environment nobody has set is empty: no pins, no attributes.
-            None => Ok(Environment::default_named(name)),
+            return Ok(s.clone());
         }
+        let roles = self.roles().await?;
+        // cluster.<role>: a list for every role the server knows (membership comes later).
+        let cluster = roles
+            .keys()
+            .map(|r| (r.clone(), Value::Array(Vec::new())))
+            .collect();
+        let shared = Arc::new(SharedInputs {
+            generation,
+            environments: self.environments().await?,
+            catalog: self.catalog().await?,
+            secrets: self.secret_grants().await?,
+            roles,
+            cluster,
+        });
+        *self.shared.write().await = Some(shared.clone());
+        Ok(shared)
     }
 
     async fn roles(&self) -> Result<BTreeMap<String, Role>, Status> {
@@ -246,35 +284,40 @@ impl State {
             return Ok(p.clone());
         }
         let row = self.store.node(node).await.map_err(status)?;
+        self.plan_for_row(&row, generation).await
+    }
+
+    async fn plan_for_row(&self, row: &NodeRow, generation: u64) -> Result<Arc<Plan>, Status> {
+        let shared = self.shared(generation).await?;
         let view = NodeView {
             name: row.name.clone(),
             environment: row.environment.clone(),
             roles: row.roles.clone(),
             attributes: row.attributes.clone(),
         };
-        let environment = self.environment(&row.environment).await?;
-        let roles = self.roles().await?;
-        let catalog = self.catalog().await?;
-        let secrets = self.secret_grants().await?;
-        // cluster.<role>: a list for every role the server knows (membership comes later).
-        let cluster: Map<String, Value> = roles
-            .keys()
-            .map(|r| (r.clone(), Value::Array(Vec::new())))
-            .collect();
+        // An environment nobody has set is empty: no pins, no attributes.
+        let default_env;
+        let environment = match shared.environments.get(&row.environment) {
+            Some(e) => e,
+            None => {
+                default_env = Environment::default_named(&row.environment);
+                &default_env
+            }
+        };
         let plan = plan::resolve(&PlanInputs {
             node: &view,
-            environment: &environment,
-            roles: &roles,
-            catalog: &catalog,
-            secrets: &secrets,
-            cluster: &cluster,
+            environment,
+            roles: &shared.roles,
+            catalog: &shared.catalog,
+            secrets: &shared.secrets,
+            cluster: &shared.cluster,
         })
         .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let plan = Arc::new(plan);
         self.plans
             .write()
             .await
-            .insert(node.to_string(), (generation, plan.clone()));
+            .insert(row.name.clone(), (generation, plan.clone()));
         Ok(plan)
     }
 
@@ -291,8 +334,9 @@ impl State {
                 return;
             }
         };
+        let generation = self.generation.load(Ordering::SeqCst);
         for n in nodes.into_iter().filter(|n| n.state != NodeState::Retired) {
-            match self.plan_for(&n.name).await {
+            match self.plan_for_row(&n, generation).await {
                 Ok(plan) if plan.hash != n.plan_hash => {
                     if let Err(e) = self.store.set_plan_hash(&n.name, &plan.hash).await {
                         tracing::warn!(node = %n.name, error = %e, "cannot record plan hash");
