@@ -129,6 +129,11 @@ impl State {
         Ok(hit)
     }
 
+    /// Re-read revoked serials on the next call (a certificate was revoked).
+    pub async fn forget_revocations(&self) {
+        *self.revoked.write().await = None;
+    }
+
     /// Every pushed cookbook version with its attribute defaults.
     pub async fn catalog(&self) -> Result<Arc<Catalog>, Status> {
         if let Some(c) = self.catalog.read().await.as_ref() {

@@ -194,3 +194,20 @@ async fn a_role_change_reaches_the_watch_stream() {
         serde_json::from_str(&new.plan.unwrap().attributes_json).unwrap();
     assert_eq!(attrs["memcached"]["memory_percent"], 60);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renewal_issues_a_new_certificate_and_revokes_the_old_one() {
+    let (s, token) = fleet().await;
+    let (cert, key) = enroll(&s, &token, "node-1").await.unwrap();
+    let mut old = AgentClient::new(s.channel(Some((&cert, &key))).await);
+    let (new_key, csr) = cm_server::pki::new_key_and_csr("node-1").unwrap();
+    let renewed = old
+        .renew(cm_proto::v1::RenewRequest { csr_pem: csr })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut new = AgentClient::new(s.channel(Some((&renewed.certificate_pem, &new_key))).await);
+    new.get_plan(GetPlanRequest::default()).await.unwrap();
+    let err = old.get_plan(GetPlanRequest::default()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+}

@@ -72,9 +72,20 @@ impl Agent for AgentApi {
                 other => status(other),
             })?;
         tracing::info!(node = %r.node_name, "node enrolled");
-        self.state
-            .changed(&format!("node {} enrolled", r.node_name))
-            .await;
+        // A new node changes no other node's plan (until the cluster view
+        // lists members), so only its own plan is resolved: an autoscaling
+        // burst must not recompute the fleet once per enrollment.
+        match self.state.plan_for(&r.node_name).await {
+            Ok(plan) => self
+                .state
+                .store
+                .set_plan_hash(&r.node_name, &plan.hash)
+                .await
+                .map_err(status)?,
+            Err(e) => {
+                tracing::warn!(node = %r.node_name, error = %e.message(), "the new node has no plan yet")
+            }
+        }
         Ok(Response::new(EnrollResponse {
             certificate_pem: cert.cert_pem,
             ca_pem: self.state.pki.ca().cert_pem().to_string(),
@@ -96,9 +107,8 @@ impl Agent for AgentApi {
             .set_node_cert(&node, &cert.serial, cert.not_after)
             .await
             .map_err(status)?;
-        self.state
-            .changed(&format!("node {node} renewed its certificate"))
-            .await;
+        // The old serial is revoked; plans are unchanged.
+        self.state.forget_revocations().await;
         Ok(Response::new(EnrollResponse {
             certificate_pem: cert.cert_pem,
             ca_pem: self.state.pki.ca().cert_pem().to_string(),
