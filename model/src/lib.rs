@@ -19,6 +19,7 @@ pub mod runlist;
 pub mod secrets;
 pub mod solver;
 pub mod template;
+pub mod time;
 pub mod yaml;
 
 pub use error::{LoadError, Pos};

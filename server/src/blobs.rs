@@ -15,6 +15,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -205,23 +206,48 @@ impl Blobs {
         }
     }
 
-    /// Every digest in the store, sorted (for garbage collection). Objects
-    /// that are not blobs under their proper key are skipped.
+    /// Every digest in the store, sorted. Objects that are not blobs under
+    /// their proper key are skipped.
     pub async fn list(&self) -> Result<Vec<String>, BlobError> {
+        Ok(self
+            .list_with_age()
+            .await?
+            .into_iter()
+            .map(|blob| blob.digest)
+            .collect())
+    }
+
+    /// Every blob with when it was written, sorted by digest: garbage
+    /// collection spares recent blobs, which may belong to a push that has
+    /// not committed yet.
+    pub async fn list_with_age(&self) -> Result<Vec<StoredBlob>, BlobError> {
         let prefix = StorePath::from(PREFIX);
-        let mut digests: Vec<String> = self
+        let mut blobs: Vec<StoredBlob> = self
             .store
             .list(Some(&prefix))
-            .map_ok(|meta| meta.location)
-            .try_filter_map(|location| async move {
-                let digest = location.filename().map(str::to_string);
-                Ok(digest.filter(|d| blob_path(d).is_ok_and(|p| p == location)))
+            .try_filter_map(|meta| async move {
+                let digest = meta.location.filename().map(str::to_string);
+                Ok(digest
+                    .filter(|d| blob_path(d).is_ok_and(|p| p == meta.location))
+                    .map(|digest| StoredBlob {
+                        digest,
+                        size: meta.size,
+                        last_modified: meta.last_modified.into(),
+                    }))
             })
             .try_collect()
             .await?;
-        digests.sort();
-        Ok(digests)
+        blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(blobs)
     }
+}
+
+/// A blob as [`Blobs::list_with_age`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub digest: String,
+    pub size: u64,
+    pub last_modified: SystemTime,
 }
 
 /// SHA-256 of `content`, lowercase hex: the digest blobs are stored under.

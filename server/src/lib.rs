@@ -7,6 +7,7 @@ pub mod auth;
 pub mod blobs;
 pub mod facts;
 pub mod http;
+pub mod ops;
 pub mod pki;
 pub mod plan;
 pub mod secretbox;

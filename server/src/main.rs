@@ -3,9 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use cm_server::ops::{self, BackupSummary};
 use cm_server::serve::{self, Config};
 use cm_server::state::Settings;
 
@@ -63,12 +65,47 @@ struct ServeOpts {
     /// Days a node certificate lives.
     #[arg(long, default_value_t = 90)]
     node_cert_days: u32,
+    /// Days run reports are kept; older ones are pruned hourly.
+    #[arg(
+        long,
+        env = "CM_KEEP_RUNS_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    keep_runs_days: u32,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Serve (the default).
     Serve,
+    /// Back up the embedded default (database, blobs, CA, keys) into DIR, a
+    /// new or empty directory; safe while the server is serving.
+    Backup {
+        /// Where to write the backup: a new or empty directory.
+        dir: PathBuf,
+        /// Lines for people, or one JSON object for scripts.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// Restore the backup in DIR into the data dir, which must be empty or
+    /// absent; every file is verified first.
+    Restore {
+        /// A directory `cm-server backup` wrote.
+        dir: PathBuf,
+        /// Only verify the backup; write nothing.
+        #[arg(long)]
+        check: bool,
+        /// Lines for people, or one JSON object for scripts.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Human,
+    Json,
 }
 
 fn config(o: ServeOpts) -> Config {
@@ -90,6 +127,7 @@ fn config(o: ServeOpts) -> Config {
         node_cert_days: o.node_cert_days,
         ..Settings::default()
     };
+    c.maintenance.keep_runs = Duration::from_secs(u64::from(o.keep_runs_days) * 86400);
     c
 }
 
@@ -110,6 +148,20 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => runtime.block_on(serve_until_signal(config(cli.opts))),
+        Command::Backup { dir, format } => runtime.block_on(async {
+            let manifest = ops::backup::backup(&config(cli.opts), &dir).await?;
+            print(BackupSummary::new("backup", &dir, None, &manifest), format)
+        }),
+        Command::Restore { dir, check, format } => runtime.block_on(async {
+            let summary = if check {
+                BackupSummary::new("check", &dir, None, &ops::restore::check(&dir).await?)
+            } else {
+                let data_dir = cli.opts.data_dir;
+                let manifest = ops::restore::restore(&dir, &data_dir).await?;
+                BackupSummary::new("restore", &dir, Some(&data_dir), &manifest)
+            };
+            print(summary, format)
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,6 +170,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn print(summary: BackupSummary, format: Format) -> Result<()> {
+    match format {
+        Format::Human => print!("{}", summary.human()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+    }
+    Ok(())
 }
 
 async fn serve_until_signal(config: Config) -> Result<()> {

@@ -1,6 +1,8 @@
 //! Starting the server: storage, blobs, the CA and keys, the bootstrap admin
 //! credential, the gRPC services over TLS, the HTTP side, and the background
-//! work (check-in flushing). Used by `cm-server serve` and by in-process tests.
+//! work (check-in flushing; blob collection and run retention, see
+//! [`crate::ops::maintenance`]). Used by `cm-server serve` and by in-process
+//! tests.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::api;
 use crate::blobs::{Blobs, S3Options};
+use crate::ops::maintenance::{self, Maintenance};
 use crate::pki::Pki;
 use crate::secretbox::SecretKey;
 use crate::state::{Settings, State};
@@ -49,6 +52,8 @@ pub struct Config {
     /// The URL written into the bootstrap credential (how admins reach us).
     pub public_url: Option<String>,
     pub settings: Settings,
+    /// Blob garbage collection and run retention.
+    pub maintenance: Maintenance,
 }
 
 impl Config {
@@ -67,6 +72,7 @@ impl Config {
             secrets_key: None,
             public_url: None,
             settings: Settings::default(),
+            maintenance: Maintenance::default(),
         }
     }
 }
@@ -180,6 +186,7 @@ pub async fn start(config: Config) -> Result<Running> {
     .with_context(|| format!("binding {}", config.http_listen))?;
 
     let flusher = tokio::spawn(flush_check_ins(state.clone()));
+    let housekeeping = maintenance::spawn(state.clone(), config.maintenance.clone());
     let tls = state.pki.server_tls_config();
     let s = state.clone();
     let router = tonic::transport::Server::builder()
@@ -225,6 +232,7 @@ pub async fn start(config: Config) -> Result<Running> {
             tracing::error!(error = %e, "gRPC server stopped");
         }
         flusher.abort();
+        housekeeping.abort();
         flush_once(&flush_state).await;
         let _ = http_tx.send(());
     });

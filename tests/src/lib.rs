@@ -42,6 +42,18 @@ impl TestServer {
         }
     }
 
+    /// The server's data dir (inside the temp dir).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("server")
+    }
+
+    /// Stop the server and start a new one on the same data dir.
+    pub async fn restart(self) -> TestServer {
+        let TestServer { dir, running, .. } = self;
+        running.stop().await;
+        TestServer::start_in(dir).await
+    }
+
     pub fn url(&self) -> String {
         format!("https://localhost:{}", self.running.grpc_addr.port())
     }

@@ -107,6 +107,7 @@ impl Cookbooks for CookbooksApi {
         let manifest = convert::manifest_from_pb(&r.manifest);
         // Re-read every blob and validate the cookbook exactly as an agent will compile it.
         let mut files = BTreeMap::new();
+        let mut blobs_of_version = Vec::with_capacity(manifest.entries.len());
         for e in &manifest.entries {
             check_digest(&e.sha256)?;
             let bytes = self.state.blobs.get(&e.sha256).await.map_err(|err| {
@@ -123,6 +124,7 @@ impl Cookbooks for CookbooksApi {
                     bytes.len()
                 )));
             }
+            blobs_of_version.push((e.sha256.clone(), bytes.clone()));
             files.insert(
                 e.path.clone(),
                 CookbookFile {
@@ -158,6 +160,12 @@ impl Cookbooks for CookbooksApi {
             .insert_cookbook_version(&new, &who)
             .await
             .map_err(status)?;
+        // Blob collection may have taken a reused blob since it was read
+        // above (ops::gc explains the race); this also makes an identical
+        // re-push repair a version whose blobs went missing.
+        crate::ops::gc::ensure_stored(&self.state.blobs, &blobs_of_version)
+            .await
+            .map_err(|e| Status::unavailable(format!("checking the version's blobs: {e:#}")))?;
         let created = matches!(inserted, Inserted::Created);
         if created {
             self.state

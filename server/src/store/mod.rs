@@ -193,6 +193,22 @@ impl Store {
         Ok(Store { pool, engine })
     }
 
+    /// Open an existing SQLite file read-only and exactly as it is: no
+    /// migrations, no pragmas that write. For reading a backup's snapshot,
+    /// which must not change between being hashed and being restored.
+    pub async fn open_snapshot(path: &std::path::Path) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=ro", path.display());
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await?;
+        Ok(Store {
+            pool,
+            engine: Engine::Sqlite,
+        })
+    }
+
     /// The connection pool, for what this module does not cover (LISTEN /
     /// NOTIFY on PostgreSQL, health checks).
     pub fn pool(&self) -> &AnyPool {
