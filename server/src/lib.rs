@@ -9,6 +9,7 @@ pub mod facts;
 pub mod http;
 pub mod pki;
 pub mod plan;
+pub mod replication;
 pub mod secretbox;
 pub mod serve;
 pub mod state;
