@@ -56,7 +56,8 @@ struct ServeOpts {
     ca_cert: Option<PathBuf>,
     #[arg(long, env = "CM_CA_KEY")]
     ca_key: Option<PathBuf>,
-    /// The secrets key every replica shares; default: DATA_DIR/secrets.key.
+    /// The secrets key file every replica shares (or CM_SECRETS_KEY: the key itself, hex or
+    /// base64); default: DATA_DIR/secrets.key, created on first start.
     #[arg(long, env = "CM_SECRETS_KEY_FILE")]
     secrets_key: Option<PathBuf>,
     /// URL admins and nodes use to reach this server (written into the admin credential).

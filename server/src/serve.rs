@@ -22,6 +22,7 @@ use crate::api;
 use crate::blobs::{Blobs, S3Options};
 use crate::ops::maintenance::{self, Maintenance};
 use crate::pki::Pki;
+use crate::replication;
 use crate::secretbox::SecretKey;
 use crate::state::{Settings, State};
 use crate::store::Store;
@@ -147,6 +148,11 @@ pub async fn start(config: Config) -> Result<Running> {
             .context("opening the S3 bucket")?
         }
     };
+    // Replicas share the CA and the secrets key; the database records which
+    // ones, and a server that would make new ones for it refuses to start.
+    let recorded = replication::identity::Recorded::load(&store)
+        .await
+        .context("reading the recorded CA and secrets key")?;
     let pki = match (&config.ca_cert, &config.ca_key) {
         (Some(c), Some(k)) => {
             let ca = crate::pki::Ca::from_pem_or_path(
@@ -155,14 +161,14 @@ pub async fn start(config: Config) -> Result<Running> {
             )?;
             Pki::from_ca(ca, &config.data_dir, &config.tls_names)?
         }
-        (None, None) => Pki::load_or_create(&config.data_dir, &config.tls_names)?,
+        (None, None) => {
+            recorded.refuse_new_ca(&config.data_dir)?;
+            Pki::load_or_create(&config.data_dir, &config.tls_names)?
+        }
         _ => anyhow::bail!("give both --ca-cert and --ca-key, or neither"),
     };
-    let key_path = config
-        .secrets_key
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("secrets.key"));
-    let secrets_key = SecretKey::load_or_create(&key_path).context("loading the secrets key")?;
+    let secrets_key = load_secrets_key(&config, &recorded)?;
+    replication::identity::claim(&store, &pki.ca().fingerprint(), secrets_key.id()).await?;
     let state = Arc::new(State::new(
         store,
         blobs,
@@ -185,6 +191,10 @@ pub async fn start(config: Config) -> Result<Running> {
     .await
     .with_context(|| format!("binding {}", config.http_listen))?;
 
+    let replication = match state.store.is_postgres() {
+        true => Some(replication::start(state.clone(), &database).await?),
+        false => None,
+    };
     let flusher = tokio::spawn(flush_check_ins(state.clone()));
     let housekeeping = maintenance::spawn(state.clone(), config.maintenance.clone());
     let tls = state.pki.server_tls_config();
@@ -233,6 +243,9 @@ pub async fn start(config: Config) -> Result<Running> {
         }
         flusher.abort();
         housekeeping.abort();
+        if let Some(r) = replication {
+            r.stop();
+        }
         flush_once(&flush_state).await;
         let _ = http_tx.send(());
     });
@@ -246,7 +259,40 @@ pub async fn start(config: Config) -> Result<Running> {
     })
 }
 
-/// On first start (no admins yet), issue the `admin` credential into the data dir.
+/// The secrets key: the file `--secrets-key` names (which must exist: a
+/// shared key is never generated), or `CM_SECRETS_KEY`, or the data dir's
+/// own, created on first start unless the database already has a key.
+fn load_secrets_key(
+    config: &Config,
+    recorded: &replication::identity::Recorded,
+) -> Result<SecretKey> {
+    let from_env = SecretKey::from_env()?;
+    match (&config.secrets_key, from_env) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("give the secrets key with --secrets-key or CM_SECRETS_KEY, not both")
+        }
+        (Some(path), None) => {
+            if !path.exists() {
+                anyhow::bail!(
+                    "the secrets key file {} does not exist (a shared key is not generated: \
+                     copy the one the other servers use)",
+                    path.display()
+                );
+            }
+            SecretKey::load_or_create(path).context("loading the secrets key")
+        }
+        (None, Some(key)) => Ok(key),
+        (None, None) => {
+            let path = config.data_dir.join("secrets.key");
+            recorded.refuse_new_secrets_key(&path)?;
+            SecretKey::load_or_create(&path).context("loading the secrets key")
+        }
+    }
+}
+
+/// On first start (no admins yet), issue the `admin` credential into the
+/// data dir. Of replicas starting together on one database, one writes it
+/// and the others none.
 async fn bootstrap_admin(
     state: &State,
     config: &Config,
@@ -259,10 +305,16 @@ async fn bootstrap_admin(
         .pki
         .ca()
         .issue_admin("admin", Duration::from_secs(365 * 86400))?;
-    state
+    match state
         .store
         .add_admin("admin", &cert.cert.serial, "bootstrap")
-        .await?;
+        .await
+    {
+        Ok(_) => {}
+        // Another replica bootstrapped between our look and our insert.
+        Err(crate::store::StoreError::Conflict(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
     let host = config
         .tls_names
         .iter()

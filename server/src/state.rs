@@ -55,13 +55,17 @@ pub struct State {
     pub secrets_key: SecretKey,
     pub hub: WatchHub,
     pub settings: Settings,
+    /// This process's name in change notifications to other replicas.
+    pub replica_id: String,
     generation: AtomicU64,
-    catalog: RwLock<Option<Arc<Catalog>>>,
+    /// Caches tagged with the generation they were read at: one read before
+    /// a change (here or on another replica) is never served after it.
+    catalog: RwLock<Option<(u64, Arc<Catalog>)>>,
     /// Cookbook attributes by (name, version): versions are immutable.
     attributes: RwLock<HashMap<(String, String), Map<String, Value>>>,
     plans: RwLock<HashMap<String, (u64, Arc<Plan>)>>,
     shared: RwLock<Option<Arc<SharedInputs>>>,
-    revoked: RwLock<Option<HashSet<String>>>,
+    revoked: RwLock<Option<(u64, Arc<HashSet<String>>)>>,
     /// Check-ins since the last flush: node → unix seconds.
     pub last_seen: Mutex<HashMap<String, i64>>,
 }
@@ -102,6 +106,7 @@ impl State {
             secrets_key,
             hub: WatchHub::new(),
             settings,
+            replica_id: crate::replication::new_replica_id(),
             generation: AtomicU64::new(1),
             catalog: RwLock::new(None),
             attributes: RwLock::new(HashMap::new()),
@@ -113,7 +118,10 @@ impl State {
     }
 
     pub async fn is_revoked(&self, serial: &str) -> Result<bool, Status> {
-        if let Some(set) = self.revoked.read().await.as_ref() {
+        let generation = self.generation.load(Ordering::SeqCst);
+        if let Some((g, set)) = self.revoked.read().await.as_ref()
+            && *g == generation
+        {
             return Ok(set.contains(serial));
         }
         let set: HashSet<String> = self
@@ -125,7 +133,7 @@ impl State {
             .map(|r| r.serial)
             .collect();
         let hit = set.contains(serial);
-        *self.revoked.write().await = Some(set);
+        keep_newest(&mut *self.revoked.write().await, generation, Arc::new(set));
         Ok(hit)
     }
 
@@ -136,7 +144,10 @@ impl State {
 
     /// Every pushed cookbook version with its attribute defaults.
     pub async fn catalog(&self) -> Result<Arc<Catalog>, Status> {
-        if let Some(c) = self.catalog.read().await.as_ref() {
+        let generation = self.generation.load(Ordering::SeqCst);
+        if let Some((g, c)) = self.catalog.read().await.as_ref()
+            && *g == generation
+        {
             return Ok(c.clone());
         }
         let rows = self.store.cookbook_versions(None).await.map_err(status)?;
@@ -169,7 +180,11 @@ impl State {
                 });
         }
         let catalog = Arc::new(catalog);
-        *self.catalog.write().await = Some(catalog.clone());
+        keep_newest(
+            &mut *self.catalog.write().await,
+            generation,
+            catalog.clone(),
+        );
         Ok(catalog)
     }
 
@@ -326,9 +341,27 @@ impl State {
         Ok(plan)
     }
 
-    /// Something that can change plans happened: drop caches, recompute every
-    /// node's plan, and tell the nodes whose hash changed.
+    /// Something that can change plans happened (the change has committed):
+    /// tell the other replicas (on PostgreSQL), then [`State::refresh`] here.
     pub async fn changed(&self, reason: &str) {
+        crate::replication::notify(self, reason).await;
+        self.refresh(reason).await;
+    }
+
+    /// The local part of [`State::changed`], also run when another replica
+    /// reports a change: drop caches, recompute every node's plan, record the
+    /// hashes that changed, and tell this replica's Watch streams of every
+    /// node whose plan differs from the stored hash or from this replica's
+    /// cached plan (after a change made elsewhere, the replica that made it
+    /// may already have stored the new hash).
+    pub async fn refresh(&self, reason: &str) {
+        let known: HashMap<String, String> = self
+            .plans
+            .read()
+            .await
+            .iter()
+            .map(|(node, (_, plan))| (node.clone(), plan.hash.clone()))
+            .collect();
         self.generation.fetch_add(1, Ordering::SeqCst);
         *self.catalog.write().await = None;
         *self.revoked.write().await = None;
@@ -342,19 +375,30 @@ impl State {
         let generation = self.generation.load(Ordering::SeqCst);
         for n in nodes.into_iter().filter(|n| n.state != NodeState::Retired) {
             match self.plan_for_row(&n, generation).await {
-                Ok(plan) if plan.hash != n.plan_hash => {
-                    if let Err(e) = self.store.set_plan_hash(&n.name, &plan.hash).await {
+                Ok(plan) => {
+                    if plan.hash != n.plan_hash
+                        && let Err(e) = self.store.set_plan_hash(&n.name, &plan.hash).await
+                    {
                         tracing::warn!(node = %n.name, error = %e, "cannot record plan hash");
                     }
-                    self.hub.publish(PlanChanged {
-                        node: n.name.clone(),
-                        plan_hash: plan.hash.clone(),
-                        reason: reason.to_string(),
-                    });
+                    let cached = known.get(&n.name);
+                    if plan.hash != n.plan_hash || cached.is_some_and(|h| *h != plan.hash) {
+                        self.hub.publish(PlanChanged {
+                            node: n.name.clone(),
+                            plan_hash: plan.hash.clone(),
+                            reason: reason.to_string(),
+                        });
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => tracing::warn!(node = %n.name, error = %e.message(), "node has no plan"),
             }
         }
+    }
+}
+
+/// Store a cache value read at `generation` unless a newer one is there.
+fn keep_newest<T>(slot: &mut Option<(u64, T)>, generation: u64, value: T) {
+    if slot.as_ref().is_none_or(|(g, _)| *g <= generation) {
+        *slot = Some((generation, value));
     }
 }

@@ -33,6 +33,7 @@ mod error;
 mod nodes;
 mod runs;
 mod secrets;
+mod settings;
 mod tokens;
 
 use std::time::Duration;
@@ -72,16 +73,30 @@ const SQLITE_PRAGMAS: &[&str] = &[
 /// The migrations of each engine, embedded in the binary. Add a migration to
 /// both folders and to both lists; a test checks that the lists and the
 /// folders agree.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "cluster_settings",
+        include_str!("../../migrations/sqlite/0002_cluster_settings.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "cluster_settings",
+        include_str!("../../migrations/postgres/0002_cluster_settings.sql"),
+    ),
+];
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
