@@ -1,0 +1,54 @@
+//! cm-bench: measurements of cm-server under load, for issue 3 ("Figures to
+//! measure"). Not a test: it prints figures and never fails on a slow
+//! machine, only on wrong answers. Run it in release:
+//!
+//! ```text
+//! cargo run --release -p cm-bench -- plans --nodes 10000 --clients 64 --seconds 20
+//! cargo build --release -p cmctl && cargo run --release -p cm-bench -- push
+//! ```
+//!
+//! See bench/README.md for what each figure means and the figures measured.
+
+mod cpu;
+mod fleet;
+mod plans;
+mod push;
+mod server;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Load generator and measurements for cm-server.
+#[derive(Parser)]
+#[command(name = "cm-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check-ins: GetPlan requests per second and their latency, unchanged
+    /// and first-time, from many clients with their own TLS connections.
+    Plans(plans::PlansArgs),
+    /// Pushing a 1,000-file cookbook with cmctl: wall time and bytes, first
+    /// push and unchanged re-push.
+    Push(push::PushArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Plans(args) => plans::run(args),
+        Command::Push(args) => push::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cm-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
