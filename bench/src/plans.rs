@@ -177,7 +177,7 @@ async fn measure(server: &BenchServer, args: &PlansArgs) -> Result<()> {
         );
         println!(
             "  meanwhile {count} enrollment(s) with {}+ nodes in the fleet: {:.2} s each \
-             (each one re-resolves every node's plan)",
+             (each resolves the new node's plan)",
             args.nodes,
             took.as_secs_f64() / count.max(1) as f64
         );
