@@ -80,6 +80,21 @@ impl TestServer {
             .expect("connects")
     }
 
+    /// An enrollment token for `role` in production, valid ten minutes.
+    pub async fn token(&self, role: &str, uses: u32) -> String {
+        cm_proto::v1::tokens_client::TokensClient::new(self.admin().await)
+            .create(cm_proto::v1::CreateTokenRequest {
+                roles: vec![role.into()],
+                environment: "production".into(),
+                ttl_seconds: 600,
+                uses,
+            })
+            .await
+            .expect("the admin can create a token")
+            .into_inner()
+            .token
+    }
+
     /// A channel as the bootstrap admin.
     pub async fn admin(&self) -> Channel {
         let c = cm_model::credential::Credential::read(&self.credential).expect("credential");

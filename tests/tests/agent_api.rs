@@ -9,9 +9,7 @@ use cm_proto::v1::agent_client::AgentClient;
 use cm_proto::v1::nodes_client::NodesClient;
 use cm_proto::v1::roles_client::RolesClient;
 use cm_proto::v1::tokens_client::TokensClient;
-use cm_proto::v1::{
-    CreateTokenRequest, Document, Empty, FetchBlobRequest, GetPlanRequest, Name, WatchRequest,
-};
+use cm_proto::v1::{Document, Empty, FetchBlobRequest, GetPlanRequest, Name, WatchRequest};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -28,17 +26,7 @@ async fn fleet() -> (TestServer, String) {
         })
         .await
         .unwrap();
-    let token = TokensClient::new(admin)
-        .create(CreateTokenRequest {
-            roles: vec!["memcached".into()],
-            environment: "production".into(),
-            ttl_seconds: 600,
-            uses: 2,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .token;
+    let token = s.token("memcached", 2).await;
     (s, token)
 }
 

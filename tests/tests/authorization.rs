@@ -155,18 +155,7 @@ fn refused(calls: &[(&'static str, Code)], want: Code) {
 
 async fn setup() -> (TestServer, String) {
     let s = TestServer::start().await;
-    let admin = s.admin().await;
-    let token = TokensClient::new(admin)
-        .create(CreateTokenRequest {
-            roles: vec!["memcached".into()],
-            environment: "production".into(),
-            ttl_seconds: 600,
-            uses: 5,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .token;
+    let token = s.token("memcached", 5).await;
     (s, token)
 }
 
