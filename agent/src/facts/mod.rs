@@ -11,13 +11,15 @@
 //! string, zero, an empty list or `None`) and a `debug!` line says why, so
 //! a container without `/sys` still converges.
 //!
-//! This module does not own EC2 metadata: [`Facts::ec2`] is reserved for
-//! the IMDSv2 reader, which asks only after DMI says the node is on EC2.
+//! [`gather`] does not read EC2 metadata, which is network traffic: the
+//! daemon calls [`ec2::gather`] on a blocking thread and sets [`Facts::ec2`];
+//! it asks only when configured to or when DMI says the node is on EC2.
 //! Nor does it own the `--node FILE` override: the caller deserializes a
 //! [`Facts`] from that file instead of calling [`gather`].
 //!
 //! docs/facts.md lists every fact with its source and an example.
 
+pub mod ec2;
 mod hardware;
 mod host;
 mod kernel;
@@ -31,6 +33,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use ec2::{Cloud, Ec2Facts, Ec2Settings};
 pub use kernel::KernelFacts;
 pub use network::{AddressFamily, Interface, InterfaceAddress};
 pub use os::OsFacts;
@@ -74,9 +77,10 @@ pub struct Facts {
     pub container: Option<String>,
     /// Whole seconds since boot.
     pub uptime_seconds: u64,
-    /// EC2 instance metadata; always `None` until the IMDSv2 reader fills it.
+    /// EC2 instance metadata; [`gather`] leaves it `None` and the caller
+    /// fills it from [`ec2::gather`]. Absent from `node` when `None`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ec2: Option<serde_json::Value>,
+    pub ec2: Option<Ec2Facts>,
 }
 
 /// Gathers the facts of the machine the agent runs on.
@@ -216,6 +220,22 @@ mod tests {
         assert_eq!(json["init"], "none");
         assert!(json.get("ec2").is_none(), "ec2 is skipped while None");
         assert!(json["os"].get("version_codename").is_some());
+    }
+
+    #[test]
+    fn ec2_facts_serialize_as_a_map_under_ec2() {
+        let facts = Facts {
+            ec2: Some(Ec2Facts {
+                instance_id: "i-0123456789abcdef0".into(),
+                local_ipv4: Some(Ipv4Addr::new(10, 0, 1, 17)),
+                ..Ec2Facts::default()
+            }),
+            ..Facts::default()
+        };
+        let json = serde_json::to_value(&facts).expect("facts serialize");
+        assert_eq!(json["ec2"]["instance_id"], "i-0123456789abcdef0");
+        assert_eq!(json["ec2"]["local_ipv4"], "10.0.1.17");
+        assert_eq!(json["ec2"]["availability_zone"], "");
     }
 
     #[test]
