@@ -112,6 +112,15 @@ pub fn write_atomic(path: &Path, content: &[u8], wanted: &Wanted) -> std::io::Re
     file.commit()
 }
 
+/// [`write_atomic`] for the agent's own secrets (keys, plans): mode 0600.
+pub fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    let wanted = Wanted {
+        mode: Some(0o600),
+        ..Wanted::default()
+    };
+    write_atomic(path, content, &wanted)
+}
+
 /// Keep the previous content of `path` under `backup_dir`, newest `keep` copies.
 pub fn backup(path: &Path, backup_dir: &Path, keep: u32) -> std::io::Result<Option<PathBuf>> {
     if keep == 0 || !path.is_file() {

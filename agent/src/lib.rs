@@ -2,10 +2,15 @@
 
 pub mod apply;
 pub mod command;
+pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod facts;
 pub mod fsutil;
 pub mod lock;
+pub mod node;
 pub mod output;
+pub mod remote;
 pub mod resources;
+pub mod service;
 pub mod signals;

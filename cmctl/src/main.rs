@@ -84,6 +84,34 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Print the user-data script that makes a booting node join: settings and `cm-agent start`.
+    ///
+    /// Creates a token scoped to the roles and environment unless --token is
+    /// given. Put the output in an autoscaling group's launch template.
+    Userdata {
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        #[arg(long = "env", default_value = "production")]
+        env: String,
+        /// Use this token instead of creating one.
+        #[arg(long, hide_env_values = true, env = "CM_TOKEN")]
+        token: Option<String>,
+        /// Validity of the created token: 30m, 1h, 7d.
+        #[arg(long, default_value = "7d", value_parser = commands::access::parse_ttl)]
+        ttl: u64,
+        /// How many nodes may enroll with the created token.
+        #[arg(long, default_value_t = 100)]
+        uses: u32,
+        /// The server URL as nodes reach it (default: --server, else the credential's).
+        #[arg(long, value_name = "URL")]
+        agent_server: Option<String>,
+        /// The agents' `cloud` setting: auto, ec2 or none.
+        #[arg(long, value_parser = ["auto", "ec2", "none"])]
+        cloud: Option<String>,
+        /// The agents' drift-repair interval: 900, 15m, 1h.
+        #[arg(long)]
+        interval: Option<String>,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
 }
@@ -288,6 +316,31 @@ async fn run(cli: Cli) -> Result<()> {
             TokenCommand::List => commands::access::token_list(ch, f).await,
             TokenCommand::Revoke { id } => commands::access::token_revoke(ch, id).await,
         },
+        Command::Userdata {
+            roles,
+            env,
+            token,
+            ttl,
+            uses,
+            agent_server,
+            cloud,
+            interval,
+        } => {
+            let server = agent_server
+                .or(cli.server)
+                .unwrap_or_else(|| conn.credential.server.clone());
+            let u = commands::userdata::UserData {
+                roles,
+                env,
+                token,
+                ttl,
+                uses,
+                server,
+                cloud,
+                interval,
+            };
+            commands::userdata::userdata(ch, &conn.credential, u).await
+        }
         Command::Secret { command } => match command {
             SecretCommand::Set { name, roles, file } => {
                 commands::access::secret_set(ch, name, roles, file, f).await

@@ -5,3 +5,4 @@ pub mod cookbook;
 pub mod docs;
 pub mod history;
 pub mod node;
+pub mod userdata;

@@ -23,9 +23,14 @@ pub fn install_crypto_provider() {
 /// client certificates against the CA, but lets a caller without one
 /// through, because Enroll is called before the node has a certificate.
 /// Every other RPC must check for an identity itself.
+///
+/// The chain carries the CA after the server certificate, so an agent that
+/// holds only the CA's fingerprint (from its user-data) can find the CA in
+/// the handshake, check it against the pin and trust it from then on.
 pub fn server_tls_config(ca: &Ca, server_cert_pem: &str, server_key_pem: &str) -> ServerTlsConfig {
+    let chain = format!("{}\n{}", server_cert_pem.trim_end(), ca.cert_pem());
     ServerTlsConfig::new()
-        .identity(TlsIdentity::from_pem(server_cert_pem, server_key_pem))
+        .identity(TlsIdentity::from_pem(chain, server_key_pem))
         .client_ca_root(Certificate::from_pem(ca.cert_pem()))
         .client_auth_optional(true)
         .timeout(HANDSHAKE_TIMEOUT)

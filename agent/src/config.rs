@@ -1,0 +1,296 @@
+//! The agent's settings: `/etc/cm/agent.yaml`, under `CM_*` variables and
+//! flags (the command line parses both; whatever it leaves unset comes from
+//! the file, then from the defaults here).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cm_model::LoadError;
+use serde::Deserialize;
+
+use crate::facts::Cloud;
+
+pub const DEFAULT_FILE: &str = "/etc/cm/agent.yaml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/cm/agent";
+/// Drift repair between plan changes; plan changes arrive on the watch stream.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_SPLAY: Duration = Duration::from_secs(60);
+
+/// What agent.yaml may hold. Unknown keys are errors: a typo must not
+/// silently fall back to a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub server: Option<String>,
+    pub ca_fingerprint: Option<String>,
+    pub token: Option<String>,
+    pub name: Option<String>,
+    pub cloud: Option<Cloud>,
+    pub imds_endpoint: Option<String>,
+    pub interval: Option<Seconds>,
+    pub splay: Option<Seconds>,
+    pub state_dir: Option<PathBuf>,
+    pub backup_dir: Option<PathBuf>,
+}
+
+/// A duration written as seconds (`900`) or with a unit (`15m`, `1h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub u64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Seconds(n)),
+            Raw::Text(t) => parse_duration(&t)
+                .map(Seconds)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `90`, `90s`, `15m`, `1h`, `1d` → seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90, 30s, 15m or 1h"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: units are s, m, h, d")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+/// Settings given on the command line or in `CM_*` variables; they win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub server: Option<String>,
+    pub ca_fingerprint: Option<String>,
+    pub token: Option<String>,
+    pub name: Option<String>,
+    pub cloud: Option<Cloud>,
+    pub imds_endpoint: Option<String>,
+    pub interval: Option<u64>,
+    pub splay: Option<u64>,
+    pub state_dir: Option<PathBuf>,
+    pub backup_dir: Option<PathBuf>,
+}
+
+/// The settings a run uses.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file read (it may not exist), so the token can be removed from it.
+    pub file: PathBuf,
+    pub server: Option<String>,
+    /// SHA-256 of the CA certificate (hex), how a node trusts the server before it enrolls.
+    pub ca_fingerprint: Option<String>,
+    pub token: Option<String>,
+    /// Node name; `None` picks the instance id on EC2, else the hostname.
+    pub name: Option<String>,
+    pub cloud: Cloud,
+    pub imds_endpoint: Option<String>,
+    pub interval: Duration,
+    pub splay: Duration,
+    pub state_dir: PathBuf,
+    pub backup_dir: PathBuf,
+}
+
+impl Config {
+    /// Read `file` (a missing file is no error: everything may come from
+    /// flags) and apply `over` on top.
+    pub fn load(file: &Path, over: Overrides) -> Result<Config, LoadError> {
+        let settings = match std::fs::read_to_string(file) {
+            Ok(text) if text.trim().is_empty() => FileSettings::default(),
+            Ok(text) => cm_model::yaml::parse::<FileSettings>(file, &text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileSettings::default(),
+            Err(e) => return Err(LoadError::in_file(file, format!("cannot read: {e}"))),
+        };
+        let config = Config {
+            file: file.to_path_buf(),
+            server: over.server.or(settings.server),
+            ca_fingerprint: over
+                .ca_fingerprint
+                .or(settings.ca_fingerprint)
+                .map(|f| normalize_fingerprint(&f)),
+            token: over.token.or(settings.token).filter(|t| !t.is_empty()),
+            name: over.name.or(settings.name).filter(|n| !n.is_empty()),
+            cloud: over.cloud.or(settings.cloud).unwrap_or_default(),
+            imds_endpoint: over.imds_endpoint.or(settings.imds_endpoint),
+            interval: over
+                .interval
+                .or(settings.interval.map(|s| s.0))
+                .map_or(DEFAULT_INTERVAL, Duration::from_secs),
+            splay: over
+                .splay
+                .or(settings.splay.map(|s| s.0))
+                .map_or(DEFAULT_SPLAY, Duration::from_secs),
+            state_dir: over
+                .state_dir
+                .or(settings.state_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            backup_dir: over
+                .backup_dir
+                .or(settings.backup_dir)
+                .unwrap_or_else(|| PathBuf::from("/var/lib/cm/backup")),
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), LoadError> {
+        let bad =
+            |field: &str, why: String| LoadError::in_file(&self.file, format!("{field}: {why}"));
+        if let Some(url) = &self.server {
+            server_host(url).map_err(|e| bad("server", e))?;
+        }
+        if let Some(f) = &self.ca_fingerprint
+            && (f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(bad(
+                "ca_fingerprint",
+                "must be the CA certificate's SHA-256 as 64 hex digits (cm-server prints it)"
+                    .into(),
+            ));
+        }
+        if self.interval.is_zero() {
+            return Err(bad("interval", "must be at least one second".into()));
+        }
+        Ok(())
+    }
+
+    /// The server URL, or why a run that needs one cannot start.
+    pub fn server_url(&self) -> Result<&str, String> {
+        self.server.as_deref().ok_or_else(|| {
+            format!(
+                "no server: set `server: https://HOST:8443` in {} or pass --server",
+                self.file.display()
+            )
+        })
+    }
+}
+
+/// `AA:bb:..` or `aabb..` → lowercase hex without separators.
+pub fn normalize_fingerprint(f: &str) -> String {
+    let f = f.trim();
+    let f = f.strip_prefix("sha256:").unwrap_or(f);
+    f.chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The host part of `https://host:port`, which the server's certificate must name.
+pub fn server_host(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("{url:?} must start with https://"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} names no host"));
+    }
+    Ok(host.to_string())
+}
+
+/// Remove the `token:` line from agent.yaml once the node has enrolled:
+/// the token is worth nothing to this node any more and something to a thief.
+pub fn forget_token(file: &Path) -> std::io::Result<()> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !text.lines().any(|l| l.starts_with("token:")) {
+        return Ok(());
+    }
+    let kept: String = text
+        .lines()
+        .filter(|l| !l.starts_with("token:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    crate::fsutil::write_private(file, kept.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str, over: Overrides) -> Result<Config, LoadError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        Config::load(&file, over)
+    }
+
+    #[test]
+    fn file_values_under_overrides_and_defaults() {
+        let c = load(
+            "server: https://cm.example:8443\ninterval: 5m\nsplay: 10\ncloud: none\n",
+            Overrides {
+                splay: Some(0),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.server.as_deref(), Some("https://cm.example:8443"));
+        assert_eq!(c.interval, Duration::from_secs(300));
+        assert_eq!(c.splay, Duration::ZERO);
+        assert_eq!(c.cloud, Cloud::None);
+        assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    }
+
+    #[test]
+    fn unknown_key_and_bad_values_name_the_field() {
+        let e = load("sever: https://x\n", Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("sever"), "{e}");
+        let e = load("server: http://x:1\n", Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("server: "), "{e}");
+        let e = load("ca_fingerprint: abc\n", Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("ca_fingerprint"), "{e}");
+        let e = load("interval: soon\n", Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("soon"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_fine() {
+        let c = Config::load(Path::new("/nonexistent/agent.yaml"), Overrides::default()).unwrap();
+        assert!(c.server.is_none());
+        assert!(c.server_url().unwrap_err().contains("--server"));
+    }
+
+    #[test]
+    fn hosts_and_fingerprints() {
+        assert_eq!(server_host("https://cm-server:8443").unwrap(), "cm-server");
+        assert_eq!(server_host("https://[::1]:8443/").unwrap(), "::1");
+        assert_eq!(server_host("https://10.0.0.1").unwrap(), "10.0.0.1");
+        assert!(server_host("https://:8443").is_err());
+        assert_eq!(normalize_fingerprint("sha256:AB:cd"), "abcd");
+    }
+
+    #[test]
+    fn forget_token_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("agent.yaml");
+        std::fs::write(&file, "server: https://a:1\ntoken: s3cret\ncloud: none\n").unwrap();
+        forget_token(&file).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "server: https://a:1\ncloud: none\n"
+        );
+    }
+}

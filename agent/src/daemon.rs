@@ -1,0 +1,303 @@
+//! `cm-agent daemon`: keep the node converged. It converges every interval
+//! (plus a random splay), and when the watch stream says its plan changed
+//! (after the environment's splay). Calls to an unreachable server are
+//! retried with exponential backoff and jitter; a refused token or a
+//! revoked certificate stops the daemon with a message, never a retry storm.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cm_proto::v1::WatchRequest;
+use cm_proto::v1::agent_client::AgentClient;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, sleep, sleep_until};
+use tonic::transport::Channel;
+
+use crate::config::Config;
+use crate::lock::RunLock;
+use crate::node::{Fatal, Node, RunOptions, gather_facts};
+use crate::remote::RemoteError;
+use crate::signals::STOP;
+
+/// Exponential backoff with full jitter: 1 s doubling to a 60 s ceiling.
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(60);
+
+    pub fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    /// The next wait: uniform in [ceiling/2, ceiling], so a fleet that lost
+    /// its server together does not come back in step.
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        ceiling / 2 + random_up_to(ceiling / 2)
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new()
+    }
+}
+
+/// A uniformly random duration in [0, max].
+pub fn random_up_to(max: Duration) -> Duration {
+    let ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(fastrand::u64(0..=ms))
+}
+
+/// What the watch task tells the main loop.
+#[derive(Debug)]
+enum Event {
+    /// The stream is (re)connected: the server is reachable again.
+    Connected,
+    PlanChanged {
+        hash: String,
+        reason: String,
+    },
+    Revoked(String),
+}
+
+/// Run until SIGTERM/SIGINT (Ok) or a fatal refusal (Err).
+pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
+    let stop = stop_signal();
+    let _instance = one_daemon(&config)?;
+    let Some(mut node) = enroll_with_retries(&config, &stop).await? else {
+        return Ok(());
+    };
+    notify(&[sd_notify::NotifyState::Ready]);
+    tracing::info!(node = %node.identity.name, server = %node.identity.server, "agent running");
+
+    let (known_tx, known_rx) = watch::channel(node.plan_hash().unwrap_or_default());
+    let (events_tx, mut events) = mpsc::channel(16);
+    let watcher = tokio::spawn(watch_loop(node.channel(), known_rx, events_tx));
+
+    let mut cause = "starting";
+    let mut offline = Backoff::new();
+    loop {
+        tracing::info!(cause, "converging");
+        notify(&[sd_notify::NotifyState::Status("converging")]);
+        let out = node
+            .run(&opts, &STOP, Box::new(|_| {}))
+            .await
+            .inspect_err(|e| tracing::error!("{e}"))?;
+        log_outcome(&out);
+        if let Some(h) = &out.plan_hash {
+            let _ = known_tx.send(h.clone());
+        }
+        if STOP.load(Ordering::SeqCst) {
+            break;
+        }
+        notify(&[sd_notify::NotifyState::Status("idle")]);
+        // Without any plan there is nothing to converge: keep asking, with backoff.
+        let delay = if out.plan_hash.is_none() {
+            offline.next_delay()
+        } else {
+            offline.reset();
+            config.interval + random_up_to(config.splay)
+        };
+        let deadline = Instant::now() + delay;
+        cause = loop {
+            tokio::select! {
+                () = sleep_until(deadline) => break "interval",
+                () = stop.notified() => break "stop",
+                event = events.recv() => match event {
+                    Some(Event::PlanChanged { hash, reason }) if out.plan_hash.as_ref() != Some(&hash) => {
+                        tracing::info!(%reason, "plan changed");
+                        let splay = random_up_to(Duration::from_secs(u64::from(out.splay_seconds)));
+                        if !splay.is_zero() {
+                            tracing::info!(seconds = splay.as_secs_f32(), "waiting out the splay");
+                            tokio::select! {
+                                () = sleep(splay) => {}
+                                () = stop.notified() => break "stop",
+                            }
+                        }
+                        break "plan changed";
+                    }
+                    Some(Event::PlanChanged { .. }) => {}
+                    Some(Event::Connected) => {
+                        node.flush_reports().await?;
+                        if out.plan_hash.is_none() {
+                            break "server reachable";
+                        }
+                    }
+                    Some(Event::Revoked(m)) => {
+                        watcher.abort();
+                        return Err(Fatal::Revoked(m));
+                    }
+                    None => {}
+                },
+            }
+        };
+        if cause == "stop" {
+            break;
+        }
+    }
+    watcher.abort();
+    notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+fn log_outcome(out: &crate::node::Outcome) {
+    let r = &out.report;
+    if r.succeeded() {
+        tracing::info!(
+            cause = out.cause,
+            plan = out.plan_hash.as_deref().unwrap_or(""),
+            online = out.online,
+            changed = r.resources_changed,
+            total = r.resources_total,
+            blobs_fetched = out.fetched.blobs,
+            ms = r.duration_ms,
+            "converged"
+        );
+    } else {
+        tracing::error!(
+            cause = out.cause,
+            plan = out.plan_hash.as_deref().unwrap_or(""),
+            failed = r.resources_failed,
+            error = r.error.as_deref().unwrap_or(""),
+            "run failed"
+        );
+    }
+}
+
+/// A second daemon on one node would fight the first: refuse it.
+fn one_daemon(config: &Config) -> Result<RunLock, Fatal> {
+    crate::remote::ensure_state_dir(&config.state_dir)
+        .map_err(|e| Fatal::Refused(format!("{}: {e}", config.state_dir.display())))?;
+    RunLock::acquire(&config.state_dir.join("daemon.lock"), Duration::ZERO).map_err(|e| {
+        Fatal::Refused(format!(
+            "another cm-agent daemon is running on this node ({e})"
+        ))
+    })
+}
+
+/// Enroll (or load the identity), retrying an unreachable server forever
+/// with backoff. `None` when asked to stop first.
+async fn enroll_with_retries(
+    config: &Config,
+    stop: &tokio::sync::Notify,
+) -> Result<Option<Node>, Fatal> {
+    let mut backoff = Backoff::new();
+    loop {
+        let c = config.clone();
+        let facts = tokio::task::spawn_blocking(move || gather_facts(&c))
+            .await
+            .unwrap_or_default();
+        match Node::connect(config, &facts).await {
+            Ok(node) => return Ok(Some(node)),
+            Err(RemoteError::Refused(m)) => return Err(Fatal::Refused(m)),
+            Err(RemoteError::Revoked(m)) => return Err(Fatal::Revoked(m)),
+            Err(e) => {
+                let wait = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = wait.as_secs_f32(), "cannot enroll yet");
+                tokio::select! {
+                    () = sleep(wait) => {}
+                    () = stop.notified() => return Ok(None),
+                }
+            }
+        }
+    }
+}
+
+/// Follow the watch stream, reconnecting with backoff.
+async fn watch_loop(channel: Channel, known: watch::Receiver<String>, events: mpsc::Sender<Event>) {
+    let mut client = AgentClient::new(channel);
+    let mut backoff = Backoff::new();
+    loop {
+        let plan_hash = known.borrow().clone();
+        match client.watch(WatchRequest { plan_hash }).await {
+            Ok(response) => {
+                backoff.reset();
+                let _ = events.send(Event::Connected).await;
+                let mut stream = response.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(ev)) => {
+                            let _ = events
+                                .send(Event::PlanChanged {
+                                    hash: ev.plan_hash,
+                                    reason: ev.reason,
+                                })
+                                .await;
+                        }
+                        Ok(None) => break,
+                        Err(s) => {
+                            tracing::debug!(error = %s.message(), "watch stream ended");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(s) => match RemoteError::from(s) {
+                RemoteError::Revoked(m) => {
+                    let _ = events.send(Event::Revoked(m)).await;
+                    return;
+                }
+                e => tracing::debug!(error = %e, "watch not connected"),
+            },
+        }
+        sleep(backoff.next_delay()).await;
+    }
+}
+
+/// SIGTERM or SIGINT: the run in hand finishes its resource (STOP), then the daemon exits.
+fn stop_signal() -> std::sync::Arc<tokio::sync::Notify> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+    let n = notify.clone();
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping after the resource in hand");
+        STOP.store(true, Ordering::SeqCst);
+        n.notify_waiters();
+        n.notify_one();
+    });
+    notify
+}
+
+fn notify(state: &[sd_notify::NotifyState]) {
+    let _ = sd_notify::notify(state);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_a_ceiling_with_jitter() {
+        let mut b = Backoff::new();
+        let first = b.next_delay();
+        assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
+        for _ in 0..20 {
+            let d = b.next_delay();
+            assert!(d <= Backoff::MAX && d >= Backoff::MAX / 64);
+        }
+        let late = b.next_delay();
+        assert!(late >= Backoff::MAX / 2, "{late:?}");
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_secs(1));
+    }
+}

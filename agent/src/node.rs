@@ -1,0 +1,399 @@
+//! This node and its server: enroll once, then each run gathers facts,
+//! renews the certificate when due, syncs the plan, converges it from the
+//! cache and reports. With the server unreachable a run converges the last
+//! good plan and says how old it is.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use cm_model::report::{ResourceReport, RunReport};
+use cm_model::runlist::RecipeRef;
+use cm_model::secrets::{SecretString, Secrets};
+use cm_proto::v1::agent_client::AgentClient;
+use cm_proto::v1::{FactsRequest, Plan, RunSummary};
+use serde_json::{Map, Value};
+use tonic::transport::Channel;
+
+use crate::apply::failed_before_start;
+use crate::config::{Config, forget_token};
+use crate::engine::{self, Inputs, Options};
+use crate::facts::{self, Facts};
+use crate::lock::RunLock;
+use crate::remote::identity::{self, Enrollment, Identity};
+use crate::remote::reports::Queue;
+use crate::remote::sync::{self, Cache, Fetched};
+use crate::remote::{RemoteError, ensure_state_dir, now};
+
+/// Why the agent must stop rather than try again.
+#[derive(Debug, thiserror::Error)]
+pub enum Fatal {
+    /// Enrollment was refused (bad, expired or used-up token, name taken).
+    #[error("{0}")]
+    Refused(String),
+    /// The certificate was revoked (node retired) or has expired.
+    #[error("{0}")]
+    Revoked(String),
+}
+
+/// An enrolled node with its connection.
+pub struct Node {
+    pub config: Config,
+    pub identity: Identity,
+    channel: Channel,
+    pub cache: Cache,
+    pub queue: Queue,
+}
+
+/// What one run did.
+pub struct Outcome {
+    pub report: RunReport,
+    /// The plan converged (or tried), if there was one.
+    pub plan_hash: Option<String>,
+    /// The environment's splay for plan-change wake-ups.
+    pub splay_seconds: u32,
+    /// The server answered this run.
+    pub online: bool,
+    pub fetched: Fetched,
+    pub cause: &'static str,
+}
+
+/// How a run converges.
+pub struct RunOptions {
+    pub why_run: bool,
+    pub lock_file: PathBuf,
+    pub lock_wait: Duration,
+}
+
+/// Facts of this machine, EC2's included when the settings allow asking.
+/// Blocking: call it from a blocking thread.
+pub fn gather_facts(config: &Config) -> Facts {
+    let mut f = facts::gather();
+    let settings = facts::Ec2Settings {
+        cloud: config.cloud,
+        endpoint: config.imds_endpoint.clone(),
+    };
+    match facts::ec2::gather(&settings, Path::new("/")) {
+        Ok(ec2) => f.ec2 = ec2,
+        Err(e) => tracing::warn!(error = %e, "no EC2 facts"),
+    }
+    f
+}
+
+/// The name this node enrolls under: configured, else the EC2 instance id, else the hostname.
+pub fn node_name(config: &Config, facts: &Facts) -> String {
+    config
+        .name
+        .clone()
+        .or_else(|| facts.ec2.as_ref().map(|e| e.instance_id.clone()))
+        .unwrap_or_else(|| facts.hostname.clone())
+}
+
+impl Node {
+    /// Load the identity, or enroll with the configured token. One attempt:
+    /// the caller decides how to retry an unreachable server.
+    pub async fn connect(config: &Config, facts: &Facts) -> Result<Node, RemoteError> {
+        ensure_state_dir(&config.state_dir)
+            .map_err(|e| RemoteError::Other(format!("{}: {e}", config.state_dir.display())))?;
+        let stored = Identity::load(&config.state_dir).map_err(RemoteError::Other)?;
+        let identity = match stored {
+            Some(id) if !id.expired(now()) => id,
+            Some(id) if config.token.is_none() => {
+                return Err(RemoteError::Revoked(format!(
+                    "the certificate of node {} expired at {}; it must enroll again: \
+                     put a new token in {} (`cmctl token create`) and run `cm-agent start`",
+                    id.name,
+                    id.expires_at,
+                    config.file.display()
+                )));
+            }
+            _ => enroll(config, facts).await?,
+        };
+        let channel = identity.channel().map_err(RemoteError::Refused)?;
+        Ok(Node {
+            cache: Cache::new(&config.state_dir),
+            queue: Queue::new(&config.state_dir),
+            config: config.clone(),
+            identity,
+            channel,
+        })
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// The cached plan's hash.
+    pub fn plan_hash(&self) -> Option<String> {
+        self.cache.plan().map(|p| p.hash)
+    }
+
+    /// One run: renew if due, report facts, sync, converge, report.
+    pub async fn run(
+        &mut self,
+        opts: &RunOptions,
+        stop: &'static AtomicBool,
+        observe: Box<dyn FnMut(&ResourceReport) + Send>,
+    ) -> Result<Outcome, Fatal> {
+        let config = self.config.clone();
+        let facts = tokio::task::spawn_blocking(move || gather_facts(&config))
+            .await
+            .unwrap_or_default();
+        self.renew_if_due().await?;
+        self.report_facts(&facts).await?;
+        let (plan, fetched, online, sync_error) =
+            match sync::sync(self.channel(), &self.cache).await {
+                Ok((plan, fetched)) => (Some(plan), fetched, true, None),
+                Err(RemoteError::Revoked(m)) => return Err(revoked(m)),
+                Err(RemoteError::Unreachable(m)) => {
+                    tracing::warn!(error = %m, "server unreachable: converging the last good plan");
+                    let cached = self.cache.plan();
+                    let why = cached
+                        .is_none()
+                        .then(|| format!("no plan yet and the server is unreachable: {m}"));
+                    (cached, Fetched::default(), false, why)
+                }
+                // The server has no plan for this node (unsatisfiable
+                // constraints, no role): nothing is touched, the reason is reported.
+                Err(e) => (None, Fetched::default(), true, Some(e.to_string())),
+            };
+        let cause = match (&plan, self.cache.converged_hash()) {
+            (Some(p), Some(done)) if p.hash == done => "drift_repair",
+            _ => "new_plan",
+        };
+        let report = match (plan.clone(), sync_error) {
+            (Some(plan), _) => self.converge(plan, facts, opts, stop, observe).await,
+            (None, why) => failed_before_start(opts.why_run, why.unwrap_or_default()),
+        };
+        if let Some(p) = &plan
+            && report.succeeded()
+            && !opts.why_run
+            && let Err(e) = self.cache.set_converged(&p.hash)
+        {
+            tracing::warn!(error = %e, "cannot record the converged plan");
+        }
+        let summary = self.summary(&report, plan.as_ref(), cause);
+        if !opts.why_run {
+            if let Err(e) = self.queue.push(&summary) {
+                tracing::warn!(error = %e, "cannot queue the run report");
+            }
+            self.flush_reports().await?;
+        }
+        Ok(Outcome {
+            report,
+            plan_hash: plan.as_ref().map(|p| p.hash.clone()),
+            splay_seconds: plan.as_ref().map_or(0, |p| p.splay_seconds),
+            online,
+            fetched,
+            cause,
+        })
+    }
+
+    /// Send queued reports; an unreachable server keeps them for later.
+    pub async fn flush_reports(&self) -> Result<(), Fatal> {
+        match self.queue.flush(self.channel()).await {
+            Ok(_) => Ok(()),
+            Err(RemoteError::Revoked(m)) => Err(revoked(m)),
+            Err(e) => {
+                tracing::info!(error = %e, "run reports stay queued");
+                Ok(())
+            }
+        }
+    }
+
+    async fn converge(
+        &self,
+        plan: Plan,
+        facts: Facts,
+        opts: &RunOptions,
+        stop: &'static AtomicBool,
+        mut observe: Box<dyn FnMut(&ResourceReport) + Send>,
+    ) -> RunReport {
+        let why_run = opts.why_run;
+        let lock_file = opts.lock_file.clone();
+        let lock_wait = opts.lock_wait;
+        let state_dir = self.config.state_dir.clone();
+        let backup_dir = self.config.backup_dir.clone();
+        let work = move || {
+            let _lock = match RunLock::acquire(&lock_file, lock_wait) {
+                Ok(l) => l,
+                Err(e) => return failed_before_start(why_run, e),
+            };
+            converge_plan(
+                &plan,
+                &facts,
+                &Cache::new(&state_dir),
+                why_run,
+                &backup_dir,
+                stop,
+                &mut *observe,
+            )
+        };
+        tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|e| failed_before_start(why_run, format!("the run panicked: {e}")))
+    }
+
+    fn summary(&self, report: &RunReport, plan: Option<&Plan>, cause: &str) -> RunSummary {
+        let age = self
+            .cache
+            .checked_at()
+            .map_or(0, |at| (now() - at).max(0) as u64);
+        RunSummary {
+            node: self.identity.name.clone(),
+            at: report.started_at as i64,
+            status: if report.succeeded() {
+                "success"
+            } else {
+                "failed"
+            }
+            .into(),
+            resources_total: u32::try_from(report.resources_total).unwrap_or(u32::MAX),
+            resources_changed: u32::try_from(report.resources_changed).unwrap_or(u32::MAX),
+            resources_failed: u32::try_from(report.resources_failed).unwrap_or(u32::MAX),
+            duration_ms: report.duration_ms,
+            cause: cause.into(),
+            plan_hash: plan.map(|p| p.hash.clone()).unwrap_or_default(),
+            plan_age_seconds: age,
+            report_json: serde_json::to_string(report).unwrap_or_default(),
+        }
+    }
+
+    async fn renew_if_due(&mut self) -> Result<(), Fatal> {
+        if !self.identity.renewal_due(now()) {
+            return Ok(());
+        }
+        match identity::renew(&self.identity, self.channel()).await {
+            Ok(new) => {
+                if let Err(e) = new.save(&self.config.state_dir) {
+                    tracing::warn!(error = %e, "cannot keep the renewed certificate");
+                    return Ok(());
+                }
+                self.channel = new.channel().map_err(Fatal::Refused)?;
+                tracing::info!(expires_at = new.expires_at, "certificate renewed");
+                self.identity = new;
+                Ok(())
+            }
+            Err(RemoteError::Revoked(m)) => Err(revoked(m)),
+            Err(e) => {
+                tracing::warn!(error = %e, "certificate renewal failed; retrying next run");
+                Ok(())
+            }
+        }
+    }
+
+    async fn report_facts(&self, facts: &Facts) -> Result<(), Fatal> {
+        let facts_json = serde_json::to_string(facts).unwrap_or_default();
+        let mut request = tonic::Request::new(FactsRequest { facts_json });
+        request.set_timeout(Duration::from_secs(30));
+        match AgentClient::new(self.channel()).report_facts(request).await {
+            Ok(_) => Ok(()),
+            Err(s) => match RemoteError::from(s) {
+                RemoteError::Revoked(m) => Err(revoked(m)),
+                e => {
+                    tracing::debug!(error = %e, "facts not reported");
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
+fn revoked(m: String) -> Fatal {
+    Fatal::Revoked(format!(
+        "the server no longer accepts this node's certificate ({m}); \
+         it was retired or its certificate expired: enroll again with a new token"
+    ))
+}
+
+async fn enroll(config: &Config, facts: &Facts) -> Result<Identity, RemoteError> {
+    let missing = |what: &str| {
+        RemoteError::Refused(format!(
+            "this node is not enrolled and has no {what}: set `{what}:` in {} \
+             (`cmctl userdata` writes a complete file)",
+            config.file.display()
+        ))
+    };
+    let server = config.server_url().map_err(RemoteError::Refused)?;
+    let pin = config
+        .ca_fingerprint
+        .as_deref()
+        .ok_or_else(|| missing("ca_fingerprint"))?;
+    let token = config.token.as_deref().ok_or_else(|| missing("token"))?;
+    let name = node_name(config, facts);
+    let identity = identity::enroll(Enrollment {
+        server,
+        ca_fingerprint: pin,
+        token,
+        name: &name,
+        facts_json: serde_json::to_string(facts).unwrap_or_default(),
+    })
+    .await?;
+    identity
+        .save(&config.state_dir)
+        .map_err(|e| RemoteError::Other(format!("cannot keep the identity: {e}")))?;
+    if let Err(e) = forget_token(&config.file) {
+        tracing::warn!(file = %config.file.display(), error = %e, "cannot remove the used token");
+    }
+    tracing::info!(node = %name, "enrolled");
+    Ok(identity)
+}
+
+/// Compile and converge `plan` with cookbooks from the cache.
+fn converge_plan(
+    plan: &Plan,
+    facts: &Facts,
+    cache: &Cache,
+    why_run: bool,
+    backup_dir: &Path,
+    stop: &AtomicBool,
+    observe: &mut dyn FnMut(&ResourceReport),
+) -> RunReport {
+    let prepared = (|| -> Result<_, String> {
+        let set = sync::assemble(plan, cache)?;
+        let run_list = plan
+            .run_list
+            .iter()
+            .map(|r| RecipeRef::parse(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let attributes = json_map(&plan.attributes_json, "attributes")?;
+        let cluster = Value::Object(json_map(&plan.cluster_json, "cluster")?);
+        let node = serde_json::to_value(facts).map_err(|e| e.to_string())?;
+        let secrets = Secrets(
+            plan.secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), SecretString::new(v.clone())))
+                .collect(),
+        );
+        let templates = set.templates().map_err(|e| e.to_string())?;
+        let inputs = Inputs {
+            cookbooks: &set,
+            run_list: &run_list,
+            attributes: &attributes,
+            node: &node,
+            secrets: &secrets,
+            cluster: &cluster,
+        };
+        let resources = engine::compile(&inputs, &templates).map_err(|e| e.to_string())?;
+        Ok((resources, secrets))
+    })();
+    match prepared {
+        Ok((resources, secrets)) => {
+            let opts = Options {
+                why_run,
+                backup_dir,
+                stop,
+                secrets: &secrets,
+            };
+            engine::converge(&resources, &opts, observe)
+        }
+        Err(e) => failed_before_start(why_run, e),
+    }
+}
+
+fn json_map(text: &str, what: &str) -> Result<Map<String, Value>, String> {
+    if text.is_empty() {
+        return Ok(Map::new());
+    }
+    serde_json::from_str(text).map_err(|e| format!("the plan's {what} are not a JSON object: {e}"))
+}

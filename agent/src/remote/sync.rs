@@ -1,0 +1,230 @@
+//! Plan sync: ask for the plan unless its hash is unchanged, download only
+//! the cookbook files missing from the content-addressed cache, verify each
+//! digest, and only then keep the plan, so a stored plan always has its
+//! files. A run assembles its cookbooks from the cache, with no network.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cm_model::cookbook::{Cookbook, CookbookFile, MAX_FILE_BYTES};
+use cm_model::cookbooks::CookbookSet;
+use cm_model::manifest::sha256_hex;
+use cm_proto::v1::agent_client::AgentClient;
+use cm_proto::v1::{FetchBlobRequest, GetPlanRequest, Plan};
+use prost::Message;
+use tonic::transport::Channel;
+
+use super::RemoteError;
+
+/// The state dir's plan and blob cache.
+pub struct Cache {
+    dir: PathBuf,
+}
+
+/// What a sync did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fetched {
+    /// The server sent a plan (its hash differed from the cached one).
+    pub new_plan: bool,
+    pub blobs: usize,
+    pub bytes: u64,
+}
+
+impl Cache {
+    pub fn new(state_dir: &Path) -> Cache {
+        Cache {
+            dir: state_dir.to_path_buf(),
+        }
+    }
+
+    fn blob_path(&self, sha256: &str) -> PathBuf {
+        self.dir.join("blobs").join(sha256)
+    }
+
+    /// A cached blob whose content still matches its name.
+    pub fn blob(&self, sha256: &str) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(self.blob_path(sha256)).ok()?;
+        (sha256_hex(&bytes) == sha256).then_some(bytes)
+    }
+
+    fn has_blob(&self, sha256: &str, size: u64) -> bool {
+        self.blob(sha256).is_some_and(|b| b.len() as u64 == size)
+    }
+
+    fn put_blob(&self, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
+        crate::fsutil::write_private(&self.blob_path(sha256), bytes)
+    }
+
+    pub fn plan(&self) -> Option<Plan> {
+        let bytes = std::fs::read(self.dir.join("plan.pb")).ok()?;
+        Plan::decode(bytes.as_slice()).ok()
+    }
+
+    fn save_plan(&self, plan: &Plan) -> std::io::Result<()> {
+        crate::fsutil::write_private(&self.dir.join("plan.pb"), &plan.encode_to_vec())
+    }
+
+    /// When the server last confirmed the cached plan (unix seconds).
+    pub fn checked_at(&self) -> Option<i64> {
+        read_number(&self.dir.join("plan.checked"))
+    }
+
+    fn set_checked(&self, at: i64) -> std::io::Result<()> {
+        crate::fsutil::write_private(&self.dir.join("plan.checked"), at.to_string().as_bytes())
+    }
+
+    /// The hash of the plan last converged successfully.
+    pub fn converged_hash(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.join("converged"))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+
+    pub fn set_converged(&self, hash: &str) -> std::io::Result<()> {
+        crate::fsutil::write_private(&self.dir.join("converged"), hash.as_bytes())
+    }
+}
+
+fn read_number(path: &Path) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Bring the cache up to the server's plan for this node.
+pub async fn sync(channel: Channel, cache: &Cache) -> Result<(Plan, Fetched), RemoteError> {
+    let mut client = AgentClient::new(channel);
+    let cached = cache.plan();
+    let since = cached.as_ref().map(|p| p.hash.clone()).unwrap_or_default();
+    let mut request = tonic::Request::new(GetPlanRequest {
+        since,
+        agent_version: cm_proto::VERSION.to_string(),
+    });
+    request.set_timeout(std::time::Duration::from_secs(60));
+    let response = client.get_plan(request).await?.into_inner();
+    let mut fetched = Fetched::default();
+    let plan = match (response.unchanged, cached, response.plan) {
+        (true, Some(cached), _) => cached,
+        (_, _, Some(plan)) => {
+            fetched.new_plan = true;
+            plan
+        }
+        _ => return Err(RemoteError::Other("the server sent no plan".into())),
+    };
+    // Even an unchanged plan is checked: a blob deleted from the cache comes back.
+    for entry in plan.cookbooks.iter().flat_map(|c| &c.manifest) {
+        if cache.has_blob(&entry.sha256, entry.size) {
+            continue;
+        }
+        if entry.size > MAX_FILE_BYTES {
+            return Err(RemoteError::Refused(format!(
+                "{} is {} bytes, over the {MAX_FILE_BYTES}-byte limit",
+                entry.path, entry.size
+            )));
+        }
+        let bytes = fetch_blob(&mut client, &entry.sha256, entry.size).await?;
+        cache
+            .put_blob(&entry.sha256, &bytes)
+            .map_err(|e| RemoteError::Other(format!("cannot cache {}: {e}", entry.path)))?;
+        fetched.blobs += 1;
+        fetched.bytes += bytes.len() as u64;
+    }
+    if fetched.new_plan {
+        cache
+            .save_plan(&plan)
+            .map_err(|e| RemoteError::Other(format!("cannot keep the plan: {e}")))?;
+    }
+    cache
+        .set_checked(super::now())
+        .map_err(|e| RemoteError::Other(format!("cannot keep the plan: {e}")))?;
+    Ok((plan, fetched))
+}
+
+async fn fetch_blob(
+    client: &mut AgentClient<Channel>,
+    sha256: &str,
+    size: u64,
+) -> Result<Vec<u8>, RemoteError> {
+    let mut request = tonic::Request::new(FetchBlobRequest {
+        sha256: sha256.to_string(),
+    });
+    request.set_timeout(std::time::Duration::from_secs(300));
+    let mut stream = client.fetch_blob(request).await?.into_inner();
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or_default());
+    while let Some(chunk) = stream.message().await? {
+        if (bytes.len() + chunk.data.len()) as u64 > size {
+            return Err(RemoteError::Other(format!(
+                "blob {sha256}: the server sent more than the {size} bytes the manifest says"
+            )));
+        }
+        bytes.extend_from_slice(&chunk.data);
+    }
+    let got = sha256_hex(&bytes);
+    if got != sha256 || bytes.len() as u64 != size {
+        return Err(RemoteError::Other(format!(
+            "blob {sha256}: the server sent {} bytes hashing to {got}; refused",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// The plan's cookbooks, built from the cache with the same checks as a push.
+pub fn assemble(plan: &Plan, cache: &Cache) -> Result<CookbookSet, String> {
+    let mut list = Vec::with_capacity(plan.cookbooks.len());
+    for c in &plan.cookbooks {
+        let origin = PathBuf::from(format!("{}@{}", c.name, c.version));
+        let mut files = BTreeMap::new();
+        for entry in &c.manifest {
+            let bytes = cache.blob(&entry.sha256).ok_or_else(|| {
+                format!(
+                    "{}/{}: not in the local cache (or damaged); the next sync fetches it",
+                    origin.display(),
+                    entry.path
+                )
+            })?;
+            files.insert(
+                entry.path.clone(),
+                CookbookFile {
+                    bytes,
+                    mode: entry.mode,
+                },
+            );
+        }
+        list.push(Cookbook::from_files(&origin, files).map_err(|e| e.to_string())?);
+    }
+    CookbookSet::new(list).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_blob_is_not_served_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::ensure_state_dir(dir.path()).unwrap();
+        let cache = Cache::new(dir.path());
+        let sha = sha256_hex(b"hello");
+        cache.put_blob(&sha, b"hello").unwrap();
+        assert_eq!(cache.blob(&sha).as_deref(), Some(&b"hello"[..]));
+        std::fs::write(cache.blob_path(&sha), b"jello").unwrap();
+        assert!(cache.blob(&sha).is_none());
+    }
+
+    #[test]
+    fn plan_and_marks_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::ensure_state_dir(dir.path()).unwrap();
+        let cache = Cache::new(dir.path());
+        assert!(cache.plan().is_none() && cache.checked_at().is_none());
+        let plan = Plan {
+            hash: "h1".into(),
+            ..Plan::default()
+        };
+        cache.save_plan(&plan).unwrap();
+        cache.set_checked(42).unwrap();
+        cache.set_converged("h1").unwrap();
+        assert_eq!(cache.plan().unwrap().hash, "h1");
+        assert_eq!(cache.checked_at(), Some(42));
+        assert_eq!(cache.converged_hash().as_deref(), Some("h1"));
+    }
+}
