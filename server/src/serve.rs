@@ -198,6 +198,7 @@ pub async fn start(config: Config) -> Result<Running> {
     let flusher = tokio::spawn(flush_check_ins(state.clone()));
     let housekeeping = maintenance::spawn(state.clone(), config.maintenance.clone());
     let tls = state.pki.server_tls_config();
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let s = state.clone();
     let router = tonic::transport::Server::builder()
         .tls_config(tls)
@@ -205,8 +206,11 @@ pub async fn start(config: Config) -> Result<Running> {
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(
-            AgentServer::new(api::agent::AgentApi { state: s.clone() })
-                .max_decoding_message_size(MAX_MESSAGE),
+            AgentServer::new(api::agent::AgentApi {
+                state: s.clone(),
+                stopping: stopping_rx,
+            })
+            .max_decoding_message_size(MAX_MESSAGE),
         )
         .add_service(
             CookbooksServer::new(api::cookbooks::CookbooksApi { state: s.clone() })
@@ -240,6 +244,7 @@ pub async fn start(config: Config) -> Result<Running> {
         let result = router
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = rx.await;
+                let _ = stopping_tx.send(true);
             })
             .await;
         if let Err(e) = result {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use cm_server::serve::{self, Config, Running};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
+pub mod agent;
+
 /// The repository root (cookbooks/, roles/, environments/).
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,8 +31,13 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> TestServer {
+        TestServer::start_on(dir, 0).await
+    }
+
+    /// A server on gRPC port `port` (0: any free port).
+    pub async fn start_on(dir: tempfile::TempDir, port: u16) -> TestServer {
         let mut config = Config::embedded(&dir.path().join("server"));
-        config.listen = "127.0.0.1:0".parse().expect("literal");
+        config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         config.http_listen = "127.0.0.1:0".parse().expect("literal");
         config.tls_names = vec!["localhost".into(), "127.0.0.1".into()];
         let running = serve::start(config).await.expect("server starts");
@@ -52,6 +59,12 @@ impl TestServer {
         let TestServer { dir, running, .. } = self;
         running.stop().await;
         TestServer::start_in(dir).await
+    }
+
+    /// Stop the server, keeping its data dir; `start_on` brings it back.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.running.stop().await;
+        self.dir
     }
 
     pub fn url(&self) -> String {

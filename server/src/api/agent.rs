@@ -27,6 +27,9 @@ const CHUNK: usize = 1 << 20;
 
 pub struct AgentApi {
     pub state: Arc<State>,
+    /// Turns true when the server shuts down: watch streams end then, or
+    /// the graceful shutdown would wait for them forever.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 type Stream2<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -243,7 +246,12 @@ impl Agent for AgentApi {
             // Lagged: skip ahead; the agent asks for its plan on any event anyway.
             _ => None,
         });
-        let stream: Self::WatchStream = Box::pin(tokio_stream::iter(first.map(Ok)).chain(events));
+        let mut stopping = self.stopping.clone();
+        let stop = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        };
+        let events = tokio_stream::iter(first.map(Ok)).chain(events);
+        let stream: Self::WatchStream = Box::pin(futures::StreamExt::take_until(events, stop));
         Ok(Response::new(stream))
     }
 }
