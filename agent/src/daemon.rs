@@ -177,9 +177,9 @@ fn log_outcome(out: &crate::node::Outcome) {
 /// A second daemon on one node would fight the first: refuse it.
 fn one_daemon(config: &Config) -> Result<RunLock, Fatal> {
     crate::remote::ensure_state_dir(&config.state_dir)
-        .map_err(|e| Fatal::Refused(format!("{}: {e}", config.state_dir.display())))?;
+        .map_err(|e| Fatal::Setup(format!("{}: {e}", config.state_dir.display())))?;
     RunLock::acquire(&config.state_dir.join("daemon.lock"), Duration::ZERO).map_err(|e| {
-        Fatal::Refused(format!(
+        Fatal::Setup(format!(
             "another cm-agent daemon is running on this node ({e})"
         ))
     })

@@ -34,6 +34,9 @@ pub enum Fatal {
     /// The certificate was revoked (node retired) or has expired.
     #[error("{0}")]
     Revoked(String),
+    /// The agent cannot start here: state dir unusable, another daemon running.
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// An enrolled node with its connection.

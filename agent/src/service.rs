@@ -135,10 +135,10 @@ pub async fn start(config: &Config) -> Result<Started, Fatal> {
         }
     }
     if systemd_is_init() {
-        install_service(&config.file, true).map_err(Fatal::Refused)?;
+        install_service(&config.file, true).map_err(Fatal::Setup)?;
         Ok(Started::Systemd)
     } else {
-        detach(&config.file).map_err(Fatal::Refused)
+        detach(&config.file).map_err(Fatal::Setup)
     }
 }
 

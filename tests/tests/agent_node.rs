@@ -323,7 +323,7 @@ async fn the_daemon_waits_for_a_server_that_is_not_up_yet() {
         waited += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(status.code(), Some(3));
+    assert_eq!(status.code(), Some(2));
     assert!(
         second.log_text().contains("another cm-agent daemon"),
         "{}",

@@ -339,6 +339,7 @@ fn fatal(e: &Fatal) -> ExitCode {
     match e {
         Fatal::Refused(_) => ExitCode::from(3),
         Fatal::Revoked(_) => ExitCode::from(4),
+        Fatal::Setup(_) => ExitCode::from(2),
     }
 }
 
