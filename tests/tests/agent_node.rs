@@ -330,3 +330,98 @@ async fn the_daemon_waits_for_a_server_that_is_not_up_yet() {
         second.log_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_that_does_not_match_its_digest_is_refused() {
+    let (server, agents, _books) = fleet(&["node-d"]).await;
+    // Rot every stored blob on the server's disk.
+    let mut pending = vec![server.data_dir()];
+    let mut damaged = 0;
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                pending.push(path);
+            } else if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let mut bytes = std::fs::read(&path).unwrap();
+                bytes.push(b'!');
+                std::fs::write(&path, bytes).unwrap();
+                damaged += 1;
+            }
+        }
+    }
+    assert!(damaged >= 4, "found {damaged} blobs");
+    let agent = &agents[0];
+    let run = agent.run_once().await;
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let error = run.json["report"]["error"].as_str().unwrap_or_default();
+    // The server checks what it serves, and the agent checks what it gets.
+    assert!(
+        error.contains("corrupted") || error.contains("refused"),
+        "{error}"
+    );
+    assert!(!agent.out().exists(), "nothing was touched");
+    assert!(
+        !agent.state().join("plan.pb").exists(),
+        "no plan kept without its files"
+    );
+    let runs = cmctl(&server, &["--format", "json", "runs", "node-d"]).await;
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    assert_eq!(
+        runs[0]["status"], "failed",
+        "the failure is reported: {runs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_the_engine_rejects_touches_nothing_and_is_reported() {
+    let (server, agents, _books) = fleet(&["node-e"]).await;
+    // A relative path is no place for a file.
+    set_role(
+        &server,
+        &demo_role("role-node-e", std::path::Path::new("relative/dir"), "x"),
+    )
+    .await;
+    let agent = &agents[0];
+    let run = agent.run_once().await;
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert_eq!(run.json["report"]["resources_total"], 0, "{}", run.json);
+    assert!(!std::path::Path::new("relative").exists());
+    let runs = cmctl(&server, &["--format", "json", "runs", "node-e"]).await;
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    assert_eq!(runs[0]["status"], "failed", "{runs}");
+    let error = runs[0]["report"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("relative/dir"),
+        "the error names the path: {error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_follows_its_plan_across_a_server_restart() {
+    let (server, agents, _books) = fleet(&["node-s"]).await;
+    let agent = &agents[0];
+    let daemon = agent.spawn_daemon();
+    assert!(
+        daemon
+            .wait_for_log("converged", 1, Duration::from_secs(60))
+            .await,
+        "{}",
+        daemon.log_text()
+    );
+    let port = server.running.grpc_addr.port();
+    let dir = server.stop().await;
+    let server = TestServer::start_on(dir, port).await;
+    // Changed at once: if the watch has not reconnected yet, the server
+    // tells it on reconnection that the plan changed meanwhile.
+    set_role(&server, &demo_role("role-node-s", &agent.out(), "after")).await;
+    assert!(
+        daemon
+            .wait_for_log("converged", 2, Duration::from_secs(120))
+            .await,
+        "{}",
+        daemon.log_text()
+    );
+    assert_eq!(read(agent.out().join("message")), "after\n");
+}
