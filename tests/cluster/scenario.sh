@@ -16,7 +16,12 @@
 #      nothing; then change the role's memory with cmctl and wait until the
 #      node follows by itself (watch stream): the new limit_maxbytes in
 #      `stats`, and the newest run report's cause is new_plan;
-#   5. faults: a node whose user-data carries a wrong token says why on its
+#   5. faults (skipped with --no-faults): a node that boots while the server
+#      is down waits, then enrolls and converges by itself, and the running
+#      nodes follow a role change after the server's restart;
+#   6. after a reboot (docker restart) of each node, memcached and the agent
+#      come back;
+#   7. fault: a node whose user-data carries a wrong token says why on its
 #      console, and the agent is not left running or restarting.
 #
 # Prints PASS/FAIL per check and the measured timings. Exits non-zero on the
@@ -52,6 +57,7 @@ readonly SERVER_TIMEOUT=60
 readonly CONVERGE_TIMEOUT=${CM_CONVERGE_TIMEOUT:-300}
 readonly FOLLOW_TIMEOUT=${CM_FOLLOW_TIMEOUT:-120}
 readonly REPORT_TIMEOUT=30 # seconds between memcached answering and the report arriving
+readonly SERVER_DOWN=10    # seconds the server is down while a node boots
 
 KEEP=${CM_SCENARIO_KEEP:-0}
 KINDS=(sysv systemd)
@@ -444,6 +450,38 @@ check_reboot() {
 
 # --- 5. faults ------------------------------------------------------------------
 
+# A node boots while the server is down (stopped, then started again after
+# SERVER_DOWN seconds: a server restart for the nodes already running).
+# The new node waits and converges with no admin action; the running nodes
+# reconnect and follow the next role change.
+fault_server_down_at_boot() {
+    local mb=$1 node=$RUN_ID-late back took
+    say "== fault: a node boots while the server is down ($node)"
+    docker stop "$SERVER" >/dev/null
+    boot_node "$node" sysv "$USERDATA"
+    sleep "$SERVER_DOWN"
+    docker start "$SERVER" >/dev/null
+    back=$(now)
+    wait_until "$SERVER_TIMEOUT" healthy || fail "server answers /healthz again after docker start"
+    pass "server restarted after ${SERVER_DOWN} s down, while $node booted"
+    wait_until "$CONVERGE_TIMEOUT" memcached_answers "$node" ||
+        fail "$node: memcached answers within ${CONVERGE_TIMEOUT}s of the server's return"
+    took=$(seconds_since "$back")
+    pass "$node: enrolled and converged by itself: memcached answers $took s after the server came back"
+    local waiting
+    waiting=$(docker logs "$node" 2>&1 | grep -Ei 'unreachable|retry' | tail -n 1) ||
+        fail "$node: the console says the agent is waiting for the server"
+    pass "$node: the console says it waited: $waiting"
+    timing "late: server back -> memcached answers" "$took"
+    wait_until "$REPORT_TIMEOUT" has_run "$node" ||
+        fail "$node: the server has a run report within ${REPORT_TIMEOUT}s"
+    check_listed "$node"
+    back=$(now)
+    set_role_memory "$mb"
+    check_role_members_follow "$mb"
+    timing "after the restart: role change -> every node follows" "$(seconds_since "$back")"
+}
+
 # spoil_token IN OUT: the user-data IN with one character of its token
 # changed, as a typo in a launch template would.
 spoil_token() {
@@ -519,6 +557,7 @@ main() {
         node_scenario "$kind" "$mb"
     done
     check_role_members_follow "$mb"
+    ((FAULTS == 0)) || fault_server_down_at_boot $((mb + 32))
     for kind in "${KINDS[@]}"; do
         check_reboot "$RUN_ID-$kind" "$kind"
     done
