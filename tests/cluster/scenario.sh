@@ -63,9 +63,8 @@ KEEP=${CM_SCENARIO_KEEP:-0}
 KINDS=(sysv systemd)
 FAULTS=1
 TARGET_DIR=
-SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/$RUN_ID.XXXXXX")
-readonly SCRATCH
-readonly USERDATA=$SCRATCH/user-data
+SCRATCH=  # a directory of this run's files, made once the exit trap is set
+USERDATA= # the user-data every node boots with, in SCRATCH
 TIMINGS=()
 NODES=()
 GAPS=()
@@ -89,8 +88,8 @@ fail() {
 now() { date +%s.%N; }
 # seconds_since START: seconds from START (from now) to now, one decimal.
 seconds_since() { awk -v s="$1" -v n="$(now)" 'BEGIN { printf "%.1f", n - s }'; }
-# known_gap WHAT: a check that fails for a reason reported and not yet fixed
-# (see KNOWN_GAPS below); printed, summed up at the end, not fatal.
+# known_gap WHAT: a check that fails for a reason already reported and not
+# yet fixed: printed, listed again at the end, not fatal.
 known_gap() {
     echo "KNOWN GAP: $*" >&3
     GAPS+=("$*")
@@ -137,7 +136,7 @@ cleanup() {
     # shellcheck disable=SC2086 # one id per word
     [[ -z $ids ]] || docker rm -f $ids >/dev/null 2>&1 || true
     docker network rm "$NETWORK" >/dev/null 2>&1 || true
-    rm -rf "$SCRATCH"
+    [[ -z $SCRATCH ]] || rm -rf "$SCRATCH"
     exit "$rc"
 }
 
@@ -297,11 +296,10 @@ memcached_answers() {
 # wait_converged NODE: memcached answers, the node is listed with a
 # successful run.
 wait_converged() {
-    local node=$1 started
+    local node=$1 started took
     started=$(started_at "$node")
     wait_until "$CONVERGE_TIMEOUT" memcached_answers "$node" ||
         fail "$node: memcached answers stats on $MEMCACHED_PORT within ${CONVERGE_TIMEOUT}s of the node's start"
-    local took
     took=$(seconds_since "$started")
     pass "$node: memcached answers stats on $MEMCACHED_PORT, $took s after the container started"
     timing "$node: container start -> memcached answers" "$took"
@@ -327,8 +325,8 @@ check_first_run() {
     jq -e '.[0].status == "success"' <<<"$runs" >/dev/null ||
         fail "$node: cmctl runs: the newest run succeeded" "$(jq -c '.[0] | del(.report)' <<<"$runs")"
     pass "$node: cmctl runs: $(jq -r '.[0] | "\(.status), \(.resources_changed) of \(.resources_total) changed, cause \(.cause)"' <<<"$runs")"
-    # The package resource's share of the first converge: apt-get update plus
-    # download and install, when the report carries per-resource durations.
+    # The first converge (the oldest report), and the package resource's
+    # share of it: apt-get update, download and install.
     timing "$node: first converge (agent's report)" "$(ms_to_s "$(jq '.[-1].duration_ms' <<<"$runs")")"
     package_ms=$(jq -r '[.[-1].report.resources[]? | select(.type == "package") | .duration_ms]
         | first // empty' <<<"$runs")
@@ -455,7 +453,7 @@ check_reboot() {
 # The new node waits and converges with no admin action; the running nodes
 # reconnect and follow the next role change.
 fault_server_down_at_boot() {
-    local mb=$1 node=$RUN_ID-late back took
+    local mb=$1 node=$RUN_ID-late back took waiting
     say "== fault: a node boots while the server is down ($node)"
     docker stop "$SERVER" >/dev/null
     boot_node "$node" sysv "$USERDATA"
@@ -468,7 +466,6 @@ fault_server_down_at_boot() {
         fail "$node: memcached answers within ${CONVERGE_TIMEOUT}s of the server's return"
     took=$(seconds_since "$back")
     pass "$node: enrolled and converged by itself: memcached answers $took s after the server came back"
-    local waiting
     waiting=$(docker logs "$node" 2>&1 | grep -Ei 'unreachable|retry' | tail -n 1) ||
         fail "$node: the console says the agent is waiting for the server"
     pass "$node: the console says it waited: $waiting"
@@ -543,6 +540,8 @@ parse_args() {
 main() {
     parse_args "$@"
     trap cleanup EXIT
+    SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/$RUN_ID.XXXXXX")
+    USERDATA=$SCRATCH/user-data
     local start mb=96 kind
     start=$(now)
     need_tools
