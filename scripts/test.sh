@@ -19,3 +19,10 @@ cargo build --workspace --all-targets
 # Storage tests also run against a real PostgreSQL and a real S3 API (moto):
 # the wrappers start both, export their URLs, and stop them afterwards.
 scripts/with-postgres.sh scripts/with-s3.sh cargo nextest run --workspace --no-fail-fast "$@"
+
+# The container cluster: a server and real nodes booted from user-data
+# (tests/cluster/README.md). Needs root and Docker; CM_SKIP_CLUSTER=1 skips
+# it for quick local runs.
+if [ "${CM_SKIP_CLUSTER:-0}" != 1 ]; then
+    scripts/cluster-test.sh
+fi

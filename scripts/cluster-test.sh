@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The container cluster tests, run by scripts/test.sh after the unit and
+# in-process tests (CM_SKIP_CLUSTER=1 skips them there). Uses the binaries
+# of the dev profile that scripts/test.sh has just built; builds the images
+# when they are missing (a few minutes on a fresh machine, seconds after).
+# Needs root and a Docker engine. Arguments go to tests/cluster/scenario.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+target_dir=${CARGO_TARGET_DIR:-target}/debug
+
+if ! docker info >/dev/null 2>&1; then
+    echo "cluster-test: no Docker engine reachable (root and a running dockerd are needed);" >&2
+    echo "cluster-test: set CM_SKIP_CLUSTER=1 to run scripts/test.sh without the cluster tests" >&2
+    exit 1
+fi
+for bin in cm-agent cm-server cmctl; do
+    [[ -x $target_dir/$bin ]] || { echo "cluster-test: $target_dir/$bin is missing: cargo build --workspace first" >&2; exit 1; }
+done
+
+exec tests/cluster/scenario.sh --target-dir "$target_dir" "$@"
