@@ -95,10 +95,100 @@ fn systemctl(args: &[&str]) -> Result<(), String> {
     }
 }
 
+pub const INIT_SCRIPT: &str = "/etc/init.d/cm-agent";
+
+/// The sysvinit script for nodes without systemd, so the daemon comes back
+/// after a reboot. start-stop-daemon (dpkg's) detaches it and keeps its pid.
+pub fn init_script(exe: &Path, config_file: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+# Written by `cm-agent start`.
+### BEGIN INIT INFO
+# Provides:          cm-agent
+# Required-Start:    $network $remote_fs $syslog
+# Required-Stop:     $network $remote_fs $syslog
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+# Short-Description: cm agent: keeps this node converged
+### END INIT INFO
+DAEMON='{exe}'
+CONFIG='{config}'
+PIDFILE=/run/cm-agent.pid
+LOG={log}
+
+case "$1" in
+  start)
+    start-stop-daemon --start --quiet --oknodo --background --make-pidfile       --pidfile "$PIDFILE" --startas /bin/sh --       -c "exec '$DAEMON' daemon --config '$CONFIG' >>$LOG 2>&1"
+    ;;
+  stop)
+    # The agent finishes the resource in hand on SIGTERM.
+    start-stop-daemon --stop --quiet --oknodo --pidfile "$PIDFILE"       --retry TERM/300/KILL/5 --remove-pidfile
+    ;;
+  restart|force-reload)
+    "$0" stop && "$0" start
+    ;;
+  status)
+    start-stop-daemon --status --pidfile "$PIDFILE"
+    ;;
+  *)
+    echo "Usage: $0 {{start|stop|restart|status}}" >&2
+    exit 3
+    ;;
+esac
+"#,
+        exe = exe.display(),
+        config = config_file.display(),
+        log = DETACHED_LOG,
+    )
+}
+
+/// Install the init script, link it into the runlevels and start it.
+fn install_init_script(config_file: &Path) -> Result<Started, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let wanted = crate::fsutil::Wanted {
+        mode: Some(0o755),
+        ..Default::default()
+    };
+    crate::fsutil::write_atomic(
+        Path::new(INIT_SCRIPT),
+        init_script(&exe, config_file).as_bytes(),
+        &wanted,
+    )
+    .map_err(|e| format!("cannot write {INIT_SCRIPT}: {e}"))?;
+    run(Command::new("update-rc.d").args(["cm-agent", "defaults"]))?;
+    run(Command::new(INIT_SCRIPT).arg("start"))?;
+    Ok(Started::InitScript {
+        log: PathBuf::from(DETACHED_LOG),
+    })
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{shown}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// How `start` ended.
 pub enum Started {
     Systemd,
-    Detached { pid: u32, log: PathBuf },
+    /// Started by /etc/init.d/cm-agent, linked into the runlevels.
+    InitScript {
+        log: PathBuf,
+    },
+    Detached {
+        pid: u32,
+        log: PathBuf,
+    },
 }
 
 /// Enroll (waiting a bounded time for the server), then start the daemon.
@@ -111,13 +201,7 @@ pub async fn start(config: &Config) -> Result<Started, Fatal> {
             .await
             .unwrap_or_default();
         match Node::connect(config, &facts).await {
-            Ok(node) => {
-                eprintln!(
-                    "cm-agent: node {} enrolled with {}",
-                    node.identity.name, node.identity.server
-                );
-                break;
-            }
+            Ok(_) => break,
             Err(RemoteError::Refused(m)) => return Err(Fatal::Refused(m)),
             Err(RemoteError::Revoked(m)) => return Err(Fatal::Revoked(m)),
             Err(e) if begun.elapsed() < ENROLL_BUDGET => {
@@ -137,9 +221,24 @@ pub async fn start(config: &Config) -> Result<Started, Fatal> {
     if systemd_is_init() {
         install_service(&config.file, true).map_err(Fatal::Setup)?;
         Ok(Started::Systemd)
+    } else if has_sysv_tools() {
+        install_init_script(&config.file).map_err(Fatal::Setup)
     } else {
         detach(&config.file).map_err(Fatal::Setup)
     }
+}
+
+/// update-rc.d and start-stop-daemon, as every Debian system has.
+fn has_sysv_tools() -> bool {
+    [
+        "/usr/sbin/update-rc.d",
+        "/sbin/start-stop-daemon",
+        "/usr/sbin/start-stop-daemon",
+    ]
+    .iter()
+    .filter(|p| Path::new(p).exists())
+    .count()
+        >= 2
 }
 
 /// Start `cm-agent daemon` in its own session, logging to a file, so the
@@ -182,6 +281,18 @@ fn detach(config_file: &Path) -> Result<Started, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_script_is_lsb_and_quotes_its_paths() {
+        let s = init_script(
+            Path::new("/usr/local/bin/cm-agent"),
+            Path::new("/etc/cm/agent.yaml"),
+        );
+        assert!(s.starts_with("#!/bin/sh\n"));
+        assert!(s.contains("### BEGIN INIT INFO\n# Provides:          cm-agent\n"));
+        assert!(s.contains("DAEMON='/usr/local/bin/cm-agent'\n"));
+        assert!(s.contains("Usage: $0 {start|stop|restart|status}"));
+    }
 
     #[test]
     fn unit_is_notify_after_network_online_only() {

@@ -215,8 +215,12 @@ fn parse_run_list_arg(s: &str) -> Result<RunList, String> {
 fn init_logs(format: LogFormat, default: &str) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("CM_LOG").unwrap_or_else(|_| default.into());
+    // Colour only on a terminal: journald, the console and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -297,6 +301,14 @@ fn main() -> ExitCode {
             match runtime().block_on(service::start(&config)) {
                 Ok(Started::Systemd) => {
                     eprintln!("cm-agent: started as the systemd unit cm-agent.service");
+                    ExitCode::SUCCESS
+                }
+                Ok(Started::InitScript { log }) => {
+                    eprintln!(
+                        "cm-agent: started by {} (starts at boot too), logging to {}",
+                        service::INIT_SCRIPT,
+                        log.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Ok(Started::Detached { pid, log }) => {
