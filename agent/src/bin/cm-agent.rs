@@ -130,8 +130,9 @@ enum Command {
     ///
     /// Waits up to a minute for the server, then starts the daemon anyway
     /// (it keeps trying). Under systemd it installs and starts the unit
-    /// without blocking; elsewhere it detaches the daemon, logging to
-    /// /var/log/cm-agent.log. A refused token starts nothing. Exit status:
+    /// without blocking; elsewhere it installs /etc/init.d/cm-agent and
+    /// starts that (logging to /var/log/cm-agent.log). A refused token
+    /// starts nothing. Exit status:
     /// 0 started, 2 bad settings, 3 enrollment refused, 4 revoked.
     Start {
         #[command(flatten)]
