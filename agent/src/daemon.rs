@@ -81,7 +81,12 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
 
     let (known_tx, known_rx) = watch::channel(node.plan_hash().unwrap_or_default());
     let (events_tx, mut events) = mpsc::channel(16);
-    let watcher = tokio::spawn(watch_loop(node.channel(), known_rx, events_tx));
+    let mut watcher = tokio::spawn(watch_loop(
+        node.channel(),
+        known_rx.clone(),
+        events_tx.clone(),
+    ));
+    let mut watching_as = node.identity.cert_pem.clone();
 
     let mut cause = "starting";
     let mut offline = Backoff::new();
@@ -95,6 +100,16 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
         log_outcome(&out);
         if let Some(h) = &out.plan_hash {
             let _ = known_tx.send(h.clone());
+        }
+        // A renewal revoked the certificate the stream reconnects with.
+        if node.identity.cert_pem != watching_as {
+            watcher.abort();
+            watcher = tokio::spawn(watch_loop(
+                node.channel(),
+                known_rx.clone(),
+                events_tx.clone(),
+            ));
+            watching_as = node.identity.cert_pem.clone();
         }
         if STOP.load(Ordering::SeqCst) {
             break;

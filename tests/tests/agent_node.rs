@@ -173,19 +173,25 @@ async fn offline_runs_converge_the_cached_plan_and_reports_wait() {
     );
 }
 
+/// Backdate the identity's issue time so that renewal is due.
+fn age_identity(agent: &TestAgent) {
+    let path = agent.state().join("identity.json");
+    let mut id: serde_json::Value = serde_json::from_str(&read(path.clone())).unwrap();
+    let expires = id["expires_at"].as_i64().unwrap();
+    id["issued_at"] = serde_json::json!(expires - 300 * 86400);
+    std::fs::write(&path, id.to_string()).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_certificate_is_renewed_after_two_thirds_of_its_life() {
     let (server, agents, _books) = fleet(&["node-r"]).await;
     let agent = &agents[0];
     assert!(agent.run_once().await.status.success());
-    // Age the identity: issued long enough ago that renewal is due.
     let path = agent.state().join("identity.json");
-    let mut id: serde_json::Value = serde_json::from_str(&read(path.clone())).unwrap();
+    let id: serde_json::Value = serde_json::from_str(&read(path.clone())).unwrap();
     let old_cert = id["cert_pem"].as_str().unwrap().to_string();
     let old_key = id["key_pem"].as_str().unwrap().to_string();
-    let expires = id["expires_at"].as_i64().unwrap();
-    id["issued_at"] = serde_json::json!(expires - 300 * 86400);
-    std::fs::write(&path, id.to_string()).unwrap();
+    age_identity(agent);
 
     let run = agent.run_once().await;
     assert!(run.status.success(), "{}", run.stderr);
@@ -402,6 +408,10 @@ async fn a_plan_the_engine_rejects_touches_nothing_and_is_reported() {
 async fn the_daemon_follows_its_plan_across_a_server_restart() {
     let (server, agents, _books) = fleet(&["node-s"]).await;
     let agent = &agents[0];
+    // Enrolled, with renewal due: the daemon's first run renews, and the
+    // watch stream must reconnect with the new certificate, not the revoked one.
+    assert!(agent.run_once().await.status.success());
+    age_identity(agent);
     let daemon = agent.spawn_daemon();
     assert!(
         daemon
@@ -410,6 +420,8 @@ async fn the_daemon_follows_its_plan_across_a_server_restart() {
         "{}",
         daemon.log_text()
     );
+    let log = daemon.log_text();
+    assert!(log.contains("certificate renewed"), "{log}");
     let port = server.running.grpc_addr.port();
     let dir = server.stop().await;
     let server = TestServer::start_on(dir, port).await;
