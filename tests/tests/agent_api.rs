@@ -199,3 +199,42 @@ async fn renewal_issues_a_new_certificate_and_revokes_the_old_one() {
     let err = old.get_plan(GetPlanRequest::default()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_certificate_expired_is_retired_when_its_name_enrolls_again() {
+    let (s, token) = fleet().await;
+    let (cert, key) = enroll(&s, &token, "node-1").await.unwrap();
+    let mut old_agent = AgentClient::new(s.channel(Some((&cert, &key))).await);
+    old_agent.get_plan(GetPlanRequest::default()).await.unwrap();
+    // The server's record says the certificate ran out a minute ago (the
+    // certificate itself still passes TLS, so the revocation is visible).
+    let store = &s.running.state.store;
+    let old = store.node("node-1").await.unwrap();
+    store
+        .set_node_cert("node-1", &old.cert_serial, cm_server::state::now() - 60)
+        .await
+        .unwrap();
+
+    let (new_cert, new_key) = enroll(&s, &token, "node-1").await.unwrap();
+    let err = old_agent
+        .get_plan(GetPlanRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let mut new_agent = AgentClient::new(s.channel(Some((&new_cert, &new_key))).await);
+    new_agent.get_plan(GetPlanRequest::default()).await.unwrap();
+    let node = store.node("node-1").await.unwrap();
+    assert_eq!(node.state, cm_server::store::NodeState::Active);
+    assert_ne!(node.cert_serial, old.cert_serial);
+    assert!(store.is_revoked(&old.cert_serial).await.unwrap());
+
+    // The new certificate is live: the name cannot be taken over.
+    let another = s.token("memcached", 1).await;
+    let err = enroll(&s, &another, "node-1").await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains("has not expired"),
+        "{}",
+        err.message()
+    );
+}

@@ -52,7 +52,8 @@ impl Agent for AgentApi {
             .sign_node_csr(&r.csr_pem, &r.node_name, validity)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let facts_json = serde_json::Value::Object(facts).to_string();
-        self.state
+        let enrolled = self
+            .state
             .store
             .enroll_with_token(
                 &token_hash(&r.token),
@@ -71,6 +72,12 @@ impl Agent for AgentApi {
                 }
                 other => status(other),
             })?;
+        if let Some(serial) = &enrolled.retired_expired {
+            // Its certificate expired, so it no longer passes TLS; the
+            // revocation is for the record, and the cache must see it.
+            self.state.forget_revocations().await;
+            tracing::info!(node = %r.node_name, old_serial = %serial, "retired the node whose certificate expired");
+        }
         tracing::info!(node = %r.node_name, "node enrolled");
         // A new node changes no other node's plan (until the cluster view
         // lists members), so only its own plan is resolved: an autoscaling
