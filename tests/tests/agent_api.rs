@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use cm_e2e::{TestServer, enroll, push_cookbook, repo};
+use cm_e2e::{TestServer, enroll, full_plan, push_cookbook, repo, watch};
 use cm_proto::v1::agent_client::AgentClient;
 use cm_proto::v1::nodes_client::NodesClient;
 use cm_proto::v1::roles_client::RolesClient;
 use cm_proto::v1::tokens_client::TokensClient;
-use cm_proto::v1::{Document, Empty, FetchBlobRequest, GetPlanRequest, Name, WatchRequest};
+use cm_proto::v1::{Document, Empty, FetchBlobRequest, GetPlanRequest, Name};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -140,20 +140,8 @@ async fn a_role_change_reaches_the_watch_stream() {
     let (s, token) = fleet().await;
     let (cert, key) = enroll(&s, &token, "node-1").await.unwrap();
     let mut agent = AgentClient::new(s.channel(Some((&cert, &key))).await);
-    let plan = agent
-        .get_plan(GetPlanRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .plan
-        .unwrap();
-    let mut events = agent
-        .watch(WatchRequest {
-            plan_hash: plan.hash.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let plan = full_plan(&mut agent).await;
+    let mut events = watch(&mut agent, &plan.hash).await;
     let yaml = std::fs::read_to_string(repo().join("roles/memcached.yaml"))
         .unwrap()
         .replace("memory_percent: 50", "memory_percent: 60");

@@ -238,6 +238,9 @@ impl Agent for AgentApi {
         let known = req.into_inner().plan_hash;
         let rx = self.state.hub.subscribe();
         let current = self.state.plan_for(&node).await?;
+        // What this stream's node knows from now on (an event follows if
+        // not): a recomputation here compares against it.
+        self.state.hub.note(&node, &current.hash);
         let first = (current.hash != known).then(|| WatchEvent {
             plan_hash: current.hash.clone(),
             reason: "the plan changed while you were away".into(),
