@@ -117,12 +117,22 @@ async fn measure(server: &BenchServer, args: &PlansArgs) -> Result<()> {
         );
     }
     fleet::check_fleet(server, args.nodes).await?;
-    let took = fleet::recompute_plans(server).await?;
+    let (acknowledged, took) = fleet::recompute_plans(server).await?;
     println!(
-        "a change (State::changed) re-resolved {} plans in {:.1} s ({:.0} per second)",
+        "a change (State::changed) returned in {} µs; its background pass re-resolved {} \
+         plans (and recorded their new hashes) in {:.1} s ({:.0} per second)",
+        acknowledged.as_micros(),
         args.nodes,
         took.as_secs_f64(),
         args.nodes as f64 / took.as_secs_f64()
+    );
+    let burst = fleet::change_burst(server, BURST).await?;
+    println!(
+        "a burst of {BURST} changes (no plan actually changing) returned in {} µs; {} \
+         background pass(es), settled in {:.2} s",
+        burst.acknowledged.as_micros(),
+        burst.passes,
+        burst.settled.as_secs_f64()
     );
 
     let started = Instant::now();
@@ -216,6 +226,10 @@ async fn connect_all(server: &BenchServer, identities: &[NodeIdentity]) -> Resul
 
 /// At most this many enrollments in the third phase (the token's uses).
 const ENROLL_PHASE_MAX: usize = 10_000;
+
+/// Changes made back to back to show how the background recomputation
+/// merges them.
+const BURST: usize = 20;
 
 /// Enroll new nodes (`first`, `first + 1`, ...) one after another until
 /// `length` is over; returns how many and the time they took.

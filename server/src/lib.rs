@@ -10,6 +10,7 @@ pub mod http;
 pub mod ops;
 pub mod pki;
 pub mod plan;
+pub mod recompute;
 pub mod replication;
 pub mod secretbox;
 pub mod serve;

@@ -6,13 +6,14 @@
 //! - [`notify`]: every [`State::changed`] sends `NOTIFY cm_changes,
 //!   '<replica id>:<reason>'` after the change committed;
 //! - [`start`]: a task per replica LISTENs on `cm_changes` and, for a
-//!   notification from another replica, runs [`State::refresh`] (drop the
-//!   caches, recompute every plan, wake this replica's Watch streams) without
-//!   notifying again. Notifications that arrive while a refresh runs are
-//!   handled by one refresh after it.
+//!   notification from another replica, runs [`State::changed_elsewhere`]:
+//!   the caches are dropped at once (the next GetPlan here resolves the new
+//!   plan) and a pass of the background recomputation is queued, which wakes
+//!   this replica's Watch streams; notifications that arrive while a pass
+//!   runs are merged into the next one ([`crate::recompute`]).
 //!
 //! Notifications sent while the listening connection is down are lost, so
-//! after reconnecting (with backoff) a replica refreshes as if something
+//! after reconnecting (with backoff) a replica acts as if something
 //! changed. On SQLite (one process) none of this runs.
 //!
 //! [`identity`] keeps replicas from disagreeing on the CA or the secrets key.
@@ -26,7 +27,6 @@ use anyhow::{Context, Result};
 use rand::RngCore;
 use sqlx::postgres::PgListener;
 use sqlx::{AssertSqlSafe, SqlSafeStr};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::state::State;
@@ -42,7 +42,7 @@ const MAX_REASON: usize = 1000;
 const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// What a replica refreshes for after losing its listening connection.
+/// Why a replica recomputes after losing its listening connection.
 pub const RECONNECTED: &str = "reconnected to the database; changes made meanwhile are re-read";
 
 /// A random name for this process, unique among replicas.
@@ -90,17 +90,15 @@ pub async fn notify(state: &State, reason: &str) {
     }
 }
 
-/// The listening tasks of a replica.
+/// The listening task of a replica.
 pub struct Replication {
     listener: JoinHandle<()>,
-    refresher: JoinHandle<()>,
 }
 
 impl Replication {
     /// Stop listening.
     pub fn stop(self) {
         self.listener.abort();
-        self.refresher.abort();
     }
 }
 
@@ -112,31 +110,22 @@ pub async fn start(state: Arc<State>, url: &str) -> Result<Replication> {
         .await
         .context("listening for changes from other replicas")?;
     tracing::info!(replica = %state.replica_id, channel = CHANNEL, "listening for changes from other replicas");
-    let (tx, rx) = mpsc::unbounded_channel();
-    let refresher = tokio::spawn(refresh_on_changes(state.clone(), rx));
-    let listener = tokio::spawn(receive(state, url.to_string(), listener, tx));
-    Ok(Replication {
-        listener,
-        refresher,
-    })
+    let listener = tokio::spawn(receive(state, url.to_string(), listener));
+    Ok(Replication { listener })
 }
 
 async fn listen(url: &str) -> sqlx::Result<PgListener> {
     let mut listener = PgListener::connect(url).await?;
-    // A lost connection is re-established by `reconnect`, which refreshes.
+    // A lost connection is re-established by `reconnect`; `receive` then
+    // recomputes.
     listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }
 
-/// Forward other replicas' reasons to the refresher; on a lost connection,
-/// reconnect and ask for a refresh.
-async fn receive(
-    state: Arc<State>,
-    url: String,
-    mut listener: PgListener,
-    tx: mpsc::UnboundedSender<String>,
-) {
+/// Act on other replicas' changes; on a lost connection, reconnect and act
+/// as if something changed.
+async fn receive(state: Arc<State>, url: String, mut listener: PgListener) {
     loop {
         let lost = match listener.try_recv().await {
             Ok(Some(n)) => {
@@ -144,11 +133,9 @@ async fn receive(
                     Some((from, _)) if from == state.replica_id => {}
                     Some((from, reason)) => {
                         tracing::debug!(replica = %from, %reason, "change on another replica");
-                        let _ = tx.send(reason.to_string());
+                        state.changed_elsewhere(reason).await;
                     }
-                    None => {
-                        let _ = tx.send("a change on another replica".to_string());
-                    }
+                    None => state.changed_elsewhere("a change on another replica").await,
                 }
                 None
             }
@@ -160,7 +147,11 @@ async fn receive(
             drop(listener);
             listener = reconnect(&url).await;
             tracing::info!("listening for other replicas' changes again");
-            let _ = tx.send(RECONNECTED.to_string());
+            state.changed_elsewhere(RECONNECTED).await;
+            tracing::info!(
+                reason = RECONNECTED,
+                "dropped the caches and queued a recomputation of every plan"
+            );
         }
     }
 }
@@ -180,24 +171,6 @@ async fn reconnect(url: &str) -> PgListener {
                 tracing::warn!(error = %e, retry_in = ?delay, "cannot listen for other replicas' changes")
             }
         }
-    }
-}
-
-/// One refresh per batch: whatever arrived while the last refresh ran is
-/// handled by the next one.
-async fn refresh_on_changes(state: Arc<State>, mut rx: mpsc::UnboundedReceiver<String>) {
-    while let Some(first) = rx.recv().await {
-        let mut more = 0usize;
-        while rx.try_recv().is_ok() {
-            more += 1;
-        }
-        let reason = match more {
-            0 => first,
-            n => format!("{first} (and {n} more changes)"),
-        };
-        let started = std::time::Instant::now();
-        state.refresh(&reason).await;
-        tracing::debug!(%reason, took = ?started.elapsed(), "refreshed after a change on another replica");
     }
 }
 

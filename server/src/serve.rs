@@ -1,6 +1,7 @@
 //! Starting the server: storage, blobs, the CA and keys, the bootstrap admin
 //! credential, the gRPC services over TLS, the HTTP side, and the background
-//! work (check-in flushing; blob collection and run retention, see
+//! work (check-in flushing; plan recomputation after changes, see
+//! [`crate::recompute`]; blob collection and run retention, see
 //! [`crate::ops::maintenance`]). Used by `cm-server serve` and by in-process
 //! tests.
 
@@ -22,10 +23,10 @@ use crate::api;
 use crate::blobs::{Blobs, S3Options};
 use crate::ops::maintenance::{self, Maintenance};
 use crate::pki::Pki;
-use crate::replication;
 use crate::secretbox::SecretKey;
 use crate::state::{Settings, State};
 use crate::store::Store;
+use crate::{recompute, replication};
 use cm_model::credential::Credential;
 
 /// Largest gRPC message accepted (a plan, a blob chunk, a report).
@@ -196,6 +197,7 @@ pub async fn start(config: Config) -> Result<Running> {
         false => None,
     };
     let flusher = tokio::spawn(flush_check_ins(state.clone()));
+    let recomputer = tokio::spawn(recompute::run(state.clone()));
     let housekeeping = maintenance::spawn(state.clone(), config.maintenance.clone());
     let tls = state.pki.server_tls_config();
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
@@ -251,6 +253,7 @@ pub async fn start(config: Config) -> Result<Running> {
             tracing::error!(error = %e, "gRPC server stopped");
         }
         flusher.abort();
+        recomputer.abort();
         housekeeping.abort();
         if let Some(r) = replication {
             r.stop();

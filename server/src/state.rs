@@ -1,6 +1,11 @@
 //! The server's shared state: storage, blobs, the CA, the secrets key, the
 //! plan cache and the watch hub. Plans are resolved once per change of their
 //! inputs (a generation counter), not once per check-in.
+//!
+//! A change moves the generation before it is acknowledged, so the next
+//! GetPlan resolves the new plan; finding which nodes' plans changed and
+//! waking their Watch streams is left to the background pass
+//! ([`crate::recompute`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use tonic::Status;
 use crate::blobs::Blobs;
 use crate::pki::Pki;
 use crate::plan::{self, Catalog, CatalogEntry, NodeView, Plan, PlanInputs, SecretGrant};
+use crate::recompute::Recompute;
 use crate::secretbox::SecretKey;
 use crate::store::{DocKind, NodeRow, NodeState, Store, StoreError};
 use crate::watch::{PlanChanged, WatchHub};
@@ -54,6 +60,8 @@ pub struct State {
     pub pki: Pki,
     pub secrets_key: SecretKey,
     pub hub: WatchHub,
+    /// The queue of the background plan recomputation.
+    pub recompute: Recompute,
     pub settings: Settings,
     /// This process's name in change notifications to other replicas.
     pub replica_id: String,
@@ -105,6 +113,7 @@ impl State {
             pki,
             secrets_key,
             hub: WatchHub::new(),
+            recompute: Recompute::new(),
             settings,
             replica_id: crate::replication::new_replica_id(),
             generation: AtomicU64::new(1),
@@ -239,9 +248,14 @@ impl State {
 
     /// The inputs every node's plan shares, loaded once per generation, so
     /// recomputing a fleet's plans after a change costs no query per node.
+    ///
+    /// A caller behind the times (a background pass that started before a
+    /// change) is given newer inputs rather than reloading older-tagged ones
+    /// over them: its plans are tagged with its own generation, which no
+    /// GetPlan serves from cache any more.
     async fn shared(&self, generation: u64) -> Result<Arc<SharedInputs>, Status> {
         if let Some(s) = self.shared.read().await.as_ref()
-            && s.generation == generation
+            && s.generation >= generation
         {
             return Ok(s.clone());
         }
@@ -259,7 +273,10 @@ impl State {
             roles,
             cluster,
         });
-        *self.shared.write().await = Some(shared.clone());
+        let mut slot = self.shared.write().await;
+        if slot.as_ref().is_none_or(|s| s.generation <= generation) {
+            *slot = Some(shared.clone());
+        }
         Ok(shared)
     }
 
@@ -334,37 +351,56 @@ impl State {
         })
         .map_err(|e| Status::failed_precondition(e.to_string()))?;
         let plan = Arc::new(plan);
-        self.plans
-            .write()
-            .await
-            .insert(row.name.clone(), (generation, plan.clone()));
+        let mut plans = self.plans.write().await;
+        match plans.get_mut(&row.name) {
+            // A GetPlan after a newer change got there first.
+            Some((g, _)) if *g > generation => {}
+            Some(slot) => *slot = (generation, plan.clone()),
+            None => {
+                plans.insert(row.name.clone(), (generation, plan.clone()));
+            }
+        }
         Ok(plan)
     }
 
-    /// Something that can change plans happened (the change has committed):
-    /// tell the other replicas (on PostgreSQL), then [`State::refresh`] here.
+    /// Something that can change plans happened here (the change has
+    /// committed): from now on every plan is resolved afresh; tell the other
+    /// replicas (on PostgreSQL) and queue a background pass that wakes the
+    /// Watch streams of the nodes whose plan changed. Returns without
+    /// waiting for the pass.
     pub async fn changed(&self, reason: &str) {
+        self.invalidate().await;
         crate::replication::notify(self, reason).await;
-        self.refresh(reason).await;
+        self.recompute.request(reason);
     }
 
-    /// The local part of [`State::changed`], also run when another replica
-    /// reports a change: drop caches, recompute every node's plan, record the
-    /// hashes that changed, and tell this replica's Watch streams of every
-    /// node whose plan differs from the stored hash or from this replica's
-    /// cached plan (after a change made elsewhere, the replica that made it
-    /// may already have stored the new hash).
-    pub async fn refresh(&self, reason: &str) {
-        let known: HashMap<String, String> = self
-            .plans
-            .read()
-            .await
-            .iter()
-            .map(|(node, (_, plan))| (node.clone(), plan.hash.clone()))
-            .collect();
+    /// Another replica reported a change (or this one may have missed
+    /// some): as [`State::changed`], without notifying again.
+    pub async fn changed_elsewhere(&self, reason: &str) {
+        self.invalidate().await;
+        self.recompute.request(reason);
+    }
+
+    /// Move to a new generation: cached plans, the catalog and the revoked
+    /// serials read before it are never served again.
+    async fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         *self.catalog.write().await = None;
         *self.revoked.write().await = None;
+    }
+
+    /// One background pass ([`crate::recompute::run`]): resolve every live
+    /// node's plan at the current generation, record the hashes that
+    /// changed, and tell this replica's Watch streams of every node whose
+    /// plan differs from the stored hash or from the hash this replica last
+    /// told or saw (after a change made elsewhere, the replica that made it
+    /// may already have stored the new hash).
+    ///
+    /// The generation is read before the node rows, so a plan cached here is
+    /// never older than its tag; a change made during the pass moves the
+    /// generation on and queues the pass that follows.
+    pub async fn recompute_plans(&self, reason: &str) {
+        let generation = self.generation.load(Ordering::SeqCst);
         let nodes = match self.store.nodes(None, None).await {
             Ok(n) => n,
             Err(e) => {
@@ -372,7 +408,6 @@ impl State {
                 return;
             }
         };
-        let generation = self.generation.load(Ordering::SeqCst);
         for n in nodes.into_iter().filter(|n| n.state != NodeState::Retired) {
             match self.plan_for_row(&n, generation).await {
                 Ok(plan) => {
@@ -381,13 +416,15 @@ impl State {
                     {
                         tracing::warn!(node = %n.name, error = %e, "cannot record plan hash");
                     }
-                    let cached = known.get(&n.name);
-                    if plan.hash != n.plan_hash || cached.is_some_and(|h| *h != plan.hash) {
+                    let told = self.hub.last_told(&n.name);
+                    if plan.hash != n.plan_hash || told.is_some_and(|h| h != plan.hash) {
                         self.hub.publish(PlanChanged {
                             node: n.name.clone(),
                             plan_hash: plan.hash.clone(),
                             reason: reason.to_string(),
                         });
+                    } else {
+                        self.hub.note(&n.name, &plan.hash);
                     }
                 }
                 Err(e) => tracing::warn!(node = %n.name, error = %e.message(), "node has no plan"),

@@ -120,6 +120,7 @@ on_both_engines!(
     concurrent_enrollments_with_a_one_use_token_have_one_winner,
     concurrent_enrollments_of_one_name_have_one_winner,
     a_live_name_is_refused_and_a_retired_node_enrolls_again,
+    an_expired_holder_is_retired_by_the_next_enrollment_of_its_name,
     roles_and_attributes_change_with_audit_and_noops_without,
     facts_certificates_plans_and_checkins,
     revocations_are_kept_once,
@@ -653,6 +654,77 @@ async fn concurrent_enrollments_of_one_name_have_one_winner(db: &mut Db) {
         9,
         "losers gave their use back"
     );
+}
+
+async fn an_expired_holder_is_retired_by_the_next_enrollment_of_its_name(db: &mut Db) {
+    let s = &db.store;
+    let now = unix_now();
+    let hash = token(s, "asg", &["cache"], 10, now + 3600).await;
+    let mut first = enrollment("i-1", "serial-1", now);
+    first.cert_expires_at = now + 100;
+    s.enroll_with_token(&hash, &first).await.unwrap();
+    s.mark_unreachable(now + 1).await.unwrap();
+
+    // At the last second of its certificate the node still holds its name.
+    let err = s
+        .enroll_with_token(&hash, &enrollment("i-1", "serial-2", now + 100))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict(_)), "{err}");
+    // A token that is refused retires nothing, even once the holder expired.
+    let stale = token(s, "stale", &["cache"], 10, now + 50).await;
+    let err = s
+        .enroll_with_token(&stale, &enrollment("i-1", "serial-2", now + 101))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, StoreError::Denied(_)), "{err}");
+    assert_eq!(s.node("i-1").await.unwrap().state, NodeState::Unreachable);
+    assert!(!s.is_revoked("serial-1").await.unwrap());
+    assert_eq!(s.token("asg").await.unwrap().uses_left, 9);
+
+    // Expired: retired and enrolled again in one go.
+    let again = s
+        .enroll_with_token(&hash, &enrollment("i-1", "serial-2", now + 101))
+        .await
+        .unwrap();
+    assert_eq!(again.retired_expired.as_deref(), Some("serial-1"));
+    assert!(again.reenrolled);
+    assert_eq!(again.node.state, NodeState::Active);
+    assert_eq!(again.node.cert_serial, "serial-2");
+    assert_eq!(s.token("asg").await.unwrap().uses_left, 8);
+    let revocation = s
+        .revoked_serials()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.serial == "serial-1")
+        .expect("the expired serial is revoked");
+    assert_eq!(revocation.reason, "node i-1 retired: certificate expired");
+    assert!(!s.is_revoked("serial-2").await.unwrap());
+    let events = s.audit(2, None).await.unwrap();
+    assert_eq!(events[0].what, "node.enroll i-1");
+    assert_eq!(events[1].what, "node.retire i-1");
+    assert_eq!(events[1].who, "token:asg");
+    assert!(
+        events[1]
+            .after_json
+            .as_deref()
+            .unwrap()
+            .contains("certificate expired"),
+        "{:?}",
+        events[1].after_json
+    );
+
+    // The new certificate is live: the name is held again.
+    let err = s
+        .enroll_with_token(&hash, &enrollment("i-1", "serial-3", now + 102))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("i-1 is held by an active node")),
+        "{err}"
+    );
+    assert!(!s.is_revoked("serial-2").await.unwrap());
 }
 
 async fn a_live_name_is_refused_and_a_retired_node_enrolls_again(db: &mut Db) {

@@ -172,3 +172,30 @@ pub async fn push_cookbook(server: &TestServer, dir: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The node's whole plan (GetPlan with no `since`).
+pub async fn full_plan(
+    agent: &mut cm_proto::v1::agent_client::AgentClient<Channel>,
+) -> cm_proto::v1::Plan {
+    agent
+        .get_plan(cm_proto::v1::GetPlanRequest::default())
+        .await
+        .expect("the node gets its plan")
+        .into_inner()
+        .plan
+        .expect("a plan when no hash is given")
+}
+
+/// Open the node's Watch stream, knowing plan `hash`.
+pub async fn watch(
+    agent: &mut cm_proto::v1::agent_client::AgentClient<Channel>,
+    hash: &str,
+) -> tonic::Streaming<cm_proto::v1::WatchEvent> {
+    agent
+        .watch(cm_proto::v1::WatchRequest {
+            plan_hash: hash.to_string(),
+        })
+        .await
+        .expect("the node opens its Watch stream")
+        .into_inner()
+}

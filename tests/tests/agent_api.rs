@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use cm_e2e::{TestServer, enroll, push_cookbook, repo};
+use cm_e2e::{TestServer, enroll, full_plan, push_cookbook, repo, watch};
 use cm_proto::v1::agent_client::AgentClient;
 use cm_proto::v1::nodes_client::NodesClient;
 use cm_proto::v1::roles_client::RolesClient;
 use cm_proto::v1::tokens_client::TokensClient;
-use cm_proto::v1::{Document, Empty, FetchBlobRequest, GetPlanRequest, Name, WatchRequest};
+use cm_proto::v1::{Document, Empty, FetchBlobRequest, GetPlanRequest, Name};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -140,20 +140,8 @@ async fn a_role_change_reaches_the_watch_stream() {
     let (s, token) = fleet().await;
     let (cert, key) = enroll(&s, &token, "node-1").await.unwrap();
     let mut agent = AgentClient::new(s.channel(Some((&cert, &key))).await);
-    let plan = agent
-        .get_plan(GetPlanRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .plan
-        .unwrap();
-    let mut events = agent
-        .watch(WatchRequest {
-            plan_hash: plan.hash.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let plan = full_plan(&mut agent).await;
+    let mut events = watch(&mut agent, &plan.hash).await;
     let yaml = std::fs::read_to_string(repo().join("roles/memcached.yaml"))
         .unwrap()
         .replace("memory_percent: 50", "memory_percent: 60");
@@ -198,4 +186,43 @@ async fn renewal_issues_a_new_certificate_and_revokes_the_old_one() {
     new.get_plan(GetPlanRequest::default()).await.unwrap();
     let err = old.get_plan(GetPlanRequest::default()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_certificate_expired_is_retired_when_its_name_enrolls_again() {
+    let (s, token) = fleet().await;
+    let (cert, key) = enroll(&s, &token, "node-1").await.unwrap();
+    let mut old_agent = AgentClient::new(s.channel(Some((&cert, &key))).await);
+    old_agent.get_plan(GetPlanRequest::default()).await.unwrap();
+    // The server's record says the certificate ran out a minute ago (the
+    // certificate itself still passes TLS, so the revocation is visible).
+    let store = &s.running.state.store;
+    let old = store.node("node-1").await.unwrap();
+    store
+        .set_node_cert("node-1", &old.cert_serial, cm_server::state::now() - 60)
+        .await
+        .unwrap();
+
+    let (new_cert, new_key) = enroll(&s, &token, "node-1").await.unwrap();
+    let err = old_agent
+        .get_plan(GetPlanRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
+    let mut new_agent = AgentClient::new(s.channel(Some((&new_cert, &new_key))).await);
+    new_agent.get_plan(GetPlanRequest::default()).await.unwrap();
+    let node = store.node("node-1").await.unwrap();
+    assert_eq!(node.state, cm_server::store::NodeState::Active);
+    assert_ne!(node.cert_serial, old.cert_serial);
+    assert!(store.is_revoked(&old.cert_serial).await.unwrap());
+
+    // The new certificate is live: the name cannot be taken over.
+    let another = s.token("memcached", 1).await;
+    let err = enroll(&s, &another, "node-1").await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains("has not expired"),
+        "{}",
+        err.message()
+    );
 }

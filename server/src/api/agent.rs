@@ -55,7 +55,8 @@ impl Agent for AgentApi {
             .sign_node_csr(&r.csr_pem, &r.node_name, validity)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let facts_json = serde_json::Value::Object(facts).to_string();
-        self.state
+        let enrolled = self
+            .state
             .store
             .enroll_with_token(
                 &token_hash(&r.token),
@@ -74,6 +75,12 @@ impl Agent for AgentApi {
                 }
                 other => status(other),
             })?;
+        if let Some(serial) = &enrolled.retired_expired {
+            // Its certificate expired, so it no longer passes TLS; the
+            // revocation is for the record, and the cache must see it.
+            self.state.forget_revocations().await;
+            tracing::info!(node = %r.node_name, old_serial = %serial, "retired the node whose certificate expired");
+        }
         tracing::info!(node = %r.node_name, "node enrolled");
         // A new node changes no other node's plan (until the cluster view
         // lists members), so only its own plan is resolved: an autoscaling
@@ -234,6 +241,9 @@ impl Agent for AgentApi {
         let known = req.into_inner().plan_hash;
         let rx = self.state.hub.subscribe();
         let current = self.state.plan_for(&node).await?;
+        // What this stream's node knows from now on (an event follows if
+        // not): a recomputation here compares against it.
+        self.state.hub.note(&node, &current.hash);
         let first = (current.hash != known).then(|| WatchEvent {
             plan_hash: current.hash.clone(),
             reason: "the plan changed while you were away".into(),

@@ -1,17 +1,23 @@
 //! Enrollment: a node name becomes a node row, with or without a token.
 //!
-//! A name an active or unreachable node holds is refused, so a token holder
-//! cannot take over a live node; a retired node's name is enrolled again
-//! (fresh roles, environment, facts, certificate and state; the admin-set
-//! attributes stay, since it is usually the same machine coming back after
-//! its certificate expired). With a token, consuming one use and writing the
-//! node are one transaction: a refused name gives the use back.
+//! A name an active or unreachable node holds is refused while that node's
+//! certificate is valid, so a token holder cannot take over a live node; a
+//! retired node's name is enrolled again (fresh roles, environment, facts,
+//! certificate and state; the admin-set attributes stay, since it is usually
+//! the same machine coming back after its certificate expired). A node whose
+//! certificate has expired (`cert_expires_at < now`) can no longer call the
+//! server at all: an enrollment under its name retires it first, as `cmctl
+//! node retire` would (state, revoked serial, audit row), in the same
+//! transaction. With a token, consuming one use, retiring an expired holder
+//! and writing the node are one transaction: a refused name gives the use
+//! back and retires nothing.
 //!
-//! Both races are decided by single statements, identically on SQLite and
+//! The races are decided by single statements, identically on SQLite and
 //! PostgreSQL: the use by `UPDATE tokens ... WHERE uses_left > 0 AND
-//! revoked = 0 AND expires_at > now` (rows affected 0 or 1), the name by
-//! `INSERT ... ON CONFLICT (name) DO UPDATE ... WHERE nodes.state =
-//! 'retired'`.
+//! revoked = 0 AND expires_at > now` (rows affected 0 or 1), the expired
+//! holder by `UPDATE nodes ... WHERE state <> 'retired' AND cert_expires_at
+//! < now` (which also locks the row), the name by `INSERT ... ON CONFLICT
+//! (name) DO UPDATE ... WHERE nodes.state = 'retired'`.
 
 use serde_json::json;
 use sqlx::AnyConnection;
@@ -42,9 +48,16 @@ pub struct EnrolledNode {
     pub node: NodeRow,
     /// The token used, when there was one.
     pub token_id: Option<String>,
-    /// True when the name belonged to a retired node.
+    /// True when the name belonged to a retired node (or to one whose
+    /// certificate had expired, see `retired_expired`).
     pub reenrolled: bool,
+    /// The serial of the expired certificate of the node that held the
+    /// name, retired (and revoked) by this enrollment.
+    pub retired_expired: Option<String>,
 }
+
+/// Why an enrollment retires the node that held its name.
+const EXPIRED: &str = "certificate expired";
 
 /// Check a node name: it becomes a certificate name and a path component.
 pub fn validate_node_name(name: &str) -> Result<()> {
@@ -64,8 +77,37 @@ pub fn validate_node_name(name: &str) -> Result<()> {
     }
 }
 
-/// Insert the node, or take over a retired node's row, on the caller's
-/// transaction. Conflict when a live node holds the name.
+/// Retire the node holding `e.name` if its certificate has expired, on the
+/// caller's transaction; returns its serial. The conditional update locks
+/// the row, so of two enrollments racing for the name one retires it and the
+/// other then finds a live node (PostgreSQL re-checks the condition after
+/// the lock).
+async fn retire_if_expired(
+    conn: &mut AnyConnection,
+    e: &NodeEnrollment,
+    who: &str,
+) -> Result<Option<String>> {
+    let locked = sqlx::query(
+        "UPDATE nodes SET state = state \
+         WHERE name = $1 AND state <> 'retired' AND cert_expires_at < $2",
+    )
+    .bind(&e.name)
+    .bind(e.now)
+    .execute(&mut *conn)
+    .await?;
+    if locked.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let holder = nodes::fetch(conn, &e.name)
+        .await?
+        .ok_or_else(|| nodes::not_found(&e.name))?;
+    nodes::retire_locked(conn, &holder, who, Some(EXPIRED), e.now).await?;
+    Ok(Some(holder.cert_serial))
+}
+
+/// Insert the node, or take over a retired node's row (retiring first a
+/// holder whose certificate expired), on the caller's transaction. Conflict
+/// when a live node holds the name.
 async fn write_node(
     conn: &mut AnyConnection,
     e: &NodeEnrollment,
@@ -74,6 +116,7 @@ async fn write_node(
     roles: &[String],
     who: &str,
 ) -> Result<EnrolledNode> {
+    let retired_expired = retire_if_expired(conn, e, who).await?;
     let previous = nodes::fetch(conn, &e.name).await?;
     let done = sqlx::query(
         "INSERT INTO nodes (name, environment, roles_json, attributes_json, facts_json, state, \
@@ -101,7 +144,8 @@ async fn write_node(
         let holder = nodes::fetch(conn, &e.name).await?;
         let state = holder.map_or(NodeState::Active, |n| n.state);
         return Err(StoreError::Conflict(format!(
-            "node name {} is held by an {state} node; retire it first (cmctl node retire {})",
+            "node name {} is held by an {state} node whose certificate has not expired; \
+             retire it first (cmctl node retire {})",
             e.name, e.name
         )));
     }
@@ -128,6 +172,7 @@ async fn write_node(
         node,
         token_id: None,
         reenrolled: previous.is_some(),
+        retired_expired,
     })
 }
 
@@ -183,7 +228,8 @@ impl Store {
     /// environment, atomically. A token that is unknown, revoked, expired
     /// or used up is [`StoreError::Denied`] with a message saying which; a
     /// name a live node holds is [`StoreError::Conflict`] and consumes
-    /// nothing. The audit row names `token:ID`.
+    /// nothing. A holder whose certificate expired before `e.now` is retired
+    /// in the same transaction. The audit rows name `token:ID`.
     pub async fn enroll_with_token(
         &self,
         token_hash: &str,

@@ -188,6 +188,43 @@ fn refuse_retired(node: &NodeRow, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Retire `node`, whose row the caller's transaction has locked: its state,
+/// the revocation of its serial and the audit row, as one. `why` (e.g.
+/// `certificate expired`) is added to the revocation reason and the audit
+/// when the retirement is not an admin's own decision.
+pub(crate) async fn retire_locked(
+    conn: &mut AnyConnection,
+    node: &NodeRow,
+    who: &str,
+    why: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let name = &node.name;
+    sqlx::query("UPDATE nodes SET state = 'retired' WHERE name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    let reason = match why {
+        None => format!("node {name} retired"),
+        Some(why) => format!("node {name} retired: {why}"),
+    };
+    certs::revoke(conn, &node.cert_serial, &reason, now).await?;
+    let mut after = json!({"state": "retired"});
+    if let Some(why) = why {
+        after["reason"] = json!(why);
+    }
+    audit::record(
+        conn,
+        now,
+        who,
+        format!("node.retire {name}"),
+        Some(json!({"state": node.state.as_str(), "cert_serial": node.cert_serial})),
+        Some(after),
+    )
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// One node.
     pub async fn node(&self, name: &str) -> Result<NodeRow> {
@@ -348,27 +385,7 @@ impl Store {
                 changed: false,
             });
         }
-        let before = json!({"state": node.state.as_str(), "cert_serial": node.cert_serial});
-        sqlx::query("UPDATE nodes SET state = 'retired' WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        certs::revoke(
-            &mut tx,
-            &node.cert_serial,
-            &format!("node {name} retired"),
-            now,
-        )
-        .await?;
-        audit::record(
-            &mut tx,
-            now,
-            who,
-            format!("node.retire {name}"),
-            Some(before),
-            Some(json!({"state": "retired"})),
-        )
-        .await?;
+        retire_locked(&mut tx, &node, who, None, now).await?;
         tx.commit().await?;
         node.state = NodeState::Retired;
         Ok(Saved {

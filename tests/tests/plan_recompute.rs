@@ -1,0 +1,112 @@
+//! Plans after admin changes: a change is acknowledged before any node's
+//! plan is recomputed, GetPlan answers with the new plan at once, and a
+//! burst of changes is merged into one background pass whose Watch event
+//! carries the final plan hash.
+
+use std::time::Duration;
+
+use cm_e2e::{TestServer, enroll, full_plan, push_cookbook, repo, watch};
+use cm_proto::v1::agent_client::AgentClient;
+use cm_proto::v1::roles_client::RolesClient;
+use cm_proto::v1::{Document, GetPlanRequest};
+use tokio::sync::broadcast::error::TryRecvError;
+use tokio_stream::StreamExt;
+
+/// A bound against a hang only (the machine runs other builds), not a
+/// measurement.
+const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn memcached_role(memory_percent: usize) -> Document {
+    let yaml = std::fs::read_to_string(repo().join("roles/memcached.yaml"))
+        .unwrap()
+        .replace(
+            "memory_percent: 50",
+            &format!("memory_percent: {memory_percent}"),
+        );
+    assert!(yaml.contains(&format!("memory_percent: {memory_percent}")));
+    Document {
+        yaml,
+        ..Default::default()
+    }
+}
+
+fn memory_percent(plan: &cm_proto::v1::Plan) -> serde_json::Value {
+    let attrs: serde_json::Value = serde_json::from_str(&plan.attributes_json).unwrap();
+    attrs["memcached"]["memory_percent"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_changes_is_acknowledged_first_and_watchers_hear_the_final_plan() {
+    const CHANGES: usize = 5;
+    let s = TestServer::start().await;
+    let state = s.running.state.clone();
+    push_cookbook(&s, &repo().join("cookbooks/memcached")).await;
+    let mut roles = RolesClient::new(s.admin().await);
+    roles.set(memcached_role(50)).await.unwrap();
+    let token = s.token("memcached", 1).await;
+    let (cert, key) = enroll(&s, &token, "node-1").await.unwrap();
+    let mut agent = AgentClient::new(s.channel(Some((&cert, &key))).await);
+    let first = full_plan(&mut agent).await;
+    let mut events = watch(&mut agent, &first.hash).await;
+    // Whatever the set-up queued has been recomputed.
+    state.recompute.settled().await;
+    let passes = state.recompute.passes();
+    let mut hub = state.hub.subscribe();
+
+    // While passes are held back, every change is acknowledged: none waits
+    // for a recomputation.
+    let paused = state.recompute.pause();
+    for i in 1..=CHANGES {
+        roles.set(memcached_role(50 + i)).await.unwrap();
+    }
+    assert_eq!(state.recompute.passes(), passes, "no pass ran");
+    assert_eq!(hub.try_recv().unwrap_err(), TryRecvError::Empty);
+    // GetPlan does not wait for the pass either: the final plan already.
+    let current = agent
+        .get_plan(GetPlanRequest {
+            since: first.hash.clone(),
+            agent_version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .plan
+        .expect("the plan changed");
+    assert_eq!(memory_percent(&current), 50 + CHANGES);
+    assert_ne!(current.hash, first.hash);
+
+    drop(paused);
+    let event = tokio::time::timeout(EVENT_TIMEOUT, events.next())
+        .await
+        .expect("an event")
+        .expect("the stream is open")
+        .unwrap();
+    assert_eq!(event.plan_hash, current.hash);
+    assert!(
+        event.reason.contains("and 4 more changes"),
+        "{}",
+        event.reason
+    );
+    state.recompute.settled().await;
+    assert_eq!(
+        state.recompute.passes(),
+        passes + 1,
+        "one pass for the burst"
+    );
+    let told = hub.try_recv().unwrap();
+    assert_eq!(
+        (told.node.as_str(), told.plan_hash.as_str()),
+        ("node-1", current.hash.as_str())
+    );
+    assert_eq!(hub.try_recv().unwrap_err(), TryRecvError::Empty);
+    assert_eq!(
+        state.store.node("node-1").await.unwrap().plan_hash,
+        current.hash
+    );
+
+    // A change that alters no plan makes a pass that wakes nobody.
+    state.changed("a change that alters no plan").await;
+    state.recompute.settled().await;
+    assert_eq!(state.recompute.passes(), passes + 2);
+    assert_eq!(hub.try_recv().unwrap_err(), TryRecvError::Empty);
+}
