@@ -142,24 +142,32 @@ impl Node {
         let facts = tokio::task::spawn_blocking(move || gather_facts(&config))
             .await
             .unwrap_or_default();
-        self.renew_if_due().await?;
-        self.report_facts(&facts).await?;
-        let (plan, fetched, online, sync_error) =
-            match sync::sync(self.channel(), &self.cache).await {
-                Ok((plan, fetched)) => (Some(plan), fetched, true, None),
-                Err(RemoteError::Revoked(m)) => return Err(revoked(m)),
-                Err(RemoteError::Unreachable(m)) => {
-                    tracing::warn!(error = %m, "server unreachable: converging the last good plan");
-                    let cached = self.cache.plan();
-                    let why = cached
-                        .is_none()
-                        .then(|| format!("no plan yet and the server is unreachable: {m}"));
-                    (cached, Fetched::default(), false, why)
-                }
-                // The server has no plan for this node (unsatisfiable
-                // constraints, no role): nothing is touched, the reason is reported.
-                Err(e) => (None, Fetched::default(), true, Some(e.to_string())),
-            };
+        // Reporting facts is also the reachability probe: with the server
+        // away, the run goes straight to the cache instead of waiting out
+        // one timeout per call.
+        let reached = self.report_facts(&facts).await?;
+        let synced = match reached {
+            Err(unreachable @ RemoteError::Unreachable(_)) => Err(unreachable),
+            _ => {
+                self.renew_if_due().await?;
+                sync::sync(self.channel(), &self.cache).await
+            }
+        };
+        let (plan, fetched, online, sync_error) = match synced {
+            Ok((plan, fetched)) => (Some(plan), fetched, true, None),
+            Err(RemoteError::Revoked(m)) => return Err(revoked(m)),
+            Err(RemoteError::Unreachable(m)) => {
+                tracing::warn!(error = %m, "server unreachable: converging the last good plan");
+                let cached = self.cache.plan();
+                let why = cached
+                    .is_none()
+                    .then(|| format!("no plan yet and the server is unreachable: {m}"));
+                (cached, Fetched::default(), false, why)
+            }
+            // The server has no plan for this node (unsatisfiable
+            // constraints, no role): nothing is touched, the reason is reported.
+            Err(e) => (None, Fetched::default(), true, Some(e.to_string())),
+        };
         let cause = match (&plan, self.cache.converged_hash()) {
             (Some(p), Some(done)) if p.hash == done => "drift_repair",
             _ => "new_plan",
@@ -180,7 +188,9 @@ impl Node {
             if let Err(e) = self.queue.push(&summary) {
                 tracing::warn!(error = %e, "cannot queue the run report");
             }
-            self.flush_reports().await?;
+            if online {
+                self.flush_reports().await?;
+            }
         }
         Ok(Outcome {
             report,
@@ -285,17 +295,18 @@ impl Node {
         }
     }
 
-    async fn report_facts(&self, facts: &Facts) -> Result<(), Fatal> {
+    /// Send the facts; the inner error says why they were not taken.
+    async fn report_facts(&self, facts: &Facts) -> Result<Result<(), RemoteError>, Fatal> {
         let facts_json = serde_json::to_string(facts).unwrap_or_default();
         let mut request = tonic::Request::new(FactsRequest { facts_json });
         request.set_timeout(Duration::from_secs(30));
         match AgentClient::new(self.channel()).report_facts(request).await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Ok(())),
             Err(s) => match RemoteError::from(s) {
                 RemoteError::Revoked(m) => Err(revoked(m)),
                 e => {
                     tracing::debug!(error = %e, "facts not reported");
-                    Ok(())
+                    Ok(Err(e))
                 }
             },
         }
