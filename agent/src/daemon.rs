@@ -19,9 +19,12 @@ use crate::node::{Fatal, Node, RunOptions, gather_facts};
 use crate::remote::RemoteError;
 use crate::signals::STOP;
 
-/// Exponential backoff with full jitter: 1 s doubling to a 60 s ceiling.
+/// Exponential backoff with jitter: 1 s doubling to a 60 s ceiling for
+/// calls to the server.
 pub struct Backoff {
     next: Duration,
+    first: Duration,
+    max: Duration,
 }
 
 impl Backoff {
@@ -29,18 +32,26 @@ impl Backoff {
     const MAX: Duration = Duration::from_secs(60);
 
     pub fn new() -> Backoff {
-        Backoff { next: Self::FIRST }
+        Backoff::between(Self::FIRST, Self::MAX)
+    }
+
+    pub fn between(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            next: first,
+            first,
+            max,
+        }
     }
 
     pub fn reset(&mut self) {
-        self.next = Self::FIRST;
+        self.next = self.first;
     }
 
     /// The next wait: uniform in [ceiling/2, ceiling], so a fleet that lost
     /// its server together does not come back in step.
     pub fn next_delay(&mut self) -> Duration {
         let ceiling = self.next;
-        self.next = (self.next * 2).min(Self::MAX);
+        self.next = (self.next * 2).min(self.max);
         ceiling / 2 + random_up_to(ceiling / 2)
     }
 }
@@ -90,6 +101,9 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
 
     let mut cause = "starting";
     let mut offline = Backoff::new();
+    // A failed run (a mirror down, a service that would not start) is
+    // tried again well before the interval: 10 s doubling to 5 minutes.
+    let mut failing = Backoff::between(Duration::from_secs(10), Duration::from_secs(300));
     loop {
         tracing::info!(cause, "converging");
         notify(&[sd_notify::NotifyState::Status("converging")]);
@@ -118,14 +132,22 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
         // Without any plan there is nothing to converge: keep asking, with backoff.
         let delay = if out.plan_hash.is_none() {
             offline.next_delay()
+        } else if !out.report.succeeded() {
+            offline.reset();
+            failing.next_delay().min(config.interval)
         } else {
             offline.reset();
+            failing.reset();
             config.interval + random_up_to(config.splay)
         };
         let deadline = Instant::now() + delay;
         cause = loop {
             tokio::select! {
-                () = sleep_until(deadline) => break "interval",
+                () = sleep_until(deadline) => break if out.report.succeeded() {
+                    "interval"
+                } else {
+                    "retrying a failed run"
+                },
                 () = stop.notified() => break "stop",
                 event = events.recv() => match event {
                     Some(Event::PlanChanged { hash, reason }) if out.plan_hash.as_ref() != Some(&hash) => {

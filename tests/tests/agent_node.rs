@@ -437,3 +437,30 @@ async fn the_daemon_follows_its_plan_across_a_server_restart() {
     );
     assert_eq!(read(agent.out().join("message")), "after\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_run_is_retried_before_the_interval() {
+    let (_server, agents, _books) = fleet(&["node-f"]).await;
+    let agent = &agents[0];
+    // A plain file where the cookbook wants its directory: the run fails.
+    std::fs::write(agent.out(), "in the way").unwrap();
+    let daemon = agent.spawn_daemon();
+    assert!(
+        daemon
+            .wait_for_log("run failed", 1, Duration::from_secs(60))
+            .await,
+        "{}",
+        daemon.log_text()
+    );
+    // Fixed by hand; the daemon (interval 1h) tries again by itself.
+    std::fs::remove_file(agent.out()).unwrap();
+    assert!(
+        daemon
+            .wait_for_log("converged", 1, Duration::from_secs(90))
+            .await,
+        "{}",
+        daemon.log_text()
+    );
+    assert!(daemon.log_text().contains("retrying a failed run"));
+    assert_eq!(read(agent.out().join("message")), "hello\n");
+}
