@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cm_model::LoadError;
+use cm_model::secrets::SecretString;
 use serde::Deserialize;
 
 use crate::facts::Cloud;
@@ -23,7 +24,7 @@ pub const DEFAULT_SPLAY: Duration = Duration::from_secs(60);
 pub struct FileSettings {
     pub server: Option<String>,
     pub ca_fingerprint: Option<String>,
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
     pub name: Option<String>,
     pub cloud: Option<Cloud>,
     pub imds_endpoint: Option<String>,
@@ -78,7 +79,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 pub struct Overrides {
     pub server: Option<String>,
     pub ca_fingerprint: Option<String>,
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
     pub name: Option<String>,
     pub cloud: Option<Cloud>,
     pub imds_endpoint: Option<String>,
@@ -96,7 +97,8 @@ pub struct Config {
     pub server: Option<String>,
     /// SHA-256 of the CA certificate (hex), how a node trusts the server before it enrolls.
     pub ca_fingerprint: Option<String>,
-    pub token: Option<String>,
+    /// Shown as a redaction in `Debug`, so a logged config leaks nothing.
+    pub token: Option<SecretString>,
     /// Node name; `None` picks the instance id on EC2, else the hostname.
     pub name: Option<String>,
     pub cloud: Cloud,
@@ -124,7 +126,10 @@ impl Config {
                 .ca_fingerprint
                 .or(settings.ca_fingerprint)
                 .map(|f| normalize_fingerprint(&f)),
-            token: over.token.or(settings.token).filter(|t| !t.is_empty()),
+            token: over
+                .token
+                .or(settings.token)
+                .filter(|t| !t.expose().is_empty()),
             name: over.name.or(settings.name).filter(|n| !n.is_empty()),
             cloud: over.cloud.or(settings.cloud).unwrap_or_default(),
             imds_endpoint: over.imds_endpoint.or(settings.imds_endpoint),

@@ -130,7 +130,7 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
         }
         notify(&[sd_notify::NotifyState::Status("idle")]);
         // Without any plan there is nothing to converge: keep asking, with backoff.
-        let delay = if out.plan_hash.is_none() {
+        let delay = if out.plan_hash.is_none() && !out.online {
             offline.next_delay()
         } else if !out.report.succeeded() {
             offline.reset();
@@ -170,8 +170,14 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
                         }
                     }
                     Some(Event::Revoked(m)) => {
+                        // A stream from before a renewal, or a renewal by
+                        // another agent process: check before giving up.
                         watcher.abort();
-                        return Err(Fatal::Revoked(m));
+                        if !node.adopt_newer_identity()? && !node.still_accepted().await {
+                            return Err(Fatal::Revoked(m));
+                        }
+                        watcher = tokio::spawn(watch_loop(node.channel(), known_rx.clone(), events_tx.clone()));
+                        watching_as = node.identity.cert_pem.clone();
                     }
                     None => {}
                 },
@@ -238,8 +244,12 @@ async fn enroll_with_retries(
             Ok(node) => return Ok(Some(node)),
             Err(RemoteError::Refused(m)) => return Err(Fatal::Refused(m)),
             Err(RemoteError::Revoked(m)) => return Err(Fatal::Revoked(m)),
+            Err(RemoteError::Local(m)) => return Err(Fatal::Setup(m)),
             Err(e) => {
                 let wait = backoff.next_delay();
+                notify(&[sd_notify::NotifyState::Status(
+                    "waiting for the server to enroll",
+                )]);
                 tracing::warn!(error = %e, retry_in = wait.as_secs_f32(), "cannot enroll yet");
                 tokio::select! {
                     () = sleep(wait) => {}
@@ -258,12 +268,13 @@ async fn watch_loop(channel: Channel, known: watch::Receiver<String>, events: mp
         let plan_hash = known.borrow().clone();
         match client.watch(WatchRequest { plan_hash }).await {
             Ok(response) => {
-                backoff.reset();
+                let opened = Instant::now();
                 let _ = events.send(Event::Connected).await;
                 let mut stream = response.into_inner();
                 loop {
                     match stream.message().await {
                         Ok(Some(ev)) => {
+                            backoff.reset();
                             let _ = events
                                 .send(Event::PlanChanged {
                                     hash: ev.plan_hash,
@@ -277,6 +288,11 @@ async fn watch_loop(channel: Channel, known: watch::Receiver<String>, events: mp
                             break;
                         }
                     }
+                }
+                // Only a stream that lived a while proves the server is back:
+                // one that ends at once must not reconnect in a tight loop.
+                if opened.elapsed() > Duration::from_secs(30) {
+                    backoff.reset();
                 }
             }
             Err(s) => match RemoteError::from(s) {
@@ -311,6 +327,13 @@ fn stop_signal() -> std::sync::Arc<tokio::sync::Notify> {
         STOP.store(true, Ordering::SeqCst);
         n.notify_waiters();
         n.notify_one();
+        // A second signal means now.
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("stopping now");
+        std::process::exit(1);
     });
     notify
 }

@@ -46,6 +46,8 @@ pub struct Node {
     channel: Channel,
     pub cache: Cache,
     pub queue: Queue,
+    /// A renewed identity that could not be written yet.
+    unsaved_identity: bool,
 }
 
 /// What one run did.
@@ -97,20 +99,29 @@ impl Node {
     /// the caller decides how to retry an unreachable server.
     pub async fn connect(config: &Config, facts: &Facts) -> Result<Node, RemoteError> {
         ensure_state_dir(&config.state_dir)
-            .map_err(|e| RemoteError::Other(format!("{}: {e}", config.state_dir.display())))?;
-        let stored = Identity::load(&config.state_dir).map_err(RemoteError::Other)?;
+            .map_err(|e| RemoteError::Local(format!("{}: {e}", config.state_dir.display())))?;
+        let stored = Identity::load(&config.state_dir).map_err(RemoteError::Local)?;
         let identity = match stored {
-            Some(id) if !id.expired(now()) => id,
-            Some(id) if config.token.is_none() => {
-                return Err(RemoteError::Revoked(format!(
-                    "the certificate of node {} expired at {}; it must enroll again: \
-                     put a new token in {} (`cmctl token create`) and run `cm-agent start`",
-                    id.name,
-                    id.expires_at,
-                    config.file.display()
-                )));
+            // A token beside an identity: the operator wants this node back
+            // if the server no longer takes its certificate.
+            Some(mut id) if config.token.is_some() => {
+                id.server = config.server.clone().unwrap_or(id.server);
+                if id.expired(now()) || revoked_on_server(&id, facts).await? {
+                    tracing::info!(node = %id.name, "the stored identity is no longer valid: enrolling again");
+                    enroll(config, facts).await?
+                } else {
+                    id
+                }
             }
-            _ => enroll(config, facts).await?,
+            Some(id) if id.expired(now()) => {
+                return Err(RemoteError::Revoked(expired(&id, config)));
+            }
+            Some(mut id) => {
+                // A moved server (`server:` changed) is reached at its new address.
+                id.server = config.server.clone().unwrap_or(id.server);
+                id
+            }
+            None => enroll(config, facts).await?,
         };
         let channel = identity.channel().map_err(RemoteError::Refused)?;
         Ok(Node {
@@ -119,6 +130,7 @@ impl Node {
             config: config.clone(),
             identity,
             channel,
+            unsaved_identity: false,
         })
     }
 
@@ -138,6 +150,10 @@ impl Node {
         stop: &'static AtomicBool,
         observe: Box<dyn FnMut(&ResourceReport) + Send>,
     ) -> Result<Outcome, Fatal> {
+        self.adopt_newer_identity()?;
+        if self.identity.expired(now()) {
+            return Err(Fatal::Revoked(expired(&self.identity, &self.config)));
+        }
         let config = self.config.clone();
         let facts = tokio::task::spawn_blocking(move || gather_facts(&config))
             .await
@@ -164,9 +180,15 @@ impl Node {
                     .then(|| format!("no plan yet and the server is unreachable: {m}"));
                 (cached, Fetched::default(), false, why)
             }
-            // The server has no plan for this node (unsatisfiable
-            // constraints, no role): nothing is touched, the reason is reported.
-            Err(e) => (None, Fetched::default(), true, Some(e.to_string())),
+            // The server answered without a plan (unsatisfiable
+            // constraints, a damaged blob, a version it will not serve):
+            // the last good plan still holds; without one nothing is touched.
+            Err(e) => {
+                tracing::warn!(error = %e, "no new plan from the server");
+                let cached = self.cache.plan();
+                let why = cached.is_none().then(|| e.to_string());
+                (cached, Fetched::default(), true, why)
+            }
         };
         let cause = match (&plan, self.cache.converged_hash()) {
             (Some(p), Some(done)) if p.hash == done => "drift_repair",
@@ -185,11 +207,16 @@ impl Node {
         }
         let summary = self.summary(&report, plan.as_ref(), cause);
         if !opts.why_run {
-            if let Err(e) = self.queue.push(&summary) {
-                tracing::warn!(error = %e, "cannot queue the run report");
-            }
-            if online {
-                self.flush_reports().await?;
+            match self.queue.push(&summary) {
+                Ok(()) if online => self.flush_reports().await?,
+                Ok(()) => {}
+                Err(e) => {
+                    // Disk full: send this one straight away rather than lose it.
+                    tracing::warn!(error = %e, "cannot queue the run report; sending it directly");
+                    if online {
+                        self.send_report(summary).await?;
+                    }
+                }
             }
         }
         Ok(Outcome {
@@ -200,6 +227,47 @@ impl Node {
             fetched,
             cause,
         })
+    }
+
+    async fn send_report(&self, summary: RunSummary) -> Result<(), Fatal> {
+        let mut request = tonic::Request::new(summary);
+        request.set_timeout(Duration::from_secs(30));
+        match AgentClient::new(self.channel()).report_run(request).await {
+            Ok(_) => Ok(()),
+            Err(s) => match RemoteError::from(s) {
+                RemoteError::Revoked(m) => Err(revoked(m)),
+                e => {
+                    tracing::warn!(error = %e, "run report lost");
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    /// Another process (`cm-agent run --once` beside the daemon) may have
+    /// renewed the certificate: the newer identity on disk wins.
+    pub fn adopt_newer_identity(&mut self) -> Result<bool, Fatal> {
+        let Ok(Some(mut disk)) = Identity::load(&self.config.state_dir) else {
+            return Ok(false);
+        };
+        if disk.cert_pem == self.identity.cert_pem || disk.issued_at < self.identity.issued_at {
+            return Ok(false);
+        }
+        disk.server = self.identity.server.clone();
+        self.channel = disk.channel().map_err(Fatal::Setup)?;
+        self.identity = disk;
+        tracing::info!("using the certificate renewed by another agent process");
+        Ok(true)
+    }
+
+    /// Whether the server still takes this node's certificate (an
+    /// unreachable server is given the benefit of the doubt).
+    pub async fn still_accepted(&self) -> bool {
+        let config = self.config.clone();
+        let facts = tokio::task::spawn_blocking(move || gather_facts(&config))
+            .await
+            .unwrap_or_default();
+        !matches!(revoked_on_server(&self.identity, &facts).await, Ok(true))
     }
 
     /// Send queued reports; an unreachable server keeps them for later.
@@ -273,16 +341,21 @@ impl Node {
     }
 
     async fn renew_if_due(&mut self) -> Result<(), Fatal> {
+        if self.unsaved_identity && self.identity.save(&self.config.state_dir).is_ok() {
+            self.unsaved_identity = false;
+        }
         if !self.identity.renewal_due(now()) {
             return Ok(());
         }
         match identity::renew(&self.identity, self.channel()).await {
             Ok(new) => {
+                // The old certificate is revoked now: keep using the new one
+                // even if it cannot be written yet; the next run writes it.
                 if let Err(e) = new.save(&self.config.state_dir) {
-                    tracing::warn!(error = %e, "cannot keep the renewed certificate");
-                    return Ok(());
+                    tracing::error!(error = %e, "cannot write the renewed certificate; retrying next run");
+                    self.unsaved_identity = true;
                 }
-                self.channel = new.channel().map_err(Fatal::Refused)?;
+                self.channel = new.channel().map_err(Fatal::Setup)?;
                 tracing::info!(expires_at = new.expires_at, "certificate renewed");
                 self.identity = new;
                 Ok(())
@@ -313,6 +386,32 @@ impl Node {
     }
 }
 
+fn expired(id: &Identity, config: &Config) -> String {
+    format!(
+        "the certificate of node {} expired at {} (unix time); it must enroll again: \
+         put a new token in {} (`cmctl token create`) and run `cm-agent start`",
+        id.name,
+        id.expires_at,
+        config.file.display()
+    )
+}
+
+/// Ask the server whether it still takes `id` (reporting facts on the way).
+async fn revoked_on_server(id: &Identity, facts: &Facts) -> Result<bool, RemoteError> {
+    let channel = id.channel().map_err(RemoteError::Refused)?;
+    let facts_json = serde_json::to_string(facts).unwrap_or_default();
+    let mut request = tonic::Request::new(FactsRequest { facts_json });
+    request.set_timeout(Duration::from_secs(30));
+    match AgentClient::new(channel).report_facts(request).await {
+        Ok(_) => Ok(false),
+        Err(s) => match RemoteError::from(s) {
+            RemoteError::Revoked(_) => Ok(true),
+            RemoteError::Unreachable(m) => Err(RemoteError::Unreachable(m)),
+            _ => Ok(false),
+        },
+    }
+}
+
 fn revoked(m: String) -> Fatal {
     Fatal::Revoked(format!(
         "the server no longer accepts this node's certificate ({m}); \
@@ -333,7 +432,11 @@ async fn enroll(config: &Config, facts: &Facts) -> Result<Identity, RemoteError>
         .ca_fingerprint
         .as_deref()
         .ok_or_else(|| missing("ca_fingerprint"))?;
-    let token = config.token.as_deref().ok_or_else(|| missing("token"))?;
+    let token = config
+        .token
+        .as_ref()
+        .map(SecretString::expose)
+        .ok_or_else(|| missing("token"))?;
     let name = node_name(config, facts);
     let identity = identity::enroll(Enrollment {
         server,
@@ -345,7 +448,7 @@ async fn enroll(config: &Config, facts: &Facts) -> Result<Identity, RemoteError>
     .await?;
     identity
         .save(&config.state_dir)
-        .map_err(|e| RemoteError::Other(format!("cannot keep the identity: {e}")))?;
+        .map_err(|e| RemoteError::Local(format!("cannot keep the identity: {e}")))?;
     if let Err(e) = forget_token(&config.file) {
         tracing::warn!(file = %config.file.display(), error = %e, "cannot remove the used token");
     }

@@ -33,6 +33,8 @@ After=network-online.target
 
 [Service]
 Type=notify
+# READY comes after enrollment, which waits for the server as long as it takes.
+TimeoutStartSec=infinity
 ExecStart={exe} daemon --config {config}
 Restart=on-failure
 RestartSec=10s
@@ -61,6 +63,8 @@ pub fn systemd_is_init() -> bool {
 /// cloud-final, which the unit must not wait for).
 pub fn install_service(config_file: &Path, start: bool) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    check_path("the agent binary", &exe)?;
+    check_path("the settings file", config_file)?;
     let text = unit(&exe, config_file);
     let wanted = crate::fsutil::Wanted {
         mode: Some(0o644),
@@ -118,11 +122,14 @@ LOG={log}
 
 case "$1" in
   start)
-    start-stop-daemon --start --quiet --oknodo --background --make-pidfile       --pidfile "$PIDFILE" --startas /bin/sh --       -c "exec '$DAEMON' daemon --config '$CONFIG' >>$LOG 2>&1"
+    start-stop-daemon --start --quiet --oknodo --background --make-pidfile \
+      --pidfile "$PIDFILE" --startas /bin/sh -- \
+      -c "exec '$DAEMON' daemon --config '$CONFIG' >>$LOG 2>&1"
     ;;
   stop)
     # The agent finishes the resource in hand on SIGTERM.
-    start-stop-daemon --stop --quiet --oknodo --pidfile "$PIDFILE"       --retry TERM/300/KILL/5 --remove-pidfile
+    start-stop-daemon --stop --quiet --oknodo --pidfile "$PIDFILE" \
+      --retry TERM/300/KILL/5 --remove-pidfile
     ;;
   restart|force-reload)
     "$0" stop && "$0" start
@@ -145,6 +152,8 @@ esac
 /// Install the init script, link it into the runlevels and start it.
 fn install_init_script(config_file: &Path) -> Result<Started, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    check_path("the agent binary", &exe)?;
+    check_path("the settings file", config_file)?;
     let wanted = crate::fsutil::Wanted {
         mode: Some(0o755),
         ..Default::default()
@@ -204,6 +213,7 @@ pub async fn start(config: &Config) -> Result<Started, Fatal> {
             Ok(_) => break,
             Err(RemoteError::Refused(m)) => return Err(Fatal::Refused(m)),
             Err(RemoteError::Revoked(m)) => return Err(Fatal::Revoked(m)),
+            Err(RemoteError::Local(m)) => return Err(Fatal::Setup(m)),
             Err(e) if begun.elapsed() < ENROLL_BUDGET => {
                 let wait = backoff.next_delay();
                 eprintln!(
@@ -230,15 +240,29 @@ pub async fn start(config: &Config) -> Result<Started, Fatal> {
 
 /// update-rc.d and start-stop-daemon, as every Debian system has.
 fn has_sysv_tools() -> bool {
-    [
-        "/usr/sbin/update-rc.d",
-        "/sbin/start-stop-daemon",
-        "/usr/sbin/start-stop-daemon",
-    ]
-    .iter()
-    .filter(|p| Path::new(p).exists())
-    .count()
-        >= 2
+    let found = |name: &str| {
+        ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+            .iter()
+            .any(|dir| Path::new(dir).join(name).exists())
+    };
+    found("update-rc.d") && found("start-stop-daemon")
+}
+
+/// Paths go into a unit file and a shell script: allow only plain ones.
+fn check_path(what: &str, path: &Path) -> Result<(), String> {
+    let text = path.to_str().unwrap_or_default();
+    let plain = text.starts_with('/')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b));
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} {}: only absolute paths of letters, digits and / . _ - + can be started at boot",
+            path.display()
+        ))
+    }
 }
 
 /// Start `cm-agent daemon` in its own session, logging to a file, so the
@@ -281,6 +305,14 @@ fn detach(config_file: &Path) -> Result<Started, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_paths_start_at_boot() {
+        assert!(check_path("f", Path::new("/etc/cm/agent.yaml")).is_ok());
+        for bad in ["etc/cm", "/etc/it's", "/etc/a b", "/etc/100%", "/etc/$(x)"] {
+            assert!(check_path("f", Path::new(bad)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn init_script_is_lsb_and_quotes_its_paths() {

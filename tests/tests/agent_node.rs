@@ -223,6 +223,15 @@ async fn a_retired_node_stops_and_says_so() {
     let run = agent.run_once().await;
     assert_eq!(run.status.code(), Some(4), "{}", run.stderr);
     assert!(run.stderr.contains("revoked"), "{}", run.stderr);
+
+    // As the docs say: a new token in agent.yaml brings it back.
+    let token = server.token("role-node-x", 1).await;
+    let mut settings = read(agent.config());
+    settings.push_str(&format!("token: {token}\n"));
+    std::fs::write(agent.config(), settings).unwrap();
+    let back = agent.run_once().await;
+    assert!(back.status.success(), "{}", back.stderr);
+    assert!(!read(agent.config()).contains("token:"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -134,9 +134,13 @@ enum Command {
     /// starts that (logging to /var/log/cm-agent.log). A refused token
     /// starts nothing. Exit status:
     /// 0 started, 2 bad settings, 3 enrollment refused, 4 revoked.
+    ///
+    /// Everything comes from the settings file, so the daemon started at
+    /// boot later reads exactly what this enrollment used.
     Start {
-        #[command(flatten)]
-        settings: Settings,
+        /// Settings file.
+        #[arg(long, value_name = "FILE", default_value = config::DEFAULT_FILE, env = "CM_CONFIG")]
+        config: PathBuf,
     },
     /// Write the systemd unit (/etc/systemd/system/cm-agent.service).
     InstallService {
@@ -189,11 +193,28 @@ struct Settings {
 }
 
 impl Settings {
+    /// Only the file: what the daemon started at boot will read.
+    fn file_only(config: PathBuf) -> Settings {
+        Settings {
+            config,
+            server: None,
+            ca_fingerprint: None,
+            token: None,
+            name: None,
+            cloud: None,
+            imds_endpoint: None,
+            interval: None,
+            splay: None,
+            state_dir: None,
+            backup_dir: None,
+        }
+    }
+
     fn load(self) -> Result<Config, String> {
         let over = Overrides {
             server: self.server,
             ca_fingerprint: self.ca_fingerprint,
-            token: self.token,
+            token: self.token.map(cm_model::secrets::SecretString::new),
             name: self.name,
             cloud: self.cloud,
             imds_endpoint: self.imds_endpoint,
@@ -298,7 +319,7 @@ fn main() -> ExitCode {
                 Err(e) => fatal(&e),
             }
         }),
-        Command::Start { settings } => with_config(settings, |config| {
+        Command::Start { config } => with_config(Settings::file_only(config), |config| {
             match runtime().block_on(service::start(&config)) {
                 Ok(Started::Systemd) => {
                     eprintln!("cm-agent: started as the systemd unit cm-agent.service");
@@ -375,6 +396,7 @@ async fn run_once(config: Config, opts: RunOptions, format: Format) -> ExitCode 
         Ok(n) => n,
         Err(cm_agent::remote::RemoteError::Refused(m)) => return fatal(&Fatal::Refused(m)),
         Err(cm_agent::remote::RemoteError::Revoked(m)) => return fatal(&Fatal::Revoked(m)),
+        Err(cm_agent::remote::RemoteError::Local(m)) => return fatal(&Fatal::Setup(m)),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;

@@ -32,6 +32,9 @@ pub enum RemoteError {
     Revoked(String),
     #[error("{0}")]
     Other(String),
+    /// This machine cannot keep the agent's state (state dir, identity file).
+    #[error("{0}")]
+    Local(String),
 }
 
 impl From<tonic::Status> for RemoteError {

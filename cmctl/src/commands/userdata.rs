@@ -25,6 +25,9 @@ pub async fn userdata(channel: Channel, cred: &Credential, u: UserData) -> Resul
     if !u.server.starts_with("https://") {
         bail!("{:?}: the server URL must start with https://", u.server);
     }
+    for name in u.roles.iter().chain([&u.env]) {
+        cm_model::metadata::check_name(name).map_err(|e| anyhow::anyhow!("{name:?}: {e}"))?;
+    }
     let (token, note) = match u.token {
         Some(t) => (t, "a token given with --token".to_string()),
         None => {
@@ -55,8 +58,9 @@ pub async fn userdata(channel: Channel, cred: &Credential, u: UserData) -> Resul
     Ok(())
 }
 
-/// The script. Values are written into a quoted heredoc, so the shell
-/// expands nothing in them; each was checked to hold no newline.
+/// The script. Settings go into a quoted heredoc, so the shell expands
+/// nothing in them, each as a JSON-quoted YAML string with line breaks
+/// replaced; role and environment names were checked to be plain names.
 #[allow(clippy::too_many_arguments)]
 pub fn script(
     roles: &[String],
@@ -89,12 +93,13 @@ pub fn script(
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 install -d -m 0755 /etc/cm
-(umask 077 && cat > /etc/cm/agent.yaml <<'CM_AGENT_YAML'
+# A file left from an image build keeps its mode: start from an empty 0600 one.
+install -m 0600 /dev/null /etc/cm/agent.yaml
+cat > /etc/cm/agent.yaml <<'CM_AGENT_YAML'
 {yaml}CM_AGENT_YAML
-)
 exec cm-agent start
 ",
-        roles = roles.join(","),
+        roles = one_line(&roles.join(",")),
         env = one_line(env),
         note = one_line(note),
     )
@@ -133,6 +138,28 @@ mod tests {
         );
         assert!(s.contains("cloud: \"none\"\n"));
         assert!(s.trim_end().ends_with("exec cm-agent start"));
+    }
+
+    #[test]
+    fn bash_parses_the_script() {
+        use std::io::Write;
+        let s = script(
+            &["web".into()],
+            "prod",
+            "n",
+            "https://a:1",
+            "f",
+            "t'\"$x",
+            None,
+            Some("15m"),
+        );
+        let mut bash = std::process::Command::new("bash")
+            .arg("-n")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("bash runs");
+        bash.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        assert!(bash.wait().unwrap().success(), "{s}");
     }
 
     #[test]
