@@ -8,22 +8,24 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use cm_model::report::{ResourceReport, RunReport};
-use cm_model::runlist::RecipeRef;
-use cm_model::secrets::{SecretString, Secrets};
 use cm_proto::v1::agent_client::AgentClient;
 use cm_proto::v1::{FactsRequest, Plan, RunSummary};
-use serde_json::{Map, Value};
 use tonic::transport::Channel;
 
 use crate::apply::failed_before_start;
-use crate::config::{Config, forget_token};
-use crate::engine::{self, Inputs, Options};
+use crate::config::Config;
 use crate::facts::{self, Facts};
 use crate::lock::RunLock;
-use crate::remote::identity::{self, Enrollment, Identity};
+use crate::remote::identity::{self, Identity};
 use crate::remote::reports::Queue;
 use crate::remote::sync::{self, Cache, Fetched};
 use crate::remote::{RemoteError, ensure_state_dir, now};
+
+mod enroll;
+mod plan;
+
+use enroll::{enroll, expired, revoked, revoked_on_server};
+use plan::converge_plan;
 
 /// Why the agent must stop rather than try again.
 #[derive(Debug, thiserror::Error)]
@@ -384,133 +386,4 @@ impl Node {
             },
         }
     }
-}
-
-fn expired(id: &Identity, config: &Config) -> String {
-    format!(
-        "the certificate of node {} expired at {} (unix time); it must enroll again: \
-         put a new token in {} (`cmctl token create`) and run `cm-agent start`",
-        id.name,
-        id.expires_at,
-        config.file.display()
-    )
-}
-
-/// Ask the server whether it still takes `id` (reporting facts on the way).
-async fn revoked_on_server(id: &Identity, facts: &Facts) -> Result<bool, RemoteError> {
-    let channel = id.channel().map_err(RemoteError::Refused)?;
-    let facts_json = serde_json::to_string(facts).unwrap_or_default();
-    let mut request = tonic::Request::new(FactsRequest { facts_json });
-    request.set_timeout(Duration::from_secs(30));
-    match AgentClient::new(channel).report_facts(request).await {
-        Ok(_) => Ok(false),
-        Err(s) => match RemoteError::from(s) {
-            RemoteError::Revoked(_) => Ok(true),
-            RemoteError::Unreachable(m) => Err(RemoteError::Unreachable(m)),
-            _ => Ok(false),
-        },
-    }
-}
-
-fn revoked(m: String) -> Fatal {
-    Fatal::Revoked(format!(
-        "the server no longer accepts this node's certificate ({m}); \
-         it was retired or its certificate expired: enroll again with a new token"
-    ))
-}
-
-async fn enroll(config: &Config, facts: &Facts) -> Result<Identity, RemoteError> {
-    let missing = |what: &str| {
-        RemoteError::Refused(format!(
-            "this node is not enrolled and has no {what}: set `{what}:` in {} \
-             (`cmctl userdata` writes a complete file)",
-            config.file.display()
-        ))
-    };
-    let server = config.server_url().map_err(RemoteError::Refused)?;
-    let pin = config
-        .ca_fingerprint
-        .as_deref()
-        .ok_or_else(|| missing("ca_fingerprint"))?;
-    let token = config
-        .token
-        .as_ref()
-        .map(SecretString::expose)
-        .ok_or_else(|| missing("token"))?;
-    let name = node_name(config, facts);
-    let identity = identity::enroll(Enrollment {
-        server,
-        ca_fingerprint: pin,
-        token,
-        name: &name,
-        facts_json: serde_json::to_string(facts).unwrap_or_default(),
-    })
-    .await?;
-    identity
-        .save(&config.state_dir)
-        .map_err(|e| RemoteError::Local(format!("cannot keep the identity: {e}")))?;
-    if let Err(e) = forget_token(&config.file) {
-        tracing::warn!(file = %config.file.display(), error = %e, "cannot remove the used token");
-    }
-    tracing::info!(node = %name, "enrolled");
-    Ok(identity)
-}
-
-/// Compile and converge `plan` with cookbooks from the cache.
-fn converge_plan(
-    plan: &Plan,
-    facts: &Facts,
-    cache: &Cache,
-    why_run: bool,
-    backup_dir: &Path,
-    stop: &AtomicBool,
-    observe: &mut dyn FnMut(&ResourceReport),
-) -> RunReport {
-    let prepared = (|| -> Result<_, String> {
-        let set = sync::assemble(plan, cache)?;
-        let run_list = plan
-            .run_list
-            .iter()
-            .map(|r| RecipeRef::parse(r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let attributes = json_map(&plan.attributes_json, "attributes")?;
-        let cluster = Value::Object(json_map(&plan.cluster_json, "cluster")?);
-        let node = serde_json::to_value(facts).map_err(|e| e.to_string())?;
-        let secrets = Secrets(
-            plan.secrets
-                .iter()
-                .map(|(k, v)| (k.clone(), SecretString::new(v.clone())))
-                .collect(),
-        );
-        let templates = set.templates().map_err(|e| e.to_string())?;
-        let inputs = Inputs {
-            cookbooks: &set,
-            run_list: &run_list,
-            attributes: &attributes,
-            node: &node,
-            secrets: &secrets,
-            cluster: &cluster,
-        };
-        let resources = engine::compile(&inputs, &templates).map_err(|e| e.to_string())?;
-        Ok((resources, secrets))
-    })();
-    match prepared {
-        Ok((resources, secrets)) => {
-            let opts = Options {
-                why_run,
-                backup_dir,
-                stop,
-                secrets: &secrets,
-            };
-            engine::converge(&resources, &opts, observe)
-        }
-        Err(e) => failed_before_start(why_run, e),
-    }
-}
-
-fn json_map(text: &str, what: &str) -> Result<Map<String, Value>, String> {
-    if text.is_empty() {
-        return Ok(Map::new());
-    }
-    serde_json::from_str(text).map_err(|e| format!("the plan's {what} are not a JSON object: {e}"))
 }

@@ -1,0 +1,228 @@
+//! The command line: subcommands, their flags, and the server settings
+//! shared by `run`, `daemon` and `start`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use cm_agent::config::{self, Config, Overrides};
+use cm_agent::facts::Cloud;
+use cm_model::runlist::{RecipeRef, parse_run_list};
+
+/// cm's node agent: converges a node to its cookbooks.
+#[derive(Parser)]
+#[command(name = "cm-agent", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "CM_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Converge cookbooks from a local directory, without a server.
+    ///
+    /// Exit status: 0 when every resource converged, 1 when the run failed,
+    /// 2 on a usage error.
+    Apply {
+        /// Directory holding one cookbook per subdirectory.
+        #[arg(long, value_name = "DIR")]
+        cookbooks: PathBuf,
+        /// Recipes to run, comma-separated: `memcached,apache_php::sessions`.
+        #[arg(long, value_name = "LIST", value_parser = parse_run_list_arg)]
+        run_list: RunList,
+        /// Attributes over the cookbook defaults (the node layer), YAML.
+        #[arg(long, value_name = "FILE.yaml")]
+        attributes: Option<PathBuf>,
+        /// Facts to use instead of gathering this machine's, YAML.
+        #[arg(long, value_name = "FILE.yaml")]
+        node: Option<PathBuf>,
+        /// Cluster view: role -> list of members, YAML.
+        #[arg(long, value_name = "FILE.yaml")]
+        cluster: Option<PathBuf>,
+        /// Secrets: name -> value, YAML. Never shown in output.
+        #[arg(long, value_name = "FILE.yaml")]
+        secrets: Option<PathBuf>,
+        /// Show what would change, with diffs, and change nothing.
+        #[arg(long)]
+        why_run: bool,
+        /// Output: a converge log for people, or the run report as JSON.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Where previous versions of changed files are kept.
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "/var/lib/cm/backup",
+            env = "CM_BACKUP_DIR"
+        )]
+        backup_dir: PathBuf,
+        /// Lock file that keeps two runs from overlapping.
+        #[arg(long, value_name = "FILE", env = "CM_LOCK_FILE")]
+        lock_file: Option<PathBuf>,
+        /// Seconds to wait for another run to finish before giving up.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        lock_wait: u64,
+    },
+    /// Enroll if needed, sync the plan from the server, converge it, report.
+    ///
+    /// Exit status: 0 converged, 1 the run failed, 2 bad settings,
+    /// 3 enrollment refused, 4 certificate revoked or expired.
+    Run {
+        /// One run, then exit (the only mode: `daemon` keeps converging).
+        #[arg(long, required = true)]
+        once: bool,
+        #[command(flatten)]
+        settings: Settings,
+        /// Show what would change, with diffs, and change nothing (no report is sent).
+        #[arg(long)]
+        why_run: bool,
+        /// Output: a converge log for people, or the run report as JSON.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Lock file that keeps two runs from overlapping.
+        #[arg(long, value_name = "FILE", env = "CM_LOCK_FILE")]
+        lock_file: Option<PathBuf>,
+        /// Seconds to wait for another run to finish before giving up.
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        lock_wait: u64,
+    },
+    /// Keep the node converged: every interval, and within seconds of a plan change.
+    ///
+    /// Runs in the foreground (systemd's unit runs it; so can any
+    /// supervisor). Exit status: 0 stopped by SIGTERM/SIGINT, 2 bad
+    /// settings or another daemon running, 3 enrollment refused,
+    /// 4 certificate revoked or expired.
+    Daemon {
+        #[command(flatten)]
+        settings: Settings,
+        /// Lock file that keeps two runs from overlapping.
+        #[arg(long, value_name = "FILE", env = "CM_LOCK_FILE")]
+        lock_file: Option<PathBuf>,
+    },
+    /// Enroll in the foreground, then start the daemon (what user-data runs).
+    ///
+    /// Waits up to a minute for the server, then starts the daemon anyway
+    /// (it keeps trying). Under systemd it installs and starts the unit
+    /// without blocking; elsewhere it installs /etc/init.d/cm-agent and
+    /// starts that (logging to /var/log/cm-agent.log). A refused token
+    /// starts nothing. Exit status:
+    /// 0 started, 2 bad settings, 3 enrollment refused, 4 revoked.
+    ///
+    /// Everything comes from the settings file, so the daemon started at
+    /// boot later reads exactly what this enrollment used.
+    Start {
+        /// Settings file.
+        #[arg(long, value_name = "FILE", default_value = config::DEFAULT_FILE, env = "CM_CONFIG")]
+        config: PathBuf,
+    },
+    /// Write the systemd unit (/etc/systemd/system/cm-agent.service).
+    InstallService {
+        /// The settings file the unit's daemon reads.
+        #[arg(long, value_name = "FILE", default_value = config::DEFAULT_FILE, env = "CM_CONFIG")]
+        config: PathBuf,
+        /// Also enable and start the unit (without waiting for it).
+        #[arg(long)]
+        now: bool,
+    },
+}
+
+/// Where the agent finds its server and keeps its state: agent.yaml, under
+/// these flags and their CM_* variables.
+#[derive(Args, Clone)]
+pub struct Settings {
+    /// Settings file.
+    #[arg(long, value_name = "FILE", default_value = config::DEFAULT_FILE, env = "CM_CONFIG")]
+    pub config: PathBuf,
+    /// Server URL, `https://cm.example.com:8443`.
+    #[arg(long, value_name = "URL", env = "CM_SERVER")]
+    pub server: Option<String>,
+    /// SHA-256 of the server's CA certificate (cm-server prints it).
+    #[arg(long, value_name = "HEX", env = "CM_CA_FINGERPRINT")]
+    pub ca_fingerprint: Option<String>,
+    /// Enrollment token (`cmctl token create`); removed from agent.yaml after use.
+    #[arg(long, value_name = "TOKEN", env = "CM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Node name; default: the EC2 instance id, else the hostname.
+    #[arg(long, value_name = "NAME", env = "CM_NAME")]
+    pub name: Option<String>,
+    /// Where to look for cloud metadata: auto reads DMI first and asks EC2 only there.
+    #[arg(long, value_enum, env = "CM_CLOUD")]
+    pub cloud: Option<Cloud>,
+    /// EC2 metadata endpoint (tests and unusual setups).
+    #[arg(long, value_name = "URL", env = "CM_IMDS_ENDPOINT")]
+    pub imds_endpoint: Option<String>,
+    /// Drift-repair interval: 900, 15m, 1h.
+    #[arg(long, value_name = "DURATION", env = "CM_INTERVAL", value_parser = config::parse_duration)]
+    pub interval: Option<u64>,
+    /// Random delay added to each interval, so a fleet does not converge in step.
+    #[arg(long, value_name = "DURATION", env = "CM_SPLAY", value_parser = config::parse_duration)]
+    pub splay: Option<u64>,
+    /// Identity, plan and cookbook cache.
+    #[arg(long, value_name = "DIR", env = "CM_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where previous versions of changed files are kept.
+    #[arg(long, value_name = "DIR", env = "CM_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Only the file: what the daemon started at boot will read.
+    pub fn file_only(config: PathBuf) -> Settings {
+        Settings {
+            config,
+            server: None,
+            ca_fingerprint: None,
+            token: None,
+            name: None,
+            cloud: None,
+            imds_endpoint: None,
+            interval: None,
+            splay: None,
+            state_dir: None,
+            backup_dir: None,
+        }
+    }
+
+    pub fn load(self) -> Result<Config, String> {
+        let over = Overrides {
+            server: self.server,
+            ca_fingerprint: self.ca_fingerprint,
+            token: self.token.map(cm_model::secrets::SecretString::new),
+            name: self.name,
+            cloud: self.cloud,
+            imds_endpoint: self.imds_endpoint,
+            interval: self.interval,
+            splay: self.splay,
+            state_dir: self.state_dir,
+            backup_dir: self.backup_dir,
+        };
+        Config::load(&self.config, over).map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Clone)]
+pub struct RunList(pub Vec<RecipeRef>);
+
+fn parse_run_list_arg(s: &str) -> Result<RunList, String> {
+    parse_run_list(s).map(RunList)
+}

@@ -1,0 +1,74 @@
+//! Compiling and converging a synced plan, from the cache alone.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use cm_model::report::{ResourceReport, RunReport};
+use cm_model::runlist::RecipeRef;
+use cm_model::secrets::{SecretString, Secrets};
+use cm_proto::v1::Plan;
+use serde_json::{Map, Value};
+
+use crate::apply::failed_before_start;
+use crate::engine::{self, Inputs, Options};
+use crate::facts::Facts;
+use crate::remote::sync::{self, Cache};
+
+/// Compile and converge `plan` with cookbooks from the cache.
+pub(super) fn converge_plan(
+    plan: &Plan,
+    facts: &Facts,
+    cache: &Cache,
+    why_run: bool,
+    backup_dir: &Path,
+    stop: &AtomicBool,
+    observe: &mut dyn FnMut(&ResourceReport),
+) -> RunReport {
+    let prepared = (|| -> Result<_, String> {
+        let set = sync::assemble(plan, cache)?;
+        let run_list = plan
+            .run_list
+            .iter()
+            .map(|r| RecipeRef::parse(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        let attributes = json_map(&plan.attributes_json, "attributes")?;
+        let cluster = Value::Object(json_map(&plan.cluster_json, "cluster")?);
+        let node = serde_json::to_value(facts).map_err(|e| e.to_string())?;
+        let secrets = Secrets(
+            plan.secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), SecretString::new(v.clone())))
+                .collect(),
+        );
+        let templates = set.templates().map_err(|e| e.to_string())?;
+        let inputs = Inputs {
+            cookbooks: &set,
+            run_list: &run_list,
+            attributes: &attributes,
+            node: &node,
+            secrets: &secrets,
+            cluster: &cluster,
+        };
+        let resources = engine::compile(&inputs, &templates).map_err(|e| e.to_string())?;
+        Ok((resources, secrets))
+    })();
+    match prepared {
+        Ok((resources, secrets)) => {
+            let opts = Options {
+                why_run,
+                backup_dir,
+                stop,
+                secrets: &secrets,
+            };
+            engine::converge(&resources, &opts, observe)
+        }
+        Err(e) => failed_before_start(why_run, e),
+    }
+}
+
+fn json_map(text: &str, what: &str) -> Result<Map<String, Value>, String> {
+    if text.is_empty() {
+        return Ok(Map::new());
+    }
+    serde_json::from_str(text).map_err(|e| format!("the plan's {what} are not a JSON object: {e}"))
+}
