@@ -471,3 +471,84 @@ fn service_starts_stops_restarts_and_switches_boot_links_of_a_real_daemon() {
         ]
     );
 }
+
+/// `systemctl show -p NAME --value memcached`.
+fn unit_property(name: &str) -> String {
+    let out = Command::new("systemctl")
+        .args(["show", "-p", name, "--value", "memcached"])
+        .output()
+        .expect("systemctl runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The systemd half, for a machine whose PID 1 is systemd (the systemd node
+/// container: tests/cluster/providers.sh runs this binary there).
+#[test]
+fn service_drives_a_real_unit_through_systemd() {
+    if !as_root("installing and running a daemon") {
+        return;
+    }
+    if Init::detect() != Init::Systemd {
+        eprintln!(
+            "skipped: systemd is not PID 1 here (tests/cluster/providers.sh runs it where it is)"
+        );
+        return;
+    }
+    let was_installed = Path::new("/lib/systemd/system/memcached.service").exists();
+    let purge: &[&str] = &[
+        "apt-get",
+        "-qy",
+        "-o",
+        "DPkg::Lock::Timeout=600",
+        "purge",
+        "memcached",
+    ];
+    let commands = [purge];
+    let _cleanup = Cleanup::new(&commands[..if was_installed { 0 } else { 1 }]);
+    let pkg = resource(
+        "package",
+        json!({"package_name": "memcached", "lock_timeout": 600}),
+    );
+    converge_cx(&pkg, "install", false)
+        .0
+        .expect("memcached installs");
+    let svc = resource("service", json!({"service_name": "memcached"}));
+
+    converge(&svc, "stop");
+    assert_eq!(unit_property("ActiveState"), "inactive");
+    assert_eq!(why_run(&svc, "start"), ["started"]);
+    assert_eq!(
+        unit_property("ActiveState"),
+        "inactive",
+        "why-run started it"
+    );
+    assert_eq!(converge(&svc, "start"), ["started"]);
+    assert_eq!(unit_property("ActiveState"), "active");
+    let first = unit_property("MainPID");
+    assert_eq!(
+        converge(&svc, "start"),
+        Vec::<String>::new(),
+        "second start"
+    );
+
+    assert_eq!(converge(&svc, "restart"), ["restarted"]);
+    assert_ne!(
+        unit_property("MainPID"),
+        first,
+        "restart made a new process"
+    );
+
+    assert_eq!(converge(&svc, "disable"), ["disabled"]);
+    assert_eq!(unit_property("UnitFileState"), "disabled");
+    assert_eq!(converge(&svc, "disable"), Vec::<String>::new());
+    assert_eq!(converge(&svc, "enable"), ["enabled"]);
+    assert_eq!(unit_property("UnitFileState"), "enabled");
+
+    assert_eq!(converge(&svc, "stop"), ["stopped"]);
+    assert_eq!(unit_property("ActiveState"), "inactive");
+    assert_eq!(converge(&svc, "stop"), Vec::<String>::new(), "second stop");
+
+    let missing = resource("service", json!({"service_name": "cm-no-such-service"}));
+    let err = converge_cx(&missing, "start", false).0.unwrap_err();
+    assert!(err.contains("no systemd unit cm-no-such-service"), "{err}");
+}
