@@ -22,7 +22,11 @@
 #   6. after a reboot (docker restart) of each node, memcached and the agent
 #      come back;
 #   7. fault: a node whose user-data carries a wrong token says why on its
-#      console, and the agent is not left running or restarting.
+#      console, and the agent is not left running or restarting;
+#   8. fault: a node that cannot reach the Debian mirror (on an --internal
+#      network with only the server) reports a failed run that names apt and
+#      the package; once it is connected to the normal network, the agent's
+#      retry converges it with no admin action.
 #
 # Prints PASS/FAIL per check and the measured timings. Exits non-zero on the
 # first failed check, after printing the server's log and the nodes'
@@ -39,7 +43,8 @@
 # Environment: CM_SCENARIO_KEEP=1 (as --keep), CM_CONVERGE_TIMEOUT (seconds
 # from a node's start to memcached answering, default 300),
 # CM_FOLLOW_TIMEOUT (seconds from the role change to the new limit, default
-# 120).
+# 120), CM_MIRROR_TIMEOUT (seconds from the mirror's return to memcached
+# answering, default 180).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,6 +52,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 readonly HERE REPO
 readonly RUN_ID=cm-scenario-$$
 readonly NETWORK=$RUN_ID
+readonly NOMIRROR_NETWORK=$RUN_ID-nomirror # --internal: the server only, no way out
 readonly SERVER=cm-server-$$
 readonly SERVER_ALIAS=cm-server
 readonly SERVER_URL=https://$SERVER_ALIAS:8443
@@ -58,6 +64,8 @@ readonly CONVERGE_TIMEOUT=${CM_CONVERGE_TIMEOUT:-300}
 readonly FOLLOW_TIMEOUT=${CM_FOLLOW_TIMEOUT:-120}
 readonly REPORT_TIMEOUT=30 # seconds between memcached answering and the report arriving
 readonly SERVER_DOWN=10    # seconds the server is down while a node boots
+readonly FAILED_RUN_TIMEOUT=180 # node start -> a failed run reported, without the mirror
+readonly MIRROR_TIMEOUT=${CM_MIRROR_TIMEOUT:-180}
 
 KEEP=${CM_SCENARIO_KEEP:-0}
 KINDS=(sysv systemd)
@@ -127,7 +135,7 @@ cleanup() {
     local rc=$?
     ((rc == 0)) || show_logs
     if ((KEEP)); then
-        say "--keep: leaving the containers (label cm.scenario=$RUN_ID), network $NETWORK and $SCRATCH"
+        say "--keep: leaving the containers (label cm.scenario=$RUN_ID), networks $NETWORK and $NOMIRROR_NETWORK (if made), and $SCRATCH"
         say "server: docker exec $SERVER cmctl node list"
         exit "$rc"
     fi
@@ -135,7 +143,7 @@ cleanup() {
     ids=$(docker ps -aq --filter "label=cm.scenario=$RUN_ID")
     # shellcheck disable=SC2086 # one id per word
     [[ -z $ids ]] || docker rm -f $ids >/dev/null 2>&1 || true
-    docker network rm "$NETWORK" >/dev/null 2>&1 || true
+    docker network rm "$NETWORK" "$NOMIRROR_NETWORK" >/dev/null 2>&1 || true
     [[ -z $SCRATCH ]] || rm -rf "$SCRATCH"
     exit "$rc"
 }
@@ -278,11 +286,13 @@ yaml.safe_dump(role, open("/tmp/memcached-role.yaml", "w"), sort_keys=False)' "$
 
 # --- 4. a node ------------------------------------------------------------------
 
+# boot_node NAME KIND USERDATA [NETWORK [DOCKER-CREATE-ARGS...]]
 boot_node() {
-    local name=$1 kind=$2 userdata=$3
+    local name=$1 kind=$2 userdata=$3 network=${4:-$NETWORK}
+    shift $(($# < 4 ? $# : 4))
     NODES+=("$name")
-    "$HERE/run-node.sh" --kind "$kind" --image "cm-node-$kind:test" --network "$NETWORK" \
-        "$name" "$userdata" -- --label "cm.scenario=$RUN_ID" >/dev/null ||
+    "$HERE/run-node.sh" --kind "$kind" --image "cm-node-$kind:test" --network "$network" \
+        "$name" "$userdata" -- --label "cm.scenario=$RUN_ID" "$@" >/dev/null ||
         fail "$name: container started (run-node.sh)"
 }
 
@@ -509,6 +519,85 @@ fault_wrong_token() {
     pass "$node: the server does not list it"
 }
 
+# newest_run_is NODE STATUS: the node's newest run report has STATUS.
+newest_run_is() { runs_json "$1" | jq -e --arg s "$2" '.[0].status == $s' >/dev/null; }
+# run_error RUN_JSON: why a run failed, one line: the failed resource and its
+# error, else the run's own error.
+run_error() {
+    jq -r '[(.report.resources[]? | select(.error) | "\(.type)[\(.name)]: \(.error)"), .report.error // empty]
+        | first // empty | gsub("\\s+"; " ") | sub(" $"; "")' <<<"$1"
+}
+memcached_process() { docker exec "$1" pgrep -x memcached >/dev/null; }
+# default_route_via NODE GATEWAY
+default_route_via() { [[ $(docker exec "$1" ip route show default) == "default via $2 "* ]]; }
+
+# The Debian mirror unreachable: a node boots on an --internal network (no
+# route out, the embedded DNS forwards nothing) where the server is also
+# connected, as cm-server. It enrolls, and its first run fails at the
+# package resource. Then the node is connected to the scenario's network:
+# Docker moves its default route there (an internal network's gateway ranks
+# last), the mirror is back, and the agent's retry of a failed run (10 s
+# doubling to 5 min) converges it with no admin action.
+fault_mirror_unreachable() {
+    local node=$RUN_ID-nomirror failed error gateway back took newest
+    say "== fault: the Debian mirror unreachable ($node)"
+    docker network create --internal --label "cm.scenario=$RUN_ID" "$NOMIRROR_NETWORK" >/dev/null
+    docker network connect --alias "$SERVER_ALIAS" "$NOMIRROR_NETWORK" "$SERVER"
+    # The resolver's options only make a lookup fail in 1 s instead of 10-20 s
+    # (nobody answers for deb.debian.org on an internal network): apt-get
+    # update then gives up in ~15 s, not ~2 min, and the agent runs it twice.
+    boot_node "$node" sysv "$USERDATA" "$NOMIRROR_NETWORK" --dns-opt timeout:1 --dns-opt attempts:1
+    ! docker exec "$node" getent hosts deb.debian.org >/dev/null ||
+        fail "$node: deb.debian.org cannot be resolved from the internal network"
+
+    wait_until "$FAILED_RUN_TIMEOUT" newest_run_is "$node" failed ||
+        fail "$node: the server lists a failed run within ${FAILED_RUN_TIMEOUT}s of the node's start" \
+            "$(cmctl runs "$node" 2>&1)"
+    timing "nomirror: container start -> failed run reported" "$(seconds_since "$(started_at "$node")")"
+    failed=$(runs_json "$node" | jq -c '.[0]')
+    error=$(run_error "$failed")
+    [[ $error == *apt* && $error == *memcached* ]] ||
+        fail "$node: the failed run's error names apt and the package" "${error:-no error in the report}" "$failed"
+    pass "$node: cmctl runs: failed after $(ms_to_s "$(jq .duration_ms <<<"$failed")") s: $error"
+    # Naming apt and the package is not yet saying why: apt-get update exits
+    # 0 when it cannot fetch (warnings only), so the install's "Unable to
+    # locate package" is what reaches the report.
+    if [[ $error == *mirror* || $error == *reachable* || $error == *"Failed to fetch"* ]]; then
+        pass "$node: the error says the mirror cannot be reached"
+    else
+        known_gap "$node: the failed run's error does not say the mirror is unreachable (apt-get update exits 0 when it cannot fetch, so the report says 'Unable to locate package'; see tests/cluster/README.md)"
+    fi
+    if memcached_process "$node" || memcached_answers "$node" 2>/dev/null; then
+        fail "$node: memcached is not running without the mirror"
+    fi
+    pass "$node: memcached is not running"
+
+    # The mirror comes back: the scenario's network has a way out.
+    gateway=$(docker network inspect -f '{{(index .IPAM.Config 0).Gateway}}' "$NETWORK")
+    docker network connect "$NETWORK" "$node"
+    back=$(now)
+    default_route_via "$node" "$gateway" ||
+        fail "$node: the default route goes through $NETWORK ($gateway) after docker network connect" \
+            "$(docker exec "$node" ip route 2>&1)"
+    pass "$node: connected to $NETWORK; default route via $gateway"
+    wait_until "$MIRROR_TIMEOUT" memcached_answers "$node" ||
+        fail "$node: memcached answers within ${MIRROR_TIMEOUT}s of the mirror's return" \
+            "$(cmctl runs "$node" 2>&1)"
+    took=$(seconds_since "$back")
+    pass "$node: memcached answers $took s after the mirror came back (no admin action)"
+    timing "nomirror: mirror back -> memcached answers" "$took"
+
+    wait_until "$REPORT_TIMEOUT" newest_run_is "$node" success ||
+        fail "$node: the newest run report is a success within ${REPORT_TIMEOUT}s" "$(cmctl runs "$node" 2>&1)"
+    newest=$(runs_json "$node" | jq -c '.[0] | del(.report)')
+    pass "$node: newest run: success, cause $(jq -r .cause <<<"$newest"), $(jq .resources_changed <<<"$newest") changed, after $(runs_json "$node" | jq '[.[] | select(.status == "failed")] | length') failed run(s)"
+    # The daemon, not an admin, ran it again: its log says why it converged.
+    docker exec "$node" grep -q 'retrying a failed run' /var/log/cm-agent.log ||
+        fail "$node: the agent log says it retried the failed run" \
+            "$(docker exec "$node" tail -n 20 /var/log/cm-agent.log 2>&1 | sed 's/\x1b\[[0-9;]*m//g')"
+    pass "$node: the agent retried by itself (cause \"retrying a failed run\" in /var/log/cm-agent.log)"
+}
+
 # --- main -----------------------------------------------------------------------
 
 parse_args() {
@@ -557,6 +646,7 @@ main() {
         check_reboot "$RUN_ID-$kind" "$kind"
     done
     ((FAULTS == 0)) || fault_wrong_token
+    ((FAULTS == 0)) || fault_mirror_unreachable
     timing "whole scenario" "$(seconds_since "$start")"
     say "timings:"
     printf '  %s\n' "${TIMINGS[@]}"
