@@ -3,7 +3,8 @@
 # in-process tests (CM_SKIP_CLUSTER=1 skips them there). Uses the binaries
 # of the dev profile that scripts/test.sh has just built; builds the images
 # when they are missing (a few minutes on a fresh machine, seconds after).
-# Needs root and a Docker engine. Arguments go to tests/cluster/scenario.sh.
+# Needs root and a Docker engine. Arguments go to tests/cluster/scenario.sh;
+# then tests/cluster/providers.sh runs the provider tests in node containers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +19,6 @@ for bin in cm-agent cm-server cmctl; do
     [[ -x $target_dir/$bin ]] || { echo "cluster-test: $target_dir/$bin is missing: cargo build --workspace first" >&2; exit 1; }
 done
 
-exec tests/cluster/scenario.sh --target-dir "$target_dir" "$@"
+tests/cluster/scenario.sh --target-dir "$target_dir" "$@"
+# The engine's provider tests on real node containers (sysv and systemd).
+tests/cluster/providers.sh

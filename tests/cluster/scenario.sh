@@ -559,14 +559,9 @@ fault_mirror_unreachable() {
     [[ $error == *apt* && $error == *memcached* ]] ||
         fail "$node: the failed run's error names apt and the package" "${error:-no error in the report}" "$failed"
     pass "$node: cmctl runs: failed after $(ms_to_s "$(jq .duration_ms <<<"$failed")") s: $error"
-    # Naming apt and the package is not yet saying why: apt-get update exits
-    # 0 when it cannot fetch (warnings only), so the install's "Unable to
-    # locate package" is what reaches the report.
-    if [[ $error == *mirror* || $error == *reachable* || $error == *"Failed to fetch"* ]]; then
-        pass "$node: the error says the mirror cannot be reached"
-    else
-        known_gap "$node: the failed run's error does not say the mirror is unreachable (apt-get update exits 0 when it cannot fetch, so the report says 'Unable to locate package'; see tests/cluster/README.md)"
-    fi
+    [[ $error == *mirror* || $error == *"Failed to fetch"* ]] ||
+        fail "$node: the error says the mirror cannot be reached" "$error"
+    pass "$node: the error says the mirror cannot be reached"
     if memcached_process "$node" || memcached_answers "$node" 2>/dev/null; then
         fail "$node: memcached is not running without the mirror"
     fi

@@ -142,16 +142,30 @@ fn apt_get(args: &[&str], lock_timeout: u64) -> Result<Finished, String> {
         .map_err(|e| format!("cannot run apt-get: {e}"))
 }
 
-fn apt_update(lock_timeout: u64) -> Result<(), String> {
+/// Refresh the lists. apt exits 0 when a source cannot be fetched (it only
+/// warns, and a partial refresh is still useful): the warnings are returned
+/// so a later failure can say the mirror was unreachable.
+fn apt_update(lock_timeout: u64) -> Result<Vec<String>, String> {
     let f = apt_get(&["update"], lock_timeout)?;
     if f.success() {
-        Ok(())
+        Ok(fetch_warnings(&f))
     } else {
         Err(format!(
             "apt-get update failed ({}): is the package mirror or cache reachable?",
             f.describe(APT_TIMEOUT)
         ))
     }
+}
+
+/// `W: Failed to fetch ...` lines, at most three.
+fn fetch_warnings(f: &Finished) -> Vec<String> {
+    f.stderr
+        .lines()
+        .chain(f.stdout.lines())
+        .filter(|l| l.starts_with("W: Failed to fetch") || l.starts_with("E: Failed to fetch"))
+        .take(3)
+        .map(str::to_string)
+        .collect()
 }
 
 /// apt-get's way of saying the lists do not know the package or version.
@@ -171,22 +185,33 @@ fn needs_lists(f: &Finished) -> bool {
 /// and once more if apt cannot find something.
 fn install(requests: &[Request], cx: &mut Cx) -> Result<(), String> {
     let lock_timeout = requests.iter().map(|r| r.lock_timeout).max().unwrap_or(300);
+    let mut warnings = Vec::new();
     if cx.apt_sources_changed || lists_stale() {
-        apt_update(lock_timeout)?;
+        warnings = apt_update(lock_timeout)?;
         cx.apt_sources_changed = false;
     }
     let args: Vec<String> = requests.iter().map(Request::arg).collect();
     let mut full = vec!["install", "--allow-downgrades"];
     full.extend(args.iter().map(String::as_str));
     let mut f = apt_get(&full, lock_timeout)?;
-    if !f.success() && needs_lists(&f) {
-        apt_update(lock_timeout)?;
+    // Refresh once more if apt cannot find something, unless the refresh
+    // just made already could not reach the mirror.
+    if !f.success() && needs_lists(&f) && warnings.is_empty() {
+        warnings = apt_update(lock_timeout)?;
         f = apt_get(&full, lock_timeout)?;
     }
     let names: Vec<String> = requests.iter().map(|r| r.name.clone()).collect();
     cx.packages.forget(&names);
     if f.success() {
         Ok(())
+    } else if !warnings.is_empty() {
+        Err(format!(
+            "apt-get install {} failed: the package mirror or cache could not be reached \
+             when the lists were refreshed ({}); apt said: {}",
+            args.join(" "),
+            warnings.join("; "),
+            f.describe(APT_TIMEOUT)
+        ))
     } else {
         Err(format!(
             "apt-get install {} failed ({})",
