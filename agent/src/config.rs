@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cm_model::LoadError;
 use cm_model::secrets::SecretString;
+pub use cm_model::time::parse_duration;
 use serde::Deserialize;
 
 use crate::facts::Cloud;
@@ -53,25 +54,6 @@ impl<'de> Deserialize<'de> for Seconds {
                 .map_err(serde::de::Error::custom),
         }
     }
-}
-
-/// `90`, `90s`, `15m`, `1h`, `1d` → seconds.
-pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 90, 30s, 15m or 1h"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("{s:?}: units are s, m, h, d")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 /// Settings given on the command line or in `CM_*` variables; they win over the file.

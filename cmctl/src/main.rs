@@ -97,7 +97,7 @@ enum Command {
         #[arg(long, hide_env_values = true, env = "CM_TOKEN")]
         token: Option<String>,
         /// Validity of the created token: 30m, 1h, 7d.
-        #[arg(long, default_value = "7d", value_parser = commands::access::parse_ttl)]
+        #[arg(long, default_value = "7d", value_parser = cm_model::time::parse_duration)]
         ttl: u64,
         /// How many nodes may enroll with the created token.
         #[arg(long, default_value_t = 100)]
@@ -203,7 +203,7 @@ enum TokenCommand {
         #[arg(long = "env", default_value = "production")]
         env: String,
         /// How long it is valid: 30m, 1h, 7d.
-        #[arg(long, default_value = "1h", value_parser = commands::access::parse_ttl)]
+        #[arg(long, default_value = "1h", value_parser = cm_model::time::parse_duration)]
         ttl: u64,
         /// How many nodes may enroll with it.
         #[arg(long, default_value_t = 1)]

@@ -1,5 +1,25 @@
 //! Unix seconds as a calendar date in UTC, for what cmctl and cm-server
-//! print to people (no time zone database, no calendar crate).
+//! print to people (no time zone database, no calendar crate), and the
+//! durations people type (`90`, `30s`, `15m`, `1h`, `7d`).
+
+/// `90`, `90s`, `15m`, `1h`, `7d` → seconds.
+pub fn parse_duration(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90, 30s, 15m, 1h or 7d"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: units are s, m, h, d")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
 
 /// Unix seconds as UTC `YYYY-MM-DD HH:MM:SS`.
 pub fn utc(secs: i64) -> String {
@@ -26,7 +46,18 @@ pub fn utc(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::utc;
+    use super::{parse_duration, utc};
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("15m"), Ok(900));
+        assert_eq!(parse_duration("1h"), Ok(3600));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
 
     #[test]
     fn unix_seconds_read_as_utc_dates() {

@@ -128,6 +128,15 @@ impl Daemon {
         false
     }
 
+    /// [`Daemon::wait_for_log`], failing the test with the log if it never comes.
+    pub async fn expect_log(&self, needle: &str, count: usize, timeout: Duration) {
+        assert!(
+            self.wait_for_log(needle, count, timeout).await,
+            "{needle:?} did not appear {count} time(s) within {timeout:?}:\n{}",
+            self.log_text()
+        );
+    }
+
     /// SIGTERM, then the exit status.
     pub async fn stop(mut self) -> ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);

@@ -85,31 +85,19 @@ async fn a_role_change_reaches_a_running_daemon() {
     let (server, agents, _books) = fleet(&["node-w"]).await;
     let agent = &agents[0];
     let daemon = agent.spawn_daemon();
-    assert!(
-        daemon
-            .wait_for_log("converged", 1, Duration::from_secs(60))
-            .await,
-        "{}",
-        daemon.log_text()
-    );
+    daemon
+        .expect_log("converged", 1, Duration::from_secs(60))
+        .await;
     assert_eq!(read(agent.out().join("message")), "hello\n");
     let changed = std::time::Instant::now();
     set_role(&server, &demo_role("role-node-w", &agent.out(), "changed")).await;
-    assert!(
-        daemon
-            .wait_for_log("plan changed", 1, Duration::from_secs(60))
-            .await,
-        "{}",
-        daemon.log_text()
-    );
+    daemon
+        .expect_log("plan changed", 1, Duration::from_secs(60))
+        .await;
     let wake = changed.elapsed();
-    assert!(
-        daemon
-            .wait_for_log("converged", 2, Duration::from_secs(60))
-            .await,
-        "{}",
-        daemon.log_text()
-    );
+    daemon
+        .expect_log("converged", 2, Duration::from_secs(60))
+        .await;
     eprintln!(
         "role change to converge start: {wake:?}; to converged: {:?}",
         changed.elapsed()
@@ -310,21 +298,13 @@ async fn the_daemon_waits_for_a_server_that_is_not_up_yet() {
     let dir = server.stop().await;
 
     let daemon = agent.spawn_daemon();
-    assert!(
-        daemon
-            .wait_for_log("cannot enroll yet", 1, Duration::from_secs(30))
-            .await,
-        "{}",
-        daemon.log_text()
-    );
+    daemon
+        .expect_log("cannot enroll yet", 1, Duration::from_secs(30))
+        .await;
     let _server = TestServer::start_on(dir, port).await;
-    assert!(
-        daemon
-            .wait_for_log("converged", 1, Duration::from_secs(120))
-            .await,
-        "{}",
-        daemon.log_text()
-    );
+    daemon
+        .expect_log("converged", 1, Duration::from_secs(120))
+        .await;
     assert_eq!(read(agent.out().join("message")), "late\n");
 
     // A second daemon on the same node refuses to start.
@@ -422,13 +402,9 @@ async fn the_daemon_follows_its_plan_across_a_server_restart() {
     assert!(agent.run_once().await.status.success());
     age_identity(agent);
     let daemon = agent.spawn_daemon();
-    assert!(
-        daemon
-            .wait_for_log("converged", 1, Duration::from_secs(60))
-            .await,
-        "{}",
-        daemon.log_text()
-    );
+    daemon
+        .expect_log("converged", 1, Duration::from_secs(60))
+        .await;
     let log = daemon.log_text();
     assert!(log.contains("certificate renewed"), "{log}");
     let port = server.running.grpc_addr.port();
@@ -437,13 +413,9 @@ async fn the_daemon_follows_its_plan_across_a_server_restart() {
     // Changed at once: if the watch has not reconnected yet, the server
     // tells it on reconnection that the plan changed meanwhile.
     set_role(&server, &demo_role("role-node-s", &agent.out(), "after")).await;
-    assert!(
-        daemon
-            .wait_for_log("converged", 2, Duration::from_secs(120))
-            .await,
-        "{}",
-        daemon.log_text()
-    );
+    daemon
+        .expect_log("converged", 2, Duration::from_secs(120))
+        .await;
     assert_eq!(read(agent.out().join("message")), "after\n");
 }
 
@@ -454,22 +426,14 @@ async fn a_failed_run_is_retried_before_the_interval() {
     // A plain file where the cookbook wants its directory: the run fails.
     std::fs::write(agent.out(), "in the way").unwrap();
     let daemon = agent.spawn_daemon();
-    assert!(
-        daemon
-            .wait_for_log("run failed", 1, Duration::from_secs(60))
-            .await,
-        "{}",
-        daemon.log_text()
-    );
+    daemon
+        .expect_log("run failed", 1, Duration::from_secs(60))
+        .await;
     // Fixed by hand; the daemon (interval 1h) tries again by itself.
     std::fs::remove_file(agent.out()).unwrap();
-    assert!(
-        daemon
-            .wait_for_log("converged", 1, Duration::from_secs(90))
-            .await,
-        "{}",
-        daemon.log_text()
-    );
+    daemon
+        .expect_log("converged", 1, Duration::from_secs(90))
+        .await;
     assert!(daemon.log_text().contains("retrying a failed run"));
     assert_eq!(read(agent.out().join("message")), "hello\n");
 }

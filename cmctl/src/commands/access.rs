@@ -13,22 +13,6 @@ use tonic::transport::Channel;
 
 use crate::output::{self, Format};
 
-/// Parse `30m`, `1h`, `7d` or plain seconds.
-pub fn parse_ttl(s: &str) -> Result<u64, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30m, 1h or 7d"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("{s:?}: units are s, m, h, d")),
-    };
-    Ok(n * mult)
-}
-
 pub async fn create_token(
     channel: Channel,
     roles: Vec<String>,
@@ -256,16 +240,4 @@ pub async fn admin_remove(channel: Channel, name: String) -> Result<()> {
         .await?;
     println!("admin {name} removed; their credential no longer works");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ttls() {
-        assert_eq!(super::parse_ttl("1h"), Ok(3600));
-        assert_eq!(super::parse_ttl("90"), Ok(90));
-        assert_eq!(super::parse_ttl("7d"), Ok(604800));
-        assert!(super::parse_ttl("soon").is_err());
-        assert!(super::parse_ttl("1y").is_err());
-    }
 }
