@@ -408,13 +408,16 @@ impl State {
                 return;
             }
         };
+        // Hashes are written in batches after the events go out: one
+        // transaction per row made a 10,000-node pass take seconds, and an
+        // event sent before its hash is stored costs at most a duplicate
+        // event from another replica (agents ignore a plan they have).
+        let mut changed = Vec::new();
         for n in nodes.into_iter().filter(|n| n.state != NodeState::Retired) {
             match self.plan_for_row(&n, generation).await {
                 Ok(plan) => {
-                    if plan.hash != n.plan_hash
-                        && let Err(e) = self.store.set_plan_hash(&n.name, &plan.hash).await
-                    {
-                        tracing::warn!(node = %n.name, error = %e, "cannot record plan hash");
+                    if plan.hash != n.plan_hash {
+                        changed.push((n.name.clone(), plan.hash.clone()));
                     }
                     let told = self.hub.last_told(&n.name);
                     if plan.hash != n.plan_hash || told.is_some_and(|h| h != plan.hash) {
@@ -429,6 +432,9 @@ impl State {
                 }
                 Err(e) => tracing::warn!(node = %n.name, error = %e.message(), "node has no plan"),
             }
+        }
+        if let Err(e) = self.store.set_plan_hashes(&changed).await {
+            tracing::warn!(error = %e, nodes = changed.len(), "cannot record plan hashes");
         }
     }
 }

@@ -991,6 +991,16 @@ async fn facts_certificates_plans_and_checkins(db: &mut Db) {
         s.set_plan_hash("zz", "x").await,
         Err(StoreError::NotFound(_))
     ));
+    // A pass's batch: every row written, a node gone meanwhile skipped.
+    s.set_plan_hashes(&[
+        ("n1".into(), "def456".into()),
+        ("ghost".into(), "x".into()),
+        ("n2".into(), "ghi789".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.node("n1").await.unwrap().plan_hash, "def456");
+    assert_eq!(s.node("n2").await.unwrap().plan_hash, "ghi789");
 
     let t = s.node("n1").await.unwrap().last_seen;
     let revived = s

@@ -448,6 +448,23 @@ impl Store {
         .await
     }
 
+    /// Record many plan hashes, a few hundred rows per transaction. A node
+    /// retired or deleted meanwhile is skipped, not an error.
+    pub async fn set_plan_hashes(&self, hashes: &[(String, String)]) -> Result<()> {
+        for chunk in hashes.chunks(500) {
+            let mut tx = self.write_tx().await?;
+            for (name, hash) in chunk {
+                sqlx::query("UPDATE nodes SET plan_hash = $1 WHERE name = $2")
+                    .bind(hash)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
     /// Run `sql`, an `UPDATE nodes SET column = $1 WHERE name = $2`, as an
     /// agent's write of its own node (no audit).
     async fn set_column(&self, sql: &'static str, value: &str, name: &str) -> Result<()> {
