@@ -54,6 +54,42 @@ pub async fn admin<T>(state: &State, req: &Request<T>) -> Result<String, Status>
     }
 }
 
+/// How long a certificate replaced by a renewal may still renew: the
+/// answer to that renewal may have been lost on its way, leaving the node
+/// with only the certificate the renewal revoked.
+pub const RENEW_GRACE_SECS: i64 = 24 * 3600;
+
+/// Whether a revocation is a renewal of `node`'s, recent enough to renew again.
+pub fn renewal_grace(node: &str, reason: &str, revoked_at: i64, now: i64) -> bool {
+    reason == format!("node {node} renewed") && now - revoked_at < RENEW_GRACE_SECS
+}
+
+/// Renew: [`node`], or a node certificate that its own renewal revoked
+/// less than [`RENEW_GRACE_SECS`] ago. A retired node is refused later,
+/// by the store.
+pub async fn node_renewing<T>(state: &State, req: &Request<T>) -> Result<(String, Caller), Status> {
+    let refused = match node(state, req).await {
+        Ok(found) => return Ok(found),
+        Err(refused) => refused,
+    };
+    let Some(leaf) = req.peer_certs().and_then(|c| c.first().cloned()) else {
+        return Err(refused);
+    };
+    let Ok(caller) = identity_of(leaf.as_ref()) else {
+        return Err(refused);
+    };
+    let Identity::Node(name) = caller.identity.clone() else {
+        return Err(refused);
+    };
+    match state.store.revocation(&caller.serial).await {
+        Ok(Some(r)) if renewal_grace(&name, &r.reason, r.revoked_at, crate::state::now()) => {
+            tracing::info!(node = %name, "renewing with the certificate a renewal replaced (its answer was lost)");
+            Ok((name, caller))
+        }
+        _ => Err(refused),
+    }
+}
+
 /// Agent calls: a node credential; the node is who its certificate says.
 pub async fn node<T>(state: &State, req: &Request<T>) -> Result<(String, Caller), Status> {
     match caller(state, req).await? {
@@ -61,5 +97,23 @@ pub async fn node<T>(state: &State, req: &Request<T>) -> Result<(String, Caller)
         (Principal::Admin(n), _) => Err(Status::permission_denied(format!(
             "admin {n} is not a node"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_grace_is_for_the_nodes_own_recent_renewal_only() {
+        assert!(renewal_grace("n1", "node n1 renewed", 1000, 1000 + 3600));
+        assert!(!renewal_grace(
+            "n1",
+            "node n1 renewed",
+            1000,
+            1000 + RENEW_GRACE_SECS
+        ));
+        assert!(!renewal_grace("n1", "node n1 retired", 1000, 1001));
+        assert!(!renewal_grace("n1", "node n2 renewed", 1000, 1001));
     }
 }

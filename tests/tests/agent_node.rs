@@ -437,3 +437,37 @@ async fn a_failed_run_is_retried_before_the_interval() {
     assert!(daemon.log_text().contains("retrying a failed run"));
     assert_eq!(read(agent.out().join("message")), "hello\n");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renewal_whose_answer_was_lost_is_made_again() {
+    let (server, agents, _books) = fleet(&["node-l"]).await;
+    let agent = &agents[0];
+    assert!(agent.run_once().await.status.success());
+    // Renew with the node's own certificate and drop the answer: the server
+    // has revoked the certificate the node still holds.
+    let id: serde_json::Value =
+        serde_json::from_str(&read(agent.state().join("identity.json"))).unwrap();
+    let (cert, key) = (
+        id["cert_pem"].as_str().unwrap(),
+        id["key_pem"].as_str().unwrap(),
+    );
+    let (_, csr_pem) = cm_server::pki::new_key_and_csr("node-l").unwrap();
+    let channel = server.channel(Some((cert, key))).await;
+    cm_proto::v1::agent_client::AgentClient::new(channel.clone())
+        .renew(cm_proto::v1::RenewRequest { csr_pem })
+        .await
+        .expect("renewed; the answer is thrown away");
+    let refused = cm_proto::v1::agent_client::AgentClient::new(channel)
+        .report_facts(cm_proto::v1::FactsRequest {
+            facts_json: "{}".into(),
+        })
+        .await
+        .expect_err("the held certificate is revoked");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
+    let run = agent.run_once().await;
+    assert!(run.status.success(), "{}", run.stderr);
+    let renewed: serde_json::Value =
+        serde_json::from_str(&read(agent.state().join("identity.json"))).unwrap();
+    assert_ne!(renewed["cert_pem"], id["cert_pem"]);
+}

@@ -163,7 +163,15 @@ impl Node {
         // Reporting facts is also the reachability probe: with the server
         // away, the run goes straight to the cache instead of waiting out
         // one timeout per call.
-        let reached = self.report_facts(&facts).await?;
+        let reached = match self.report_facts(&facts).await {
+            // The answer to a renewal may have been lost: the server then
+            // lets the replaced certificate renew once more.
+            Err(Fatal::Revoked(m)) => {
+                self.renew_after_lost_answer(m).await?;
+                self.report_facts(&facts).await?
+            }
+            other => other?,
+        };
         let synced = match reached {
             Err(unreachable @ RemoteError::Unreachable(_)) => Err(unreachable),
             _ => {
@@ -342,6 +350,29 @@ impl Node {
         }
     }
 
+    /// Try one renewal with a certificate the server refused; the refusal
+    /// `m` stands if that fails too.
+    async fn renew_after_lost_answer(&mut self, m: String) -> Result<(), Fatal> {
+        match identity::renew(&self.identity, self.channel()).await {
+            Ok(new) => {
+                tracing::warn!("the last renewal's answer was lost; renewed again");
+                self.adopt(new)
+            }
+            Err(_) => Err(Fatal::Revoked(m)),
+        }
+    }
+
+    /// Use `new` from now on, and write it (or remember to).
+    fn adopt(&mut self, new: Identity) -> Result<(), Fatal> {
+        if let Err(e) = new.save(&self.config.state_dir) {
+            tracing::error!(error = %e, "cannot write the renewed certificate; retrying next run");
+            self.unsaved_identity = true;
+        }
+        self.channel = new.channel().map_err(Fatal::Setup)?;
+        self.identity = new;
+        Ok(())
+    }
+
     async fn renew_if_due(&mut self) -> Result<(), Fatal> {
         if self.unsaved_identity && self.identity.save(&self.config.state_dir).is_ok() {
             self.unsaved_identity = false;
@@ -353,14 +384,8 @@ impl Node {
             Ok(new) => {
                 // The old certificate is revoked now: keep using the new one
                 // even if it cannot be written yet; the next run writes it.
-                if let Err(e) = new.save(&self.config.state_dir) {
-                    tracing::error!(error = %e, "cannot write the renewed certificate; retrying next run");
-                    self.unsaved_identity = true;
-                }
-                self.channel = new.channel().map_err(Fatal::Setup)?;
                 tracing::info!(expires_at = new.expires_at, "certificate renewed");
-                self.identity = new;
-                Ok(())
+                self.adopt(new)
             }
             Err(RemoteError::Revoked(m)) => Err(revoked(m)),
             Err(e) => {

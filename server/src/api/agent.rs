@@ -104,7 +104,7 @@ impl Agent for AgentApi {
     }
 
     async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<EnrollResponse>, Status> {
-        let (node, _) = auth::node(&self.state, &req).await?;
+        let (node, _) = auth::node_renewing(&self.state, &req).await?;
         let validity = Duration::from_secs(u64::from(self.state.settings.node_cert_days) * 86400);
         let cert = self
             .state

@@ -60,6 +60,23 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// The revocation of `serial`, if it is revoked.
+    pub async fn revocation(&self, serial: &str) -> Result<Option<Revocation>> {
+        let row =
+            sqlx::query("SELECT serial, reason, revoked_at FROM revocations WHERE serial = $1")
+                .bind(serial)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|row| {
+            Ok(Revocation {
+                serial: row.try_get("serial")?,
+                reason: row.try_get("reason")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        })
+        .transpose()
+    }
+
     /// Every revocation, oldest first (for a CRL).
     pub async fn revoked_serials(&self) -> Result<Vec<Revocation>> {
         let rows = sqlx::query(
