@@ -1,16 +1,21 @@
 //! cm-bench: measurements of cm-server under load, for issue 3 ("Figures to
-//! measure"). Not a test: it prints figures and never fails on a slow
-//! machine, only on wrong answers. Run it in release:
+//! measure"), and of the cm-agent binary that ships to nodes. Not a test:
+//! it prints figures and never fails on a slow machine, only on wrong
+//! answers. Run it in release:
 //!
 //! ```text
 //! cargo run --release -p cm-bench -- plans --nodes 10000 --clients 64 --seconds 20
 //! cargo build --release -p cmctl && cargo run --release -p cm-bench -- push
+//! cargo build --profile agent -p cm-agent && cargo build --release -p cm-bench \
+//!     && target/release/cm-bench agent --agent target/agent/cm-agent
 //! ```
 //!
 //! See bench/README.md for what each figure means and the figures measured.
 
+mod agent;
 mod cpu;
 mod fleet;
+mod node;
 mod plans;
 mod push;
 mod server;
@@ -36,6 +41,9 @@ enum Command {
     /// Pushing a 1,000-file cookbook with cmctl: wall time and bytes, first
     /// push and unchanged re-push.
     Push(push::PushArgs),
+    /// The agent: `run --once` time on a fresh node and unchanged, a
+    /// daemon's idle memory, role-change latency, binary size.
+    Agent(agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +51,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Plans(args) => plans::run(args),
         Command::Push(args) => push::run(args),
+        Command::Agent(args) => agent::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,6 +37,7 @@ impl Samples {
             requests: self.micros.len() as u64,
             errors: self.errors,
             elapsed,
+            min: at(0.0),
             p50: at(50.0),
             p90: at(90.0),
             p99: at(99.0),
@@ -51,6 +52,7 @@ pub struct Summary {
     pub requests: u64,
     pub errors: u64,
     pub elapsed: Duration,
+    pub min: Duration,
     pub p50: Duration,
     pub p90: Duration,
     pub p99: Duration,
@@ -84,6 +86,7 @@ mod tests {
             s.record(Duration::from_micros(us));
         }
         let sum = s.summary(Duration::from_secs(1));
+        assert_eq!(sum.min, Duration::from_micros(1));
         assert_eq!(sum.p50, Duration::from_micros(50));
         assert_eq!(sum.p99, Duration::from_micros(99));
         assert_eq!(sum.max, Duration::from_micros(100));
