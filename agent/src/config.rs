@@ -20,7 +20,7 @@ pub const DEFAULT_SPLAY: Duration = Duration::from_secs(60);
 
 /// What agent.yaml may hold. Unknown keys are errors: a typo must not
 /// silently fall back to a default.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
     pub server: Option<String>,
@@ -56,20 +56,9 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
-/// Settings given on the command line or in `CM_*` variables; they win over the file.
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub server: Option<String>,
-    pub ca_fingerprint: Option<String>,
-    pub token: Option<SecretString>,
-    pub name: Option<String>,
-    pub cloud: Option<Cloud>,
-    pub imds_endpoint: Option<String>,
-    pub interval: Option<u64>,
-    pub splay: Option<u64>,
-    pub state_dir: Option<PathBuf>,
-    pub backup_dir: Option<PathBuf>,
-}
+/// Settings given on the command line or in `CM_*` variables: the same
+/// keys as the file, and they win over it.
+pub type Overrides = FileSettings;
 
 /// The settings a run uses.
 #[derive(Debug, Clone)]
@@ -117,12 +106,12 @@ impl Config {
             imds_endpoint: over.imds_endpoint.or(settings.imds_endpoint),
             interval: over
                 .interval
-                .or(settings.interval.map(|s| s.0))
-                .map_or(DEFAULT_INTERVAL, Duration::from_secs),
+                .or(settings.interval)
+                .map_or(DEFAULT_INTERVAL, |s| Duration::from_secs(s.0)),
             splay: over
                 .splay
-                .or(settings.splay.map(|s| s.0))
-                .map_or(DEFAULT_SPLAY, Duration::from_secs),
+                .or(settings.splay)
+                .map_or(DEFAULT_SPLAY, |s| Duration::from_secs(s.0)),
             state_dir: over
                 .state_dir
                 .or(settings.state_dir)
@@ -229,7 +218,7 @@ mod tests {
         let c = load(
             "server: https://cm.example:8443\ninterval: 5m\nsplay: 10\ncloud: none\n",
             Overrides {
-                splay: Some(0),
+                splay: Some(Seconds(0)),
                 ..Overrides::default()
             },
         )

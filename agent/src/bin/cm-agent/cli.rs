@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use cm_agent::config::{self, Config, Overrides};
+use cm_agent::config::{self, Config, Overrides, Seconds};
 use cm_agent::facts::Cloud;
 use cm_model::runlist::{RecipeRef, parse_run_list};
 
@@ -211,8 +211,8 @@ impl Settings {
             name: self.name,
             cloud: self.cloud,
             imds_endpoint: self.imds_endpoint,
-            interval: self.interval,
-            splay: self.splay,
+            interval: self.interval.map(Seconds),
+            splay: self.splay.map(Seconds),
             state_dir: self.state_dir,
             backup_dir: self.backup_dir,
         };
