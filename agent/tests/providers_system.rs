@@ -354,6 +354,17 @@ fn apt_repository_key_source_comes_from_the_cookbook_files() {
     assert!(!key.exists() && !sources.exists());
 }
 
+/// Removes what a service test installed; waits for a dpkg lock another
+/// test may hold, or the purge fails unseen.
+const PURGE_MEMCACHED: &[&str] = &[
+    "apt-get",
+    "-qy",
+    "-o",
+    "DPkg::Lock::Timeout=600",
+    "purge",
+    "memcached",
+];
+
 fn memcached_pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
@@ -399,19 +410,10 @@ fn service_starts_stops_restarts_and_switches_boot_links_of_a_real_daemon() {
         "package",
         json!({"package_name": "memcached", "lock_timeout": 600}),
     );
-    // Purge at the end only what this test installed; wait for a dpkg lock
-    // another test may hold, or the purge fails unseen.
+    // Purge at the end only what this test installed.
     let was_installed = Path::new("/etc/init.d/memcached").exists();
     let stop: &[&str] = &["/etc/init.d/memcached", "stop"];
-    let purge: &[&str] = &[
-        "apt-get",
-        "-qy",
-        "-o",
-        "DPkg::Lock::Timeout=600",
-        "purge",
-        "memcached",
-    ];
-    let commands = [stop, purge];
+    let commands = [stop, PURGE_MEMCACHED];
     let _cleanup = Cleanup::new(&commands[..if was_installed { 1 } else { 2 }]);
     converge_cx(&pkg, "install", false)
         .0
@@ -495,15 +497,7 @@ fn service_drives_a_real_unit_through_systemd() {
         return;
     }
     let was_installed = Path::new("/lib/systemd/system/memcached.service").exists();
-    let purge: &[&str] = &[
-        "apt-get",
-        "-qy",
-        "-o",
-        "DPkg::Lock::Timeout=600",
-        "purge",
-        "memcached",
-    ];
-    let commands = [purge];
+    let commands = [PURGE_MEMCACHED];
     let _cleanup = Cleanup::new(&commands[..if was_installed { 0 } else { 1 }]);
     let pkg = resource(
         "package",
