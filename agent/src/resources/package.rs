@@ -139,7 +139,7 @@ fn apt_get(args: &[&str], lock_timeout: u64) -> Result<Finished, String> {
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .timeout(APT_TIMEOUT)
         .run()
-        .map_err(|e| format!("cannot run apt-get: {e}"))
+        .map_err(|e| e.to_string())
 }
 
 /// Refresh the lists. apt exits 0 when a source cannot be fetched (it only
@@ -152,7 +152,7 @@ fn apt_update(lock_timeout: u64) -> Result<Vec<String>, String> {
     } else {
         Err(format!(
             "apt-get update failed ({}): is the package mirror or cache reachable?",
-            f.describe(APT_TIMEOUT)
+            f.error()
         ))
     }
 }
@@ -210,13 +210,13 @@ fn install(requests: &[Request], cx: &mut Cx) -> Result<(), String> {
              when the lists were refreshed ({}); apt said: {}",
             args.join(" "),
             warnings.join("; "),
-            f.describe(APT_TIMEOUT)
+            f.error()
         ))
     } else {
         Err(format!(
             "apt-get install {} failed ({})",
             args.join(" "),
-            f.describe(APT_TIMEOUT)
+            f.error()
         ))
     }
 }
@@ -324,10 +324,7 @@ impl Package {
             let f = apt_get(&[verb, &name], self.spec.lock_timeout)?;
             cx.packages.forget(std::slice::from_ref(&name));
             if !f.success() {
-                return Err(format!(
-                    "apt-get {verb} {name} failed ({})",
-                    f.describe(APT_TIMEOUT)
-                ));
+                return Err(format!("apt-get {verb} {name} failed ({})", f.error()));
             }
         }
         Ok(Outcome::changed(if purge { "purged" } else { "removed" }))
