@@ -14,7 +14,7 @@ need_root_tools() {
 need_root_tools
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 
-# One profile for build and tests (STACK.md item 13): the dev profile.
+# One profile for build and tests (decisions.md, "Build profiles"): the dev profile.
 cargo build --workspace --all-targets
 # Storage tests also run against a real PostgreSQL and a real S3 API (moto):
 # the wrappers start both, export their URLs, and stop them afterwards.

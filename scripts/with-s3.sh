@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command next to a throwaway S3-compatible server, so the blob store
-# is tested against a real S3 API instead of a mock (DESIGN.md section 10):
+# is tested against a real S3 API instead of a mock (docs/decisions.md, "Real
+# services, started by the test script"):
 #
 #   scripts/with-s3.sh cargo test -p cm-server --test blobs
 #

@@ -70,8 +70,8 @@ pub struct Blobs {
 
 impl Blobs {
     /// Blobs in a local directory, created if missing. Writes are fsynced
-    /// (off by default in object_store, STACK.md item 12): a blob a
-    /// cookbook version refers to must survive a power cut.
+    /// (off by default in object_store, decisions.md, "object_store for
+    /// blobs"): a blob a cookbook version refers to must survive a power cut.
     pub fn local(dir: &Path) -> Result<Blobs, BlobError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             BlobError::Config(format!(

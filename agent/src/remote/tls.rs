@@ -20,7 +20,8 @@ use crate::config::server_host;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Installs aws-lc-rs as rustls' process default (STACK.md item 1).
+/// Installs aws-lc-rs as rustls' process default (decisions.md, "rustls with
+/// aws-lc-rs").
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
