@@ -47,6 +47,7 @@ log="$(mktemp -t cm-moto.XXXXXX.log)"
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 
+# shellcheck disable=SC2317 # called by the EXIT trap
 stop_moto() {
     kill "$moto_pid" 2>/dev/null || true
     wait "$moto_pid" 2>/dev/null || true

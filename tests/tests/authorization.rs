@@ -464,7 +464,6 @@ async fn every_rpc_in_the_proto_is_in_the_matrix() {
     let stale: Vec<_> = matrix.difference(&declared).collect();
     assert!(
         missing.is_empty() && stale.is_empty(),
-"rpcs without a policy row in this matrix: {missing:?}; rows for no rpc:
-{stale:?}"
+        "rpcs without a policy row in this matrix: {missing:?}; rows for no rpc: {stale:?}"
     );
 }
