@@ -245,7 +245,19 @@ enum AdminCommand {
     },
 }
 
+/// `cmctl ... | head`: a closed pipe ends cmctl quietly, as it ends any Unix
+/// filter, instead of a panic from `println!` (Rust ignores SIGPIPE by
+/// default). Sockets are unaffected: their writes use MSG_NOSIGNAL.
+fn end_quietly_on_closed_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: the first thing main does, before any thread exists; SIG_DFL
+    // installs no handler code.
+    #[allow(unsafe_code)]
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 fn main() -> ExitCode {
+    end_quietly_on_closed_pipe();
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
         clap_complete::generate(shell, &mut Cli::command(), "cmctl", &mut std::io::stdout());
