@@ -173,11 +173,15 @@ enum NodeCommand {
         node: String,
         role: String,
     },
-    /// Set an attribute on the node (the highest layer); VALUE is JSON or a string.
+    /// Set an attribute on the node (the highest layer). VALUE is JSON
+    /// (`128`, `true`, `"text"`, `["a","b"]`); with --string it is taken as text.
     Set {
         node: String,
         key: String,
         value: String,
+        /// Store VALUE as a string, as written, instead of reading it as JSON.
+        #[arg(long)]
+        string: bool,
     },
     Unset {
         node: String,
@@ -311,7 +315,13 @@ async fn run(cli: Cli) -> Result<()> {
             NodeCommand::Unassign { node, role } => {
                 commands::node::assign(ch, node, role, false, f).await
             }
-            NodeCommand::Set { node, key, value } => {
+            NodeCommand::Set {
+                node,
+                key,
+                value,
+                string,
+            } => {
+                let value = commands::node::attribute_value(&value, string)?;
                 commands::node::set(ch, node, key, Some(value), f).await
             }
             NodeCommand::Unset { node, key } => commands::node::set(ch, node, key, None, f).await,
