@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The gates every change passes before its tests run (scripts/test.sh calls
 # this first): formatting, clippy with warnings denied on every target, and
-# shellcheck on every shell script of the repository.
+# a shellcheck pass over every shell script of the repository.
 #
 #   scripts/check.sh            all three
 #   scripts/check.sh --quick    formatting and shellcheck only (seconds)
