@@ -18,6 +18,7 @@ bin="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 
 work=$(mktemp -d /tmp/cm-demo.XXXXXX)
 server_pid=
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     if [ -n "$server_pid" ]; then
         kill "$server_pid" 2>/dev/null || true

@@ -14,11 +14,17 @@ need_root_tools() {
 need_root_tools
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 
-# One profile for build and tests (STACK.md item 13): the dev profile.
+# Formatting, clippy and shellcheck first: they fail in seconds or minutes
+# where the tests take many.
+scripts/check.sh
+
+# One profile for build and tests (decisions.md, "Build profiles"): the dev profile.
 cargo build --workspace --all-targets
 # Storage tests also run against a real PostgreSQL and a real S3 API (moto):
 # the wrappers start both, export their URLs, and stop them afterwards.
-scripts/with-postgres.sh scripts/with-s3.sh cargo nextest run --workspace --no-fail-fast "$@"
+# A filter that matches no test is an error, not a green run.
+scripts/with-postgres.sh scripts/with-s3.sh \
+    cargo nextest run --workspace --no-fail-fast --no-tests=fail "$@"
 
 # The container cluster: a server and real nodes booted from user-data
 # (tests/cluster/README.md). Needs root and Docker; CM_SKIP_CLUSTER=1 skips

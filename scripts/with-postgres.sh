@@ -27,7 +27,7 @@ fi
 
 find_bindir() {
     local dir
-    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    dir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
     [[ -n $dir && -x $dir/initdb && -x $dir/pg_ctl ]] && echo "$dir"
     return 0
 }

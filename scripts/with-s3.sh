@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command next to a throwaway S3-compatible server, so the blob store
-# is tested against a real S3 API instead of a mock (DESIGN.md section 10):
+# is tested against a real S3 API instead of a mock (docs/decisions.md, "Real
+# services, started by the test script"):
 #
 #   scripts/with-s3.sh cargo test -p cm-server --test blobs
 #
@@ -46,6 +47,7 @@ log="$(mktemp -t cm-moto.XXXXXX.log)"
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 
+# shellcheck disable=SC2317 # called by the EXIT trap
 stop_moto() {
     kill "$moto_pid" 2>/dev/null || true
     wait "$moto_pid" 2>/dev/null || true

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cm_model::LoadError;
 use cm_model::secrets::SecretString;
+use cm_model::server_url::ServerUrl;
 pub use cm_model::time::parse_duration;
 use serde::Deserialize;
 
@@ -129,7 +130,7 @@ impl Config {
         let bad =
             |field: &str, why: String| LoadError::in_file(&self.file, format!("{field}: {why}"));
         if let Some(url) = &self.server {
-            server_host(url).map_err(|e| bad("server", e))?;
+            ServerUrl::parse(url).map_err(|e| bad("server", e.to_string()))?;
         }
         if let Some(f) = &self.ca_fingerprint
             && (f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -165,22 +166,6 @@ pub fn normalize_fingerprint(f: &str) -> String {
         .filter(|c| *c != ':')
         .map(|c| c.to_ascii_lowercase())
         .collect()
-}
-
-/// The host part of `https://host:port`, which the server's certificate must name.
-pub fn server_host(url: &str) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("https://")
-        .ok_or_else(|| format!("{url:?} must start with https://"))?;
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    if host.is_empty() {
-        return Err(format!("{url:?} names no host"));
-    }
-    Ok(host.to_string())
 }
 
 /// Remove the `token:` line from agent.yaml once the node has enrolled:
@@ -250,11 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn hosts_and_fingerprints() {
-        assert_eq!(server_host("https://cm-server:8443").unwrap(), "cm-server");
-        assert_eq!(server_host("https://[::1]:8443/").unwrap(), "::1");
-        assert_eq!(server_host("https://10.0.0.1").unwrap(), "10.0.0.1");
-        assert!(server_host("https://:8443").is_err());
+    fn fingerprints_are_normalized() {
         assert_eq!(normalize_fingerprint("sha256:AB:cd"), "abcd");
     }
 

@@ -7,6 +7,13 @@ use std::io::{IsTerminal, Write};
 use cm_model::report::{ResourceReport, RunReport};
 use owo_colors::{OwoColorize, Stream};
 
+/// One line on stdout. A closed pipe (`cm-agent run --once | head`) must not
+/// stop a converge half way, as `println!`'s panic would: write errors are
+/// ignored, and the run goes on, reports and exits with its own status.
+pub fn say(line: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 /// Print one resource's line (and diff) to `out`.
 pub fn resource_line(out: &mut dyn Write, r: &ResourceReport, why_run: bool) {
     let id = format!("{}[{}]", r.kind, r.name);

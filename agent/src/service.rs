@@ -19,11 +19,12 @@ pub const DETACHED_LOG: &str = "/var/log/cm-agent.log";
 const ENROLL_BUDGET: Duration = Duration::from_secs(60);
 
 /// The unit: Type=notify with READY sent after enrollment, ordered after
-/// network-online only (never after cloud-final, STACK.md item 10), and no
-/// restart after a refusal (exit 3 and 4) so a bad token does not spin.
-/// `KillMode=process`: the cgroup is not killed when the agent dies, or
-/// apt-get and dpkg would be killed half-way; the commands' watchers stop
-/// the rest (`command` module), the same as on nodes without systemd.
+/// network-online only (never after cloud-final, decisions.md, "Booting from
+/// cloud-init"), and no restart after a refusal (exit 3 and 4) so a bad token
+/// does not spin. `KillMode=process`: the cgroup is not killed when the
+/// agent dies, or apt-get and dpkg would be killed half-way; the commands'
+/// watchers stop the rest (`command` module), the same as on nodes without
+/// systemd.
 pub fn unit(exe: &Path, config_file: &Path) -> String {
     format!(
         "\
@@ -58,7 +59,8 @@ WantedBy=multi-user.target
     )
 }
 
-/// Whether systemd manages this machine (STACK.md item 7).
+/// Whether systemd manages this machine (decisions.md, "How the init system is
+/// detected").
 pub fn systemd_is_init() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }

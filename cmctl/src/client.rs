@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use cm_model::credential::Credential;
+use cm_model::server_url::ServerUrl;
 use sha2::{Digest, Sha256};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -49,12 +50,7 @@ pub async fn connect(path: &Path, server: Option<&str>) -> Result<Connection> {
         );
     }
     let url = server.unwrap_or(&cred.server).to_string();
-    let host = url
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', ':']).next())
-        .with_context(|| format!("{url:?} is not a server URL like https://host:8443"))?
-        .to_string();
+    let host = ServerUrl::parse(&url)?.host().to_string();
     let tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(&cred.ca_pem))
         .identity(Identity::from_pem(&cred.certificate_pem, &cred.key_pem))

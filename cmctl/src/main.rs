@@ -173,11 +173,15 @@ enum NodeCommand {
         node: String,
         role: String,
     },
-    /// Set an attribute on the node (the highest layer); VALUE is JSON or a string.
+    /// Set an attribute on the node (the highest layer). VALUE is JSON
+    /// (`128`, `true`, `"text"`, `["a","b"]`); with --string it is taken as text.
     Set {
         node: String,
         key: String,
         value: String,
+        /// Store VALUE as a string, as written, instead of reading it as JSON.
+        #[arg(long)]
+        string: bool,
     },
     Unset {
         node: String,
@@ -245,7 +249,19 @@ enum AdminCommand {
     },
 }
 
+/// `cmctl ... | head`: a closed pipe ends cmctl quietly, as it ends any Unix
+/// filter, instead of a panic from `println!` (Rust ignores SIGPIPE by
+/// default). Sockets are unaffected: their writes use MSG_NOSIGNAL.
+fn end_quietly_on_closed_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: the first thing main does, before any thread exists; SIG_DFL
+    // installs no handler code.
+    #[allow(unsafe_code)]
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 fn main() -> ExitCode {
+    end_quietly_on_closed_pipe();
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
         clap_complete::generate(shell, &mut Cli::command(), "cmctl", &mut std::io::stdout());
@@ -299,7 +315,13 @@ async fn run(cli: Cli) -> Result<()> {
             NodeCommand::Unassign { node, role } => {
                 commands::node::assign(ch, node, role, false, f).await
             }
-            NodeCommand::Set { node, key, value } => {
+            NodeCommand::Set {
+                node,
+                key,
+                value,
+                string,
+            } => {
+                let value = commands::node::attribute_value(&value, string)?;
                 commands::node::set(ch, node, key, Some(value), f).await
             }
             NodeCommand::Unset { node, key } => commands::node::set(ch, node, key, None, f).await,

@@ -17,6 +17,7 @@ pub mod resources;
 pub mod role;
 pub mod runlist;
 pub mod secrets;
+pub mod server_url;
 pub mod solver;
 pub mod template;
 pub mod time;

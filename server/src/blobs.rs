@@ -12,7 +12,6 @@
 //!
 //! This module knows nothing of cookbooks or of who may read a blob.
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -70,8 +69,8 @@ pub struct Blobs {
 
 impl Blobs {
     /// Blobs in a local directory, created if missing. Writes are fsynced
-    /// (off by default in object_store, STACK.md item 12): a blob a
-    /// cookbook version refers to must survive a power cut.
+    /// (off by default in object_store, decisions.md, "object_store for
+    /// blobs"): a blob a cookbook version refers to must survive a power cut.
     pub fn local(dir: &Path) -> Result<Blobs, BlobError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             BlobError::Config(format!(
@@ -276,19 +275,17 @@ fn blob_path(digest: &str) -> Result<StorePath, BlobError> {
     )))
 }
 
-fn is_loopback_url(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
+fn is_loopback_url(text: &str) -> bool {
+    let Ok(url) = url::Url::parse(text) else {
         return false;
     };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        // [::1]:9000
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _)| host),
-    };
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    match url.host() {
+        _ if url.scheme() != "http" => false,
+        Some(url::Host::Domain(name)) => name == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 #[cfg(test)]

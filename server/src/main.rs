@@ -177,11 +177,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The summary on stdout. The work is done by now, so a closed pipe
+/// (`cm-server backup DIR | head -1`) is not an error worth a panic.
 fn print(summary: BackupSummary, format: Format) -> Result<()> {
-    match format {
-        Format::Human => print!("{}", summary.human()),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
-    }
+    let text = match format {
+        Format::Human => summary.human(),
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&summary)?),
+    };
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
     Ok(())
 }
 

@@ -7,10 +7,10 @@
 //! A caller's identity is one URI SAN, `cm:node:NAME` or `cm:admin:NAME`,
 //! read back by [`identity_of`] after rustls has verified the chain.
 //!
-//! A CSR is never signed as it stands (STACK.md item 4): only its public key
-//! is taken, after its self-signature is checked; name, usage and validity
-//! are built here, so a CSR that asks for `cm:admin:root` or CA:true still
-//! gets a plain node certificate.
+//! A CSR is never signed as it stands (decisions.md, "A CA of our own, with
+//! rcgen"): only its public key is taken, after its self-signature is checked;
+//! name, usage and validity are built here, so a CSR that asks for
+//! `cm:admin:root` or CA:true still gets a plain node certificate.
 //!
 //! This file holds the CA and issuance; `identity` the names and the
 //! agent-side CSR, `tls` the rustls configs, `bootstrap` the data-dir files
@@ -57,7 +57,7 @@ pub const SERVER_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 /// A server certificate this close to expiry is re-issued at start.
 pub const SERVER_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Certificates start this far in the past: node clocks may be a few
-/// minutes behind the server's (DESIGN.md section 7).
+/// minutes behind the server's (docs/server.md, "Identity and enrollment").
 const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// What can go wrong issuing, parsing or loading certificates.

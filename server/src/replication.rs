@@ -1,5 +1,5 @@
 //! Several server processes on one PostgreSQL database and one S3 bucket act
-//! as one server (DESIGN.md section 6). Each replica caches plans, the
+//! as one server (docs/server.md, "Scale-out"). Each replica caches plans, the
 //! cookbook catalog and the revoked serials in memory, so each must hear of
 //! every change, wherever it was made:
 //!

@@ -1,5 +1,5 @@
 //! Secrets at rest: values are sealed with XChaCha20-Poly1305 under a key
-//! kept outside the database (DESIGN.md section 7), so a copy of the
+//! kept outside the database (docs/architecture.md, "Invariants"), so a copy of the
 //! database alone reveals no secret.
 //!
 //! A sealed value is `version (1 byte) || nonce (24 bytes) || ciphertext+tag`.

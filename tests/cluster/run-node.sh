@@ -34,9 +34,9 @@ die() {
 # cannot read /proc/PID/exe of another user's process, so
 # `start-stop-daemon --stop --exec` (init scripts) finds no daemon that
 # dropped privileges (memcached, postgres...) and stops nothing.
-# systemd: STACK.md item 18 (cgroup v1 engine: --privileged fails, this
-# works), plus -t so /dev/console exists and `docker logs` shows the
-# console; systemd itself sends its stdout to /dev/null.
+# systemd: decisions.md, "systemd as PID 1 in a container" (cgroup v1 engine:
+# --privileged fails, this works), plus -t so /dev/console exists and `docker
+# logs` shows the console; systemd itself sends its stdout to /dev/null.
 kind_args() {
     case $KIND in
         sysv) echo --cap-add SYS_PTRACE ;;

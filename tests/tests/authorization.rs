@@ -416,3 +416,54 @@ async fn an_oversized_message_is_refused() {
         .unwrap_err();
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
 }
+
+/// The one RPC anyone may call: enrollment carries its own proof (the token).
+const PUBLIC_CALLS: &[&str] = &["agent.enroll"];
+
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// `service.rpc` for every rpc declared in proto/cm.proto.
+fn rpcs_in_the_proto() -> std::collections::BTreeSet<String> {
+    let proto = include_str!("../../proto/cm.proto");
+    let mut service = String::new();
+    let mut out = std::collections::BTreeSet::new();
+    for line in proto.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("service ") {
+            service = snake_case(rest.split_whitespace().next().unwrap_or_default());
+        } else if let Some(rest) = line.strip_prefix("rpc ") {
+            let rpc = rest.split('(').next().unwrap_or_default().trim();
+            out.insert(format!("{service}.{}", snake_case(rpc)));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_rpc_in_the_proto_is_in_the_matrix() {
+    let (s, _) = setup().await;
+    let mut matrix: std::collections::BTreeSet<String> =
+        PUBLIC_CALLS.iter().map(|c| c.to_string()).collect();
+    for (name, _) in admin_calls(s.channel(None).await).await {
+        matrix.insert(name.to_string());
+    }
+    for (name, _) in agent_calls(s.channel(None).await).await {
+        matrix.insert(name.to_string());
+    }
+    let declared = rpcs_in_the_proto();
+    assert!(declared.len() > 30, "the proto parser found {declared:?}");
+    let missing: Vec<_> = declared.difference(&matrix).collect();
+    let stale: Vec<_> = matrix.difference(&declared).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "rpcs without a policy row in this matrix: {missing:?}; rows for no rpc: {stale:?}"
+    );
+}

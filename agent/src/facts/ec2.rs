@@ -4,9 +4,9 @@
 //! only, and [`gather`] talks to the metadata service only when the
 //! [`Cloud`] setting says EC2, or says `auto` and DMI names EC2. Probing the
 //! metadata address to find out would send traffic where it must not go on
-//! every other node (STACK.md, item 17). It does not own when to ask: the
-//! daemon calls [`gather`] on a blocking thread (the reqwest blocking client
-//! must not run inside an async task) and stores the result in
+//! every other node (decisions.md, "EC2 metadata only on EC2"). It does not own
+//! when to ask: the daemon calls [`gather`] on a blocking thread (the reqwest
+//! blocking client must not run inside an async task) and stores the result in
 //! [`Facts::ec2`](super::Facts::ec2).
 //!
 //! Every call is IMDSv2: a token from `PUT /latest/api/token`, sent with each
@@ -194,7 +194,8 @@ impl Imds {
         .map_err(|e| {
             let mut reason = describe(&e);
             if e.is_timeout() {
-                // STACK.md, item 11: the reply is dropped, not refused.
+                // decisions.md, "EC2 metadata only on EC2": the reply is
+                // dropped, not refused.
                 reason.push_str("; in a container, an instance hop limit of 1 drops the reply");
             }
             self.error(TOKEN_PATH, reason)

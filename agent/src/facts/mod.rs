@@ -1,11 +1,11 @@
 //! Facts: what the agent knows about the machine it runs on.
 //!
-//! Facts are gathered at the start of every run (DESIGN.md, section 4,
+//! Facts are gathered at the start of every run (docs/agent.md,
 //! step 1), reported to the server, and given to templates as `node.*`.
 //! They must be cheap enough to gather every run, so they come from files
 //! under `/proc`, `/sys` and `/etc` plus one getifaddrs(3) call, with no
 //! subprocess and no network traffic: never a DNS query, never the EC2
-//! metadata address (STACK.md, item 17).
+//! metadata address (decisions.md, "EC2 metadata only on EC2").
 //!
 //! Gathering never fails. A fact that cannot be read is empty (an empty
 //! string, zero, an empty list or `None`) and a `debug!` line says why, so

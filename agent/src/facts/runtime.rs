@@ -3,8 +3,8 @@
 //!
 //! The init system decides how the service provider works, and a container
 //! may run neither systemd nor sysvinit as PID 1 while `/etc/init.d` exists
-//! (STACK.md, item 7), so both are decided from markers the init systems
-//! themselves leave, never from what is installed.
+//! (decisions.md, "How the init system is detected"), so both are decided from
+//! markers the init systems themselves leave, never from what is installed.
 
 use serde::{Deserialize, Serialize};
 use tracing::debug;

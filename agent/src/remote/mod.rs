@@ -1,5 +1,5 @@
 //! The agent's side of the server: trust, identity, plan sync and reports.
-//! Everything it keeps lives in the state dir (0700, DESIGN.md section 4):
+//! Everything it keeps lives in the state dir (0700, docs/agent.md):
 //!
 //! ```text
 //! identity.json    name, key, certificate, CA (0600)

@@ -16,11 +16,12 @@ use sha2::{Digest, Sha256};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::RemoteError;
-use crate::config::server_host;
+use cm_model::server_url::ServerUrl;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Installs aws-lc-rs as rustls' process default (STACK.md item 1).
+/// Installs aws-lc-rs as rustls' process default (decisions.md, "rustls with
+/// aws-lc-rs").
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
@@ -41,14 +42,8 @@ pub fn pem_fingerprint(pem: &str) -> Result<String, String> {
 /// chain the server presents and returns it as PEM.
 pub async fn fetch_pinned_ca(url: &str, pin: &str) -> Result<String, RemoteError> {
     install_crypto_provider();
-    let host = server_host(url).map_err(RemoteError::Refused)?;
-    let port = url
-        .trim_start_matches("https://")
-        .split('/')
-        .next()
-        .and_then(|a| a.rsplit_once(':'))
-        .and_then(|(_, p)| p.parse::<u16>().ok())
-        .unwrap_or(443);
+    let server = ServerUrl::parse(url).map_err(|e| RemoteError::Refused(e.to_string()))?;
+    let (host, port) = (server.host().to_string(), server.port());
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let capture = Arc::new(CaptureChain {
         chain: Mutex::default(),
@@ -98,7 +93,10 @@ fn pem_encode(der: &[u8]) -> String {
 /// under a long watch stream.
 pub fn channel(url: &str, ca_pem: &str, identity: Option<(&str, &str)>) -> Result<Channel, String> {
     install_crypto_provider();
-    let host = server_host(url)?;
+    let host = ServerUrl::parse(url)
+        .map_err(|e| e.to_string())?
+        .host()
+        .to_string();
     let mut tls = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca_pem))
         .domain_name(host);

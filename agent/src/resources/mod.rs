@@ -67,7 +67,8 @@ pub trait Provider {
     }
 }
 
-/// How the node runs services; decided once per run (STACK.md item 7).
+/// How the node runs services; decided once per run (decisions.md, "How the
+/// init system is detected").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Init {
     Systemd,

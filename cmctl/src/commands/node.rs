@@ -152,18 +152,29 @@ pub async fn assign(
 }
 
 /// VALUE is JSON when it parses as JSON (`512`, `true`, `[1,2]`), else a string.
+/// `node set`'s VALUE: JSON, or text with `--string`. Malformed JSON is an
+/// error, never silently stored as a string the admin did not mean.
+pub fn attribute_value(text: &str, as_string: bool) -> Result<serde_json::Value> {
+    if as_string {
+        return Ok(serde_json::Value::String(text.to_string()));
+    }
+    serde_json::from_str(text).map_err(|e| {
+        anyhow::anyhow!(
+            "VALUE {text:?} is not JSON ({e}); for text, quote it as JSON ('\"{text}\"') or pass --string"
+        )
+    })
+}
+
 pub async fn set(
     channel: Channel,
     node: String,
     key: String,
-    value: Option<String>,
+    value: Option<serde_json::Value>,
     format: Format,
 ) -> Result<()> {
     let mut c = NodesClient::new(channel);
     let n = match value {
-        Some(v) => {
-            let json = serde_json::from_str::<serde_json::Value>(&v)
-                .unwrap_or(serde_json::Value::String(v));
+        Some(json) => {
             c.set_attribute(SetAttributeRequest {
                 node,
                 key,
@@ -226,4 +237,26 @@ pub async fn explain(channel: Channel, node: String, key: String, format: Format
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attribute_value;
+    use serde_json::json;
+
+    #[test]
+    fn values_are_json_and_text_needs_quotes_or_string() {
+        assert_eq!(attribute_value("128", false).unwrap(), json!(128));
+        assert_eq!(attribute_value("[\"a\"]", false).unwrap(), json!(["a"]));
+        assert_eq!(attribute_value("\"x\"", false).unwrap(), json!("x"));
+        assert_eq!(attribute_value("{\"a\":", true).unwrap(), json!("{\"a\":"));
+    }
+
+    #[test]
+    fn malformed_json_is_refused_not_stored_as_text() {
+        for bad in ["{\"a\": 1", "[1, 2", "hello", "0644x"] {
+            let e = attribute_value(bad, false).unwrap_err().to_string();
+            assert!(e.contains("is not JSON") && e.contains("--string"), "{e}");
+        }
+    }
 }

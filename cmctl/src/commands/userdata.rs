@@ -3,8 +3,9 @@
 //! `cm-agent start`, which enrolls and leaves a daemon running: under
 //! systemd as its unit, elsewhere detached, so cloud-init's last stage ends.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use cm_model::credential::Credential;
+use cm_model::server_url::ServerUrl;
 use tonic::transport::Channel;
 
 use crate::commands::access::create_token;
@@ -22,9 +23,7 @@ pub struct UserData {
 }
 
 pub async fn userdata(channel: Channel, cred: &Credential, u: UserData) -> Result<()> {
-    if !u.server.starts_with("https://") {
-        bail!("{:?}: the server URL must start with https://", u.server);
-    }
+    ServerUrl::parse(&u.server)?;
     for name in u.roles.iter().chain([&u.env]) {
         cm_model::metadata::check_name(name).map_err(|e| anyhow::anyhow!("{name:?}: {e}"))?;
     }

@@ -42,7 +42,9 @@ impl Spec for RemoteFileSpec {
         check_absolute("path", &self.path)?;
         check_mode("mode", &self.mode)?;
         let url = &self.url;
-        if !is_templated(url) && !url.starts_with("http://") && !url.starts_with("https://") {
+        if !is_templated(url)
+            && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
             return Err(FieldError::new(
                 "url",
                 format!("{url:?} is not an http(s) URL"),

@@ -147,7 +147,8 @@ fn syntax_error_names_the_template() {
 
 #[test]
 fn helper_names_do_not_shadow_namespaced_data() {
-    // STACK.md: `{{raw}}` would render a helper; data under namespaces is safe.
+    // decisions.md, "Handlebars, strict, with namespaces": `{{raw}}` would
+    // render a helper; data under namespaces is safe.
     let c = Context::wraps(json!({"attrs": {"raw": "r", "json": "j"}})).unwrap();
     assert_eq!(
         Templates::new()

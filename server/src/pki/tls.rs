@@ -11,9 +11,9 @@ use super::Ca;
 /// connections cannot pin the server's accept path.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Installs aws-lc-rs as rustls' process-wide provider (STACK.md item 1).
-/// Call it first in every `main` and test that makes TLS configs; calling
-/// it again is harmless.
+/// Installs aws-lc-rs as rustls' process-wide provider (decisions.md, "rustls
+/// with aws-lc-rs"). Call it first in every `main` and test that makes TLS
+/// configs; calling it again is harmless.
 pub fn install_crypto_provider() {
     // Err only means a provider is already installed, which is the goal.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

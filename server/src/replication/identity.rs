@@ -1,4 +1,4 @@
-//! Replicas share one CA and one secrets key (DESIGN.md section 7). The
+//! Replicas share one CA and one secrets key (docs/architecture.md, "Invariants"). The
 //! first server to start on a database records the CA's fingerprint and the
 //! secrets key's id in it; a later server with another CA or key refuses to
 //! start, instead of issuing certificates that no node or admin trusts or

@@ -32,7 +32,7 @@ pub async fn run_once(config: Config, opts: RunOptions, format: Format) -> ExitC
     };
     if human {
         let mode = if opts.why_run { " (why-run)" } else { "" };
-        println!("Converging node {}{mode}", node.identity.name);
+        output::say(format_args!("Converging node {}{mode}", node.identity.name));
     }
     let why_run = opts.why_run;
     let observe = Box::new(move |r: &cm_model::report::ResourceReport| {
@@ -46,7 +46,9 @@ pub async fn run_once(config: Config, opts: RunOptions, format: Format) -> ExitC
     };
     if human {
         if !outcome.online {
-            println!("(server unreachable: converged the cached plan)");
+            output::say(format_args!(
+                "(server unreachable: converged the cached plan)"
+            ));
         }
         output::summary(&mut std::io::stdout(), &outcome.report);
     } else {
@@ -59,10 +61,10 @@ pub async fn run_once(config: Config, opts: RunOptions, format: Format) -> ExitC
             "bytes_fetched": outcome.fetched.bytes,
             "report": outcome.report,
         });
-        println!(
+        output::say(format_args!(
             "{}",
             serde_json::to_string_pretty(&json).unwrap_or_default()
-        );
+        ));
     }
     if outcome.report.succeeded() {
         ExitCode::SUCCESS
@@ -81,7 +83,7 @@ pub fn run_apply(run: &LocalRun, format: Format, lock_path: PathBuf, lock_wait: 
             if human {
                 let list: Vec<String> = run.run_list.iter().map(ToString::to_string).collect();
                 let mode = if run.why_run { " (why-run)" } else { "" };
-                println!("Converging {}{mode}", list.join(", "));
+                output::say(format_args!("Converging {}{mode}", list.join(", ")));
             }
             let mut stdout = std::io::stdout();
             let mut observe = |r: &cm_model::report::ResourceReport| {
@@ -97,7 +99,7 @@ pub fn run_apply(run: &LocalRun, format: Format, lock_path: PathBuf, lock_wait: 
         output::summary(&mut std::io::stdout(), &report);
     } else {
         match serde_json::to_string_pretty(&report) {
-            Ok(j) => println!("{j}"),
+            Ok(j) => output::say(format_args!("{j}")),
             Err(e) => eprintln!("error: cannot print the report: {e}"),
         }
     }

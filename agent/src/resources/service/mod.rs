@@ -1,9 +1,9 @@
 //! `service` provider: start, stop, restart, reload, enable and disable a
-//! system service through what runs services on this node (STACK.md item 7):
-//! systemctl when systemd is PID 1, `service` and update-rc.d under sysvinit,
-//! and when PID 1 is neither (a container) the init script run directly, with
-//! update-rc.d for the boot links; the change text then says so, since no
-//! init reads those links here.
+//! system service through what runs services on this node (decisions.md, "How
+//! the init system is detected"): systemctl when systemd is PID 1, `service`
+//! and update-rc.d under sysvinit, and when PID 1 is neither (a container) the
+//! init script run directly, with update-rc.d for the boot links; the change
+//! text then says so, since no init reads those links here.
 //!
 //! `start` and `stop` act only on a difference. `restart` always acts: it is
 //! normally a notification. `reload` acts only on a running service (a
