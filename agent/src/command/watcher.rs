@@ -129,7 +129,10 @@ unsafe fn watch(pipe: RawFd, run_lock: RawFd) -> ! {
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
             libc::signal(sig, libc::SIG_IGN);
         }
-        keep_only(pipe, run_lock);
+        if !keep_only(pipe, run_lock) {
+            // Out of descriptors: it cannot watch, and must not read a stranger.
+            libc::_exit(0);
+        }
         let mut pid: libc::pid_t = 0;
         let want = size_of::<libc::pid_t>();
         if read_full(PIPE_FD, (&raw mut pid).cast(), want) != want || pid <= 1 {
@@ -147,8 +150,9 @@ unsafe fn watch(pipe: RawFd, run_lock: RawFd) -> ! {
 }
 
 /// Move `pipe` to [`PIPE_FD`] and `run_lock` (if any) to [`LOCK_FD`], point
-/// 0-2 at /dev/null and close everything else.
-unsafe fn keep_only(pipe: RawFd, run_lock: RawFd) {
+/// 0-2 at /dev/null and close everything else. False if the pipe could not
+/// be moved.
+unsafe fn keep_only(pipe: RawFd, run_lock: RawFd) -> bool {
     // SAFETY: fcntl, dup2, open, close and syscall are async-signal-safe.
     unsafe {
         // Out of the way first, so moving one cannot overwrite the other.
@@ -158,7 +162,9 @@ unsafe fn keep_only(pipe: RawFd, run_lock: RawFd) {
         } else {
             -1
         };
-        libc::dup2(pipe_high, PIPE_FD);
+        if pipe_high < 0 || libc::dup2(pipe_high, PIPE_FD) != PIPE_FD {
+            return false;
+        }
         if lock_high >= 0 {
             libc::dup2(lock_high, LOCK_FD);
         } else {
@@ -178,6 +184,7 @@ unsafe fn keep_only(pipe: RawFd, run_lock: RawFd) {
             }
         }
     }
+    true
 }
 
 /// Read up to `len` bytes, retrying interrupted and short reads; the count read.
