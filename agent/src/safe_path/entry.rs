@@ -41,6 +41,13 @@ pub struct FileOwnership {
     pub mode: u32,
 }
 
+/// Whether a write waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Synced,
+    Unsynced,
+}
+
 /// How many temp names to try before giving up (each is random).
 const TEMP_ATTEMPTS: usize = 8;
 
@@ -130,6 +137,27 @@ impl Dir {
         content: &[u8],
         own: FileOwnership,
     ) -> Result<(), SafePathError> {
+        self.write(name, content, own, Durability::Synced)
+    }
+
+    /// [`Dir::write_file`] without the fsyncs, for copies whose loss in a
+    /// crash costs nothing the node needs (backups).
+    pub fn write_copy(
+        &self,
+        name: &OsStr,
+        content: &[u8],
+        own: FileOwnership,
+    ) -> Result<(), SafePathError> {
+        self.write(name, content, own, Durability::Unsynced)
+    }
+
+    fn write(
+        &self,
+        name: &OsStr,
+        content: &[u8],
+        own: FileOwnership,
+        durability: Durability,
+    ) -> Result<(), SafePathError> {
         let here = self.child_path(name);
         let (tmp, fd) = self.create_temp(&here)?;
         let mut file = std::fs::File::from(fd);
@@ -147,7 +175,9 @@ impl Dir {
             // After fchown, which clears setuid and setgid bits.
             fchmod(&file, mode(own.mode))
                 .map_err(|e| SafePathError::io("setting the mode of", &here, e))?;
-            fsync(&file).map_err(|e| SafePathError::io("syncing", &here, e))?;
+            if durability == Durability::Synced {
+                fsync(&file).map_err(|e| SafePathError::io("syncing", &here, e))?;
+            }
             renameat(&self.fd, tmp.as_os_str(), &self.fd, name)
                 .map_err(|e| SafePathError::io("renaming into place", &here, e))
         })();
@@ -155,7 +185,10 @@ impl Dir {
             let _ = unlinkat(&self.fd, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
             return Err(e);
         }
-        self.sync()
+        match durability {
+            Durability::Synced => self.sync(),
+            Durability::Unsynced => Ok(()),
+        }
     }
 
     fn create_temp(&self, beside: &Path) -> Result<(OsString, OwnedFd), SafePathError> {
@@ -282,9 +315,14 @@ impl Dir {
 
     /// Remove the file or link `name` (a link itself, not what it points to).
     pub fn remove_file(&self, name: &OsStr) -> Result<(), SafePathError> {
-        unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir)
-            .map_err(|e| SafePathError::io("deleting", self.child_path(name), e))?;
+        self.remove_copy(name)?;
         self.sync()
+    }
+
+    /// [`Dir::remove_file`] without the fsync (old backups).
+    pub fn remove_copy(&self, name: &OsStr) -> Result<(), SafePathError> {
+        unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir)
+            .map_err(|e| SafePathError::io("deleting", self.child_path(name), e))
     }
 
     /// Remove the empty directory `name`.
