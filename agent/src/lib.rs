@@ -12,5 +12,6 @@ pub mod node;
 pub mod output;
 pub mod remote;
 pub mod resources;
+pub mod safe_path;
 pub mod service;
 pub mod signals;

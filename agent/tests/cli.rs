@@ -107,6 +107,44 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn missing_settings_exit_2_naming_the_file_for_every_server_command() {
+    let s = sandbox();
+    let missing = s.dir.path().join("no-such-agent.yaml");
+    let only_server = s.dir.path().join("server-only.yaml");
+    std::fs::write(
+        &only_server,
+        format!(
+            "server: https://127.0.0.1:9\nstate_dir: {}\n",
+            s.dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    for (config, what) in [(&missing, "server"), (&only_server, "ca_fingerprint")] {
+        for cmd in ["run", "daemon", "start"] {
+            let mut c = Command::cargo_bin("cm-agent").unwrap();
+            c.arg(cmd);
+            if cmd == "run" {
+                c.arg("--once");
+            }
+            // The state dir of this test, never the machine's.
+            c.arg("--config")
+                .arg(config)
+                .env("CM_STATE_DIR", s.dir.path().join("state"));
+            // `start` reads only its file, so a missing one is the whole story.
+            let said = if cmd == "start" && config == &missing {
+                "does not exist"
+            } else {
+                what
+            };
+            c.assert()
+                .code(2)
+                .stderr(predicate::str::contains(config.display().to_string()))
+                .stderr(predicate::str::contains(said));
+        }
+    }
+}
+
+#[test]
 fn a_second_run_while_one_holds_the_lock_exits_with_a_clear_message() {
     let s = sandbox();
     let _held =

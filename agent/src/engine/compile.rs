@@ -354,6 +354,9 @@ impl Unit<'_> {
             guard("not_if", &d.not_if)?,
             guard("creates", &d.creates)?,
         );
+        if let Some(path) = &creates {
+            cm_model::paths::check_absolute_path(path).map_err(|e| self.error_at("creates", e))?;
+        }
         let secrets = self.secrets;
         let holds_secret = !secrets.is_empty()
             && (properties.values().any(|v| value_holds_secret(v, secrets))

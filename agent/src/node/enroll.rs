@@ -47,14 +47,16 @@ pub(super) fn revoked(m: String) -> Fatal {
 }
 
 pub(super) async fn enroll(config: &Config, facts: &Facts) -> Result<Identity, RemoteError> {
+    // Missing settings are a usage error (exit 2), not a refusal (exit 3):
+    // no server has been asked anything.
     let missing = |what: &str| {
-        RemoteError::Refused(format!(
+        RemoteError::Local(format!(
             "this node is not enrolled and has no {what}: set `{what}:` in {} \
              (`cmctl userdata` writes a complete file)",
             config.file.display()
         ))
     };
-    let server = config.server_url().map_err(RemoteError::Refused)?;
+    let server = config.server_url().map_err(RemoteError::Local)?;
     let pin = config
         .ca_fingerprint
         .as_deref()

@@ -32,7 +32,8 @@ pub enum RemoteError {
     Revoked(String),
     #[error("{0}")]
     Other(String),
-    /// This machine cannot keep the agent's state (state dir, identity file).
+    /// The agent cannot work on this machine as set up: settings missing
+    /// (no server, fingerprint or token), or its state cannot be kept.
     #[error("{0}")]
     Local(String),
 }

@@ -29,6 +29,7 @@ use cm_model::resources::{FieldError, Ownership, Spec};
 use super::managed_file::ManagedFile;
 use super::{Cx, Outcome, Provider, ProviderType, spec_of};
 use crate::engine::CompiledResource;
+use crate::safe_path::{self, Missing};
 
 pub const PROVIDER: ProviderType = ProviderType {
     name: AptRepositorySpec::TYPE,
@@ -65,6 +66,7 @@ fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
             mode: Some(0o644),
         },
         backup: 0,
+        diff: None,
     };
     Ok(Box::new(AptRepository {
         key,
@@ -116,10 +118,10 @@ fn merge(into: &mut Outcome, label: &str, part: Outcome) {
 
 impl AptRepository {
     fn add(&self, cx: &Cx) -> Result<Outcome, String> {
-        let dir = Path::new(KEYRING_DIR);
-        if !dir.is_dir() && !cx.why_run {
+        if !cx.why_run {
             // Debian 12 ships it; older systems may not have it yet.
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {KEYRING_DIR}: {e}"))?;
+            safe_path::open_dir(Path::new(KEYRING_DIR), Missing::Create(0o755))
+                .map_err(|e| e.to_string())?;
         }
         let mut out = Outcome::unchanged();
         let key = self.key_file.create(Some(&self.key), false, cx)?;

@@ -34,6 +34,7 @@ fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
             path: PathBuf::from(CRON_DIR).join(&spec.cron_name),
             ownership,
             backup: 0,
+            diff: None,
         },
         content: render(&spec),
     }))
@@ -58,8 +59,8 @@ pub fn render(s: &CronSpec) -> String {
 impl Provider for Cron {
     fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
         match action {
-            "create" => self.file.create(Some(self.content.as_bytes()), false, cx),
-            "delete" => self.file.delete(cx),
+            "create" => Ok(self.file.create(Some(self.content.as_bytes()), false, cx)?),
+            "delete" => Ok(self.file.delete(cx)?),
             _ => Ok(Outcome::unchanged()),
         }
     }

@@ -1,101 +1,132 @@
-//! `directory` provider.
+//! `directory` provider. Parents are reached (and, with `recursive`, created)
+//! by the safe walk of [`crate::safe_path`]: a planted link on the way stops
+//! the resource; a link at the path itself is not a directory and is refused.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cm_model::resources::directory::DirectorySpec;
-use cm_model::resources::{FieldError, Spec};
+use cm_model::resources::{FieldError, Ownership, Spec};
 
 use super::{Cx, Outcome, Provider, ProviderType, spec_of};
 use crate::engine::CompiledResource;
-use crate::fsutil::Wanted;
+use crate::fsutil::{OwnerError, Wanted};
+use crate::safe_path::{self, Kind, Missing, SafePathError};
 
 pub const PROVIDER: ProviderType = ProviderType {
     name: DirectorySpec::TYPE,
     build,
 };
 
+/// Mode of a new directory (and of missing parents) unless `mode` says otherwise.
+const DEFAULT_MODE: u32 = 0o755;
+
 struct Directory {
     path: PathBuf,
-    spec: DirectorySpec,
+    ownership: Ownership,
+    recursive: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DirectoryError {
+    #[error(transparent)]
+    Path(#[from] SafePathError),
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
+    #[error("{0} exists and is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("{path}: parent {parent} does not exist (set recursive: true)")]
+    MissingParent { path: PathBuf, parent: PathBuf },
+    #[error("deleting {path}: {source} (recursive: true deletes contents)")]
+    Delete {
+        path: PathBuf,
+        source: SafePathError,
+    },
 }
 
 fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
     let spec: DirectorySpec = spec_of(r)?;
-    spec.ownership()?;
     Ok(Box::new(Directory {
         path: spec.path.clone().into(),
-        spec,
+        ownership: spec.ownership()?,
+        recursive: spec.recursive,
     }))
 }
 
 impl Directory {
-    fn create(&self, cx: &Cx) -> Result<Outcome, String> {
-        let wanted = match Wanted::resolve(&self.spec.ownership().map_err(|e| e.message)?) {
+    fn create(&self, cx: &Cx) -> Result<Outcome, DirectoryError> {
+        let wanted = match Wanted::resolve(&self.ownership) {
             Ok(w) => w,
             Err(e) if cx.why_run => return Ok(Outcome::changed(format!("{e} yet"))),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
-        let p = &self.path;
-        let mut out = Outcome::unchanged();
-        match std::fs::symlink_metadata(p) {
-            Ok(m) if m.is_dir() => out.changes.extend(wanted.differences(&m)),
-            Ok(_) => return Err(format!("{} exists and is not a directory", p.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let parent = p.parent().unwrap_or(Path::new("/"));
-                if !self.spec.recursive && !parent.is_dir() && !cx.why_run {
-                    return Err(format!(
-                        "{}: parent {} does not exist (set recursive: true)",
-                        p.display(),
-                        parent.display()
-                    ));
-                }
-                out.changes.push("created".into());
+        let (parent, name) = safe_path::split(&self.path)?;
+        let missing = match self.recursive && !cx.why_run {
+            true => Missing::Create(DEFAULT_MODE),
+            false => Missing::Fail,
+        };
+        let dir = match safe_path::open_dir(parent, missing) {
+            Ok(dir) => dir,
+            Err(SafePathError::Missing { .. }) if cx.why_run => {
+                return Ok(Outcome::changed("created"));
             }
-            Err(e) => return Err(format!("{}: {e}", p.display())),
-        }
-        if cx.why_run || !out.is_changed() {
-            return Ok(out);
-        }
-        if !p.exists() {
-            let mut b = std::fs::DirBuilder::new();
-            b.recursive(self.spec.recursive);
-            b.create(p)
-                .map_err(|e| format!("creating {}: {e}", p.display()))?;
-            if wanted.mode.is_none() {
-                // New directories get 0755 unless told otherwise, whatever the umask.
-                let w = Wanted {
-                    mode: Some(0o755),
-                    ..wanted
+            Err(SafePathError::Missing { .. }) => {
+                return Err(DirectoryError::MissingParent {
+                    path: self.path.clone(),
+                    parent: parent.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let stat = match dir.stat(name)? {
+            Some(stat) if stat.kind == Kind::Directory => {
+                let out = Outcome {
+                    changes: wanted.differences(&stat),
+                    diff: None,
                 };
-                w.apply_to_path(p)
-                    .map_err(|e| format!("{}: {e}", p.display()))?;
+                if cx.why_run || !out.is_changed() {
+                    return Ok(out);
+                }
+                dir.set_ownership(name, &stat, wanted.uid, wanted.gid, wanted.mode)?;
+                return Ok(out);
             }
+            Some(_) => return Err(DirectoryError::NotADirectory(self.path.clone())),
+            None if cx.why_run => return Ok(Outcome::changed("created")),
+            None => {
+                // New directories get 0755 unless told otherwise, whatever the umask.
+                dir.make_dir(name, wanted.mode.unwrap_or(DEFAULT_MODE))?;
+                dir.stat(name)?.ok_or_else(|| SafePathError::Changed {
+                    path: self.path.clone(),
+                })?
+            }
+        };
+        if wanted.uid.is_some() || wanted.gid.is_some() {
+            dir.set_ownership(name, &stat, wanted.uid, wanted.gid, Some(stat.mode))?;
         }
-        wanted
-            .apply_to_path(p)
-            .map_err(|e| format!("setting owner/mode of {}: {e}", p.display()))?;
-        Ok(out)
+        Ok(Outcome::changed("created"))
     }
 
-    fn delete(&self, cx: &Cx) -> Result<Outcome, String> {
-        let p = &self.path;
-        match std::fs::symlink_metadata(p) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Outcome::unchanged()),
-            Err(e) => return Err(format!("{}: {e}", p.display())),
-            Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", p.display())),
-            Ok(_) => {}
+    fn delete(&self, cx: &Cx) -> Result<Outcome, DirectoryError> {
+        let (parent, name) = safe_path::split(&self.path)?;
+        let dir = match safe_path::open_dir(parent, Missing::Fail) {
+            Ok(dir) => dir,
+            Err(SafePathError::Missing { .. }) => return Ok(Outcome::unchanged()),
+            Err(e) => return Err(e.into()),
+        };
+        match dir.stat(name)? {
+            None => return Ok(Outcome::unchanged()),
+            Some(stat) if stat.kind != Kind::Directory => {
+                return Err(DirectoryError::NotADirectory(self.path.clone()));
+            }
+            Some(_) => {}
         }
         if !cx.why_run {
-            let r = if self.spec.recursive {
-                std::fs::remove_dir_all(p)
-            } else {
-                std::fs::remove_dir(p)
+            let removed = match self.recursive {
+                true => dir.remove_tree(name),
+                false => dir.remove_dir(name),
             };
-            r.map_err(|e| {
-                format!(
-                    "deleting {}: {e} (recursive: true deletes contents)",
-                    p.display()
-                )
+            removed.map_err(|source| DirectoryError::Delete {
+                path: self.path.clone(),
+                source,
             })?;
         }
         Ok(Outcome::changed("deleted"))
@@ -104,10 +135,11 @@ impl Directory {
 
 impl Provider for Directory {
     fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
-        match action {
+        let done = match action {
             "create" => self.create(cx),
             "delete" => self.delete(cx),
             _ => Ok(Outcome::unchanged()),
-        }
+        };
+        done.map_err(|e| e.to_string())
     }
 }

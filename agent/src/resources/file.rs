@@ -24,6 +24,7 @@ fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
             path: spec.path.clone().into(),
             ownership: spec.ownership()?,
             backup: spec.backup,
+            diff: spec.diff,
         },
         content: r.content.clone(),
     }))
@@ -32,9 +33,9 @@ fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
 impl Provider for File {
     fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
         match action {
-            "create" => self.file.create(self.content.as_deref(), false, cx),
-            "create_if_missing" => self.file.create(self.content.as_deref(), true, cx),
-            "delete" => self.file.delete(cx),
+            "create" => Ok(self.file.create(self.content.as_deref(), false, cx)?),
+            "create_if_missing" => Ok(self.file.create(self.content.as_deref(), true, cx)?),
+            "delete" => Ok(self.file.delete(cx)?),
             _ => Ok(Outcome::unchanged()),
         }
     }

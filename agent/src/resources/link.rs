@@ -1,14 +1,17 @@
-//! `link` provider: symbolic or hard links.
+//! `link` provider: symbolic or hard links. The link's directory (and a hard
+//! link's source) is reached by the safe walk of [`crate::safe_path`]; the
+//! link is built beside its place and renamed over it.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use cm_model::resources::link::{LinkSpec, LinkType};
 use cm_model::resources::{FieldError, Ownership, Spec};
 
 use super::{Cx, Outcome, Provider, ProviderType, spec_of};
 use crate::engine::CompiledResource;
-use crate::fsutil::Wanted;
+use crate::fsutil::{OwnerError, Wanted};
+use crate::safe_path::{self, Dir, Kind, Missing, SafePathError, Stat};
 
 pub const PROVIDER: ProviderType = ProviderType {
     name: LinkSpec::TYPE,
@@ -19,6 +22,22 @@ struct Link {
     path: PathBuf,
     to: String,
     spec: LinkSpec,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum LinkError {
+    #[error(transparent)]
+    Path(#[from] SafePathError),
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
+    #[error("{0} is a directory, not a link")]
+    IsADirectory(PathBuf),
+    #[error("{0} is not a symbolic link; not deleting it")]
+    NotASymlink(PathBuf),
+    #[error("link target {to}: {source}")]
+    Target { to: String, source: SafePathError },
+    #[error("{path}: parent directory {parent} does not exist")]
+    MissingParent { path: PathBuf, parent: PathBuf },
 }
 
 fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
@@ -33,40 +52,73 @@ fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
     }))
 }
 
+/// The link's directory, its name there and what is there now.
+struct Place {
+    dir: Dir,
+    name: OsString,
+    stat: Option<Stat>,
+}
+
 impl Link {
-    fn in_state(&self) -> Result<Option<String>, String> {
-        let p = &self.path;
-        let meta = match std::fs::symlink_metadata(p) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Some("created".into()));
+    /// None when the link's directory does not exist.
+    fn look(&self) -> Result<Option<Place>, LinkError> {
+        let (parent, name) = safe_path::split(&self.path)?;
+        match safe_path::open_dir(parent, Missing::Fail) {
+            Ok(dir) => {
+                let stat = dir.stat(name)?;
+                Ok(Some(Place {
+                    dir,
+                    name: name.to_os_string(),
+                    stat,
+                }))
             }
-            Err(e) => return Err(format!("{}: {e}", p.display())),
-            Ok(m) => m,
+            Err(SafePathError::Missing { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A hard link's source: its directory by the safe walk, and its name.
+    fn source(&self) -> Result<(Dir, OsString), LinkError> {
+        let target = |source| LinkError::Target {
+            to: self.to.clone(),
+            source,
         };
+        let (dir, name) =
+            safe_path::open_parent(Path::new(&self.to), Missing::Fail).map_err(target)?;
+        Ok((dir, name))
+    }
+
+    /// What is wrong with the link now, in a few words; None when it is right.
+    fn in_state(&self, place: &Place) -> Result<Option<String>, LinkError> {
+        let Some(meta) = &place.stat else {
+            return Ok(Some("created".into()));
+        };
+        if meta.kind == Kind::Directory {
+            return Err(LinkError::IsADirectory(self.path.clone()));
+        }
         match self.spec.link_type {
             LinkType::Symbolic => {
-                if meta.is_dir() {
-                    return Err(format!("{} is a directory, not a link", p.display()));
-                }
-                if !meta.file_type().is_symlink() {
+                if meta.kind != Kind::Symlink {
                     return Ok(Some("replaced a file with a link".into()));
                 }
-                let target = std::fs::read_link(p).map_err(|e| format!("{}: {e}", p.display()))?;
-                Ok((target.as_path() != std::path::Path::new(&self.to))
+                let target = place.dir.read_link(&place.name)?;
+                Ok((target.as_path() != Path::new(&self.to))
                     .then(|| format!("target {} -> {}", target.display(), self.to)))
             }
             LinkType::Hard => {
-                let to = std::fs::metadata(&self.to)
-                    .map_err(|e| format!("link target {}: {e}", self.to))?;
-                Ok((meta.ino() != to.ino() || meta.dev() != to.dev())
-                    .then(|| "relinked".to_string()))
+                let (dir, name) = self.source()?;
+                let to = dir.stat(&name)?.ok_or_else(|| LinkError::Target {
+                    to: self.to.clone(),
+                    source: SafePathError::Missing {
+                        path: PathBuf::from(&self.to),
+                    },
+                })?;
+                Ok((meta.ino != to.ino || meta.dev != to.dev).then(|| "relinked".to_string()))
             }
         }
     }
 
-    fn create(&self, cx: &Cx) -> Result<Outcome, String> {
-        let mut out = Outcome::unchanged();
-        let change = self.in_state()?;
+    fn create(&self, cx: &Cx) -> Result<Outcome, LinkError> {
         let wanted = Wanted::resolve(&Ownership {
             owner: self.spec.owner.clone(),
             group: self.spec.group.clone(),
@@ -75,65 +127,73 @@ impl Link {
         let wanted = match wanted {
             Ok(w) => w,
             Err(e) if cx.why_run => return Ok(Outcome::changed(format!("{e} yet"))),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
-        if let Some(c) = change {
-            out.changes.push(c);
-        } else if let Ok(m) = std::fs::symlink_metadata(&self.path) {
-            out.changes.extend(wanted.differences(&m));
+        let Some(place) = self.look()? else {
+            if cx.why_run {
+                return Ok(Outcome::changed("created"));
+            }
+            return Err(LinkError::MissingParent {
+                path: self.path.clone(),
+                parent: self.path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+            });
+        };
+        let mut out = Outcome::unchanged();
+        let change = self.in_state(&place)?;
+        let relink = change.is_some();
+        match (change, &place.stat) {
+            (Some(c), _) => out.changes.push(c),
+            (None, Some(stat)) => out.changes.extend(wanted.differences(stat)),
+            (None, None) => {}
         }
         if cx.why_run || !out.is_changed() {
             return Ok(out);
         }
-        let p = &self.path;
-        // Build the link beside the old path and rename over it, so there is no moment without one.
-        let tmp = p.with_file_name(format!(
-            ".{}.cm-tmp",
-            p.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        ));
-        let _ = std::fs::remove_file(&tmp);
-        match self.spec.link_type {
-            LinkType::Symbolic => std::os::unix::fs::symlink(&self.to, &tmp),
-            LinkType::Hard => std::fs::hard_link(&self.to, &tmp),
+        if relink {
+            match self.spec.link_type {
+                LinkType::Symbolic => place.dir.symlink(Path::new(&self.to), &place.name)?,
+                LinkType::Hard => {
+                    let (dir, name) = self.source()?;
+                    place.dir.hard_link(&dir, &name, &place.name)?
+                }
+            }
         }
-        .map_err(|e| format!("linking {} -> {}: {e}", p.display(), self.to))?;
-        std::fs::rename(&tmp, p).map_err(|e| format!("placing link {}: {e}", p.display()))?;
         if wanted.uid.is_some() || wanted.gid.is_some() {
-            std::os::unix::fs::lchown(p, wanted.uid, wanted.gid)
-                .map_err(|e| format!("{}: {e}", p.display()))?;
+            place
+                .dir
+                .set_link_owner(&place.name, wanted.uid, wanted.gid)?;
         }
         Ok(out)
     }
 
-    fn delete(&self, cx: &Cx) -> Result<Outcome, String> {
-        let p = &self.path;
-        match std::fs::symlink_metadata(p) {
-            Err(_) => Ok(Outcome::unchanged()),
-            Ok(m) if self.spec.link_type == LinkType::Symbolic && !m.file_type().is_symlink() => {
-                Err(format!(
-                    "{} is not a symbolic link; not deleting it",
-                    p.display()
-                ))
+    fn delete(&self, cx: &Cx) -> Result<Outcome, LinkError> {
+        let Some(place) = self.look()? else {
+            return Ok(Outcome::unchanged());
+        };
+        match place.stat {
+            None => return Ok(Outcome::unchanged()),
+            Some(s) if self.spec.link_type == LinkType::Symbolic && s.kind != Kind::Symlink => {
+                return Err(LinkError::NotASymlink(self.path.clone()));
             }
-            Ok(_) => {
-                if !cx.why_run {
-                    std::fs::remove_file(p)
-                        .map_err(|e| format!("deleting {}: {e}", p.display()))?;
-                }
-                Ok(Outcome::changed("deleted"))
+            Some(s) if s.kind == Kind::Directory => {
+                return Err(LinkError::IsADirectory(self.path.clone()));
             }
+            Some(_) => {}
         }
+        if !cx.why_run {
+            place.dir.remove_file(&place.name)?;
+        }
+        Ok(Outcome::changed("deleted"))
     }
 }
 
 impl Provider for Link {
     fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
-        match action {
+        let done = match action {
             "create" => self.create(cx),
             "delete" => self.delete(cx),
             _ => Ok(Outcome::unchanged()),
-        }
+        };
+        done.map_err(|e| e.to_string())
     }
 }

@@ -11,6 +11,7 @@ use cm_model::resources::{FieldError, Spec};
 use super::managed_file::ManagedFile;
 use super::{Cx, Outcome, Provider, ProviderType, spec_of};
 use crate::engine::CompiledResource;
+use crate::safe_path::Existing;
 
 pub const PROVIDER: ProviderType = ProviderType {
     name: RemoteFileSpec::TYPE,
@@ -32,6 +33,7 @@ fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
             path: spec.path.clone().into(),
             ownership: spec.ownership()?,
             backup: spec.backup,
+            diff: None,
         },
         spec,
     }))
@@ -70,20 +72,19 @@ impl RemoteFile {
     }
 
     fn create(&self, if_missing: bool, cx: &Cx) -> Result<Outcome, String> {
-        let current = self.file.current()?;
-        let up_to_date = match &current {
-            Some((_, bytes)) => {
-                if_missing || sha256_hex(bytes).eq_ignore_ascii_case(&self.spec.sha256)
+        let current = self.file.look()?;
+        let up_to_date = match &current.existing {
+            Existing::File { content, .. } => {
+                if_missing || sha256_hex(content).eq_ignore_ascii_case(&self.spec.sha256)
             }
-            None => false,
+            Existing::Missing | Existing::Symlink { .. } => false,
         };
         if up_to_date {
             // Content is right: only owner and mode may differ.
-            let bytes = current.map(|(_, b)| b);
-            return self.file.create(bytes.as_deref(), true, cx);
+            return Ok(self.file.create_in(current, None, true, cx)?);
         }
         if cx.why_run {
-            let mut out = self.file.create(None, true, cx)?;
+            let mut out = self.file.create_in(current, None, true, cx)?;
             out.changes.insert(0, format!("download {}", self.spec.url));
             return Ok(out);
         }
@@ -104,7 +105,7 @@ impl Provider for RemoteFile {
         match action {
             "create" => self.create(false, cx),
             "create_if_missing" => self.create(true, cx),
-            "delete" => self.file.delete(cx),
+            "delete" => Ok(self.file.delete(cx)?),
             _ => Ok(Outcome::unchanged()),
         }
     }

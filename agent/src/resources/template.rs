@@ -25,6 +25,7 @@ fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
             path: spec.path.clone().into(),
             ownership: spec.ownership()?,
             backup: spec.backup,
+            diff: spec.diff,
         },
         content: r.content.clone().unwrap_or_default(),
     }))
@@ -33,9 +34,9 @@ fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
 impl Provider for Template {
     fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
         match action {
-            "create" => self.file.create(Some(&self.content), false, cx),
-            "create_if_missing" => self.file.create(Some(&self.content), true, cx),
-            "delete" => self.file.delete(cx),
+            "create" => Ok(self.file.create(Some(&self.content), false, cx)?),
+            "create_if_missing" => Ok(self.file.create(Some(&self.content), true, cx)?),
+            "delete" => Ok(self.file.delete(cx)?),
             _ => Ok(Outcome::unchanged()),
         }
     }

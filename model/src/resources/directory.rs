@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CookbookRefs, FieldError, Ownership, Spec, check_absolute, check_mode};
+use super::{CookbookRefs, FieldError, Ownership, Spec, check_managed_path, check_mode};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,10 +29,7 @@ impl Spec for DirectorySpec {
     const NAME_PROPERTY: &'static str = "path";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {
-        check_absolute("path", &self.path)?;
-        if self.path == "/" {
-            return Err(FieldError::new("path", "refusing to manage /"));
-        }
+        check_managed_path("path", &self.path)?;
         check_mode("mode", &self.mode)
     }
 }

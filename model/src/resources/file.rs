@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CookbookRefs, FieldError, Ownership, Spec, check_absolute, check_mode, is_templated};
+use super::{
+    CookbookRefs, FieldError, Ownership, Spec, check_managed_path, check_mode, is_templated,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +21,10 @@ pub struct FileSpec {
     /// How many previous versions to keep in the agent's backup dir; 0 keeps none.
     #[serde(default = "default_backups")]
     pub backup: u32,
+    /// Show the content in the diff (`true`), never (`false`), or, unset, only
+    /// when the file's mode lets others read it (a 0600 key is shown by size
+    /// and digest).
+    pub diff: Option<bool>,
 }
 
 pub(crate) fn default_backups() -> u32 {
@@ -38,7 +44,7 @@ impl Spec for FileSpec {
     const NAME_PROPERTY: &'static str = "path";
 
     fn validate(&self, refs: &dyn CookbookRefs) -> Result<(), FieldError> {
-        check_absolute("path", &self.path)?;
+        check_managed_path("path", &self.path)?;
         check_mode("mode", &self.mode)?;
         if self.content.is_some() && self.source.is_some() {
             return Err(FieldError::new(

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CookbookRefs, FieldError, Spec, check_absolute};
+use super::{CookbookRefs, FieldError, Spec, check_absolute, check_managed_path};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,9 +32,14 @@ impl Spec for LinkSpec {
     const NAME_PROPERTY: &'static str = "path";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {
-        check_absolute("path", &self.path)?;
-        if self.to.as_deref() == Some("") {
-            return Err(FieldError::new("to", "link target is empty"));
+        check_managed_path("path", &self.path)?;
+        match self.to.as_deref() {
+            Some("") => return Err(FieldError::new("to", "link target is empty")),
+            // A hard link names an existing file; the agent reaches it like any managed path.
+            Some(to) if self.link_type == LinkType::Hard => check_managed_path("to", to)?,
+            // A symbolic link's relative target is kept as written (`../lib/x` is the idiom).
+            Some(to) if to.starts_with('/') => check_absolute("to", to)?,
+            _ => {}
         }
         Ok(())
     }

@@ -176,16 +176,21 @@ pub(crate) fn check_mode(field: &str, mode: &Option<String>) -> Result<(), Field
     }
 }
 
-/// Validate that an absolute path property is absolute (unless templated).
+/// Validate that an absolute path property is absolute and plain (unless
+/// templated: the rendered value is checked again), see [`crate::paths`].
 pub(crate) fn check_absolute(field: &str, path: &str) -> Result<(), FieldError> {
-    if is_templated(path) || path.starts_with('/') {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            field,
-            format!("{path:?} must be an absolute path"),
-        ))
+    if is_templated(path) {
+        return Ok(());
     }
+    crate::paths::check_absolute_path(path).map_err(|e| FieldError::new(field, e.to_string()))
+}
+
+/// [`check_absolute`] for a path the agent writes, creates or deletes (not `/`).
+pub(crate) fn check_managed_path(field: &str, path: &str) -> Result<(), FieldError> {
+    if is_templated(path) {
+        return Ok(());
+    }
+    crate::paths::check_managed_path(path).map_err(|e| FieldError::new(field, e.to_string()))
 }
 
 /// Owner, group and mode of a file-like resource, as the provider needs them.
@@ -243,6 +248,62 @@ mod tests {
         assert!(parse_mode("").is_err());
         assert!(parse_mode("77777").is_err());
         assert!(parse_mode("rw-r--r--").is_err());
+    }
+
+    struct NoRefs;
+    impl CookbookRefs for NoRefs {
+        fn has_template(&self, _: &str) -> bool {
+            true
+        }
+        fn has_file(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn check(kind: &str, props: serde_json::Value) -> Result<(), FieldError> {
+        let Value::Object(map) = props else {
+            panic!("properties are a map")
+        };
+        lookup(kind).unwrap().check(map, &NoRefs)
+    }
+
+    #[test]
+    fn path_properties_must_be_plain_absolute_paths() {
+        let e = check("directory", serde_json::json!({"path": "/a/../.."})).unwrap_err();
+        assert_eq!(e.field, "path");
+        assert!(e.message.contains("'..'"), "{e:?}");
+        let e = check("directory", serde_json::json!({"path": "/"})).unwrap_err();
+        assert!(e.message.contains("refusing to manage"), "{e:?}");
+        for kind in ["file", "remote_file", "link"] {
+            let mut props = serde_json::json!({"path": "/srv/app/../x"});
+            if kind == "remote_file" {
+                props["url"] = "http://example.com/x".into();
+                props["sha256"] = "0".repeat(64).into();
+            }
+            assert_eq!(check(kind, props).unwrap_err().field, "path", "{kind}");
+        }
+        let hard = serde_json::json!({"path": "/l", "to": "etc/x", "link_type": "hard"});
+        assert_eq!(check("link", hard).unwrap_err().field, "to");
+        let climbing = serde_json::json!({"path": "/l", "to": "/etc/../x"});
+        assert_eq!(check("link", climbing).unwrap_err().field, "to");
+        assert_eq!(
+            check("link", serde_json::json!({"path": "/l", "to": "../x"})),
+            Ok(())
+        );
+        let cwd = serde_json::json!({"command": "true", "cwd": "/srv/./app"});
+        assert_eq!(check("execute", cwd).unwrap_err().field, "cwd");
+        assert_eq!(
+            check(
+                "execute",
+                serde_json::json!({"command": "true", "cwd": "/"})
+            ),
+            Ok(())
+        );
+        // Templated values wait for rendering.
+        assert_eq!(
+            check("file", serde_json::json!({"path": "{{attrs.p}}"})),
+            Ok(())
+        );
     }
 
     proptest! {

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CookbookRefs, FieldError, Ownership, Spec, check_absolute, check_mode, is_templated};
+use super::{
+    CookbookRefs, FieldError, Ownership, Spec, check_managed_path, check_mode, is_templated,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,7 +41,7 @@ impl Spec for RemoteFileSpec {
     const NAME_PROPERTY: &'static str = "path";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {
-        check_absolute("path", &self.path)?;
+        check_managed_path("path", &self.path)?;
         check_mode("mode", &self.mode)?;
         let url = &self.url;
         if !is_templated(url)

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CookbookRefs, FieldError, Ownership, Spec, check_absolute, check_mode, is_templated};
+use super::{
+    CookbookRefs, FieldError, Ownership, Spec, check_managed_path, check_mode, is_templated,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +20,10 @@ pub struct TemplateSpec {
     pub mode: Option<String>,
     #[serde(default = "super::file::default_backups")]
     pub backup: u32,
+    /// Show the content in the diff (`true`), never (`false`), or, unset, only
+    /// when the file's mode lets others read it (a 0600 key is shown by size
+    /// and digest).
+    pub diff: Option<bool>,
 }
 
 impl TemplateSpec {
@@ -33,7 +39,7 @@ impl Spec for TemplateSpec {
     const NAME_PROPERTY: &'static str = "path";
 
     fn validate(&self, refs: &dyn CookbookRefs) -> Result<(), FieldError> {
-        check_absolute("path", &self.path)?;
+        check_managed_path("path", &self.path)?;
         check_mode("mode", &self.mode)?;
         if !is_templated(&self.source) && !refs.has_template(&self.source) {
             return Err(FieldError::new(

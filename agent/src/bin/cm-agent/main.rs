@@ -103,6 +103,15 @@ fn main() -> ExitCode {
                 Err(e) => fatal(&e),
             }
         }),
+        // What user-data runs: without its file there is nothing to start
+        // from, and nothing may be created on the machine.
+        Command::Start { config } if !config.exists() => {
+            eprintln!(
+                "error: {} does not exist: `cmctl userdata` writes it before `cm-agent start`",
+                config.display()
+            );
+            ExitCode::from(2)
+        }
         Command::Start { config } => with_config(Settings::file_only(config), |config| {
             match runtime().block_on(service::start(&config)) {
                 Ok(Started::Systemd) => {

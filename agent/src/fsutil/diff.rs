@@ -1,0 +1,126 @@
+//! What a report shows of a content change: a unified diff of text, or only
+//! sizes and sha256 digests for content others may not read (a key shipped
+//! in `files/` with mode 0600) or whose resource says `diff: false`. Secrets
+//! and `sensitive` resources are hidden later, by the engine, whatever this says.
+
+use std::path::Path;
+
+use cm_model::manifest::sha256_hex;
+
+/// How much of the content a change may show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// A unified diff of the lines.
+    Lines,
+    /// Sizes and digests only.
+    Digest,
+}
+
+/// Does `mode` let users other than the owner and group read the file?
+pub fn others_may_read(mode: u32) -> bool {
+    mode & 0o004 != 0
+}
+
+/// The change from `old` (None: no file) to `new`, as much as `shown` allows.
+pub fn describe_change(path: &Path, old: Option<&[u8]>, new: &[u8], shown: Shown) -> String {
+    match shown {
+        Shown::Lines => diff(path, old, new),
+        Shown::Digest => match old {
+            Some(old) => format!(
+                "content changed ({} -> {} bytes, sha256 {} -> {})",
+                old.len(),
+                new.len(),
+                short_digest(old),
+                short_digest(new)
+            ),
+            None => format!(
+                "content ({} bytes, sha256 {})",
+                new.len(),
+                short_digest(new)
+            ),
+        },
+    }
+}
+
+fn short_digest(bytes: &[u8]) -> String {
+    let mut hex = sha256_hex(bytes);
+    hex.truncate(12);
+    hex.push('…');
+    hex
+}
+
+/// A unified diff of two contents; binary content is described, not shown.
+fn diff(path: &Path, old: Option<&[u8]>, new: &[u8]) -> String {
+    let name = path.display().to_string();
+    let (Ok(old_text), Ok(new_text)) = (
+        std::str::from_utf8(old.unwrap_or_default()),
+        std::str::from_utf8(new),
+    ) else {
+        return format!(
+            "binary content changed ({} -> {} bytes)",
+            old.map_or(0, <[u8]>::len),
+            new.len()
+        );
+    };
+    let d = similar::TextDiff::from_lines(old_text, new_text);
+    let from = if old.is_some() {
+        name.clone()
+    } else {
+        "/dev/null".to_string()
+    };
+    let text = d
+        .unified_diff()
+        .context_radius(3)
+        .header(&from, &name)
+        .to_string();
+    const MAX_LINES: usize = 400;
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() > MAX_LINES {
+        format!(
+            "{}\n... {} more lines",
+            lines[..MAX_LINES].join("\n"),
+            lines.len() - MAX_LINES
+        )
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_shows_lines_and_describes_binary() {
+        let d = describe_change(
+            Path::new("/etc/x"),
+            Some(b"a\nb\n"),
+            b"a\nc\n",
+            Shown::Lines,
+        );
+        assert!(d.contains("-b\n+c"), "{d}");
+        let bin = describe_change(Path::new("/x"), Some(&[0xff, 0xfe]), b"x", Shown::Lines);
+        assert!(bin.starts_with("binary"), "{bin}");
+    }
+
+    #[test]
+    fn digest_shows_sizes_and_digests_only() {
+        let d = describe_change(
+            Path::new("/k"),
+            Some(b"old secret\n"),
+            b"new secret!\n",
+            Shown::Digest,
+        );
+        assert_eq!(
+            d,
+            format!(
+                "content changed (11 -> 12 bytes, sha256 {}… -> {}…)",
+                &sha256_hex(b"old secret\n")[..12],
+                &sha256_hex(b"new secret!\n")[..12]
+            )
+        );
+        let created = describe_change(Path::new("/k"), None, b"key", Shown::Digest);
+        assert!(created.starts_with("content (3 bytes, sha256 ") && !created.contains("key"));
+        assert!(others_may_read(0o644) && !others_may_read(0o640) && !others_may_read(0o600));
+    }
+}
