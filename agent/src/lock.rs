@@ -1,17 +1,39 @@
 //! One run at a time: an exclusive `flock` on a lock file, released when the
-//! process exits however it exits.
+//! process exits however it exits, and by the watchers of its commands only
+//! once those are gone (see [`RunLock::shared_with_commands`]).
 
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
+/// The descriptor of the run lock shared with command watchers, or -1.
+static SHARED_WITH_COMMANDS: AtomicI32 = AtomicI32::new(-1);
+
+/// The run lock's descriptor, for a command's watcher to keep open.
+pub(crate) fn shared_fd() -> Option<RawFd> {
+    Some(SHARED_WITH_COMMANDS.load(Ordering::SeqCst)).filter(|fd| *fd >= 0)
+}
+
 /// Held while a run is in progress.
 pub struct RunLock {
-    _lock: Flock<File>,
+    lock: Flock<File>,
     pub path: PathBuf,
+    shared: bool,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        if self.shared {
+            let fd = self.lock.as_raw_fd();
+            let _ =
+                SHARED_WITH_COMMANDS.compare_exchange(fd, -1, Ordering::SeqCst, Ordering::SeqCst);
+        }
+    }
 }
 
 /// The default lock file: /run for root, the user's runtime dir otherwise.
@@ -43,8 +65,9 @@ impl RunLock {
                     let _ = lock.set_len(0);
                     let _ = writeln!(lock, "{}", std::process::id());
                     return Ok(RunLock {
-                        _lock: lock,
+                        lock,
                         path: path.to_path_buf(),
+                        shared: false,
                     });
                 }
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) if start.elapsed() < wait => {
@@ -52,15 +75,41 @@ impl RunLock {
                 }
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                     let holder = std::fs::read_to_string(path).unwrap_or_default();
-                    return Err(format!(
-                        "another cm-agent run (pid {}) holds {}; try again when it finishes",
-                        holder.trim(),
-                        path.display()
-                    ));
+                    return Err(held_by(holder.trim(), path));
                 }
                 Err((_, e)) => return Err(format!("cannot lock {}: {e}", path.display())),
             }
         }
+    }
+
+    /// Let the watchers of the commands run while this lock is held keep it:
+    /// if this process dies mid-command, the next run waits until the
+    /// watcher has stopped that command's process group. Only the run lock
+    /// is shared, never the daemon lock (a restarted daemon must not wait).
+    pub fn shared_with_commands(mut self) -> RunLock {
+        SHARED_WITH_COMMANDS.store(self.lock.as_raw_fd(), Ordering::SeqCst);
+        self.shared = true;
+        self
+    }
+}
+
+/// Who holds the lock: a live run, or the commands a killed run left behind.
+fn held_by(pid: &str, path: &Path) -> String {
+    let alive = pid
+        .parse::<i32>()
+        .is_ok_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok());
+    if alive || pid.is_empty() {
+        format!(
+            "another cm-agent run (pid {pid}) holds {}; try again when it finishes",
+            path.display()
+        )
+    } else {
+        format!(
+            "{} is held by the commands of a cm-agent run (pid {pid}) that was killed; \
+             they are being stopped (SIGTERM, then SIGKILL after {}s): try again shortly",
+            path.display(),
+            crate::command::KILL_GRACE.as_secs()
+        )
     }
 }
 
@@ -82,5 +131,31 @@ mod tests {
         );
         drop(held);
         assert!(RunLock::acquire(&p, Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn a_lock_kept_by_a_killed_runs_commands_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        // pid_max is at most 2^22: no process has this pid.
+        let e = held_by("99999999", &p);
+        assert!(e.contains("run (pid 99999999) that was killed"), "{e}");
+        assert!(e.contains("SIGKILL after 5s"), "{e}");
+        let mine = held_by(&std::process::id().to_string(), &p);
+        assert!(mine.starts_with("another cm-agent run (pid "), "{mine}");
+    }
+
+    #[test]
+    fn only_a_shared_run_lock_is_kept_by_command_watchers() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = RunLock::acquire(&dir.path().join("daemon"), Duration::ZERO).unwrap();
+        assert_eq!(shared_fd(), None);
+        let run = RunLock::acquire(&dir.path().join("run"), Duration::ZERO)
+            .unwrap()
+            .shared_with_commands();
+        assert_eq!(shared_fd(), Some(run.lock.as_raw_fd()));
+        drop(run);
+        assert_eq!(shared_fd(), None);
+        drop(daemon);
     }
 }

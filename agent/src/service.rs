@@ -21,7 +21,10 @@ const ENROLL_BUDGET: Duration = Duration::from_secs(60);
 /// The unit: Type=notify with READY sent after enrollment, ordered after
 /// network-online only (never after cloud-final, decisions.md, "Booting from
 /// cloud-init"), and no restart after a refusal (exit 3 and 4) so a bad token
-/// does not spin.
+/// does not spin. `KillMode=process`: the cgroup is not killed when the
+/// agent dies, or apt-get and dpkg would be killed half-way; the commands'
+/// watchers stop the rest (`command` module), the same as on nodes without
+/// systemd.
 pub fn unit(exe: &Path, config_file: &Path) -> String {
     format!(
         "\
@@ -40,8 +43,10 @@ ExecStart={exe} daemon --config {config}
 Restart=on-failure
 RestartSec=10s
 RestartPreventExitStatus=2 3 4
-# Only the agent gets SIGTERM; it finishes the resource in hand.
-KillMode=mixed
+# Only the agent gets SIGTERM; it finishes the resource in hand. systemd
+# kills nothing else: each command's watcher stops the command's process
+# group if the agent dies, and apt-get and dpkg are left to finish.
+KillMode=process
 TimeoutStopSec=5min
 StandardOutput=journal+console
 StandardError=journal+console
@@ -339,5 +344,14 @@ mod tests {
         assert!(!u.contains("cloud-final"));
         assert!(u.contains("ExecStart=/usr/local/bin/cm-agent daemon --config /etc/cm/agent.yaml"));
         assert!(u.contains("RestartPreventExitStatus=2 3 4"));
+    }
+
+    #[test]
+    fn unit_leaves_apt_and_dpkg_running_when_the_agent_dies() {
+        let u = unit(
+            Path::new("/usr/local/bin/cm-agent"),
+            Path::new("/etc/cm/agent.yaml"),
+        );
+        assert!(u.contains("\nKillMode=process\n"), "{u}");
     }
 }

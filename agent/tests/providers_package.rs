@@ -1,5 +1,7 @@
 //! The package provider against the real apt and dpkg of this machine (root only:
-//! CI runs as root; elsewhere the test says why it did nothing).
+//! CI runs as root; elsewhere the test says why it did nothing). These tests
+//! change the machine's dpkg state, so they run one at a time
+//! (.config/nextest.toml; tests/cluster/providers.sh passes --test-threads 1).
 
 mod support;
 
@@ -94,4 +96,102 @@ fn purge_on_failure(r: &cm_model::report::RunReport, names: &[&str]) {
     if !r.succeeded() {
         purge(names);
     }
+}
+
+/// A local package whose postinst kills the dpkg running it, the first
+/// time only: dpkg is left interrupted, as by a power cut mid-install.
+fn package_that_interrupts_dpkg(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let root = dir.join("pkg");
+    let marker = dir.join("killed-once");
+    support::write(
+        &root.join("DEBIAN/control"),
+        &format!(
+            "Package: {name}\nVersion: 1.0\nArchitecture: all\n\
+             Maintainer: cm tests <root@localhost>\nDescription: cm test package\n"
+        ),
+    );
+    support::write(
+        &root.join("DEBIAN/postinst"),
+        &format!(
+            "#!/bin/sh\nif [ ! -e {m} ]; then touch {m}; kill -KILL $PPID; fi\nexit 0\n",
+            m = marker.display()
+        ),
+    );
+    std::fs::set_permissions(
+        root.join("DEBIAN/postinst"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let deb = dir.join(format!("{name}.deb"));
+    let built = std::process::Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    deb
+}
+
+/// Purges the test package when dropped, also when the test fails.
+struct PurgeOnDrop(&'static str);
+
+impl Drop for PurgeOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("dpkg")
+            .args(["--configure", "-a"])
+            .output();
+        let _ = std::process::Command::new("dpkg")
+            .args(["--purge", self.0])
+            .output();
+    }
+}
+
+#[test]
+fn interrupted_dpkg_is_repaired_before_the_first_package_action_and_reported() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    const NAME: &str = "cm-test-interrupted";
+    let _purge = PurgeOnDrop(NAME);
+    let work = tempfile::tempdir().unwrap();
+    let deb = package_that_interrupts_dpkg(work.path(), NAME);
+    let killed = std::process::Command::new("dpkg")
+        .arg("-i")
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(!killed.status.success());
+    let admin = std::path::Path::new(cm_agent::resources::dpkg::ADMIN_DIR);
+    assert!(cm_agent::resources::dpkg::interrupted(admin));
+    assert!(!installed(NAME), "half-configured, not installed");
+
+    let s = Sandbox::new();
+    s.cookbook(
+        "repair",
+        &[(
+            "recipes/default.yaml",
+            &format!("- package: {NAME}\n  lock_timeout: 600\n"),
+        )],
+    );
+    let why = ok(&s.why_run("repair")).clone();
+    assert_eq!(
+        why.resources[0].changes[0],
+        "dpkg --configure -a (dpkg was interrupted)"
+    );
+    assert!(
+        cm_agent::resources::dpkg::interrupted(admin),
+        "why-run repaired dpkg"
+    );
+
+    // The repair configures the package: nothing is left for apt-get to do.
+    let repaired = ok(&s.apply("repair")).clone();
+    assert_eq!(
+        repaired.resources[0].changes,
+        ["dpkg --configure -a (dpkg was interrupted)"]
+    );
+    assert!(!cm_agent::resources::dpkg::interrupted(admin));
+    assert!(installed(NAME));
+    assert_eq!(ok(&s.apply("repair")).resources_changed, 0);
 }

@@ -546,3 +546,113 @@ fn service_drives_a_real_unit_through_systemd() {
     let err = converge_cx(&missing, "start", false).0.unwrap_err();
     assert!(err.contains("no systemd unit cm-no-such-service"), "{err}");
 }
+
+/// An init script whose daemon dies at once, as one with a bad
+/// configuration does: `start` exits 0, `status` then says it is not running.
+/// The status reads /proc, since PID 1 here may leave the dead daemon a zombie.
+fn dying_init_script(name: &str) -> String {
+    format!(
+        r#"#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          {name}
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+### END INIT INFO
+PIDFILE=/run/{name}.pid
+case "$1" in
+  start)
+    sh -c 'echo "{name}: cannot read its configuration" >&2; exit 1' &
+    echo $! > $PIDFILE
+    ;;
+  stop) rm -f $PIDFILE ;;
+  restart|force-reload) "$0" stop; "$0" start ;;
+  status)
+    pid=$(cat $PIDFILE 2>/dev/null)
+    state=$([ -n "$pid" ] && cut -d' ' -f3 /proc/$pid/stat 2>/dev/null)
+    if [ -n "$state" ] && [ "$state" != Z ]; then echo "{name} is running"; exit 0; fi
+    echo "{name} is not running"
+    exit 3
+    ;;
+  *) echo "Usage: $0 {{start|stop|restart|status}}" >&2; exit 3 ;;
+esac
+"#
+    )
+}
+
+#[test]
+fn init_script_service_that_dies_at_start_fails_with_its_status_on_every_run() {
+    if !as_root("writing /etc/init.d") {
+        return;
+    }
+    if Init::detect() != Init::Direct {
+        eprintln!("skipped: written for a machine whose PID 1 is no init system");
+        return;
+    }
+    let name = format!("cm-test-dies-{}", std::process::id());
+    let script = format!("/etc/init.d/{name}");
+    let pidfile = format!("/run/{name}.pid");
+    let _cleanup = Cleanup::new(&[&["rm", "-f", &script, &pidfile]]);
+    support::write(Path::new(&script), &dying_init_script(&name));
+    assert!(sh("chmod", &["755", &script]));
+    let svc = resource("service", json!({"service_name": name}));
+
+    for run in ["first", "second"] {
+        let err = converge_cx(&svc, "start", false).0.unwrap_err();
+        assert!(
+            err.starts_with(&format!("{name} is not running after start (")),
+            "{run} run: {err}"
+        );
+        assert!(
+            err.contains(&format!("status: exit 3: {name} is not running")),
+            "{run} run: {err}"
+        );
+    }
+    let err = converge_cx(&svc, "restart", false).0.unwrap_err();
+    assert!(err.contains("is not running after restart"), "{err}");
+    // Why-run starts nothing, so it has nothing to check.
+    assert_eq!(
+        why_run(&svc, "start"),
+        ["started (init script run directly: PID 1 is no init system)"]
+    );
+}
+
+/// The systemd half: a unit whose process exits at once (`Type=simple`, so
+/// `systemctl start` itself succeeds). Runs in the systemd node container.
+#[test]
+fn systemd_unit_that_dies_at_start_fails_with_its_state_on_every_run() {
+    if !as_root("writing /etc/systemd/system") {
+        return;
+    }
+    if Init::detect() != Init::Systemd {
+        eprintln!(
+            "skipped: systemd is not PID 1 here (tests/cluster/providers.sh runs it where it is)"
+        );
+        return;
+    }
+    let name = format!("cm-test-dies-{}", std::process::id());
+    let unit = format!("/etc/systemd/system/{name}.service");
+    let _cleanup = Cleanup::new(&[
+        &["systemctl", "stop", &name],
+        &["rm", "-f", &unit],
+        &["systemctl", "daemon-reload"],
+        &["systemctl", "reset-failed", &name],
+    ]);
+    support::write(
+        Path::new(&unit),
+        "[Service]\nExecStart=/bin/sh -c 'echo cannot read its configuration >&2; exit 3'\n",
+    );
+    assert!(sh("systemctl", &["daemon-reload"]));
+    let svc = resource("service", json!({"service_name": name}));
+
+    for run in ["first", "second"] {
+        let err = converge_cx(&svc, "start", false).0.unwrap_err();
+        assert!(
+            err.starts_with(&format!("{name} is not running after start (")),
+            "{run} run: {err}"
+        );
+        assert!(
+            err.contains("Result=exit-code ExecMainStatus=3"),
+            "{run} run: {err}"
+        );
+    }
+}

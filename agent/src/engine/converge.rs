@@ -273,9 +273,9 @@ impl Run<'_, '_> {
         let f = Cmd::shell(cmd)
             .timeout(GUARD_TIMEOUT)
             .run()
-            .map_err(|e| format!("{which}: cannot run: {e}"))?;
+            .map_err(|e| format!("{which}: {e}"))?;
         if f.timed_out {
-            return Err(format!("{which} {}", f.describe(GUARD_TIMEOUT)));
+            return Err(format!("{which} {}", f.error()));
         }
         Ok(f.success())
     }

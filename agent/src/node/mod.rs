@@ -306,10 +306,11 @@ impl Node {
         let state_dir = self.config.state_dir.clone();
         let backup_dir = self.config.backup_dir.clone();
         let work = move || {
-            let _lock = match RunLock::acquire(&lock_file, lock_wait) {
-                Ok(l) => l,
-                Err(e) => return failed_before_start(why_run, e),
-            };
+            let _lock =
+                match RunLock::acquire(&lock_file, lock_wait).map(RunLock::shared_with_commands) {
+                    Ok(l) => l,
+                    Err(e) => return failed_before_start(why_run, e),
+                };
             converge_plan(
                 &plan,
                 &facts,

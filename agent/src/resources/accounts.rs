@@ -83,14 +83,14 @@ fn run_tool(program: &str, args: &[String]) -> Result<(), String> {
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .timeout(TOOL_TIMEOUT)
         .run()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(|e| e.to_string())?;
     if f.success() {
         Ok(())
     } else {
         Err(format!(
             "{program} {} failed ({})",
             args.join(" "),
-            f.describe(TOOL_TIMEOUT)
+            f.error()
         ))
     }
 }

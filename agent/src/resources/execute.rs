@@ -61,12 +61,12 @@ impl Provider for Execute {
             return Ok(Outcome::changed("run"));
         }
         let cmd = self.command()?;
-        let f = cmd.run().map_err(|e| format!("cannot start: {e}"))?;
+        let f = cmd.run().map_err(|e| e.to_string())?;
         match f.code {
             Some(c) if !f.timed_out && self.spec.returns.contains(&c) => {
                 Ok(Outcome::changed(format!("ran (exit {c})")))
             }
-            _ => Err(f.describe(cmd.timeout)),
+            _ => Err(f.error().to_string()),
         }
     }
 }

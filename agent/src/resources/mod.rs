@@ -17,6 +17,7 @@ pub mod accounts;
 pub mod apt_repository;
 pub mod cron;
 pub mod directory;
+pub mod dpkg;
 pub mod execute;
 pub mod file;
 pub mod group;
@@ -104,6 +105,8 @@ pub struct Cx {
     pub installed_in_batch: BTreeSet<String>,
     /// Scratch space providers may use across resources, by key.
     pub notes: BTreeMap<String, String>,
+    /// The first package resource looked whether dpkg was interrupted.
+    pub dpkg_checked: bool,
 }
 
 impl Cx {
@@ -117,6 +120,7 @@ impl Cx {
             apt_sources_changed: false,
             installed_in_batch: BTreeSet::new(),
             notes: BTreeMap::new(),
+            dpkg_checked: false,
         }
     }
 }

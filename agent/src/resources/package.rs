@@ -1,7 +1,8 @@
 //! `package` provider: apt and dpkg. The state of every package of a run is
 //! read with one `dpkg-query`; adjacent installs go into one `apt-get install`;
 //! the package lists are refreshed only when stale, when a source changed, or
-//! when apt cannot find what it was asked for.
+//! when apt cannot find what it was asked for. An interrupted dpkg is
+//! repaired before the first package action of a run ([`super::dpkg`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use cm_model::resources::package::PackageSpec;
 use cm_model::resources::{FieldError, Spec};
 
-use super::{Cx, Outcome, Provider, ProviderType, spec_of};
+use super::{Cx, Outcome, Provider, ProviderType, dpkg, spec_of};
 use crate::command::{Cmd, Finished};
 use crate::engine::CompiledResource;
 
@@ -80,6 +81,14 @@ impl Cache {
         self.state.get(base).cloned().flatten()
     }
 
+    /// Query again every name known, in one `dpkg-query` (dpkg changed them).
+    fn reload(&mut self) {
+        let names: Vec<String> = std::mem::take(&mut self.state).into_keys().collect();
+        if !names.is_empty() {
+            self.load(&names);
+        }
+    }
+
     fn forget(&mut self, names: &[String]) {
         for n in names {
             self.state.remove(base_name(n));
@@ -139,7 +148,7 @@ fn apt_get(args: &[&str], lock_timeout: u64) -> Result<Finished, String> {
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .timeout(APT_TIMEOUT)
         .run()
-        .map_err(|e| format!("cannot run apt-get: {e}"))
+        .map_err(|e| e.to_string())
 }
 
 /// Refresh the lists. apt exits 0 when a source cannot be fetched (it only
@@ -152,7 +161,7 @@ fn apt_update(lock_timeout: u64) -> Result<Vec<String>, String> {
     } else {
         Err(format!(
             "apt-get update failed ({}): is the package mirror or cache reachable?",
-            f.describe(APT_TIMEOUT)
+            f.error()
         ))
     }
 }
@@ -210,13 +219,13 @@ fn install(requests: &[Request], cx: &mut Cx) -> Result<(), String> {
              when the lists were refreshed ({}); apt said: {}",
             args.join(" "),
             warnings.join("; "),
-            f.describe(APT_TIMEOUT)
+            f.error()
         ))
     } else {
         Err(format!(
             "apt-get install {} failed ({})",
             args.join(" "),
-            f.describe(APT_TIMEOUT)
+            f.error()
         ))
     }
 }
@@ -324,25 +333,51 @@ impl Package {
             let f = apt_get(&[verb, &name], self.spec.lock_timeout)?;
             cx.packages.forget(std::slice::from_ref(&name));
             if !f.success() {
-                return Err(format!(
-                    "apt-get {verb} {name} failed ({})",
-                    f.describe(APT_TIMEOUT)
-                ));
+                return Err(format!("apt-get {verb} {name} failed ({})", f.error()));
             }
         }
         Ok(Outcome::changed(if purge { "purged" } else { "removed" }))
     }
 }
 
+impl Package {
+    /// Once per run, before the first package action: repair an
+    /// interrupted dpkg (in why-run, only say it would). The change line
+    /// to report, if it was interrupted.
+    fn repair_dpkg(&self, cx: &mut Cx) -> Result<Option<String>, String> {
+        if std::mem::replace(&mut cx.dpkg_checked, true) {
+            return Ok(None);
+        }
+        let repaired = if cx.why_run {
+            dpkg::interrupted(Path::new(dpkg::ADMIN_DIR))
+        } else {
+            let wait = Duration::from_secs(self.spec.lock_timeout);
+            dpkg::repair_if_interrupted(wait).map_err(|e| e.to_string())?
+        };
+        if repaired && !cx.why_run {
+            cx.packages.reload();
+        }
+        Ok(repaired.then(|| dpkg::REPAIRED.to_string()))
+    }
+}
+
 impl Provider for Package {
     fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
-        match action {
+        if action == "nothing" {
+            return Ok(Outcome::unchanged());
+        }
+        let repaired = self.repair_dpkg(cx)?;
+        let mut outcome = match action {
             "install" => self.install(cx),
             "upgrade" => self.upgrade(cx),
             "remove" => self.remove(false, cx),
             "purge" => self.remove(true, cx),
             _ => Ok(Outcome::unchanged()),
+        }?;
+        if let Some(line) = repaired {
+            outcome.changes.insert(0, line);
         }
+        Ok(outcome)
     }
 
     fn package_request(&self) -> Option<Request> {

@@ -76,7 +76,9 @@ pub async fn run_once(config: Config, opts: RunOptions, format: Format) -> ExitC
 pub fn run_apply(run: &LocalRun, format: Format, lock_path: PathBuf, lock_wait: u64) -> ExitCode {
     signals::install();
     let human = format == Format::Human;
-    let report = match RunLock::acquire(&lock_path, Duration::from_secs(lock_wait)) {
+    let report = match RunLock::acquire(&lock_path, Duration::from_secs(lock_wait))
+        .map(RunLock::shared_with_commands)
+    {
         Ok(_lock) => {
             if human {
                 let list: Vec<String> = run.run_list.iter().map(ToString::to_string).collect();

@@ -14,7 +14,9 @@
 //! reload). Units that are static, generated or transient have no boot
 //! switch, so enable and disable leave them alone. A service that does not
 //! exist is an error, except in why-run, where the package that ships it may
-//! be installed by an earlier resource of the same run.
+//! be installed by an earlier resource of the same run. After a start,
+//! restart or reload the service must be running ([`running`]): one that
+//! dies at once is a failed resource, not "started" on every run.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,6 +27,10 @@ use cm_model::resources::{FieldError, Spec};
 use super::{Cx, Init, Outcome, Provider, ProviderType, spec_of};
 use crate::command::{Cmd, Finished};
 use crate::engine::CompiledResource;
+
+mod running;
+
+pub use running::{NotRunning, SETTLE};
 
 pub const PROVIDER: ProviderType = ProviderType {
     name: ServiceSpec::TYPE,
@@ -79,15 +85,17 @@ enum Enablement {
     Fixed(String),
 }
 
+/// The value of `key` in the output of `systemctl show -p KEY...`, or "".
+fn property<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_default()
+        .trim()
+}
+
 /// LoadState and ActiveState from `systemctl show -p LoadState -p ActiveState`.
 fn parse_show(text: &str) -> (String, String) {
-    let get = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    };
+    let get = |key: &str| property(text, key).to_string();
     (get("LoadState"), get("ActiveState"))
 }
 
@@ -166,15 +174,15 @@ fn exec(program: &str, args: &[&str], timeout: Duration) -> Result<(Finished, St
         .env("PATH", PATH)
         .timeout(timeout)
         .run()
-        .map_err(|e| format!("cannot run {line}: {e}"))?;
+        .map_err(|e| format!("{line}: {e}"))?;
     Ok((f, line))
 }
 
-fn check(f: &Finished, line: &str, timeout: Duration) -> Result<(), String> {
+fn check(f: &Finished, line: &str) -> Result<(), String> {
     if f.success() {
         Ok(())
     } else {
-        Err(format!("{line} failed ({})", f.describe(timeout)))
+        Err(format!("{line} failed ({})", f.error()))
     }
 }
 
@@ -195,7 +203,7 @@ impl Service {
 
     fn control(&self, b: Backend, verb: &str) -> Result<(), String> {
         let (f, line) = self.run(b, verb, CONTROL_TIMEOUT)?;
-        check(&f, &line, CONTROL_TIMEOUT)
+        check(&f, &line)
     }
 
     /// Why the service does not exist here, or None when it does.
@@ -205,7 +213,7 @@ impl Service {
             return Ok((!script.is_file()).then(|| format!("no init script {}", script.display())));
         }
         let (f, line) = self.run_systemctl(&["show", "-p", "LoadState"])?;
-        check(&f, &line, QUERY_TIMEOUT)?;
+        check(&f, &line)?;
         Ok((parse_show(&f.stdout).0 == "not-found")
             .then(|| format!("no systemd unit {}", self.name)))
     }
@@ -214,13 +222,13 @@ impl Service {
         if b != Backend::Systemd {
             let (f, line) = self.run(b, "status", QUERY_TIMEOUT)?;
             if f.timed_out {
-                return Err(format!("{line}: {}", f.describe(QUERY_TIMEOUT)));
+                return Err(format!("{line}: {}", f.error()));
             }
             let output = format!("{}{}", f.stdout, f.stderr);
             return Ok(parse_lsb_status(f.code, &output));
         }
         let (f, line) = self.run_systemctl(&["show", "-p", "ActiveState"])?;
-        check(&f, &line, QUERY_TIMEOUT)?;
+        check(&f, &line)?;
         Ok(systemd_running(&parse_show(&f.stdout).1))
     }
 
@@ -234,8 +242,7 @@ impl Service {
         if b == Backend::Systemd {
             // is-enabled exits non-zero for every state but enabled: read its answer.
             let (f, line) = self.run_systemctl(&["is-enabled"])?;
-            return parse_is_enabled(&f.stdout)
-                .map_err(|e| format!("{line}: {e} ({})", f.describe(QUERY_TIMEOUT)));
+            return parse_is_enabled(&f.stdout).map_err(|e| format!("{line}: {e} ({})", f.error()));
         }
         Ok(match rc_links(Path::new(RC_ROOT), &self.name) {
             (true, _) => Enablement::Enabled,
@@ -255,7 +262,7 @@ impl Service {
             (false, _) => "disable",
         };
         let (f, line) = exec("update-rc.d", &[&self.name, verb], QUERY_TIMEOUT)?;
-        check(&f, &line, QUERY_TIMEOUT)?;
+        check(&f, &line)?;
         if rc_links(Path::new(RC_ROOT), &self.name).0 != on {
             return Err(format!(
                 "{line} left /etc/rc[2-5].d {} a start link for {} (see its Default-Start header)",
@@ -271,6 +278,22 @@ impl Service {
             self.control(b, verb)?;
         }
         Ok(Outcome::changed(what))
+    }
+
+    /// [`Service::act`], then check the service stayed up after `action`.
+    fn act_and_verify(
+        &self,
+        b: Backend,
+        (action, verb): (&str, &str),
+        what: String,
+        before: Running,
+        cx: &Cx,
+    ) -> Result<Outcome, String> {
+        let outcome = self.act(b, verb, what, cx)?;
+        if !cx.why_run {
+            self.verify_running(b, action, before)?;
+        }
+        Ok(outcome)
     }
 
     fn switch(&self, b: Backend, on: bool, cx: &Cx) -> Result<Outcome, String> {
@@ -335,16 +358,15 @@ impl Provider for Service {
                 if r == want {
                     return Ok(Outcome::unchanged());
                 }
-                let what = if action == "start" {
-                    "started"
-                } else {
-                    "stopped"
-                };
-                self.act(b, action, with_note(what, r), cx)
+                if action == "stop" {
+                    return self.act(b, action, with_note("stopped", r), cx);
+                }
+                self.act_and_verify(b, (action, action), with_note("started", r), r, cx)
             }
             "restart" => {
                 let r = self.running(b)?;
-                self.act(b, "restart", with_note("restarted", r), cx)
+                let what = with_note("restarted", r);
+                self.act_and_verify(b, (action, action), what, r, cx)
             }
             "reload" => {
                 let r = self.running(b)?;
@@ -355,7 +377,7 @@ impl Provider for Service {
                     Backend::Systemd => "try-reload-or-restart",
                     _ => "force-reload",
                 };
-                self.act(b, verb, with_note("reloaded", r), cx)
+                self.act_and_verify(b, (action, verb), with_note("reloaded", r), r, cx)
             }
             "enable" => self.switch(b, true, cx),
             "disable" => self.switch(b, false, cx),
