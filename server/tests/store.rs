@@ -536,8 +536,10 @@ async fn tokens_refuse_use_up_expiry_and_revocation_distinctly(db: &mut Db) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Denied(m) if m.contains("token short expired")),
-        "{err}"
+        matches!(&err, StoreError::Denied(m) if m.contains("token short expired")
+            && m.contains(&cm_model::time::utc(now + 60))
+            && m.ends_with("UTC (just now)")),
+        "a date people read, not epoch seconds: {err}"
     );
     s.enroll_with_token(&short, &enrollment("d", "sd", now + 59))
         .await

@@ -30,7 +30,7 @@ fn last_run(n: &Node) -> String {
             format!(
                 "{} {} ({} changed)",
                 r.status,
-                output::time(r.at),
+                output::ago(r.at),
                 r.resources_changed
             )
         })
@@ -59,7 +59,7 @@ pub async fn list(
                 n.environment.clone(),
                 n.roles.join(","),
                 n.state.clone(),
-                output::time(n.last_seen),
+                output::ago(n.last_seen),
                 last_run(n),
             ]
         })
@@ -100,12 +100,12 @@ fn print_node(n: &Node, format: Format) {
             );
             println!(
                 "enrolled {}  certificate expires {}",
-                output::time(n.enrolled_at),
-                output::time(n.cert_expires_at)
+                output::when(n.enrolled_at),
+                output::when(n.cert_expires_at)
             );
             println!(
                 "last seen {}  last run {}",
-                output::time(n.last_seen),
+                output::when(n.last_seen),
                 last_run(n)
             );
             println!(
