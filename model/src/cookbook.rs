@@ -154,7 +154,7 @@ impl Cookbook {
         manifest: &Manifest,
         mut read: impl FnMut(&ManifestEntry) -> Result<Vec<u8>, LoadError>,
     ) -> Result<Cookbook, LoadError> {
-        manifest.check().map_err(|e| manifest_error(origin, e))?;
+        check_manifest(origin, manifest)?;
         let mut files = BTreeMap::new();
         for e in &manifest.entries {
             let bytes = read(e)?;
@@ -182,6 +182,13 @@ impl Cookbook {
     pub fn recipe(&self, name: &str) -> Option<&[RecipeEntry]> {
         self.recipes.get(name).map(Vec::as_slice)
     }
+}
+
+/// The manifest rules (see [`Manifest::check`]) with the error as every
+/// caller reports it; the server and the agent run this before fetching a
+/// single file of a manifest.
+pub fn check_manifest(origin: &Path, manifest: &Manifest) -> Result<(), LoadError> {
+    manifest.check().map_err(|e| manifest_error(origin, e))
 }
 
 /// A manifest rule broken: named by the cookbook, with the entry quoted in
