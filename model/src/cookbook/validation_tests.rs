@@ -3,6 +3,7 @@
 //! from memory.
 
 use super::*;
+use crate::cookbooks::CookbookSet;
 
 fn file(text: &str) -> CookbookFile {
     CookbookFile {
@@ -158,4 +159,15 @@ fn a_directory_over_the_file_limit_is_refused_while_reading() {
     }
     let err = Cookbook::load_dir(dir.path()).unwrap_err();
     assert!(err.message.contains("more than 10000 files"), "{err}");
+}
+
+#[test]
+fn the_bundled_cookbooks_pass_the_validation() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("cookbooks");
+    let set = CookbookSet::load_dir(&root).unwrap();
+    assert!(!set.cookbooks.is_empty());
+    set.templates().unwrap();
 }
