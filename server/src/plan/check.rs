@@ -230,3 +230,154 @@ impl<'r> Outcomes<'r> {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cm_model::manifest::Manifest;
+
+    use super::*;
+    use crate::store::{DocKind, Document, NodeGroup};
+
+    fn doc(kind: DocKind, yaml: &str) -> Document {
+        let name = yaml
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("name: "))
+            .expect("the first line names it")
+            .to_string();
+        Document {
+            kind,
+            name,
+            yaml: yaml.to_string(),
+            revision: 1,
+            updated_at: 0,
+            updated_by: "test".into(),
+        }
+    }
+
+    fn version(name: &str, v: &str) -> CookbookVersionRow {
+        CookbookVersionRow {
+            name: name.into(),
+            version: v.into(),
+            description: String::new(),
+            depends: BTreeMap::new(),
+            manifest: Manifest::default(),
+            manifest_digest: String::new(),
+            created_at: 0,
+            pushed_by: "test".into(),
+        }
+    }
+
+    fn group(env: &str, before: &[&str], after: &[&str], nodes: i64) -> NodeGroup {
+        let list = |r: &[&str]| r.iter().map(|s| s.to_string()).collect();
+        NodeGroup {
+            environment: env.into(),
+            roles_before: list(before),
+            roles_after: list(after),
+            nodes,
+        }
+    }
+
+    /// web runs demo (1.0.0 and 1.1.0 pushed); db's role pins demo to a
+    /// version that does not exist, so db nodes are in plan error already.
+    fn rows(groups: Vec<NodeGroup>) -> PlanRows {
+        PlanRows {
+            roles: vec![
+                doc(DocKind::Role, "name: web\nrun_list: [demo]\n"),
+                doc(
+                    DocKind::Role,
+                    "name: db\nrun_list: [demo]\ncookbooks: {demo: '>= 9'}\n",
+                ),
+            ],
+            environments: vec![doc(DocKind::Environment, "name: production\n")],
+            cookbooks: vec![version("demo", "1.0.0"), version("demo", "1.1.0")],
+            groups,
+        }
+    }
+
+    fn role(yaml: &str) -> Role {
+        Role::parse(Path::new("role.yaml"), yaml).unwrap()
+    }
+
+    #[test]
+    fn a_group_that_resolves_before_and_not_after_is_broken_with_the_reason() {
+        let rows = rows(vec![group("production", &["web"], &["web"], 500)]);
+        let count = AtomicU64::new(0);
+        let change = PlanChange::SetRole(role(
+            "name: web\nrun_list: [demo]\ncookbooks: {demo: '>= 2'}\n",
+        ));
+        let broken = broken_groups(&rows, &change, &count).unwrap();
+        assert_eq!(broken.len(), 1);
+        assert_eq!(broken[0].group, 0);
+        assert!(broken[0].reason.contains(">= 2"), "{}", broken[0].reason);
+        assert_eq!(count.load(Ordering::Relaxed), 2, "after, then before");
+    }
+
+    #[test]
+    fn a_group_in_plan_error_before_the_change_does_not_block_it() {
+        let rows = rows(vec![
+            group("production", &["db"], &["db"], 3),
+            group("production", &["web"], &["web"], 3),
+        ]);
+        let count = AtomicU64::new(0);
+        let change = PlanChange::SetRole(role(
+            "name: db\nrun_list: [demo]\ncookbooks: {demo: '>= 8'}\n",
+        ));
+        assert_eq!(broken_groups(&rows, &change, &count).unwrap(), vec![]);
+        // db: after (fails) and before (fails); web: after only.
+        assert_eq!(count.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn deleting_versions_breaks_only_when_none_fits_any_more() {
+        let rows = rows(vec![group("production", &["web"], &["web"], 1)]);
+        let count = AtomicU64::new(0);
+        let delete = |v: &str| PlanChange::DeleteCookbook {
+            name: "demo".into(),
+            version: Version::parse(v).unwrap(),
+        };
+        assert!(
+            broken_groups(&rows, &delete("1.1.0"), &count)
+                .unwrap()
+                .is_empty()
+        );
+        let mut only_one = rows.clone();
+        only_one.cookbooks.pop();
+        let broken = broken_groups(&only_one, &delete("1.0.0"), &count).unwrap();
+        assert_eq!(broken.len(), 1, "{broken:?}");
+    }
+
+    #[test]
+    fn a_node_moving_to_an_unknown_role_is_broken_and_pairs_resolve_once_per_world() {
+        let rows = rows(vec![
+            group("production", &["web"], &["web", "ghost"], 1),
+            group("production", &["web"], &["web"], 40),
+        ]);
+        let count = AtomicU64::new(0);
+        let broken = broken_groups(&rows, &PlanChange::NodeRoles, &count).unwrap();
+        assert_eq!(broken.len(), 1);
+        assert_eq!(broken[0].group, 0);
+        assert!(broken[0].reason.contains("role ghost does not exist"));
+        // [web, ghost] after; [web] before; [web] after for the second group.
+        assert_eq!(count.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn an_environment_nobody_set_resolves_as_empty() {
+        let rows = rows(vec![group("staging", &["web"], &["web"], 1)]);
+        let count = AtomicU64::new(0);
+        let pin = Environment::parse(
+            Path::new("e.yaml"),
+            "name: staging\ncookbooks: {demo: 3.0.0}\n",
+        )
+        .unwrap();
+        let broken = broken_groups(&rows, &PlanChange::SetEnvironment(pin), &count).unwrap();
+        assert_eq!(
+            broken.len(),
+            1,
+            "unset before, so it resolved; pinned after"
+        );
+    }
+}
