@@ -25,6 +25,10 @@ use super::{DocKind, Document, Engine, Result, StoreError, audit, from_json};
 /// rest are counted.
 pub const NAMED_NODES: usize = 10;
 
+/// How many broken groups a refusal describes (a gRPC message travels in
+/// a header of bounded size); the audit of a forced change lists them all.
+pub const NAMED_GROUPS: usize = 20;
+
 /// An arbitrary constant: the PostgreSQL advisory lock every plan-altering
 /// change takes first, so two replicas cannot each check against the
 /// other's old state and together leave nodes without a plan. (SQLite
@@ -99,7 +103,7 @@ impl std::fmt::Display for BreaksPlans {
             self.change,
             if total == 1 { "" } else { "s" }
         )?;
-        for b in &self.broken {
+        for b in self.broken.iter().take(NAMED_GROUPS) {
             let more = b.count - b.nodes.len() as i64;
             let names = if more > 0 {
                 format!("{} and {more} more", b.nodes.join(", "))
@@ -115,6 +119,14 @@ impl std::fmt::Display for BreaksPlans {
                 f,
                 "\n  {names} (environment {}, {roles}): {}",
                 b.environment, b.reason
+            )?;
+        }
+        if let Some(rest) = self.broken.get(NAMED_GROUPS..).filter(|r| !r.is_empty()) {
+            let nodes: i64 = rest.iter().map(|b| b.count).sum();
+            write!(
+                f,
+                "\n  and {} more groups of nodes ({nodes} nodes; the audit of a forced change lists them all)",
+                rest.len()
             )?;
         }
         Ok(())
@@ -263,4 +275,50 @@ async fn named_nodes(
     rows.iter()
         .map(|r| r.try_get("name").map_err(StoreError::from))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(i: usize, count: i64) -> BrokenNodes {
+        BrokenNodes {
+            environment: "production".into(),
+            roles: vec![format!("r{i}")],
+            count,
+            nodes: (0..count.min(NAMED_NODES as i64))
+                .map(|n| format!("n{i}-{n}"))
+                .collect(),
+            reason: "no version".into(),
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_ten_nodes_per_group_and_twenty_groups_then_counts() {
+        let refusal = BreaksPlans {
+            change: "cookbook.delete demo 1.0.0".into(),
+            broken: (0..25)
+                .map(|i| group(i, if i == 0 { 12 } else { 1 }))
+                .collect(),
+        };
+        let text = refusal.to_string();
+        assert!(
+            text.starts_with(
+                "refused cookbook.delete demo 1.0.0: 36 nodes would have no valid plan"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("n0-9 and 2 more (environment production, roles r0): no version"),
+            "{text}"
+        );
+        assert!(text.contains("roles r19)"), "{text}");
+        assert!(!text.contains("roles r20)"), "{text}");
+        assert!(
+            text.ends_with(
+                "and 5 more groups of nodes (5 nodes; the audit of a forced change lists them all)"
+            ),
+            "{text}"
+        );
+    }
 }
