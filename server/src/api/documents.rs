@@ -39,13 +39,11 @@ fn to_pb(d: &DocumentRow) -> Document {
 /// Validate and store a document (the name inside the YAML is the name),
 /// unless it leaves nodes without a plan and `force` is not set.
 async fn set(state: &State, kind: DocKind, who: &str, doc: &Document) -> Result<Document, Status> {
-    let (yaml, file) = (
-        &doc.yaml,
-        Path::new(match kind {
-            DocKind::Role => "role.yaml",
-            DocKind::Environment => "environment.yaml",
-        }),
-    );
+    let yaml = &doc.yaml;
+    let file = Path::new(match kind {
+        DocKind::Role => "role.yaml",
+        DocKind::Environment => "environment.yaml",
+    });
     let (name, change) = match kind {
         DocKind::Role => Role::parse(file, yaml).map(|r| (r.name.clone(), PlanChange::SetRole(r))),
         DocKind::Environment => {
