@@ -14,6 +14,7 @@ fn node_json(n: &Node) -> serde_json::Value {
         "name": n.name, "environment": n.environment, "roles": n.roles, "state": n.state,
         "last_seen": n.last_seen, "plan_hash": n.plan_hash, "enrolled_at": n.enrolled_at,
         "cert_expires_at": n.cert_expires_at,
+        "plan_error": (!n.plan_error.is_empty()).then_some(&n.plan_error),
         "facts": serde_json::from_str::<serde_json::Value>(&n.facts_json).unwrap_or_default(),
         "attributes": serde_json::from_str::<serde_json::Value>(&n.attributes_json).unwrap_or_default(),
         "last_run": n.last_run.as_ref().map(|r| serde_json::json!({
@@ -21,6 +22,18 @@ fn node_json(n: &Node) -> serde_json::Value {
             "resources_changed": r.resources_changed, "resources_failed": r.resources_failed,
             "duration_ms": r.duration_ms, "cause": r.cause, "plan_age_seconds": r.plan_age_seconds})),
     })
+}
+
+/// The node's plan as the server sees it: `ok`, `-` before the first
+/// resolution, or `plan error: REASON`.
+fn plan_state(n: &Node) -> String {
+    if !n.plan_error.is_empty() {
+        format!("plan error: {}", n.plan_error)
+    } else if n.plan_hash.is_empty() {
+        "-".into()
+    } else {
+        "ok".into()
+    }
 }
 
 fn last_run(n: &Node) -> String {
@@ -61,6 +74,7 @@ pub async fn list(
                 n.state.clone(),
                 output::ago(n.last_seen),
                 last_run(n),
+                plan_state(n),
             ]
         })
         .collect();
@@ -74,6 +88,7 @@ pub async fn list(
             "STATE",
             "LAST SEEN",
             "LAST RUN",
+            "PLAN",
         ],
         rows,
         &json,
@@ -116,6 +131,9 @@ fn print_node(n: &Node, format: Format) {
                     &n.plan_hash[..12.min(n.plan_hash.len())]
                 }
             );
+            if !n.plan_error.is_empty() {
+                println!("plan error: {}", n.plan_error);
+            }
             if n.attributes_json != "{}" && !n.attributes_json.is_empty() {
                 println!("attributes {}", n.attributes_json);
             }
@@ -132,15 +150,8 @@ pub async fn show(channel: Channel, name: String, format: Format) -> Result<()> 
     Ok(())
 }
 
-pub async fn assign(
-    channel: Channel,
-    node: String,
-    role: String,
-    add: bool,
-    format: Format,
-) -> Result<()> {
+pub async fn assign(channel: Channel, req: AssignRequest, add: bool, format: Format) -> Result<()> {
     let mut c = NodesClient::new(channel);
-    let req = AssignRequest { node, role };
     let n = if add {
         c.assign(req).await?
     } else {

@@ -3,7 +3,9 @@
 //!
 //! A commit is validated with cm-model exactly as cmctl validated it before
 //! the upload and as an agent will before it compiles: the manifest rules
-//! first (before any blob is read), then every file.
+//! first (before any blob is read), then every file. A delete is refused
+//! while an environment pins the version, and unless forced when it would
+//! leave nodes without a plan.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use crate::auth;
+use crate::plan::check::PlanChange;
 use crate::state::{State, status};
 use crate::store::{Inserted, NewCookbookVersion};
 
@@ -213,17 +216,21 @@ impl Cookbooks for CookbooksApi {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         // Checked inside the delete's transaction, so a pin set meanwhile still counts.
         let name = id.name.clone();
+        let pinned = version.clone();
         let pins = move |doc: &crate::store::Document| {
             cm_model::role::Environment::parse(std::path::Path::new(&doc.name), &doc.yaml)
-                .is_ok_and(|env| {
-                    env.cookbooks
-                        .get(&name)
-                        .is_some_and(|r| r.matches(&version))
-                })
+                .is_ok_and(|env| env.cookbooks.get(&name).is_some_and(|r| r.matches(&pinned)))
         };
+        let guard = self.state.plan_guard(
+            PlanChange::DeleteCookbook {
+                name: id.name.clone(),
+                version: version.clone(),
+            },
+            id.force,
+        );
         self.state
             .store
-            .delete_cookbook_version(&id.name, &id.version, &who, pins)
+            .delete_cookbook_version_checked(&id.name, &id.version, &who, pins, Some(guard))
             .await
             .map_err(|e| match e {
                 crate::store::StoreError::Conflict(m) => Status::failed_precondition(m),
