@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod blobs;
+pub mod data_dir;
 pub mod facts;
 pub mod http;
 pub mod ops;

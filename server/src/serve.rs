@@ -120,8 +120,7 @@ impl Running {
 /// Start everything; returns once both listeners are bound.
 pub async fn start(config: Config) -> Result<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    crate::data_dir::ensure_private_dir(&config.data_dir).context("the data dir")?;
     let database = match &config.database {
         Some(url) => url.clone(),
         None => format!(
@@ -134,7 +133,15 @@ pub async fn start(config: Config) -> Result<Running> {
         .with_context(|| format!("opening the database {}", redact_url(&database)))?;
     let blobs = match config.blobs.as_deref() {
         None => {
-            Blobs::local(&config.data_dir.join("blobs")).context("opening the blob directory")?
+            let dir = config.data_dir.join("blobs");
+            let tidied = crate::blobs::local_dir::tidy(&dir).context("the blob directory")?;
+            if tidied.partial_uploads_removed > 0 {
+                tracing::info!(
+                    removed = tidied.partial_uploads_removed,
+                    "removed partial uploads of pushes that were killed"
+                );
+            }
+            Blobs::local(&dir).context("opening the blob directory")?
         }
         Some(url) => {
             let bucket = url

@@ -203,6 +203,9 @@ impl Store {
                     })
                 });
         }
+        if let Some(file) = sqlite_file(&url) {
+            private_sqlite_files(&file)?;
+        }
         let pool = options.connect(&url).await?;
         migrator(engine).run(&pool).await?;
         Ok(Store { pool, engine })
@@ -255,6 +258,37 @@ impl Store {
             Engine::Postgres => self.pool.begin().await?,
         })
     }
+}
+
+/// The file a writable SQLite URL names; `None` for in-memory and
+/// read-only databases, whose files are not ours to change.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let skip = path.is_empty()
+        || path.contains(":memory:")
+        || query
+            .split('&')
+            .any(|o| o == "mode=memory" || o == "mode=ro");
+    (!skip).then(|| std::path::PathBuf::from(path))
+}
+
+/// The database file 0600 before SQLite opens it (its `-wal` and `-shm`
+/// files take the database file's mode), and those two closed as well
+/// when an older server left them open (docs/server.md).
+fn private_sqlite_files(file: &std::path::Path) -> Result<()> {
+    let config =
+        |e: crate::data_dir::ModeError| StoreError::Database(sqlx::Error::Configuration(e.into()));
+    crate::data_dir::ensure_private_file(file).map_err(config)?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = file.as_os_str().to_owned();
+        side.push(suffix);
+        crate::data_dir::set_mode(std::path::Path::new(&side), crate::data_dir::FILE_MODE)
+            .map_err(config)?;
+    }
+    Ok(())
 }
 
 fn migrator(engine: Engine) -> Migrator {
@@ -356,6 +390,19 @@ mod tests {
             e.migrations().iter().map(|(v, d, _)| (*v, *d)).collect()
         };
         assert_eq!(names(Engine::Sqlite), names(Engine::Postgres));
+    }
+
+    #[test]
+    fn only_writable_sqlite_files_get_their_mode_set() {
+        let file = |u: &str| sqlite_file(u).map(|p| p.display().to_string());
+        assert_eq!(
+            file("sqlite:///d/cm.db?mode=rwc").as_deref(),
+            Some("/d/cm.db")
+        );
+        assert_eq!(file("sqlite://rel.db").as_deref(), Some("rel.db"));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite:///d/cm.db?mode=ro"), None);
+        assert_eq!(file("postgres://u@h/db"), None);
     }
 
     #[test]
