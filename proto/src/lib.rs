@@ -8,3 +8,8 @@ pub mod v1 {
 
 /// The version every binary tells its peer; agents one minor version behind are served.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Metadata key on an UNAVAILABLE status saying what is unavailable
+/// (`database`): the server answered, so the network is fine, and agents
+/// say "server unavailable" rather than "server unreachable".
+pub const UNAVAILABLE_CAUSE: &str = "cm-unavailable";

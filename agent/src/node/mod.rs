@@ -183,7 +183,7 @@ impl Node {
             Ok((plan, fetched)) => (Some(plan), fetched, true, None),
             Err(RemoteError::Revoked(m)) => return Err(revoked(m)),
             Err(RemoteError::Unreachable(m)) => {
-                tracing::warn!(error = %m, "server unreachable: converging the last good plan");
+                tracing::warn!(error = %m, "converging the last good plan");
                 let cached = self.cache.plan();
                 let why = cached
                     .is_none()

@@ -62,7 +62,7 @@ pub async fn fetch_pinned_ca(url: &str, pin: &str) -> Result<String, RemoteError
         .with_no_client_auth();
     let name = ServerName::try_from(host.clone())
         .map_err(|e| RemoteError::Refused(format!("{host:?}: {e}")))?;
-    let unreachable = |e: String| RemoteError::Unreachable(format!("{url}: {e}"));
+    let unreachable = |e: String| RemoteError::unreachable(format!("{url}: {e}"));
     let handshake = async {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
