@@ -9,7 +9,8 @@ pub mod v1 {
 /// The version every binary tells its peer; agents one minor version behind are served.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Metadata key on an UNAVAILABLE status saying what is unavailable
-/// (`database`): the server answered, so the network is fine, and agents
-/// say "server unavailable" rather than "server unreachable".
-pub const UNAVAILABLE_CAUSE: &str = "cm-unavailable";
+/// Metadata key on a status that is about the server's state rather than
+/// the call: `database` on UNAVAILABLE (the server answered, its database
+/// did not), `busy` on RESOURCE_EXHAUSTED (too many connections in the TLS
+/// handshake). Agents retry both, and say which it was.
+pub const STATUS_CAUSE: &str = "cm-cause";

@@ -19,3 +19,4 @@ pub mod state;
 pub mod store;
 pub mod version;
 pub mod watch;
+pub mod wire;

@@ -26,7 +26,10 @@ mod tls;
 
 pub use bootstrap::Pki;
 pub use identity::{Caller, Identity, identity_of, new_key_and_csr, validate_name};
-pub use tls::{client_tls_config, install_crypto_provider, server_tls_config};
+pub use tls::{
+    HANDSHAKE_TIMEOUT, client_tls_config, install_crypto_provider, server_rustls_config,
+    server_tls_config,
+};
 
 use std::fmt;
 use std::net::IpAddr;

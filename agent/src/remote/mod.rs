@@ -109,13 +109,24 @@ impl From<tonic::Status> for RemoteError {
         } else {
             s.message().to_string()
         };
-        let database_down = s
+        let cause = s
             .metadata()
-            .get(cm_proto::UNAVAILABLE_CAUSE)
-            .is_some_and(|cause| cause == "database");
-        match s.code() {
-            Code::Unavailable if database_down => RemoteError::Unreachable(Outage::Database(msg)),
-            Code::ResourceExhausted => RemoteError::Unreachable(Outage::Busy(msg)),
+            .get(cm_proto::STATUS_CAUSE)
+            .and_then(|cause| cause.to_str().ok());
+        match (s.code(), cause) {
+            (Code::Unavailable, Some("database")) => {
+                RemoteError::Unreachable(Outage::Database(msg))
+            }
+            (Code::ResourceExhausted, Some("busy")) => RemoteError::Unreachable(Outage::Busy(msg)),
+            (code, _) => RemoteError::from_code(code, msg),
+        }
+    }
+}
+
+impl RemoteError {
+    fn from_code(code: tonic::Code, msg: String) -> RemoteError {
+        use tonic::Code;
+        match code {
             Code::Unavailable
             | Code::DeadlineExceeded
             | Code::Cancelled
@@ -128,7 +139,10 @@ impl From<tonic::Status> for RemoteError {
             | Code::NotFound
             | Code::AlreadyExists
             | Code::OutOfRange
-            | Code::Unimplemented => RemoteError::Refused(msg),
+            | Code::Unimplemented
+            // Without `cm-cause: busy`, a message over the server's limit:
+            // sending it again will not help.
+            | Code::ResourceExhausted => RemoteError::Refused(msg),
             Code::Ok | Code::Internal | Code::DataLoss => RemoteError::Other(msg),
         }
     }
@@ -157,4 +171,30 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_cause(code: tonic::Code, cause: &'static str) -> tonic::Status {
+        let mut status = tonic::Status::new(code, "m");
+        status
+            .metadata_mut()
+            .insert(cm_proto::STATUS_CAUSE, cause.parse().unwrap());
+        status
+    }
+
+    #[test]
+    fn server_states_are_told_apart_from_refusals() {
+        let database = RemoteError::from(with_cause(tonic::Code::Unavailable, "database"));
+        assert_eq!(database.to_string(), "server unavailable (its database: m)");
+        let busy = RemoteError::from(with_cause(tonic::Code::ResourceExhausted, "busy"));
+        assert!(matches!(busy, RemoteError::Unreachable(Outage::Busy(_))));
+        let down = RemoteError::from(tonic::Status::unavailable("m"));
+        assert_eq!(down.to_string(), "server unreachable: m");
+        // A message over the server's limit: retrying cannot help.
+        let too_large = RemoteError::from(tonic::Status::resource_exhausted("m"));
+        assert!(matches!(too_large, RemoteError::Refused(_)));
+    }
 }
