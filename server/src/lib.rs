@@ -13,6 +13,7 @@ pub mod pki;
 pub mod plan;
 pub mod recompute;
 pub mod replication;
+pub mod reports;
 pub mod secretbox;
 pub mod serve;
 pub mod state;

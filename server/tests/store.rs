@@ -129,6 +129,7 @@ on_both_engines!(
     runs_are_listed_newest_first_and_pruned,
     audit_records_every_admin_change,
     a_reopened_store_keeps_everything,
+    runs_of_a_retired_identity_are_kept_marked_and_not_the_new_ones,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -1221,6 +1222,7 @@ fn run(node: &str, at: i64, status: &str) -> RunRow {
         plan_hash: "h1".into(),
         plan_age_seconds: 4,
         report_json: r#"{"resources": []}"#.into(),
+        ..RunRow::default()
     }
 }
 
@@ -1404,4 +1406,64 @@ async fn a_reopened_store_keeps_everything(db: &mut Db) {
     // Migrations ran once: opening again applies nothing and fails nothing.
     db.reopen().await;
     assert_eq!(db.store.nodes(None, None).await.unwrap().len(), 1);
+}
+
+// ---------------------------------------------------------------- run identities
+
+async fn runs_of_a_retired_identity_are_kept_marked_and_not_the_new_ones(db: &mut Db) {
+    let s = &db.store;
+    let now = unix_now();
+    s.enroll_node(
+        &enrollment("n1", "serial-old", now),
+        "production",
+        &[],
+        ALICE,
+    )
+    .await
+    .unwrap();
+    let old = RunRow {
+        received_at: 5000,
+        ..run("n1", 1000, "ok")
+    };
+    s.insert_run(&old).await.unwrap();
+    // A renewal keeps the identity.
+    s.set_node_cert("n1", "serial-renewed", now + 90 * 86400)
+        .await
+        .unwrap();
+    s.insert_run(&run("n1", 1100, "ok")).await.unwrap();
+    s.retire_node("n1", ALICE).await.unwrap();
+    s.enroll_node(
+        &enrollment("n1", "serial-new", now),
+        "production",
+        &[],
+        ALICE,
+    )
+    .await
+    .unwrap();
+    s.insert_run(&run("n1", 2000, "ok")).await.unwrap();
+
+    let current = s.current_runs("n1", 10).await.unwrap();
+    assert_eq!(current.iter().map(|r| r.at).collect::<Vec<_>>(), [2000]);
+    assert_eq!(current[0].identity, "serial-new");
+    assert!(!current[0].retired_identity);
+
+    let all = s.runs(Some("n1"), 10).await.unwrap();
+    let seen: Vec<_> = all
+        .iter()
+        .map(|r| (r.at, r.identity.as_str(), r.retired_identity))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (2000, "serial-new", false),
+            (1100, "serial-old", true),
+            (1000, "serial-old", true),
+        ]
+    );
+    assert_eq!(all[2].received_at, 5000, "the receipt time is kept beside");
+    assert_eq!(
+        s.runs(None, 10).await.unwrap(),
+        all,
+        "listing every node marks them too"
+    );
 }

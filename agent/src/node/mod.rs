@@ -347,6 +347,7 @@ impl Node {
             plan_hash: plan.map(|p| p.hash.clone()).unwrap_or_default(),
             plan_age_seconds: age,
             report_json: serde_json::to_string(report).unwrap_or_default(),
+            ..RunSummary::default()
         }
     }
 

@@ -217,16 +217,18 @@ impl Agent for AgentApi {
     async fn report_run(&self, req: Request<RunSummary>) -> Result<Response<Empty>, Status> {
         let (node, _) = auth::node(&self.state, &req).await?;
         let mut run = req.into_inner();
-        // The node is who its certificate says, whatever the report claims.
+        let received_at = now();
+        crate::reports::check(&node, &run, received_at)?;
+        // The node is who its certificate says (an empty field means it).
         run.node = node.clone();
         if run.report_json.len() > 4 << 20 {
             return Err(Status::invalid_argument("run report larger than 4 MiB"));
         }
-        self.state
-            .store
-            .insert_run(&convert::run_row(&run))
-            .await
-            .map_err(status)?;
+        let row = crate::store::RunRow {
+            received_at,
+            ..convert::run_row(&run)
+        };
+        self.state.store.insert_run(&row).await.map_err(status)?;
         self.state.last_seen.lock().await.insert(node, now());
         Ok(Response::new(Empty {}))
     }

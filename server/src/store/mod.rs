@@ -84,6 +84,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster_settings",
         include_str!("../../migrations/sqlite/0002_cluster_settings.sql"),
     ),
+    (
+        3,
+        "wire_runs_identity",
+        include_str!("../../migrations/sqlite/0003_wire_runs_identity.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -95,6 +100,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "cluster_settings",
         include_str!("../../migrations/postgres/0002_cluster_settings.sql"),
+    ),
+    (
+        3,
+        "wire_runs_identity",
+        include_str!("../../migrations/postgres/0003_wire_runs_identity.sql"),
     ),
 ];
 
