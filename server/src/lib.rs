@@ -6,6 +6,7 @@ pub mod api;
 pub mod auth;
 pub mod blobs;
 pub mod data_dir;
+pub mod enroll_refusals;
 pub mod facts;
 pub mod http;
 pub mod ops;

@@ -229,6 +229,7 @@ pub async fn start(config: Config) -> Result<Running> {
             AgentServer::new(api::agent::AgentApi {
                 state: s.clone(),
                 stopping: stopping_rx,
+                refusals: Default::default(),
             })
             .max_decoding_message_size(MAX_MESSAGE),
         )

@@ -84,7 +84,7 @@ pub fn status(e: StoreError) -> Status {
         StoreError::NotFound(m) => Status::not_found(m),
         StoreError::Conflict(m) => Status::already_exists(m),
         StoreError::Invalid(m) => Status::invalid_argument(m),
-        StoreError::Denied(m) => Status::permission_denied(m),
+        StoreError::Denied(m) => Status::permission_denied(m.to_string()),
         other => {
             tracing::error!(error = %other, "storage error");
             Status::unavailable("storage error; try again")

@@ -526,7 +526,7 @@ async fn tokens_refuse_use_up_expiry_and_revocation_distinctly(db: &mut Db) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Denied(m) if m == "enrollment token two is used up"),
+        matches!(&err, StoreError::Denied(m) if m.to_string() == "enrollment token two is used up"),
         "{err}"
     );
     assert_eq!(s.token("two").await.unwrap().uses_left, 0);
@@ -537,7 +537,7 @@ async fn tokens_refuse_use_up_expiry_and_revocation_distinctly(db: &mut Db) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Denied(m) if m.contains("token short expired")),
+        matches!(&err, StoreError::Denied(m) if m.to_string().contains("token short expired")),
         "{err}"
     );
     s.enroll_with_token(&short, &enrollment("d", "sd", now + 59))
@@ -555,7 +555,7 @@ async fn tokens_refuse_use_up_expiry_and_revocation_distinctly(db: &mut Db) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Denied(m) if m == "enrollment token gone was revoked"),
+        matches!(&err, StoreError::Denied(m) if m.to_string() == "enrollment token gone was revoked"),
         "{err}"
     );
     assert!(matches!(
@@ -568,7 +568,7 @@ async fn tokens_refuse_use_up_expiry_and_revocation_distinctly(db: &mut Db) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Denied(m) if m == "unknown enrollment token"),
+        matches!(&err, StoreError::Denied(m) if m.to_string() == "unknown enrollment token"),
         "{err}"
     );
 
@@ -619,7 +619,9 @@ async fn concurrent_enrollments_with_a_one_use_token_have_one_winner(db: &mut Db
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => won += 1,
-            Err(StoreError::Denied(m)) => assert_eq!(m, "enrollment token once is used up"),
+            Err(StoreError::Denied(m)) => {
+                assert_eq!(m.to_string(), "enrollment token once is used up")
+            }
             Err(other) => panic!("unexpected error: {other:?}"),
         }
     }

@@ -28,7 +28,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::nodes::{self, NodeRow, NodeState, parse_facts};
-use super::{Result, Store, StoreError, audit, from_json, to_json};
+use super::{Result, Store, StoreError, TokenRefusal, audit, from_json, to_json};
 
 /// What a node brings to its enrollment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,24 +190,23 @@ async fn refusal(conn: &mut AnyConnection, token_hash: &str, now: i64) -> Result
             .fetch_optional(conn)
             .await?;
     let Some(row) = row else {
-        return Ok(StoreError::Denied("unknown enrollment token".into()));
+        return Ok(StoreError::Denied(TokenRefusal::Unknown));
     };
     let id: String = row.try_get("id")?;
     let expires_at: i64 = row.try_get("expires_at")?;
     let uses_left: i64 = row.try_get("uses_left")?;
     let revoked: i64 = row.try_get("revoked")?;
     Ok(StoreError::Denied(if revoked != 0 {
-        format!("enrollment token {id} was revoked")
+        TokenRefusal::Revoked { id }
     } else if expires_at <= now {
-        format!(
-            "enrollment token {id} expired {} seconds ago",
-            now - expires_at
-        )
+        TokenRefusal::Expired {
+            id,
+            ago: now - expires_at,
+        }
     } else if uses_left <= 0 {
-        format!("enrollment token {id} is used up")
+        TokenRefusal::UsedUp { id }
     } else {
-        // Only reachable if the row changed between the two statements.
-        format!("enrollment token {id} could not be used; try again")
+        TokenRefusal::Raced { id }
     }))
 }
 

@@ -51,7 +51,7 @@ pub use certs::Revocation;
 pub use cookbooks::{CookbookVersionRow, Inserted, NewCookbookVersion};
 pub use documents::{DocKind, Document};
 pub use enroll::{EnrolledNode, NodeEnrollment, validate_node_name};
-pub use error::{Result, StoreError};
+pub use error::{Result, StoreError, TokenRefusal};
 pub use nodes::{NodeRow, NodeState};
 pub use runs::RunRow;
 pub use secrets::SecretRow;
