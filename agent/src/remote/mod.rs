@@ -46,7 +46,7 @@ pub enum Outage {
     #[error("server unreachable: {0}")]
     Network(String),
     /// The server answered, but its database did not (locked, down).
-    #[error("server unavailable (its database: {0})")]
+    #[error("server unavailable: {0}")]
     Database(String),
     /// The server refused more work for now (too many connections or
     /// handshakes, a message over its limit).
@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn server_states_are_told_apart_from_refusals() {
         let database = RemoteError::from(with_cause(tonic::Code::Unavailable, "database"));
-        assert_eq!(database.to_string(), "server unavailable (its database: m)");
+        assert_eq!(database.to_string(), "server unavailable: m");
         let busy = RemoteError::from(with_cause(tonic::Code::ResourceExhausted, "busy"));
         assert!(matches!(busy, RemoteError::Unreachable(Outage::Busy(_))));
         let down = RemoteError::from(tonic::Status::unavailable("m"));

@@ -69,7 +69,7 @@ impl Store {
         what: String,
         details: Value,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         record(&mut conn, at, who, what, None, Some(details)).await
     }
 

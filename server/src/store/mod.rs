@@ -16,9 +16,10 @@
 //! that can be such a no-op return [`Saved`] so the caller knows whether to
 //! wake anyone.
 //!
-//! Concurrency: on SQLite every write transaction starts with
-//! `BEGIN IMMEDIATE`, so writers queue on the busy timeout instead of failing
-//! on a lock upgrade. On PostgreSQL a read-modify-write first locks the row it
+//! Concurrency: on SQLite the server's writes go through one connection
+//! (`pools.rs`), in turn, and every write transaction starts with
+//! `BEGIN IMMEDIATE`, so only another process's lock is met, for at most
+//! two seconds. On PostgreSQL a read-modify-write first locks the row it
 //! changes with a no-op `UPDATE` (the portable spelling of `SELECT ... FOR
 //! UPDATE`), and creations use `INSERT ... ON CONFLICT` so that two replicas
 //! racing for one name get one winner and one clear error.
@@ -31,19 +32,18 @@ mod documents;
 mod enroll;
 mod error;
 mod nodes;
+mod pools;
 mod runs;
 mod secrets;
 mod settings;
 mod tokens;
-
-use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::AnyConnection;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, AssertSqlSafe, SqlSafeStr};
+use sqlx::{AnyPool, SqlSafeStr};
 
 pub use admins::AdminRow;
 pub use audit::AuditEvent;
@@ -56,19 +56,6 @@ pub use nodes::{NodeRow, NodeState};
 pub use runs::RunRow;
 pub use secrets::SecretRow;
 pub use tokens::{NewToken, TokenRow};
-
-/// How long a SQLite writer waits for another before giving up.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Set on every SQLite connection. `synchronous = FULL` rather than NORMAL:
-/// in WAL mode NORMAL may lose the last commits on power loss, and an admin
-/// change must be durable once acknowledged. The cost is one WAL fsync per
-/// commit; the hot paths (check-ins) are batched by the caller.
-const SQLITE_PRAGMAS: &[&str] = &[
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = FULL",
-    "PRAGMA foreign_keys = ON",
-];
 
 /// The migrations of each engine, embedded in the binary. Add a migration to
 /// both folders and to both lists; a test checks that the lists and the
@@ -141,7 +128,11 @@ impl Engine {
 /// clone; clones share the pool.
 #[derive(Clone)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, everything).
     pool: AnyPool,
+    /// Writes: on SQLite a pool of one connection, so the server's own
+    /// writers wait their turn here and not on SQLite's lock.
+    writer: AnyPool,
     engine: Engine,
 }
 
@@ -189,36 +180,22 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let engine = Engine::of_url(url)?;
-        let mut options = AnyPoolOptions::new();
         let mut url = url.to_string();
-        if engine == Engine::Sqlite {
-            if url.contains(":memory:") || url.contains("mode=memory") {
-                // Each connection would get its own empty database.
-                options = options.max_connections(1);
-            } else if !url.contains("mode=") {
-                url.push(if url.contains('?') { '&' } else { '?' });
-                url.push_str("mode=rwc");
-            }
-            options = options
-                .acquire_timeout(SQLITE_BUSY_TIMEOUT * 2)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        for pragma in SQLITE_PRAGMAS {
-                            sqlx::query(*pragma).execute(&mut *conn).await?;
-                        }
-                        let busy =
-                            format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
-                        sqlx::query(AssertSqlSafe(busy)).execute(&mut *conn).await?;
-                        Ok(())
-                    })
-                });
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if engine == Engine::Sqlite && !in_memory && !url.contains("mode=") {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("mode=rwc");
         }
         if let Some(file) = sqlite_file(&url) {
             private_sqlite_files(&file)?;
         }
-        let pool = options.connect(&url).await?;
-        migrator(engine).run(&pool).await?;
-        Ok(Store { pool, engine })
+        let pools = pools::connect(engine, &url).await?;
+        migrator(engine).run(&pools.write).await?;
+        Ok(Store {
+            pool: pools.read,
+            writer: pools.write,
+            engine,
+        })
     }
 
     /// Open an existing SQLite file read-only and exactly as it is: no
@@ -232,6 +209,7 @@ impl Store {
             .connect(&url)
             .await?;
         Ok(Store {
+            writer: pool.clone(),
             pool,
             engine: Engine::Sqlite,
         })
@@ -256,16 +234,18 @@ impl Store {
 
     /// Close the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
     /// Start a write transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so it waits on the busy timeout instead of
-    /// failing when it first writes after reading.
+    /// (`BEGIN IMMEDIATE`), so it never fails when it first writes after
+    /// reading; it waits for the server's earlier writes (the writer pool)
+    /// and at most two seconds for another process's lock.
     pub(crate) async fn write_tx(&self) -> Result<Tx> {
         Ok(match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.pool.begin().await?,
+            Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.writer.begin().await?,
         })
     }
 }

@@ -186,7 +186,7 @@ impl Store {
     pub async fn prune_runs(&self, older_than: i64) -> Result<u64> {
         let done = sqlx::query("DELETE FROM runs WHERE at < $1")
             .bind(older_than)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
     }
