@@ -196,6 +196,15 @@ fn print(summary: BackupSummary, format: Format) -> Result<()> {
 }
 
 async fn serve_until_signal(config: Config) -> Result<()> {
+    match cm_server::wire::raise_open_files_limit() {
+        Ok(limit) if limit < 65_536 => tracing::warn!(
+            limit,
+            "the open files limit is low for a large fleet (one connection per node): \
+             raise LimitNOFILE / ulimit -n"
+        ),
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open files limit"),
+    }
     let data_dir = config.data_dir.clone();
     let running = serve::start(config).await?;
     eprintln!(

@@ -20,6 +20,8 @@ pub mod calls;
 
 use std::time::Duration;
 
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
 /// How the gRPC port holds its connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireLimits {
@@ -55,5 +57,29 @@ impl Default for WireLimits {
             keepalive_interval: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(20),
         }
+    }
+}
+
+/// Raise this process's limit of open files to the most it may have (the
+/// hard limit): every node's Watch stream is a connection, and the usual
+/// soft limit (1,024) would refuse connections long before a fleet of
+/// 100,000 nodes. Returns the limit now in force.
+pub fn raise_open_files_limit() -> nix::Result<u64> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(getrlimit(Resource::RLIMIT_NOFILE)?.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_files_limit_is_raised_to_the_hard_limit() {
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        setrlimit(Resource::RLIMIT_NOFILE, hard.min(1024), hard).unwrap();
+        assert_eq!(raise_open_files_limit().unwrap(), hard);
     }
 }
