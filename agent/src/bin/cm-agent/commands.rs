@@ -46,7 +46,8 @@ pub async fn run_once(config: Config, opts: RunOptions, format: Format) -> ExitC
     };
     if human {
         if !outcome.online {
-            println!("(server unreachable: converged the cached plan)");
+            // Which kind of "no answer" it was is in the log above.
+            println!("(no answer from the server: converged the cached plan)");
         }
         output::summary(&mut std::io::stdout(), &outcome.report);
     } else {
