@@ -13,8 +13,8 @@
 //! - A transaction the database ended by itself (SQLite rolls back when the
 //!   disk is full) is still counted as open by sqlx, and every later
 //!   `BEGIN` on that connection would fail ("non-zero transaction depth")
-//!   until a restart. A connection coming back to a pool still counted in
-//!   a transaction is closed instead, so the next write opens a fresh one.
+//!   until a restart. A connection taken from a pool still counted in a
+//!   transaction is closed instead, so the write opens a fresh one.
 
 use std::time::Duration;
 
@@ -50,14 +50,9 @@ pub(super) struct Pools {
 fn options(engine: Engine) -> AnyPoolOptions {
     let options = AnyPoolOptions::new()
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .after_release(|conn, _meta| {
-            Box::pin(async move {
-                // The ping runs after the rollback a dropped transaction
-                // queued, so the count it leaves is the true one.
-                conn.ping().await?;
-                Ok(!conn.is_in_transaction())
-            })
-        });
+        // Runs after the pool's own ping, which carries out the rollback a
+        // dropped transaction queued: a count still above zero is stuck.
+        .before_acquire(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }));
     match engine {
         Engine::Postgres => options,
         Engine::Sqlite => options.after_connect(|conn, _meta| {
