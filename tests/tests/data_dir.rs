@@ -76,11 +76,11 @@ async fn the_data_dir_database_and_blobs_are_private_under_umask_022() {
     s.running.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_data_dir_left_open_is_closed_at_start() {
-    umask(Mode::from_bits_truncate(0o022));
+/// A server that stored one blob, then stopped: its temp dir, data dir
+/// and the blob's digest.
+async fn stopped_server_with_a_blob(label: &str) -> (tempfile::TempDir, PathBuf, String) {
     let s = TestServer::start().await;
-    let (digest, bytes) = content("reopened");
+    let (digest, bytes) = content(label);
     s.running
         .state
         .blobs
@@ -88,7 +88,13 @@ async fn a_data_dir_left_open_is_closed_at_start() {
         .await
         .unwrap();
     let data_dir = s.data_dir();
-    let dir = s.stop().await;
+    (s.stop().await, data_dir, digest)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_dir_left_open_is_closed_at_start() {
+    umask(Mode::from_bits_truncate(0o022));
+    let (dir, data_dir, digest) = stopped_server_with_a_blob("reopened").await;
     // As an older server (or a careless copy) left it.
     for (path, is_dir, _) in modes_under(&data_dir) {
         let open = if is_dir { 0o755 } else { 0o644 };
@@ -104,16 +110,7 @@ async fn a_data_dir_left_open_is_closed_at_start() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_push_killed_mid_upload_leaves_no_partial_blob_after_the_next_start() {
-    let s = TestServer::start().await;
-    let (kept, bytes) = content("complete");
-    s.running
-        .state
-        .blobs
-        .put(&kept, bytes.into())
-        .await
-        .unwrap();
-    let data_dir = s.data_dir();
-    let dir = s.stop().await;
+    let (dir, data_dir, kept) = stopped_server_with_a_blob("complete").await;
     // What the object store leaves when the process dies between writing
     // an upload's staged file and linking it into place.
     let (digest, bytes) = content("killed");
