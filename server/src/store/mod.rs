@@ -71,10 +71,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster_settings",
         include_str!("../../migrations/sqlite/0002_cluster_settings.sql"),
     ),
+    // 3 is main's plan_checks; this branch was made before it.
     (
-        3,
+        4,
         "wire_runs_identity",
-        include_str!("../../migrations/sqlite/0003_wire_runs_identity.sql"),
+        include_str!("../../migrations/sqlite/0004_wire_runs_identity.sql"),
     ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -88,10 +89,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster_settings",
         include_str!("../../migrations/postgres/0002_cluster_settings.sql"),
     ),
+    // 3 is main's plan_checks; this branch was made before it.
     (
-        3,
+        4,
         "wire_runs_identity",
-        include_str!("../../migrations/postgres/0003_wire_runs_identity.sql"),
+        include_str!("../../migrations/postgres/0004_wire_runs_identity.sql"),
     ),
 ];
 
