@@ -72,11 +72,16 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Run reports, newest first.
+    /// Run reports, newest first. A node's are its current identity's;
+    /// runs of an identity that held the name before it was enrolled again
+    /// are marked `retired` in the IDENTITY column.
     Runs {
         node: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// With NODE: also the runs of identities that held its name before.
+        #[arg(long)]
+        all_identities: bool,
     },
     /// Who changed what, newest first.
     Audit {
@@ -395,7 +400,11 @@ async fn run(cli: Cli) -> Result<()> {
             AdminCommand::List => commands::access::admin_list(ch, f).await,
             AdminCommand::Remove { name } => commands::access::admin_remove(ch, name).await,
         },
-        Command::Runs { node, limit } => commands::history::runs(ch, node, limit, f).await,
+        Command::Runs {
+            node,
+            limit,
+            all_identities,
+        } => commands::history::runs(ch, node, limit, all_identities, f).await,
         Command::Audit { who, limit } => commands::history::audit(ch, who, limit, f).await,
         Command::Completions { .. } => unreachable!("handled before connecting"),
     }

@@ -14,3 +14,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// (value `1`): the agent converges its last good plan and reports the
 /// message as its plan error, rather than treating it as any refusal.
 pub const PLAN_ERROR_METADATA: &str = "cm-plan-error";
+
+/// Metadata key on a status that is about the server's state rather than
+/// the call: `database` on UNAVAILABLE (the server answered, its database
+/// did not), `busy` on RESOURCE_EXHAUSTED (too many connections in the TLS
+/// handshake). Agents retry both, and say which it was.
+pub const STATUS_CAUSE: &str = "cm-cause";

@@ -10,9 +10,15 @@
 //! Uploads use `PutMode::Create`: two identical concurrent uploads both
 //! succeed and the object is written once.
 //!
+//! A local directory is private: directories 0700 and blobs 0600 whatever
+//! the umask; [`local_dir::tidy`] closes older ones and removes what killed
+//! uploads left, at start.
+//!
 //! This module knows nothing of cookbooks or of who may read a blob.
 
-use std::path::Path;
+pub mod local_dir;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -65,6 +71,8 @@ pub struct S3Options {
 #[derive(Clone, Debug)]
 pub struct Blobs {
     store: Arc<dyn ObjectStore>,
+    /// The directory of a local store, whose new files get private modes.
+    local: Option<PathBuf>,
 }
 
 impl Blobs {
@@ -72,15 +80,12 @@ impl Blobs {
     /// (off by default in object_store, decisions.md, "object_store for
     /// blobs"): a blob a cookbook version refers to must survive a power cut.
     pub fn local(dir: &Path) -> Result<Blobs, BlobError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            BlobError::Config(format!(
-                "cannot create blob directory {}: {e}",
-                dir.display()
-            ))
-        })?;
+        crate::data_dir::ensure_private_dir(dir)
+            .map_err(|e| BlobError::Config(format!("cannot create blob directory: {e}")))?;
         let store = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
         Ok(Blobs {
             store: Arc::new(store),
+            local: Some(dir.to_path_buf()),
         })
     }
 
@@ -110,6 +115,7 @@ impl Blobs {
         }
         Ok(Blobs {
             store: Arc::new(builder.build()?),
+            local: None,
         })
     }
 
@@ -132,10 +138,28 @@ impl Blobs {
             .put_opts(&path, PutPayload::from_bytes(content), options)
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.make_private(&path)?;
+                Ok(true)
+            }
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The object store creates files and directories with the umask's
+    /// modes; a local blob and its fan-out directory are closed here.
+    fn make_private(&self, path: &StorePath) -> Result<(), BlobError> {
+        let Some(root) = &self.local else {
+            return Ok(());
+        };
+        let file = root.join(path.as_ref());
+        let mode_error = |e: crate::data_dir::ModeError| BlobError::Config(e.to_string());
+        crate::data_dir::set_mode(&file, crate::data_dir::FILE_MODE).map_err(mode_error)?;
+        for dir in file.ancestors().skip(1).take_while(|d| d != root) {
+            crate::data_dir::set_mode(dir, crate::data_dir::DIR_MODE).map_err(mode_error)?;
+        }
+        Ok(())
     }
 
     /// Whether the store holds `digest`.

@@ -74,6 +74,15 @@ struct ServeOpts {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     keep_runs_days: u32,
+    /// Connections allowed in the TLS handshake at once; more are answered
+    /// RESOURCE_EXHAUSTED (agents retry with jitter).
+    #[arg(
+        long,
+        env = "CM_MAX_TLS_HANDSHAKES",
+        default_value_t = 2048,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_tls_handshakes: u32,
 }
 
 #[derive(Subcommand)]
@@ -129,6 +138,7 @@ fn config(o: ServeOpts) -> Config {
         ..Settings::default()
     };
     c.maintenance.keep_runs = Duration::from_secs(u64::from(o.keep_runs_days) * 86400);
+    c.wire.max_handshakes = o.max_tls_handshakes as usize;
     c
 }
 
@@ -189,6 +199,15 @@ fn print(summary: BackupSummary, format: Format) -> Result<()> {
 }
 
 async fn serve_until_signal(config: Config) -> Result<()> {
+    match cm_server::wire::raise_open_files_limit() {
+        Ok(limit) if limit < 65_536 => tracing::warn!(
+            limit,
+            "the open files limit is low for a large fleet (one connection per node): \
+             raise LimitNOFILE / ulimit -n"
+        ),
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open files limit"),
+    }
     let data_dir = config.data_dir.clone();
     let running = serve::start(config).await?;
     eprintln!(

@@ -26,7 +26,10 @@ mod tls;
 
 pub use bootstrap::Pki;
 pub use identity::{Caller, Identity, identity_of, new_key_and_csr, validate_name};
-pub use tls::{client_tls_config, install_crypto_provider, server_tls_config};
+pub use tls::{
+    HANDSHAKE_TIMEOUT, client_tls_config, install_crypto_provider, server_rustls_config,
+    server_tls_config,
+};
 
 use std::fmt;
 use std::net::IpAddr;
@@ -56,9 +59,11 @@ pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 pub const SERVER_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 /// A server certificate this close to expiry is re-issued at start.
 pub const SERVER_RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Certificates start this far in the past: node clocks may be a few
-/// minutes behind the server's (docs/server.md, "Identity and enrollment").
-const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+/// Every certificate (the CA's too) starts this far in the past, so that a
+/// node whose clock is behind the server's (a new instance before NTP
+/// settles, a VM restored from a snapshot) still accepts a CA and a server
+/// certificate made a moment ago (docs/server.md).
+pub const CERT_BACKDATE: Duration = Duration::from_secs(2 * 3600);
 
 /// What can go wrong issuing, parsing or loading certificates.
 #[derive(Debug, thiserror::Error)]
@@ -393,7 +398,7 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
-/// Sets not_before (now minus the clock skew allowance) and not_after (now
+/// Sets not_before (now minus [`CERT_BACKDATE`]) and not_after (now
 /// plus `validity`, capped at `latest`); returns not_after in unix seconds.
 fn set_validity(params: &mut CertificateParams, validity: Duration, latest: i64) -> Result<i64> {
     let now = now_unix();
@@ -408,7 +413,7 @@ fn set_validity(params: &mut CertificateParams, validity: Duration, latest: i64)
             .map(|t| t.to_datetime())
             .map_err(|_| PkiError::Config(format!("{unix} is not a representable time")))
     };
-    params.not_before = at(now - secs(CLOCK_SKEW))?;
+    params.not_before = at(now - secs(CERT_BACKDATE))?;
     params.not_after = at(not_after)?;
     Ok(not_after)
 }

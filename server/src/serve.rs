@@ -26,6 +26,7 @@ use crate::pki::Pki;
 use crate::secretbox::SecretKey;
 use crate::state::{Settings, State};
 use crate::store::Store;
+use crate::wire::{WireLimits, accept, calls};
 use crate::{recompute, replication};
 use cm_model::credential::Credential;
 
@@ -56,6 +57,8 @@ pub struct Config {
     pub settings: Settings,
     /// Blob garbage collection and run retention.
     pub maintenance: Maintenance,
+    /// HTTP/2 and TLS handshake limits of the gRPC port.
+    pub wire: WireLimits,
 }
 
 impl Config {
@@ -75,6 +78,7 @@ impl Config {
             public_url: None,
             settings: Settings::default(),
             maintenance: Maintenance::default(),
+            wire: WireLimits::default(),
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct Running {
     pub state: Arc<State>,
     /// Where the bootstrap admin credential was written (first start only).
     pub credential: Option<PathBuf>,
+    /// The TLS handshakes in progress on the gRPC port.
+    pub handshakes: accept::Handshakes,
     shutdown: Option<oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
 }
@@ -120,8 +126,7 @@ impl Running {
 /// Start everything; returns once both listeners are bound.
 pub async fn start(config: Config) -> Result<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    crate::data_dir::ensure_private_dir(&config.data_dir).context("the data dir")?;
     let database = match &config.database {
         Some(url) => url.clone(),
         None => format!(
@@ -134,7 +139,15 @@ pub async fn start(config: Config) -> Result<Running> {
         .with_context(|| format!("opening the database {}", redact_url(&database)))?;
     let blobs = match config.blobs.as_deref() {
         None => {
-            Blobs::local(&config.data_dir.join("blobs")).context("opening the blob directory")?
+            let dir = config.data_dir.join("blobs");
+            let tidied = crate::blobs::local_dir::tidy(&dir).context("the blob directory")?;
+            if tidied.partial_uploads_removed > 0 {
+                tracing::info!(
+                    removed = tidied.partial_uploads_removed,
+                    "removed partial uploads of pushes that were killed"
+                );
+            }
+            Blobs::local(&dir).context("opening the blob directory")?
         }
         Some(url) => {
             let bucket = url
@@ -199,18 +212,24 @@ pub async fn start(config: Config) -> Result<Running> {
     let flusher = tokio::spawn(flush_check_ins(state.clone()));
     let recomputer = tokio::spawn(recompute::run(state.clone()));
     let housekeeping = maintenance::spawn(state.clone(), config.maintenance.clone());
-    let tls = state.pki.server_tls_config();
+    let tls = state
+        .pki
+        .server_rustls_config()
+        .context("TLS configuration")?;
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
     let s = state.clone();
+    let limits = &config.wire;
     let router = tonic::transport::Server::builder()
-        .tls_config(tls)
-        .context("TLS configuration")?
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_max_header_list_size(limits.max_header_list_size)
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .layer(calls::CallRulesLayer)
         .add_service(
             AgentServer::new(api::agent::AgentApi {
                 state: s.clone(),
                 stopping: stopping_rx,
+                refusals: Default::default(),
             })
             .max_decoding_message_size(MAX_MESSAGE),
         )
@@ -236,11 +255,7 @@ pub async fn start(config: Config) -> Result<Running> {
         }))
         .add_service(RunsServer::new(api::tokens::RunsApi { state: s.clone() }))
         .add_service(AuditServer::new(api::tokens::AuditApi { state: s.clone() }));
-    // serve_with_incoming ignores the builder's tcp_nodelay: set it on the
-    // accepted sockets here, or Nagle holds back the later writes of a
-    // response written in several (a full plan, an enrollment) until the
-    // client's delayed ACK, about 40 ms per call (cm-bench plans).
-    let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+    let (incoming, handshakes) = accept::spawn(grpc, tls, &config.wire);
     let flush_state = state.clone();
     let done = tokio::spawn(async move {
         let result = router
@@ -266,6 +281,7 @@ pub async fn start(config: Config) -> Result<Running> {
         http_addr,
         state,
         credential,
+        handshakes,
         shutdown: Some(tx),
         done,
     })

@@ -87,12 +87,59 @@ pub fn status(e: StoreError) -> Status {
         StoreError::NotFound(m) => Status::not_found(m),
         StoreError::Conflict(m) => Status::already_exists(m),
         StoreError::Invalid(m) => Status::invalid_argument(m),
-        StoreError::Denied(m) => Status::permission_denied(m),
+        StoreError::Denied(m) => Status::permission_denied(m.to_string()),
         StoreError::BreaksPlans(b) => Status::failed_precondition(b.to_string()),
+        StoreError::Database(e) => database_unavailable(Some(&e)),
         other => {
             tracing::error!(error = %other, "storage error");
-            Status::unavailable("storage error; try again")
+            database_unavailable(None)
         }
+    }
+}
+
+/// The database failed: UNAVAILABLE (the call may work later) with
+/// `cm-cause: database`, so agents say "server unavailable" and not
+/// "server unreachable", and what happened in a few words (no SQL, no
+/// values; the log has the whole error).
+fn database_unavailable(e: Option<&sqlx::Error>) -> Status {
+    if let Some(e) = e {
+        tracing::error!(error = %e, "storage error");
+    }
+    let what = match e {
+        Some(sqlx::Error::PoolTimedOut) => "the database did not answer in time",
+        Some(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed) => {
+            "the database cannot be reached"
+        }
+        Some(sqlx::Error::Database(db)) => match db.code().as_deref().map(database_failure) {
+            Some(Some(what)) => what,
+            _ => "the database failed",
+        },
+        _ => "the database failed",
+    };
+    let mut status = Status::unavailable(format!("{what}; try again"));
+    status.metadata_mut().insert(
+        cm_proto::STATUS_CAUSE,
+        tonic::metadata::MetadataValue::from_static("database"),
+    );
+    status
+}
+
+/// What a database error code says about the database (not the call):
+/// SQLite's numeric codes, PostgreSQL's five-character SQLSTATEs.
+fn database_failure(code: &str) -> Option<&'static str> {
+    if code.len() == 5 {
+        return match &code[..2] {
+            "08" | "57" => Some("the database cannot be reached"),
+            "53" => Some("the database is out of resources (disk, memory or connections)"),
+            _ => None,
+        };
+    }
+    // SQLite extended codes keep the primary code in their low byte.
+    match code.parse::<i32>().ok()? & 0xff {
+        5 | 6 => Some("the database is locked by another process"),
+        13 => Some("the database's disk is full"),
+        10 | 14 => Some("the database cannot be read or written"),
+        _ => None,
     }
 }
 

@@ -112,9 +112,9 @@ fn signed_csr_carries_the_node_identity_and_nothing_the_csr_asked_for() {
     );
     let (_, ca_cert) = X509Certificate::from_der(ca.cert_der()).unwrap();
     cert.verify_signature(Some(ca_cert.public_key())).unwrap();
-    // Validity from the server: 90 days, starting a little in the past.
+    // Validity from the server: 90 days, starting in the past (back-dated).
     let not_before = cert.validity().not_before.timestamp();
-    assert!(not_before < now() && not_before > now() - 3600);
+    assert!(not_before < now() && not_before > now() - 3 * 3600);
     assert!((issued.not_after - (now() + 90 * DAY as i64)).abs() < 60);
 
     let caller = identity_of(&cert_der).unwrap();
@@ -582,4 +582,33 @@ fn pem_of(label: &str, der: &[u8]) -> String {
 fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn every_certificate_starts_two_hours_back_for_nodes_whose_clock_is_behind() {
+    pki::install_crypto_provider();
+    let ca = Ca::generate("cm CA").unwrap();
+    let (_, csr) = new_key_and_csr("web-1").unwrap();
+    let node = ca.sign_node_csr(&csr, "web-1", NODE_VALIDITY).unwrap();
+    let admin = ca.issue_admin("alice", NODE_VALIDITY).unwrap();
+    let server = ca
+        .issue_server(&names(&["localhost"]), NODE_VALIDITY)
+        .unwrap();
+    let margin = pki::CERT_BACKDATE.as_secs() as i64;
+    assert!(margin >= 2 * 3600, "the margin covers real clock skew");
+    for (what, pem) in [
+        ("CA", ca.cert_pem().to_string()),
+        ("node", node.cert_pem),
+        ("admin", admin.cert.cert_pem),
+        ("server", server.cert.cert_pem),
+    ] {
+        let der = der(&pem);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        let not_before = cert.validity().not_before.timestamp();
+        let back = now() - not_before;
+        assert!(
+            back >= margin && back < margin + 600,
+            "the {what} certificate starts {back} s back, not {margin} s"
+        );
+    }
 }

@@ -132,6 +132,7 @@ on_both_engines!(
     a_plan_guard_reads_the_live_groups_and_refuses_or_audits,
     checked_changes_see_each_other_committed,
     plan_errors_are_recorded_and_cleared,
+    runs_of_a_retired_identity_are_kept_marked_and_not_the_new_ones,
 );
 
 // ---------------------------------------------------------------- helpers
@@ -528,7 +529,7 @@ async fn tokens_refuse_use_up_expiry_and_revocation_distinctly(db: &mut Db) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Denied(m) if m == "enrollment token two is used up"),
+        matches!(&err, StoreError::Denied(m) if m.to_string() == "enrollment token two is used up"),
         "{err}"
     );
     assert_eq!(s.token("two").await.unwrap().uses_left, 0);
@@ -539,9 +540,9 @@ async fn tokens_refuse_use_up_expiry_and_revocation_distinctly(db: &mut Db) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Denied(m) if m.contains("token short expired")
-            && m.contains(&cm_model::time::utc(now + 60))
-            && m.ends_with("UTC (just now)")),
+        matches!(&err, StoreError::Denied(m) if m.to_string().contains("token short expired")
+            && m.to_string().contains(&cm_model::time::utc(now + 60))
+            && m.to_string().ends_with("UTC (just now)")),
         "a date people read, not epoch seconds: {err}"
     );
     s.enroll_with_token(&short, &enrollment("d", "sd", now + 59))
@@ -559,7 +560,7 @@ async fn tokens_refuse_use_up_expiry_and_revocation_distinctly(db: &mut Db) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Denied(m) if m == "enrollment token gone was revoked"),
+        matches!(&err, StoreError::Denied(m) if m.to_string() == "enrollment token gone was revoked"),
         "{err}"
     );
     assert!(matches!(
@@ -572,7 +573,7 @@ async fn tokens_refuse_use_up_expiry_and_revocation_distinctly(db: &mut Db) {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Denied(m) if m == "unknown enrollment token"),
+        matches!(&err, StoreError::Denied(m) if m.to_string() == "unknown enrollment token"),
         "{err}"
     );
 
@@ -623,7 +624,9 @@ async fn concurrent_enrollments_with_a_one_use_token_have_one_winner(db: &mut Db
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => won += 1,
-            Err(StoreError::Denied(m)) => assert_eq!(m, "enrollment token once is used up"),
+            Err(StoreError::Denied(m)) => {
+                assert_eq!(m.to_string(), "enrollment token once is used up")
+            }
             Err(other) => panic!("unexpected error: {other:?}"),
         }
     }
@@ -1226,6 +1229,7 @@ fn run(node: &str, at: i64, status: &str) -> RunRow {
         plan_hash: "h1".into(),
         plan_age_seconds: 4,
         report_json: r#"{"resources": []}"#.into(),
+        ..RunRow::default()
     }
 }
 
@@ -1604,4 +1608,64 @@ async fn plan_errors_are_recorded_and_cleared(db: &mut Db) {
         .await
         .unwrap();
     assert_eq!(s.nodes(None, None).await.unwrap()[0].plan_error, "");
+}
+
+// ---------------------------------------------------------------- run identities
+
+async fn runs_of_a_retired_identity_are_kept_marked_and_not_the_new_ones(db: &mut Db) {
+    let s = &db.store;
+    let now = unix_now();
+    s.enroll_node(
+        &enrollment("n1", "serial-old", now),
+        "production",
+        &[],
+        ALICE,
+    )
+    .await
+    .unwrap();
+    let old = RunRow {
+        received_at: 5000,
+        ..run("n1", 1000, "ok")
+    };
+    s.insert_run(&old).await.unwrap();
+    // A renewal keeps the identity.
+    s.set_node_cert("n1", "serial-renewed", now + 90 * 86400)
+        .await
+        .unwrap();
+    s.insert_run(&run("n1", 1100, "ok")).await.unwrap();
+    s.retire_node("n1", ALICE).await.unwrap();
+    s.enroll_node(
+        &enrollment("n1", "serial-new", now),
+        "production",
+        &[],
+        ALICE,
+    )
+    .await
+    .unwrap();
+    s.insert_run(&run("n1", 2000, "ok")).await.unwrap();
+
+    let current = s.current_runs("n1", 10).await.unwrap();
+    assert_eq!(current.iter().map(|r| r.at).collect::<Vec<_>>(), [2000]);
+    assert_eq!(current[0].identity, "serial-new");
+    assert!(!current[0].retired_identity);
+
+    let all = s.runs(Some("n1"), 10).await.unwrap();
+    let seen: Vec<_> = all
+        .iter()
+        .map(|r| (r.at, r.identity.as_str(), r.retired_identity))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (2000, "serial-new", false),
+            (1100, "serial-old", true),
+            (1000, "serial-old", true),
+        ]
+    );
+    assert_eq!(all[2].received_at, 5000, "the receipt time is kept beside");
+    assert_eq!(
+        s.runs(None, 10).await.unwrap(),
+        all,
+        "listing every node marks them too"
+    );
 }

@@ -36,10 +36,20 @@ impl TestServer {
 
     /// A server on gRPC port `port` (0: any free port).
     pub async fn start_on(dir: tempfile::TempDir, port: u16) -> TestServer {
+        TestServer::start_configured(dir, port, |_| {}).await
+    }
+
+    /// A server whose configuration `adjust` changes first (wire limits...).
+    pub async fn start_configured(
+        dir: tempfile::TempDir,
+        port: u16,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut config = Config::embedded(&dir.path().join("server"));
         config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         config.http_listen = "127.0.0.1:0".parse().expect("literal");
         config.tls_names = vec!["localhost".into(), "127.0.0.1".into()];
+        adjust(&mut config);
         let running = serve::start(config).await.expect("server starts");
         let credential = dir.path().join("server/admin.credential");
         TestServer {

@@ -228,6 +228,7 @@ async fn inventory(s: &TestServer) -> Inventory {
         .list(ListRunsRequest {
             node: String::new(),
             limit: 1000,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -186,7 +186,7 @@ impl Node {
             Ok((plan, fetched)) => (Some(plan), fetched, true, None),
             Err(RemoteError::Revoked(m)) => return Err(revoked(m)),
             Err(RemoteError::Unreachable(m)) => {
-                tracing::warn!(error = %m, "server unreachable: converging the last good plan");
+                tracing::warn!(error = %m, "converging the last good plan");
                 let cached = self.cache.plan();
                 let why = cached
                     .is_none()
@@ -358,6 +358,7 @@ impl Node {
             plan_hash: plan.map(|p| p.hash.clone()).unwrap_or_default(),
             plan_age_seconds: age,
             report_json: serde_json::to_string(report).unwrap_or_default(),
+            ..RunSummary::default()
         }
     }
 

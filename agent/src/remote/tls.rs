@@ -57,7 +57,7 @@ pub async fn fetch_pinned_ca(url: &str, pin: &str) -> Result<String, RemoteError
         .with_no_client_auth();
     let name = ServerName::try_from(host.clone())
         .map_err(|e| RemoteError::Refused(format!("{host:?}: {e}")))?;
-    let unreachable = |e: String| RemoteError::Unreachable(format!("{url}: {e}"));
+    let unreachable = |e: String| RemoteError::unreachable(format!("{url}: {e}"));
     let handshake = async {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
@@ -109,8 +109,10 @@ pub fn channel(url: &str, ca_pem: &str, identity: Option<(&str, &str)>) -> Resul
         .map_err(|e| format!("TLS settings for {url}: {e}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
+        // At most one ping a minute, as the server does: a fleet's idle
+        // Watch streams must not cost the server a flood of pings.
+        .http2_keep_alive_interval(Duration::from_secs(60))
+        .keep_alive_timeout(Duration::from_secs(20))
         .keep_alive_while_idle(true);
     Ok(endpoint.connect_lazy())
 }

@@ -12,12 +12,14 @@ pub async fn runs(
     channel: Channel,
     node: Option<String>,
     limit: u32,
+    all_identities: bool,
     format: Format,
 ) -> Result<()> {
     let runs = RunsClient::new(channel)
         .list(ListRunsRequest {
             node: node.unwrap_or_default(),
             limit,
+            all_identities,
         })
         .await?
         .into_inner()
@@ -36,6 +38,7 @@ pub async fn runs(
                 format!("{} ms", r.duration_ms),
                 r.cause.clone(),
                 format!("{} s", r.plan_age_seconds),
+                identity(r),
             ]
         })
         .collect();
@@ -44,6 +47,7 @@ pub async fn runs(
         .map(|r| serde_json::json!({"node": r.node, "at": r.at, "status": r.status, "resources_total": r.resources_total,
             "resources_changed": r.resources_changed, "resources_failed": r.resources_failed, "duration_ms": r.duration_ms,
             "cause": r.cause, "plan_hash": r.plan_hash, "plan_age_seconds": r.plan_age_seconds,
+            "received_at": r.received_at, "identity": r.identity, "retired_identity": r.retired_identity,
             "report": serde_json::from_str::<serde_json::Value>(&r.report_json).unwrap_or_default()}))
         .collect();
     output::print(
@@ -56,11 +60,23 @@ pub async fn runs(
             "TOOK",
             "CAUSE",
             "PLAN AGE",
+            "IDENTITY",
         ],
         rows,
         &json,
     );
     Ok(())
+}
+
+/// The enrollment a run came from: its first 8 hex digits, and `retired`
+/// when the name has been enrolled again since.
+fn identity(run: &cm_proto::v1::RunSummary) -> String {
+    let short: String = run.identity.chars().take(8).collect();
+    if run.retired_identity {
+        format!("{short} (retired)")
+    } else {
+        short
+    }
 }
 
 pub async fn audit(

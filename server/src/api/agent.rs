@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use crate::auth;
+use crate::enroll_refusals::{EnrollRefusal, RefusalLog};
 use crate::state::{State, now, status};
 use crate::store::{NodeEnrollment, StoreError};
 
@@ -30,6 +31,8 @@ pub struct AgentApi {
     /// Turns true when the server shuts down: watch streams end then, or
     /// the graceful shutdown would wait for them forever.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Refused enrollments, audited and counted.
+    pub refusals: RefusalLog,
 }
 
 type Stream2<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -38,22 +41,30 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
-#[tonic::async_trait]
-impl Agent for AgentApi {
-    async fn enroll(
-        &self,
-        req: Request<EnrollRequest>,
-    ) -> Result<Response<EnrollResponse>, Status> {
-        let r = req.into_inner();
-        crate::version::check_agent(&r.agent_version).map_err(Status::failed_precondition)?;
-        let facts = crate::facts::validate(&r.facts_json).map_err(Status::invalid_argument)?;
+/// An enrollment's refusal, when it is one (a failed store is not), and
+/// the status the caller gets.
+type Refused = (Option<EnrollRefusal>, Status);
+
+impl AgentApi {
+    /// Enroll: everything but recording a refusal.
+    async fn admit(&self, r: &EnrollRequest) -> Result<EnrollResponse, Refused> {
+        let refused = |kind: EnrollRefusal, status: Status| (Some(kind), status);
+        crate::version::check_agent(&r.agent_version)
+            .map_err(|m| refused(EnrollRefusal::AgentVersion, Status::failed_precondition(m)))?;
+        let facts = crate::facts::validate(&r.facts_json)
+            .map_err(|m| refused(EnrollRefusal::InvalidRequest, Status::invalid_argument(m)))?;
         let validity = Duration::from_secs(u64::from(self.state.settings.node_cert_days) * 86400);
         let cert = self
             .state
             .pki
             .ca()
             .sign_node_csr(&r.csr_pem, &r.node_name, validity)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| {
+                refused(
+                    EnrollRefusal::InvalidRequest,
+                    Status::invalid_argument(e.to_string()),
+                )
+            })?;
         let facts_json = serde_json::Value::Object(facts).to_string();
         let enrolled = self
             .state
@@ -70,10 +81,17 @@ impl Agent for AgentApi {
             )
             .await
             .map_err(|e| match e {
-                StoreError::Conflict(m) | StoreError::Invalid(m) | StoreError::Denied(m) => {
-                    Status::permission_denied(m)
+                StoreError::Conflict(m) => {
+                    refused(EnrollRefusal::NameHeld, Status::permission_denied(m))
                 }
-                other => status(other),
+                StoreError::Invalid(m) => {
+                    refused(EnrollRefusal::InvalidRequest, Status::permission_denied(m))
+                }
+                StoreError::Denied(t) => {
+                    let status = Status::permission_denied(t.to_string());
+                    refused(EnrollRefusal::Token(t), status)
+                }
+                other => (None, status(other)),
             })?;
         if let Some(serial) = &enrolled.retired_expired {
             // Its certificate expired, so it no longer passes TLS; the
@@ -91,16 +109,45 @@ impl Agent for AgentApi {
                 .store
                 .set_plan_hash(&r.node_name, &plan.hash)
                 .await
-                .map_err(status)?,
+                .map_err(|e| (None, status(e)))?,
             Err(e) => {
                 tracing::warn!(node = %r.node_name, error = %e.message(), "the new node has no plan yet")
             }
         }
-        Ok(Response::new(EnrollResponse {
+        Ok(EnrollResponse {
             certificate_pem: cert.cert_pem,
             ca_pem: self.state.pki.ca().cert_pem().to_string(),
             expires_at: cert.not_after,
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Agent for AgentApi {
+    async fn enroll(
+        &self,
+        req: Request<EnrollRequest>,
+    ) -> Result<Response<EnrollResponse>, Status> {
+        let source = req.remote_addr();
+        let r = req.into_inner();
+        match self.admit(&r).await {
+            Ok(response) => Ok(Response::new(response)),
+            Err((refusal, status)) => {
+                if let Some(refusal) = refusal {
+                    self.refusals
+                        .record(
+                            &self.state.store,
+                            now(),
+                            &refusal,
+                            &r.node_name,
+                            source,
+                            status.message(),
+                        )
+                        .await;
+                }
+                Err(status)
+            }
+        }
     }
 
     async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<EnrollResponse>, Status> {
@@ -217,16 +264,18 @@ impl Agent for AgentApi {
     async fn report_run(&self, req: Request<RunSummary>) -> Result<Response<Empty>, Status> {
         let (node, _) = auth::node(&self.state, &req).await?;
         let mut run = req.into_inner();
-        // The node is who its certificate says, whatever the report claims.
+        let received_at = now();
+        crate::reports::check(&node, &run, received_at)?;
+        // The node is who its certificate says (an empty field means it).
         run.node = node.clone();
         if run.report_json.len() > 4 << 20 {
             return Err(Status::invalid_argument("run report larger than 4 MiB"));
         }
-        self.state
-            .store
-            .insert_run(&convert::run_row(&run))
-            .await
-            .map_err(status)?;
+        let row = crate::store::RunRow {
+            received_at,
+            ..convert::run_row(&run)
+        };
+        self.state.store.insert_run(&row).await.map_err(status)?;
         self.state.last_seen.lock().await.insert(node, now());
         Ok(Response::new(Empty {}))
     }

@@ -99,6 +99,11 @@ pub fn run_row(r: &pb::RunSummary) -> RunRow {
         plan_hash: r.plan_hash.clone(),
         plan_age_seconds: r.plan_age_seconds as i64,
         report_json: r.report_json.clone(),
+        // The server's to set: the receipt time and identity are never
+        // taken from the report.
+        received_at: 0,
+        identity: String::new(),
+        retired_identity: false,
     }
 }
 
@@ -115,5 +120,8 @@ pub fn run_to_pb(r: &RunRow) -> pb::RunSummary {
         plan_hash: r.plan_hash.clone(),
         plan_age_seconds: r.plan_age_seconds as u64,
         report_json: r.report_json.clone(),
+        received_at: r.received_at,
+        identity: r.identity.clone(),
+        retired_identity: r.retired_identity,
     }
 }

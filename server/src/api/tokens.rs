@@ -293,12 +293,14 @@ impl Runs for RunsApi {
         auth::admin(&self.state, &req).await?;
         let r = req.into_inner();
         let limit = if r.limit == 0 { 20 } else { r.limit.min(1000) };
-        let rows = self
-            .state
-            .store
-            .runs((!r.node.is_empty()).then_some(r.node.as_str()), limit)
-            .await
-            .map_err(status)?;
+        let store = &self.state.store;
+        // A node's runs are its current identity's unless asked for all.
+        let rows = match (r.node.as_str(), r.all_identities) {
+            ("", _) => store.runs(None, limit).await,
+            (node, true) => store.runs(Some(node), limit).await,
+            (node, false) => store.current_runs(node, limit).await,
+        }
+        .map_err(status)?;
         Ok(Response::new(RunList {
             runs: rows.iter().map(convert::run_to_pb).collect(),
         }))

@@ -97,6 +97,11 @@ impl Pki {
     pub fn server_tls_config(&self) -> ServerTlsConfig {
         server_tls_config(&self.ca, &self.server.cert.cert_pem, &self.server.key_pem)
     }
+
+    /// [`super::server_rustls_config`] for this server.
+    pub fn server_rustls_config(&self) -> Result<std::sync::Arc<rustls::ServerConfig>> {
+        super::server_rustls_config(&self.ca, &self.server.cert.cert_pem, &self.server.key_pem)
+    }
 }
 
 /// The stored server certificate as a credential, or why it cannot be

@@ -1,15 +1,19 @@
 //! TLS configurations for the gRPC port: the server's, which makes client
 //! certificates optional, and the one agents and cmctl connect with.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity as TlsIdentity, ServerTlsConfig};
 
-use super::Ca;
+use super::{Ca, PkiError};
 
 /// A TLS handshake that takes longer than this is dropped, so idle
 /// connections cannot pin the server's accept path.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Installs aws-lc-rs as rustls' process-wide provider (decisions.md, "rustls
 /// with aws-lc-rs"). Call it first in every `main` and test that makes TLS
@@ -34,6 +38,42 @@ pub fn server_tls_config(ca: &Ca, server_cert_pem: &str, server_key_pem: &str) -
         .client_ca_root(Certificate::from_pem(ca.cert_pem()))
         .client_auth_optional(true)
         .timeout(HANDSHAKE_TIMEOUT)
+}
+
+/// [`server_tls_config`] as a rustls config, for the server's own accept
+/// loop (`crate::wire::accept`), which bounds the handshakes in progress:
+/// the same chain, the same optional client certificates from the CA,
+/// HTTP/2 only.
+pub fn server_rustls_config(
+    ca: &Ca,
+    server_cert_pem: &str,
+    server_key_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+    let cert_error = |e: &dyn std::fmt::Display| PkiError::Certificate(e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(ca.cert_der().clone())
+        .map_err(|e| cert_error(&e))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| cert_error(&e))?;
+    let mut chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(server_cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| cert_error(&e))?;
+    chain.push(ca.cert_der().clone());
+    let key = PrivateKeyDer::from_pem_slice(server_key_pem.as_bytes())
+        .map_err(|e| PkiError::Key(e.to_string()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| cert_error(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| cert_error(&e))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// The client side for agents and cmctl: trusts only the cm CA (never the

@@ -1,6 +1,7 @@
 //! The audit log: who changed what, when, and the state before and after, as
 //! JSON text. Rows are written by the other modules inside the transaction
-//! of the change they record; this module only reads them back.
+//! of the change they record; this module reads them back, and writes the
+//! events that change nothing (a refused enrollment) on their own.
 
 use serde_json::Value;
 use sqlx::AnyConnection;
@@ -59,6 +60,19 @@ fn event_from_row(row: &AnyRow) -> Result<AuditEvent> {
 }
 
 impl Store {
+    /// Record an event that changed nothing (a refused enrollment): no
+    /// state before, `details` as the state after.
+    pub async fn record_event(
+        &self,
+        at: i64,
+        who: &str,
+        what: String,
+        details: Value,
+    ) -> Result<()> {
+        let mut conn = self.writer.acquire().await?;
+        record(&mut conn, at, who, what, None, Some(details)).await
+    }
+
     /// The newest `limit` audit events, newest first, optionally only those
     /// of one admin.
     pub async fn audit(&self, limit: u32, who: Option<&str>) -> Result<Vec<AuditEvent>> {

@@ -12,6 +12,10 @@
 //! and writing the node are one transaction: a refused name gives the use
 //! back and retires nothing.
 //!
+//! Each enrollment starts a new identity for the name: the serial of the
+//! certificate it issues, kept through renewals (`nodes.identity`), which
+//! every run the node reports carries (`runs.rs`).
+//!
 //! The races are decided by single statements, identically on SQLite and
 //! PostgreSQL: the use by `UPDATE tokens ... WHERE uses_left > 0 AND
 //! revoked = 0 AND expires_at > now` (rows affected 0 or 1), the expired
@@ -24,7 +28,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::nodes::{self, NodeRow, NodeState, parse_facts};
-use super::{Result, Store, StoreError, audit, from_json, to_json};
+use super::{Result, Store, StoreError, TokenRefusal, audit, from_json, to_json};
 
 /// What a node brings to its enrollment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,11 +124,13 @@ async fn write_node(
     let previous = nodes::fetch(conn, &e.name).await?;
     let done = sqlx::query(
         "INSERT INTO nodes (name, environment, roles_json, attributes_json, facts_json, state, \
-         cert_serial, cert_expires_at, enrolled_at, last_seen, last_run_json, plan_hash) \
-         VALUES ($1, $2, $3, '{}', $4, 'active', $5, $6, $7, $7, NULL, '') \
+         cert_serial, cert_expires_at, enrolled_at, last_seen, last_run_json, plan_hash, \
+         identity) \
+         VALUES ($1, $2, $3, '{}', $4, 'active', $5, $6, $7, $7, NULL, '', $5) \
          ON CONFLICT (name) DO UPDATE SET environment = excluded.environment, \
          roles_json = excluded.roles_json, facts_json = excluded.facts_json, state = 'active', \
          cert_serial = excluded.cert_serial, cert_expires_at = excluded.cert_expires_at, \
+         identity = excluded.identity, \
          enrolled_at = excluded.enrolled_at, last_seen = excluded.last_seen, \
          last_run_json = NULL, plan_hash = '' \
          WHERE nodes.state = 'retired'",
@@ -184,24 +190,24 @@ async fn refusal(conn: &mut AnyConnection, token_hash: &str, now: i64) -> Result
             .fetch_optional(conn)
             .await?;
     let Some(row) = row else {
-        return Ok(StoreError::Denied("unknown enrollment token".into()));
+        return Ok(StoreError::Denied(TokenRefusal::Unknown));
     };
     let id: String = row.try_get("id")?;
     let expires_at: i64 = row.try_get("expires_at")?;
     let uses_left: i64 = row.try_get("uses_left")?;
     let revoked: i64 = row.try_get("revoked")?;
     Ok(StoreError::Denied(if revoked != 0 {
-        format!("enrollment token {id} was revoked")
+        TokenRefusal::Revoked { id }
     } else if expires_at <= now {
-        format!(
-            "enrollment token {id} expired {}",
-            cm_model::time::utc_and_relative(expires_at, now)
-        )
+        TokenRefusal::Expired {
+            id,
+            expires_at,
+            now,
+        }
     } else if uses_left <= 0 {
-        format!("enrollment token {id} is used up")
+        TokenRefusal::UsedUp { id }
     } else {
-        // Only reachable if the row changed between the two statements.
-        format!("enrollment token {id} could not be used; try again")
+        TokenRefusal::Raced { id }
     }))
 }
 

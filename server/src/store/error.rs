@@ -2,6 +2,51 @@
 //! maps to one gRPC status code, and every message is written for the admin
 //! or agent who will read it.
 
+/// Why an enrollment token could not be used; the message says which.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    #[error("unknown enrollment token")]
+    Unknown,
+    #[error("enrollment token {id} was revoked")]
+    Revoked { id: String },
+    /// Times in unix seconds, shown as a UTC date and how long ago.
+    #[error("enrollment token {id} expired {}", cm_model::time::utc_and_relative(*.expires_at, *.now))]
+    Expired {
+        id: String,
+        expires_at: i64,
+        now: i64,
+    },
+    #[error("enrollment token {id} is used up")]
+    UsedUp { id: String },
+    /// Only reachable if the row changed between two statements.
+    #[error("enrollment token {id} could not be used; try again")]
+    Raced { id: String },
+}
+
+impl TokenRefusal {
+    /// A short stable name, for metrics and the audit.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TokenRefusal::Unknown => "unknown_token",
+            TokenRefusal::Revoked { .. } => "revoked_token",
+            TokenRefusal::Expired { .. } => "expired_token",
+            TokenRefusal::UsedUp { .. } => "used_up_token",
+            TokenRefusal::Raced { .. } => "token_raced",
+        }
+    }
+
+    /// The token's id (never its secret), when the token exists.
+    pub fn token_id(&self) -> Option<&str> {
+        match self {
+            TokenRefusal::Unknown => None,
+            TokenRefusal::Revoked { id }
+            | TokenRefusal::Expired { id, .. }
+            | TokenRefusal::UsedUp { id }
+            | TokenRefusal::Raced { id } => Some(id),
+        }
+    }
+}
+
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -21,7 +66,7 @@ pub enum StoreError {
     /// An enrollment token was refused: unknown, revoked, expired or used
     /// up, each with its own message (`PERMISSION_DENIED`).
     #[error("{0}")]
-    Denied(String),
+    Denied(TokenRefusal),
     /// A change would leave nodes that have a plan without one; refused
     /// unless forced (`FAILED_PRECONDITION`). The message names the nodes
     /// and the reason.

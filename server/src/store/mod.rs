@@ -16,9 +16,10 @@
 //! that can be such a no-op return [`Saved`] so the caller knows whether to
 //! wake anyone.
 //!
-//! Concurrency: on SQLite every write transaction starts with
-//! `BEGIN IMMEDIATE`, so writers queue on the busy timeout instead of failing
-//! on a lock upgrade. On PostgreSQL a read-modify-write first locks the row it
+//! Concurrency: on SQLite the server's writes go through one connection
+//! (`pools.rs`), in turn, and every write transaction starts with
+//! `BEGIN IMMEDIATE`, so only another process's lock is met, for at most
+//! two seconds. On PostgreSQL a read-modify-write first locks the row it
 //! changes with a no-op `UPDATE` (the portable spelling of `SELECT ... FOR
 //! UPDATE`), and creations use `INSERT ... ON CONFLICT` so that two replicas
 //! racing for one name get one winner and one clear error.
@@ -32,19 +33,18 @@ mod enroll;
 mod error;
 mod nodes;
 mod plan_guard;
+mod pools;
 mod runs;
 mod secrets;
 mod settings;
 mod tokens;
-
-use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::AnyConnection;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, AssertSqlSafe, SqlSafeStr};
+use sqlx::{AnyPool, SqlSafeStr};
 
 pub use admins::AdminRow;
 pub use audit::AuditEvent;
@@ -52,7 +52,7 @@ pub use certs::Revocation;
 pub use cookbooks::{CookbookVersionRow, Inserted, NewCookbookVersion};
 pub use documents::{DocKind, Document};
 pub use enroll::{EnrolledNode, NodeEnrollment, validate_node_name};
-pub use error::{Result, StoreError};
+pub use error::{Result, StoreError, TokenRefusal};
 pub use nodes::{NodeRow, NodeState};
 pub use plan_guard::{
     BreaksPlans, BrokenGroup, BrokenNodes, NAMED_NODES, NodeGroup, PlanCheck, PlanGuard, PlanRows,
@@ -60,19 +60,6 @@ pub use plan_guard::{
 pub use runs::RunRow;
 pub use secrets::SecretRow;
 pub use tokens::{NewToken, TokenRow};
-
-/// How long a SQLite writer waits for another before giving up.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Set on every SQLite connection. `synchronous = FULL` rather than NORMAL:
-/// in WAL mode NORMAL may lose the last commits on power loss, and an admin
-/// change must be durable once acknowledged. The cost is one WAL fsync per
-/// commit; the hot paths (check-ins) are batched by the caller.
-const SQLITE_PRAGMAS: &[&str] = &[
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = FULL",
-    "PRAGMA foreign_keys = ON",
-];
 
 /// The migrations of each engine, embedded in the binary. Add a migration to
 /// both folders and to both lists; a test checks that the lists and the
@@ -93,6 +80,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "plan_checks",
         include_str!("../../migrations/sqlite/0003_plan_checks.sql"),
     ),
+    (
+        4,
+        "wire_runs_identity",
+        include_str!("../../migrations/sqlite/0004_wire_runs_identity.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -109,6 +101,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "plan_checks",
         include_str!("../../migrations/postgres/0003_plan_checks.sql"),
+    ),
+    (
+        4,
+        "wire_runs_identity",
+        include_str!("../../migrations/postgres/0004_wire_runs_identity.sql"),
     ),
 ];
 
@@ -145,7 +142,11 @@ impl Engine {
 /// clone; clones share the pool.
 #[derive(Clone)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, everything).
     pool: AnyPool,
+    /// Writes: on SQLite a pool of one connection, so the server's own
+    /// writers wait their turn here and not on SQLite's lock.
+    writer: AnyPool,
     engine: Engine,
 }
 
@@ -193,33 +194,22 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let engine = Engine::of_url(url)?;
-        let mut options = AnyPoolOptions::new();
         let mut url = url.to_string();
-        if engine == Engine::Sqlite {
-            if url.contains(":memory:") || url.contains("mode=memory") {
-                // Each connection would get its own empty database.
-                options = options.max_connections(1);
-            } else if !url.contains("mode=") {
-                url.push(if url.contains('?') { '&' } else { '?' });
-                url.push_str("mode=rwc");
-            }
-            options = options
-                .acquire_timeout(SQLITE_BUSY_TIMEOUT * 2)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        for pragma in SQLITE_PRAGMAS {
-                            sqlx::query(*pragma).execute(&mut *conn).await?;
-                        }
-                        let busy =
-                            format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
-                        sqlx::query(AssertSqlSafe(busy)).execute(&mut *conn).await?;
-                        Ok(())
-                    })
-                });
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if engine == Engine::Sqlite && !in_memory && !url.contains("mode=") {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("mode=rwc");
         }
-        let pool = options.connect(&url).await?;
-        migrator(engine).run(&pool).await?;
-        Ok(Store { pool, engine })
+        if let Some(file) = sqlite_file(&url) {
+            private_sqlite_files(&file)?;
+        }
+        let pools = pools::connect(engine, &url).await?;
+        migrator(engine).run(&pools.write).await?;
+        Ok(Store {
+            pool: pools.read,
+            writer: pools.write,
+            engine,
+        })
     }
 
     /// Open an existing SQLite file read-only and exactly as it is: no
@@ -233,6 +223,7 @@ impl Store {
             .connect(&url)
             .await?;
         Ok(Store {
+            writer: pool.clone(),
             pool,
             engine: Engine::Sqlite,
         })
@@ -257,18 +248,51 @@ impl Store {
 
     /// Close the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
     /// Start a write transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so it waits on the busy timeout instead of
-    /// failing when it first writes after reading.
+    /// (`BEGIN IMMEDIATE`), so it never fails when it first writes after
+    /// reading; it waits for the server's earlier writes (the writer pool)
+    /// and at most two seconds for another process's lock.
     pub(crate) async fn write_tx(&self) -> Result<Tx> {
         Ok(match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.pool.begin().await?,
+            Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.writer.begin().await?,
         })
     }
+}
+
+/// The file a writable SQLite URL names; `None` for in-memory and
+/// read-only databases, whose files are not ours to change.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let skip = path.is_empty()
+        || path.contains(":memory:")
+        || query
+            .split('&')
+            .any(|o| o == "mode=memory" || o == "mode=ro");
+    (!skip).then(|| std::path::PathBuf::from(path))
+}
+
+/// The database file 0600 before SQLite opens it (its `-wal` and `-shm`
+/// files take the database file's mode), and those two closed as well
+/// when an older server left them open (docs/server.md).
+fn private_sqlite_files(file: &std::path::Path) -> Result<()> {
+    let config =
+        |e: crate::data_dir::ModeError| StoreError::Database(sqlx::Error::Configuration(e.into()));
+    crate::data_dir::ensure_private_file(file).map_err(config)?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = file.as_os_str().to_owned();
+        side.push(suffix);
+        crate::data_dir::set_mode(std::path::Path::new(&side), crate::data_dir::FILE_MODE)
+            .map_err(config)?;
+    }
+    Ok(())
 }
 
 fn migrator(engine: Engine) -> Migrator {
@@ -370,6 +394,19 @@ mod tests {
             e.migrations().iter().map(|(v, d, _)| (*v, *d)).collect()
         };
         assert_eq!(names(Engine::Sqlite), names(Engine::Postgres));
+    }
+
+    #[test]
+    fn only_writable_sqlite_files_get_their_mode_set() {
+        let file = |u: &str| sqlite_file(u).map(|p| p.display().to_string());
+        assert_eq!(
+            file("sqlite:///d/cm.db?mode=rwc").as_deref(),
+            Some("/d/cm.db")
+        );
+        assert_eq!(file("sqlite://rel.db").as_deref(), Some("rel.db"));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite:///d/cm.db?mode=ro"), None);
+        assert_eq!(file("postgres://u@h/db"), None);
     }
 
     #[test]

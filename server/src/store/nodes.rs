@@ -531,7 +531,7 @@ impl Store {
         let done = sqlx::query(sql)
             .bind(value)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(name));
@@ -590,7 +590,7 @@ impl Store {
              RETURNING name",
         )
         .bind(seen_before)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?;
         let mut names = rows
             .iter()

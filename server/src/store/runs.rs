@@ -1,12 +1,17 @@
 //! Run reports: one row per agent run, newest first, pruned by age. The
 //! newest run of a node is also kept on the node (without the full report)
 //! so that listing nodes does not touch this table.
+//!
+//! Each run keeps when the server received it and the identity of the node
+//! that sent it (its enrollment, see `enroll.rs`): the runs of an identity
+//! retired before its name was enrolled again stay, marked, and are not
+//! listed as the new identity's.
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Result, Store, StoreError, to_json};
+use super::{Result, Store, StoreError, lock_row, to_json};
 
 /// One run of an agent, as it reported it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -29,6 +34,17 @@ pub struct RunRow {
     /// The engine's full report; empty in a node's `last_run`.
     #[serde(default)]
     pub report_json: String,
+    /// Unix seconds: when the server received the report (`at` is when
+    /// the agent says the run started). Set by the caller.
+    #[serde(default)]
+    pub received_at: i64,
+    /// The enrollment of the node that sent it; set by the store.
+    #[serde(default)]
+    pub identity: String,
+    /// Listed runs only: the name has been enrolled again since, and this
+    /// run belongs to an earlier identity.
+    #[serde(default)]
+    pub retired_identity: bool,
 }
 
 fn run_from_row(row: &AnyRow) -> Result<RunRow> {
@@ -45,45 +61,67 @@ fn run_from_row(row: &AnyRow) -> Result<RunRow> {
         plan_hash: row.try_get("plan_hash")?,
         plan_age_seconds: row.try_get("plan_age_seconds")?,
         report_json: row.try_get("report_json")?,
+        received_at: row.try_get("received_at")?,
+        identity: row.try_get("identity")?,
+        retired_identity: row.try_get::<i64, _>("retired_identity")? != 0,
     })
 }
 
-/// A `SELECT` of every column, with a tail (`WHERE ... ORDER BY ...`).
+/// A `SELECT` of every column, with a tail (`WHERE ... ORDER BY ...`);
+/// `nodes` is joined to mark the runs of a retired identity.
 macro_rules! select_runs {
     ($tail:literal) => {
         concat!(
             "SELECT id, node, at, status, resources_total, resources_changed, resources_failed, \
-             duration_ms, cause, plan_hash, plan_age_seconds, report_json FROM runs ",
+             duration_ms, cause, runs.plan_hash AS plan_hash, plan_age_seconds, report_json, \
+             received_at, runs.identity AS identity, \
+             CASE WHEN nodes.identity IS NULL OR nodes.identity = runs.identity THEN 0 ELSE 1 END \
+             AS retired_identity \
+             FROM runs LEFT JOIN nodes ON nodes.name = runs.node ",
             $tail
         )
     };
 }
 
 impl Store {
-    /// Record a run and make it the node's last run, in one transaction.
-    /// Returns the run's id. The node must exist.
+    /// Record a run and make it the node's last run, in one transaction,
+    /// under the node's current identity. Returns the run's id. The node
+    /// must exist.
     pub async fn insert_run(&self, run: &RunRow) -> Result<i64> {
-        let summary = RunRow {
-            id: 0,
-            report_json: String::new(),
-            ..run.clone()
-        };
         let mut tx = self.write_tx().await?;
-        let updated = sqlx::query("UPDATE nodes SET last_run_json = $1 WHERE name = $2")
-            .bind(to_json(&summary))
-            .bind(&run.node)
-            .execute(&mut *tx)
-            .await?;
-        if updated.rows_affected() == 0 {
+        if !lock_row(
+            &mut tx,
+            "UPDATE nodes SET state = state WHERE name = $1",
+            &run.node,
+        )
+        .await?
+        {
             return Err(StoreError::NotFound(format!(
                 "node {} does not exist",
                 run.node
             )));
         }
+        let identity: String = sqlx::query("SELECT identity FROM nodes WHERE name = $1")
+            .bind(&run.node)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("identity")?;
+        let summary = RunRow {
+            id: 0,
+            report_json: String::new(),
+            identity: identity.clone(),
+            ..run.clone()
+        };
+        sqlx::query("UPDATE nodes SET last_run_json = $1 WHERE name = $2")
+            .bind(to_json(&summary))
+            .bind(&run.node)
+            .execute(&mut *tx)
+            .await?;
         let row = sqlx::query(
             "INSERT INTO runs (node, at, status, resources_total, resources_changed, \
-             resources_failed, duration_ms, cause, plan_hash, plan_age_seconds, report_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+             resources_failed, duration_ms, cause, plan_hash, plan_age_seconds, report_json, \
+             received_at, identity) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(&run.node)
         .bind(run.at)
@@ -96,6 +134,8 @@ impl Store {
         .bind(&run.plan_hash)
         .bind(run.plan_age_seconds)
         .bind(&run.report_json)
+        .bind(run.received_at)
+        .bind(&identity)
         .fetch_one(&mut *tx)
         .await?;
         let id: i64 = row.try_get("id")?;
@@ -103,7 +143,22 @@ impl Store {
         Ok(id)
     }
 
-    /// The newest `limit` runs, newest first, of one node or of all.
+    /// The newest `limit` runs of the identity that now holds `node`'s
+    /// name, newest first (the runs of retired identities left out).
+    pub async fn current_runs(&self, node: &str, limit: u32) -> Result<Vec<RunRow>> {
+        let rows = sqlx::query(select_runs!(
+            "WHERE node = $1 AND runs.identity = nodes.identity \
+             ORDER BY at DESC, id DESC LIMIT $2"
+        ))
+        .bind(node)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// The newest `limit` runs, newest first, of one node or of all, those
+    /// of retired identities included (and marked).
     pub async fn runs(&self, node: Option<&str>, limit: u32) -> Result<Vec<RunRow>> {
         let limit = i64::from(limit);
         let rows = match node {
@@ -131,7 +186,7 @@ impl Store {
     pub async fn prune_runs(&self, older_than: i64) -> Result<u64> {
         let done = sqlx::query("DELETE FROM runs WHERE at < $1")
             .bind(older_than)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
     }

@@ -28,7 +28,7 @@ impl Store {
         .bind(key)
         .bind(value)
         .bind(unix_now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let row = sqlx::query("SELECT value FROM cluster_settings WHERE key = $1")
             .bind(key)

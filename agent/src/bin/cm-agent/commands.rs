@@ -47,14 +47,15 @@ pub async fn run_once(config: Config, opts: RunOptions, format: Format) -> ExitC
     };
     if human {
         if !outcome.online {
+            // Which kind of "no answer" it was is in the log above.
             output::say(format_args!(
-                "(server unreachable: converged the cached plan)"
+                "(no answer from the server: converged the cached plan)"
             ));
         }
         if let Some(e) = &outcome.report.plan_error {
-            println!("plan error: {e}");
+            output::say(format_args!("plan error: {e}"));
             if outcome.plan_hash.is_some() {
-                println!("(converged the last good plan)");
+                output::say(format_args!("(converged the last good plan)"));
             }
         }
         output::summary(&mut std::io::stdout(), &outcome.report);
