@@ -35,7 +35,9 @@ pub struct AgentApi {
     pub refusals: RefusalLog,
 }
 
-type Stream2<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+/// What a server-streaming call answers with: its messages, or the status
+/// that ends it.
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
@@ -199,7 +201,7 @@ impl Agent for AgentApi {
         }))
     }
 
-    type FetchBlobStream = Stream2<BlobChunk>;
+    type FetchBlobStream = ResponseStream<BlobChunk>;
 
     async fn fetch_blob(
         &self,
@@ -280,7 +282,7 @@ impl Agent for AgentApi {
         Ok(Response::new(Empty {}))
     }
 
-    type WatchStream = Stream2<WatchEvent>;
+    type WatchStream = ResponseStream<WatchEvent>;
 
     async fn watch(
         &self,
