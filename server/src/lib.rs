@@ -3,7 +3,6 @@
 //! identifies every caller, and plan resolution.
 
 pub mod api;
-pub mod auth;
 pub mod blobs;
 pub mod data_dir;
 pub mod enroll_refusals;

@@ -6,7 +6,7 @@ use cm_proto::v1::admins_server::Admins;
 use cm_proto::v1::{Admin, AdminCredential, AdminList, Empty, Name};
 use tonic::{Request, Response, Status};
 
-use crate::auth;
+use super::auth;
 use crate::state::{State, status};
 
 pub struct AdminsApi {

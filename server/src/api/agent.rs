@@ -18,7 +18,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::auth;
+use super::auth;
 use crate::enroll_refusals::{EnrollRefusal, RefusalLog};
 use crate::state::{State, now, status};
 use crate::store::{NodeEnrollment, StoreError};

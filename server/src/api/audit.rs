@@ -6,7 +6,7 @@ use cm_proto::v1::audit_server::Audit;
 use cm_proto::v1::{AuditEvent, AuditList, ListAuditRequest};
 use tonic::{Request, Response, Status};
 
-use crate::auth;
+use super::auth;
 use crate::state::{State, status};
 
 pub struct AuditApi {

@@ -21,7 +21,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
-use crate::auth;
+use super::auth;
 use crate::plan::check::PlanChange;
 use crate::state::{State, status};
 use crate::store::{Inserted, NewCookbookVersion};

@@ -12,7 +12,7 @@ use cm_proto::v1::roles_server::Roles;
 use cm_proto::v1::{Document, DocumentList, Empty, EnvironmentView, Name};
 use tonic::{Request, Response, Status};
 
-use crate::auth;
+use super::auth;
 use crate::plan::check::PlanChange;
 use crate::state::{State, status};
 use crate::store::{DocKind, Document as DocumentRow};

@@ -1,9 +1,11 @@
-//! One file per gRPC service, each thin: authenticate, validate, call the
-//! store or the plan cache, convert.
+//! One file per gRPC service, each thin: authenticate ([`auth`], the
+//! policy every RPC starts with), validate, call the store or the plan
+//! cache, convert.
 
 pub mod admins;
 pub mod agent;
 pub mod audit;
+pub mod auth;
 pub mod convert;
 pub mod cookbooks;
 pub mod documents;

@@ -13,7 +13,7 @@ use cm_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::auth;
+use super::auth;
 use crate::plan::check::PlanChange;
 use crate::state::{State, status};
 use crate::store::NodeRow;

@@ -7,7 +7,7 @@ use cm_proto::v1::{ListRunsRequest, RunList};
 use tonic::{Request, Response, Status};
 
 use super::convert;
-use crate::auth;
+use super::auth;
 use crate::state::{State, status};
 
 pub struct RunsApi {

@@ -7,7 +7,7 @@ use cm_proto::v1::secrets_server::Secrets;
 use cm_proto::v1::{Empty, Name, SecretInfo, SecretList, SetSecretRequest};
 use tonic::{Request, Response, Status};
 
-use crate::auth;
+use super::auth;
 use crate::state::{State, now, status};
 
 pub struct SecretsApi {

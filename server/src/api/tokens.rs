@@ -9,7 +9,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
-use crate::auth;
+use super::auth;
 use crate::state::{State, now, status};
 use crate::store::{DocKind, NewToken};
 
