@@ -7,7 +7,8 @@ use cm_proto::v1::{Admin, AdminCredential, AdminList, Empty, Name};
 use tonic::{Request, Response, Status};
 
 use super::auth;
-use crate::state::{State, status};
+use super::status::status;
+use crate::state::State;
 
 pub struct AdminsApi {
     pub state: Arc<State>,

@@ -17,10 +17,11 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::convert;
 use super::auth;
+use super::convert;
+use super::status::status;
 use crate::enroll_refusals::{EnrollRefusal, RefusalLog};
-use crate::state::{State, now, status};
+use crate::state::{State, StateError, now};
 use crate::store::{NodeEnrollment, StoreError};
 
 /// Blobs stream in chunks this size.
@@ -113,7 +114,7 @@ impl AgentApi {
                 .await
                 .map_err(|e| (None, status(e)))?,
             Err(e) => {
-                tracing::warn!(node = %r.node_name, error = %e.message(), "the new node has no plan yet")
+                tracing::warn!(node = %r.node_name, error = %e, "the new node has no plan yet")
             }
         }
         Ok(EnrollResponse {
@@ -299,10 +300,8 @@ impl Agent for AgentApi {
                 plan.hash.clone(),
                 "the plan changed while you were away".to_string(),
             ),
-            Err(s) if crate::state::is_plan_error(&s) => {
-                (crate::state::NO_PLAN.to_string(), s.message().to_string())
-            }
-            Err(s) => return Err(s),
+            Err(e @ StateError::NoPlan(_)) => (crate::state::NO_PLAN.to_string(), e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         // What this stream's node knows from now on (an event follows if
         // not): a recomputation here compares against it.

@@ -7,7 +7,8 @@ use cm_proto::v1::{AuditEvent, AuditList, ListAuditRequest};
 use tonic::{Request, Response, Status};
 
 use super::auth;
-use crate::state::{State, status};
+use super::status::status;
+use crate::state::State;
 
 pub struct AuditApi {
     pub state: Arc<State>,

@@ -20,10 +20,11 @@ use cm_proto::v1::{
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert;
 use super::auth;
+use super::convert;
+use super::status::status;
 use crate::plan::check::PlanChange;
-use crate::state::{State, status};
+use crate::state::State;
 use crate::store::{Inserted, NewCookbookVersion};
 
 pub struct CookbooksApi {

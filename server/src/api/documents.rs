@@ -13,8 +13,9 @@ use cm_proto::v1::{Document, DocumentList, Empty, EnvironmentView, Name};
 use tonic::{Request, Response, Status};
 
 use super::auth;
+use super::status::status;
 use crate::plan::check::PlanChange;
-use crate::state::{State, status};
+use crate::state::State;
 use crate::store::{DocKind, Document as DocumentRow};
 
 pub struct RolesApi {

@@ -6,9 +6,10 @@ use cm_proto::v1::runs_server::Runs;
 use cm_proto::v1::{ListRunsRequest, RunList};
 use tonic::{Request, Response, Status};
 
-use super::convert;
 use super::auth;
-use crate::state::{State, status};
+use super::convert;
+use super::status::status;
+use crate::state::State;
 
 pub struct RunsApi {
     pub state: Arc<State>,

@@ -8,7 +8,8 @@ use cm_proto::v1::{Empty, Name, SecretInfo, SecretList, SetSecretRequest};
 use tonic::{Request, Response, Status};
 
 use super::auth;
-use crate::state::{State, now, status};
+use super::status::status;
+use crate::state::{State, now};
 
 pub struct SecretsApi {
     pub state: Arc<State>,

@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::auth;
-use crate::state::{State, now, status};
+use super::status::status;
+use crate::state::{State, now};
 use crate::store::{DocKind, NewToken};
 
 pub struct TokensApi {
