@@ -278,7 +278,7 @@ fn parse_entry(
         kind,
         name,
         properties: Map::new(),
-        actions: kind.default_actions.iter().map(|a| a.to_string()).collect(),
+        actions: kind.default_actions(),
         only_if: None,
         not_if: None,
         creates: None,
