@@ -46,7 +46,7 @@ pub fn converge_cx(
     let mut cx = Cx::new(why_run, backup);
     let provider = cm_agent::resources::lookup(r.kind.name).unwrap();
     let mut p = (provider.build)(r).unwrap_or_else(|e| panic!("{}: {}", e.field, e.message));
-    (p.converge(action, &mut cx), cx)
+    (p.converge(action, &mut cx).map_err(|e| e.to_string()), cx)
 }
 
 pub fn converge(r: &CompiledResource, action: &str) -> Vec<String> {

@@ -138,6 +138,17 @@ impl ResourceType {
         self.actions.contains(&action)
     }
 
+    /// [`ResourceType::accepts_action`], with the list of those it has when not.
+    pub fn check_action(&self, action: &str) -> Result<(), UnknownAction> {
+        match self.accepts_action(action) {
+            true => Ok(()),
+            false => Err(UnknownAction {
+                action: action.to_string(),
+                valid: self.actions,
+            }),
+        }
+    }
+
     /// The actions of a resource that names none, by name.
     pub fn default_actions(&self) -> Vec<String> {
         (self.default_actions)()
