@@ -8,7 +8,7 @@
 //! with the apply step skipped (`cx.why_run`), so it cannot drift from a
 //! real run.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use cm_model::resources::{Action, FieldError, Spec, parse_spec};
@@ -158,8 +158,6 @@ pub struct Cx {
     pub apt_sources_changed: bool,
     /// Names the run already installed (as part of a batch).
     pub installed_in_batch: BTreeSet<String>,
-    /// Scratch space providers may use across resources, by key.
-    pub notes: BTreeMap<String, String>,
     /// The first package resource looked whether dpkg was interrupted.
     pub dpkg_checked: bool,
 }
@@ -174,7 +172,6 @@ impl Cx {
             batch: Vec::new(),
             apt_sources_changed: false,
             installed_in_batch: BTreeSet::new(),
-            notes: BTreeMap::new(),
             dpkg_checked: false,
         }
     }
