@@ -41,7 +41,9 @@ pub struct CompiledResource {
     pub name: String,
     /// Rendered properties, the name property filled in.
     pub properties: Map<String, Value>,
-    /// The bytes a file or template resource writes, or an apt_repository's key file.
+    /// What the spec loaded from its cookbook at compile time
+    /// ([`cm_model::resources::Spec::content`]): a file's bytes, a rendered
+    /// template, an apt_repository's key.
     pub content: Option<Vec<u8>>,
     pub actions: Vec<String>,
     pub only_if: Option<String>,
