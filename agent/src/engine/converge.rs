@@ -365,24 +365,14 @@ mod tests {
 
     use super::*;
 
-    fn sensitive(kind: &str, properties: serde_json::Value) -> CompiledResource {
+    fn sensitive(kind: &str, action: &str, properties: serde_json::Value) -> CompiledResource {
+        let kind = cm_model::resources::lookup(kind).unwrap();
+        let properties = properties.as_object().unwrap().clone();
         CompiledResource {
-            kind: cm_model::resources::lookup(kind).unwrap(),
-            name: "x".into(),
-            properties: properties.as_object().unwrap().clone(),
-            content: None,
-            actions: vec![match kind {
-                "execute" => "run".into(),
-                _ => "start".into(),
-            }],
-            only_if: None,
-            not_if: None,
-            creates: None,
-            notifies: Vec::new(),
+            actions: vec![action.to_string()],
             ignore_failure: true,
             sensitive: true,
-            holds_secret: false,
-            origin: "converge.rs".into(),
+            ..CompiledResource::bare(kind, "x", properties, "converge.rs")
         }
     }
 
@@ -390,8 +380,16 @@ mod tests {
     fn a_sensitive_resource_keeps_the_reason_of_its_error_but_not_what_a_command_printed() {
         let backup = tempfile::tempdir().unwrap();
         let resources = [
-            sensitive("execute", json!({"command": "echo hunter2 >&2; exit 3"})),
-            sensitive("service", json!({"service_name": "cm-no-such-service"})),
+            sensitive(
+                "execute",
+                "run",
+                json!({"command": "echo hunter2 >&2; exit 3"}),
+            ),
+            sensitive(
+                "service",
+                "start",
+                json!({"service_name": "cm-no-such-service"}),
+            ),
         ];
         let opts = Options {
             why_run: false,

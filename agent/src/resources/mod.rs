@@ -274,20 +274,10 @@ mod tests {
     fn every_provider_refuses_an_action_its_type_lacks_instead_of_changing_nothing() {
         let dir = tempfile::tempdir().unwrap();
         for t in cm_model::resources::TYPES {
+            let properties = minimal(t.name, dir.path()).as_object().unwrap().clone();
             let r = CompiledResource {
-                kind: t,
-                name: "x".into(),
-                properties: minimal(t.name, dir.path()).as_object().unwrap().clone(),
                 content: Some(Vec::new()),
-                actions: Vec::new(),
-                only_if: None,
-                not_if: None,
-                creates: None,
-                notifies: Vec::new(),
-                ignore_failure: false,
-                sensitive: false,
-                holds_secret: false,
-                origin: "resources/mod.rs".into(),
+                ..CompiledResource::bare(t, "x", properties, "resources/mod.rs")
             };
             let mut p = (super::lookup(t.name).unwrap().build)(&r)
                 .unwrap_or_else(|e| panic!("{}: {} {}", t.name, e.field, e.message));

@@ -19,21 +19,12 @@ pub fn as_root(what: &str) -> bool {
 }
 
 pub fn resource(kind: &str, properties: Value) -> CompiledResource {
-    CompiledResource {
-        kind: cm_model::resources::lookup(kind).unwrap(),
-        name: "test".into(),
-        properties: properties.as_object().unwrap().clone(),
-        content: None,
-        actions: Vec::new(),
-        only_if: None,
-        not_if: None,
-        creates: None,
-        notifies: Vec::new(),
-        ignore_failure: false,
-        sensitive: false,
-        holds_secret: false,
-        origin: "support/system.rs".into(),
-    }
+    CompiledResource::bare(
+        cm_model::resources::lookup(kind).unwrap(),
+        "test",
+        properties.as_object().unwrap().clone(),
+        "support/system.rs",
+    )
 }
 
 /// Converge `r` to `action` with a fresh run context, which is returned too.

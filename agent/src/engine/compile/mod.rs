@@ -61,6 +61,32 @@ pub struct CompiledResource {
 }
 
 impl CompiledResource {
+    /// A resource of `kind` with these (rendered) properties and nothing
+    /// else: no content, actions, guards or notifications. For building a
+    /// provider by hand (tests), where no recipe is compiled.
+    pub fn bare(
+        kind: &'static ResourceType,
+        name: &str,
+        properties: Map<String, Value>,
+        origin: &str,
+    ) -> CompiledResource {
+        CompiledResource {
+            kind,
+            name: name.to_string(),
+            properties,
+            content: None,
+            actions: Vec::new(),
+            only_if: None,
+            not_if: None,
+            creates: None,
+            notifies: Vec::new(),
+            ignore_failure: false,
+            sensitive: false,
+            holds_secret: false,
+            origin: origin.to_string(),
+        }
+    }
+
     pub fn id(&self) -> String {
         format!("{}[{}]", self.kind.name, self.name)
     }
