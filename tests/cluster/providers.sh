@@ -23,7 +23,8 @@ say() { printf '[providers %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 # The test binaries, from cargo's own report of what it built.
 mapfile -t binaries < <(
     cargo test -q -p cm-agent --no-run --message-format=json \
-        --test providers_package --test providers_system --test faults 2>/dev/null |
+        --test providers_package --test providers_accounts --test providers_apt_repository \
+        --test providers_service --test faults 2>/dev/null |
         python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -31,7 +32,7 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and "test" in m["target"]["kind"]:
         print(m["executable"])'
 )
-((${#binaries[@]} == 3)) || { echo "providers: expected 3 test binaries, got: ${binaries[*]}" >&2; exit 1; }
+((${#binaries[@]} == 5)) || { echo "providers: expected 5 test binaries, got: ${binaries[*]}" >&2; exit 1; }
 
 noop=$(mktemp)
 printf '#!/bin/bash\ntrue\n' >"$noop"

@@ -66,6 +66,22 @@ fn how_a_command_ended_is_a_typed_error_with_its_output_tail() {
 }
 
 #[test]
+fn status_says_how_it_ended_without_what_it_printed() {
+    let e = Cmd::shell("echo the-secret >&2; exit 4")
+        .run()
+        .unwrap()
+        .error();
+    assert_eq!(e.status(), "exit 4");
+    let e = Cmd::shell("echo the-secret; sleep 30")
+        .timeout(Duration::from_millis(200))
+        .run()
+        .unwrap()
+        .error();
+    assert_eq!(e.status(), "killed after its 0s timeout");
+    assert!(e.to_string().contains("the-secret"), "{e}");
+}
+
+#[test]
 fn apt_and_dpkg_are_left_to_finish_by_file_name() {
     for p in [
         "apt-get",

@@ -8,6 +8,8 @@ use cm_agent::apply::{LocalRun, apply};
 use cm_model::report::RunReport;
 use cm_model::runlist::parse_run_list;
 
+pub mod system;
+
 /// A temp dir holding `cookbooks/` and a `root/` the cookbooks write into.
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
