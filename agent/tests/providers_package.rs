@@ -1,15 +1,11 @@
 //! The package provider against the real apt and dpkg of this machine (root only:
-//! CI runs as root; elsewhere the test says why it did nothing). These tests
+//! CI runs as root; elsewhere each test says why it did nothing). These tests
 //! change the machine's dpkg state, so they run one at a time
 //! (.config/nextest.toml; tests/cluster/providers.sh passes --test-threads 1).
 
 mod support;
 
 use support::{Sandbox, ok};
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
 
 fn installed(name: &str) -> bool {
     std::process::Command::new("dpkg-query")
@@ -27,8 +23,7 @@ fn purge(names: &[&str]) {
 
 #[test]
 fn installs_adjacent_packages_in_one_apt_get_then_changes_nothing_then_removes() {
-    if !is_root() {
-        eprintln!("skipped: installing packages needs root (CI runs as root)");
+    if !support::require_root("installing packages") {
         return;
     }
     // Two tiny packages with no dependencies to speak of.
@@ -71,8 +66,7 @@ fn installs_adjacent_packages_in_one_apt_get_then_changes_nothing_then_removes()
 
 #[test]
 fn unknown_package_fails_with_apts_reason() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !support::require_root("running apt-get and dpkg") {
         return;
     }
     let s = Sandbox::new();
@@ -149,8 +143,7 @@ impl Drop for PurgeOnDrop {
 
 #[test]
 fn interrupted_dpkg_is_repaired_before_the_first_package_action_and_reported() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !support::require_root("running apt-get and dpkg") {
         return;
     }
     const NAME: &str = "cm-test-interrupted";
