@@ -8,6 +8,8 @@ pub mod cookbook;
 pub mod cookbooks;
 pub mod credential;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manifest;
 pub mod metadata;
 pub mod paths;
