@@ -159,6 +159,50 @@ impl Drop for Daemon {
     }
 }
 
+/// A server with the demo cookbook, an unpinned production environment
+/// without splay, and one role per agent name, each writing into that
+/// agent's own dir. The temp dir holds the cookbook and environment files.
+pub async fn fleet(names: &[&str]) -> (TestServer, Vec<TestAgent>, tempfile::TempDir) {
+    let server = TestServer::start().await;
+    let books = tempfile::tempdir().expect("temp dir");
+    let demo = demo_cookbook(books.path(), "1.0.0");
+    cmctl(
+        &server,
+        &["push", "cookbook", demo.to_str().expect("utf-8")],
+    )
+    .await;
+    set_environment(
+        &server,
+        books.path(),
+        "name: production\nsplay_seconds: 0\n",
+    )
+    .await;
+    let mut agents = Vec::new();
+    for name in names {
+        let token = server.token(&format!("role-{name}"), 1).await;
+        let agent = TestAgent::new(&server, name, &token);
+        set_role(
+            &server,
+            &demo_role(&format!("role-{name}"), &agent.out(), "hello"),
+        )
+        .await;
+        agents.push(agent);
+    }
+    (server, agents, books)
+}
+
+/// `cmctl env set` from text, through a file in `dir`.
+pub async fn set_environment(server: &TestServer, dir: &Path, yaml: &str) {
+    let env = dir.join("environment.yaml");
+    std::fs::write(&env, yaml).expect("environment file");
+    cmctl(server, &["env", "set", env.to_str().expect("utf-8")]).await;
+}
+
+/// The text of `path`, failing the test with the path if it cannot be read.
+pub fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// Write the `demo` cookbook (version `version`) under `dir` and return its path.
 /// It writes `message` and `node.conf` under `attrs.demo.dir`.
 pub fn demo_cookbook(dir: &Path, version: &str) -> PathBuf {

@@ -86,6 +86,25 @@ impl TestServer {
         self.dir
     }
 
+    /// The files of the server's local blob store (named by their sha256).
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut pending = vec![self.data_dir().join("blobs")];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).expect("the blob store is readable") {
+                let path = entry.expect("a directory entry").path();
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
     pub fn url(&self) -> String {
         format!("https://localhost:{}", self.running.grpc_addr.port())
     }
