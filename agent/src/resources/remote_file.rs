@@ -54,6 +54,15 @@ impl RemoteFile {
         if !resp.status().is_success() {
             return Err(format!("GET {url}: HTTP {}", resp.status()));
         }
+        // Refused before a byte of the body is read, rather than after a gigabyte.
+        if let Some(length) = resp.content_length()
+            && length > MAX_BYTES
+        {
+            return Err(format!(
+                "GET {url}: {length} bytes, over the {} MiB limit",
+                MAX_BYTES >> 20
+            ));
+        }
         let mut body = Vec::new();
         resp.take(MAX_BYTES + 1)
             .read_to_end(&mut body)

@@ -3,6 +3,8 @@
 //! system, a tmpfs mount).
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
