@@ -138,9 +138,19 @@ impl Daemon {
     }
 
     /// SIGTERM, then the exit status.
-    pub async fn stop(mut self) -> ExitStatus {
+    pub async fn stop(self) -> ExitStatus {
+        self.terminate();
+        self.exit_status().await
+    }
+
+    /// Send SIGTERM (once: a second one means "now").
+    pub fn terminate(&self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+
+    /// Wait for the daemon to exit by itself.
+    pub async fn exit_status(mut self) -> ExitStatus {
         let mut child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
         tokio::task::spawn_blocking(move || child.wait().expect("the daemon exits"))
             .await

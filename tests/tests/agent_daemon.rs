@@ -1,8 +1,10 @@
 //! The real cm-agent daemon against a real server on loopback: how it wakes
-//! for a plan change (after the environment's splay) and what it converges
-//! when the server has no new plan to give it. Each test asserts what the
-//! daemon did and in what order, from its log, never how long it took.
+//! for a plan change (after the environment's splay), what it converges
+//! when the server has no new plan to give it, and how SIGTERM stops it in
+//! the middle of a resource. Each test asserts what the daemon did and in
+//! what order, from its log and the server, never how long it took.
 
+use std::path::Path;
 use std::time::Duration;
 
 use cm_e2e::agent::{cmctl, demo_cookbook, demo_role, fleet, read, set_environment, set_role};
@@ -133,4 +135,80 @@ async fn the_daemon_converges_its_last_good_plan_when_the_server_has_no_new_one(
         ),
         "{runs}"
     );
+}
+
+/// A cookbook whose first resource says it has started, then holds until
+/// the file `go` exists; its second resource must not run after a SIGTERM.
+fn held_cookbook(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("held");
+    std::fs::create_dir_all(root.join("recipes")).unwrap();
+    std::fs::write(root.join("metadata.yaml"), "name: held\nversion: 1.0.0\n").unwrap();
+    std::fs::write(
+        root.join("recipes/default.yaml"),
+        "- execute: \"touch {{attrs.held.dir}}/started && while [ ! -e {{attrs.held.dir}}/go ]; \
+         do sleep 0.05; done && touch {{attrs.held.dir}}/finished\"\n\
+         - file: \"{{attrs.held.dir}}/after\"\n",
+    )
+    .unwrap();
+    root
+}
+
+/// Poll `done` until it holds; not within [`WAIT`] is a failure (a hang).
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What `systemctl stop` does in the middle of a converge: the daemon
+/// finishes the resource in hand, runs no other, reports the run to the
+/// server, and exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_resource_finishes_it_reports_the_run_and_stops_the_daemon() {
+    let (server, _agents, books) = fleet(&[]).await;
+    let held = held_cookbook(books.path());
+    cmctl(&server, &["push", "cookbook", held.to_str().unwrap()]).await;
+    let token = server.token("role-held", 1).await;
+    let agent = cm_e2e::agent::TestAgent::new(&server, "node-held", &token);
+    let out = agent.out();
+    std::fs::create_dir_all(&out).unwrap();
+    set_role(
+        &server,
+        &format!(
+            "name: role-held\nrun_list: [held]\nattributes:\n  held:\n    dir: {}\n",
+            out.display()
+        ),
+    )
+    .await;
+
+    let daemon = agent.spawn_daemon();
+    wait_until("the first resource starts", || out.join("started").exists()).await;
+    daemon.terminate();
+    // Logged once the daemon has taken the signal: the resource is still in hand.
+    daemon
+        .expect_log("stopping after the resource in hand", 1, WAIT)
+        .await;
+    std::fs::write(out.join("go"), "").unwrap();
+    let log = daemon.log.clone();
+    let status = daemon.exit_status().await;
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(
+        out.join("finished").exists(),
+        "the resource in hand was not finished"
+    );
+    assert!(!out.join("after").exists(), "the run went on after SIGTERM");
+    assert!(log.contains("agent stopped"), "{log}");
+
+    let runs = cmctl(&server, &["--format", "json", "runs", "node-held"]).await;
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(runs[0]["status"], "failed", "{runs}");
+    let error = runs[0]["report"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("stopped by a signal after 1 of 2"), "{runs}");
 }
