@@ -12,9 +12,14 @@ cd "$(dirname "$0")/.."
 if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\e[1m' plain=$'\e[0m'; else bold='' plain=''; fi
 step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
 
-step "Building cm-server, cmctl and cm-agent"
-cargo build -q -p cm-server -p cmctl -p cm-agent
-bin="${CARGO_TARGET_DIR:-$PWD/target}/debug"
+# CM_BIN_DIR: binaries already built (CI builds the whole workspace first).
+if [ -n "${CM_BIN_DIR:-}" ]; then
+    bin=$CM_BIN_DIR
+else
+    step "Building cm-server, cmctl and cm-agent"
+    cargo build -q -p cm-server -p cmctl -p cm-agent
+    bin="${CARGO_TARGET_DIR:-$PWD/target}/debug"
+fi
 
 work=$(mktemp -d /tmp/cm-demo.XXXXXX)
 server_pid=

@@ -26,6 +26,10 @@ cargo build --workspace --all-targets
 scripts/with-postgres.sh scripts/with-s3.sh \
     cargo nextest run --workspace --no-fail-fast --no-tests=fail "$@"
 
+# The README's first command and the docs' quick starts, run as written.
+CM_BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/debug" scripts/demo.sh
+scripts/doc-commands.sh
+
 # The container cluster: a server and real nodes booted from user-data
 # (tests/cluster/README.md). Needs root and Docker; CM_SKIP_CLUSTER=1 skips
 # it for quick local runs.

@@ -138,6 +138,7 @@ pub fn failed_before_start(why_run: bool, error: String) -> RunReport {
         resources_failed: 0,
         duration_ms: 0,
         error: Some(error),
+        plan_error: None,
         resources: Vec::new(),
     }
 }

@@ -132,7 +132,7 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
         // Without any plan there is nothing to converge: keep asking, with backoff.
         let delay = if out.plan_hash.is_none() && !out.online {
             offline.next_delay()
-        } else if !out.report.succeeded() {
+        } else if out.report.failed() {
             offline.reset();
             failing.next_delay().min(config.interval)
         } else {
@@ -143,14 +143,16 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
         let deadline = Instant::now() + delay;
         cause = loop {
             tokio::select! {
-                () = sleep_until(deadline) => break if out.report.succeeded() {
-                    "interval"
-                } else {
+                () = sleep_until(deadline) => break if out.report.failed() {
                     "retrying a failed run"
+                } else {
+                    "interval"
                 },
                 () = stop.notified() => break "stop",
                 event = events.recv() => match event {
-                    Some(Event::PlanChanged { hash, reason }) if out.plan_hash.as_ref() != Some(&hash) => {
+                    // In plan error, any event may be the plan coming back,
+                    // even as the last good one this node already has.
+                    Some(Event::PlanChanged { hash, reason }) if out.plan_hash.as_ref() != Some(&hash) || out.report.plan_error.is_some() => {
                         tracing::info!(%reason, "plan changed");
                         let bound = Duration::from_secs(u64::from(out.splay_seconds));
                         if !bound.is_zero() {
@@ -200,7 +202,18 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
 
 fn log_outcome(out: &crate::node::Outcome) {
     let r = &out.report;
-    if r.succeeded() {
+    if let Some(plan_error) = &r.plan_error
+        && !r.failed()
+    {
+        tracing::warn!(
+            cause = out.cause,
+            plan = out.plan_hash.as_deref().unwrap_or(""),
+            changed = r.resources_changed,
+            total = r.resources_total,
+            %plan_error,
+            "plan error: the last good plan was applied (the server has no valid plan for this node)"
+        );
+    } else if r.succeeded() {
         tracing::info!(
             cause = out.cause,
             plan = out.plan_hash.as_deref().unwrap_or(""),

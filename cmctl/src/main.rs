@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
+use cm_proto::v1::AssignRequest;
 use commands::docs::Kind;
 use output::Format;
 
@@ -135,14 +136,21 @@ enum CookbookCommand {
     Delete {
         name: String,
         version: String,
+        /// Delete even if nodes that have a plan would have none (audited).
+        #[arg(long)]
+        force: bool,
     },
 }
 
 #[derive(Subcommand)]
 enum DocCommand {
-    /// Create or update from a YAML file.
+    /// Create or update from a YAML file. Refused, naming the nodes, when
+    /// nodes that have a plan would have none.
     Set {
         file: PathBuf,
+        /// Store it even if nodes would be left without a plan (audited).
+        #[arg(long)]
+        force: bool,
     },
     Show {
         name: String,
@@ -165,13 +173,21 @@ enum NodeCommand {
     Show {
         node: String,
     },
+    /// Give a node a role; refused when the node would be left without a plan.
     Assign {
         node: String,
         role: String,
+        /// Assign even if the node would have no valid plan (audited).
+        #[arg(long)]
+        force: bool,
     },
+    /// Take a role from a node; refused when the node would be left without a plan.
     Unassign {
         node: String,
         role: String,
+        /// Unassign even if the node would have no valid plan (audited).
+        #[arg(long)]
+        force: bool,
     },
     /// Set an attribute on the node (the highest layer). VALUE is JSON
     /// (`128`, `true`, `"text"`, `["a","b"]`); with --string it is taken as text.
@@ -300,20 +316,22 @@ async fn run(cli: Cli) -> Result<()> {
             CookbookCommand::Show { name, version } => {
                 commands::cookbook::show(ch, name, version, f).await
             }
-            CookbookCommand::Delete { name, version } => {
-                commands::cookbook::delete(ch, name, version).await
-            }
+            CookbookCommand::Delete {
+                name,
+                version,
+                force,
+            } => commands::cookbook::delete(ch, name, version, force).await,
         },
         Command::Role { command } => doc(ch, Kind::Role, command, f).await,
         Command::Env { command } => doc(ch, Kind::Environment, command, f).await,
         Command::Node { command } => match command {
             NodeCommand::List { role, env } => commands::node::list(ch, role, env, f).await,
             NodeCommand::Show { node } => commands::node::show(ch, node, f).await,
-            NodeCommand::Assign { node, role } => {
-                commands::node::assign(ch, node, role, true, f).await
+            NodeCommand::Assign { node, role, force } => {
+                commands::node::assign(ch, AssignRequest { node, role, force }, true, f).await
             }
-            NodeCommand::Unassign { node, role } => {
-                commands::node::assign(ch, node, role, false, f).await
+            NodeCommand::Unassign { node, role, force } => {
+                commands::node::assign(ch, AssignRequest { node, role, force }, false, f).await
             }
             NodeCommand::Set {
                 node,
@@ -390,7 +408,7 @@ async fn doc(
     f: Format,
 ) -> Result<()> {
     match command {
-        DocCommand::Set { file } => commands::docs::set(ch, kind, &file, f).await,
+        DocCommand::Set { file, force } => commands::docs::set(ch, kind, &file, force, f).await,
         DocCommand::Show { name } => commands::docs::show(ch, kind, name, f).await,
         DocCommand::List => commands::docs::list(ch, kind, None, f).await,
         DocCommand::History { name } => commands::docs::list(ch, kind, Some(name), f).await,

@@ -54,6 +54,22 @@ pub fn time(secs: i64) -> String {
     cm_model::time::utc(secs)
 }
 
+/// How long ago (or until) `secs`, for columns people scan: "3 minutes ago".
+pub fn ago(secs: i64) -> String {
+    if secs <= 0 {
+        return "-".into();
+    }
+    cm_model::time::relative(secs, cm_model::time::now())
+}
+
+/// A date and how far it is from now: `2026-11-25 12:53:35 UTC (in 7 days)`.
+pub fn when(secs: i64) -> String {
+    if secs <= 0 {
+        return "-".into();
+    }
+    cm_model::time::utc_and_relative(secs, cm_model::time::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

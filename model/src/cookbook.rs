@@ -1,6 +1,9 @@
 //! Loading a cookbook: read every file, validate everything, and keep what the
 //! agent needs to compile it. Loading works from a directory or from files in
-//! memory (a pushed version, the agent's blob cache), with the same checks.
+//! memory (a pushed version, the agent's blob cache), with the same checks:
+//! cmctl before a push, the server when it commits one and the agent before
+//! it compiles call [`Cookbook::load_dir`], [`Cookbook::from_manifest`] or
+//! [`Cookbook::from_files`], which all end in the same validation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -8,9 +11,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::LoadError;
-use crate::manifest::{Manifest, ManifestEntry, sha256_hex};
+pub use crate::manifest::MAX_FILE_BYTES;
+use crate::manifest::{
+    MAX_FILES, MAX_TOTAL_BYTES, Manifest, ManifestEntry, ManifestError, sha256_hex,
+};
 use crate::metadata::{Metadata, check_name};
-use crate::paths::check_relative;
 use crate::recipe::{RecipeEntry, parse_recipe};
 use crate::resources::CookbookRefs;
 use crate::template::Templates;
@@ -37,9 +42,6 @@ pub struct Cookbook {
     pub manifest: Manifest,
 }
 
-/// Largest single file a cookbook may hold; config management is not artifact storage.
-pub const MAX_FILE_BYTES: u64 = 64 << 20;
-
 impl Cookbook {
     pub fn name(&self) -> &str {
         &self.metadata.name
@@ -57,9 +59,18 @@ impl Cookbook {
         files: BTreeMap<String, CookbookFile>,
     ) -> Result<Cookbook, LoadError> {
         let at = |rel: &str| origin.join(rel);
-        for rel in files.keys() {
-            check_relative(rel).map_err(|e| LoadError::in_file(at(rel), e))?;
-        }
+        let manifest = Manifest {
+            entries: files
+                .iter()
+                .map(|(rel, f)| ManifestEntry {
+                    path: rel.clone(),
+                    sha256: sha256_hex(&f.bytes),
+                    size: f.bytes.len() as u64,
+                    mode: f.mode,
+                })
+                .collect(),
+        };
+        manifest.check().map_err(|e| manifest_error(origin, e))?;
         let text = |rel: &str| -> Result<Option<String>, LoadError> {
             files
                 .get(rel)
@@ -124,17 +135,6 @@ impl Cookbook {
         for (name, (rel, src)) in recipe_sources {
             recipes.insert(name, parse_recipe(&at(&rel), &src, &refs)?);
         }
-        let manifest = Manifest {
-            entries: files
-                .iter()
-                .map(|(rel, f)| ManifestEntry {
-                    path: rel.clone(),
-                    sha256: sha256_hex(&f.bytes),
-                    size: f.bytes.len() as u64,
-                    mode: f.mode,
-                })
-                .collect(),
-        };
         Ok(Cookbook {
             origin: origin.to_path_buf(),
             metadata,
@@ -146,10 +146,55 @@ impl Cookbook {
         })
     }
 
+    /// Validate a cookbook given as a manifest (a push, a plan) whose files
+    /// `read` fetches. The manifest is checked before the first read; each
+    /// file must have the size and digest its entry says.
+    pub fn from_manifest(
+        origin: &Path,
+        manifest: &Manifest,
+        mut read: impl FnMut(&ManifestEntry) -> Result<Vec<u8>, LoadError>,
+    ) -> Result<Cookbook, LoadError> {
+        check_manifest(origin, manifest)?;
+        let mut files = BTreeMap::new();
+        for e in &manifest.entries {
+            let bytes = read(e)?;
+            if bytes.len() as u64 != e.size || sha256_hex(&bytes) != e.sha256 {
+                return Err(LoadError::in_file(
+                    origin,
+                    format!(
+                        "{:?}: the content is not the {} bytes with sha256 {} the manifest says",
+                        e.path, e.size, e.sha256
+                    ),
+                ));
+            }
+            files.insert(
+                e.path.clone(),
+                CookbookFile {
+                    bytes,
+                    mode: e.mode,
+                },
+            );
+        }
+        Cookbook::from_files(origin, files)
+    }
+
     /// Check that the recipes this cookbook includes from itself exist.
     pub fn recipe(&self, name: &str) -> Option<&[RecipeEntry]> {
         self.recipes.get(name).map(Vec::as_slice)
     }
+}
+
+/// The manifest rules (see [`Manifest::check`]) with the error as every
+/// caller reports it; the server and the agent run this before fetching a
+/// single file of a manifest.
+pub fn check_manifest(origin: &Path, manifest: &Manifest) -> Result<(), LoadError> {
+    manifest.check().map_err(|e| manifest_error(origin, e))
+}
+
+/// A manifest rule broken: named by the cookbook, with the entry quoted in
+/// the message (a file name may hold characters a terminal would act on).
+fn manifest_error(origin: &Path, e: ManifestError) -> LoadError {
+    LoadError::in_file(origin, e.to_string())
 }
 
 struct Refs<'a> {
@@ -173,6 +218,7 @@ pub fn read_tree(dir: &Path) -> Result<BTreeMap<String, CookbookFile>, LoadError
         .canonicalize()
         .map_err(|e| LoadError::in_file(dir, format!("cannot open cookbook: {e}")))?;
     let mut out = BTreeMap::new();
+    let mut total: u64 = 0;
     let mut pending = vec![PathBuf::new()];
     let mut seen_dirs = BTreeSet::new();
     while let Some(rel_dir) = pending.pop() {
@@ -212,6 +258,17 @@ pub fn read_tree(dir: &Path) -> Result<BTreeMap<String, CookbookFile>, LoadError
                         format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
                     ));
                 }
+                // Stop reading as soon as a limit is passed, not after reading it all.
+                total = total.saturating_add(meta.len());
+                if total > MAX_TOTAL_BYTES {
+                    return Err(manifest_error(dir, ManifestError::TooLarge));
+                }
+                if out.len() >= MAX_FILES {
+                    return Err(LoadError::in_file(
+                        dir,
+                        format!("more than {MAX_FILES} files, the limit for a cookbook"),
+                    ));
+                }
                 let bytes =
                     std::fs::read(&real).map_err(|e| LoadError::in_file(&path, e.to_string()))?;
                 let rel = rel.to_str().expect("built from UTF-8 names").to_string();
@@ -232,3 +289,5 @@ pub fn read_tree(dir: &Path) -> Result<BTreeMap<String, CookbookFile>, LoadError
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod validation_tests;

@@ -47,10 +47,14 @@ impl Metadata {
                 format!("version: {v:?} is not a semantic version like 1.2.3: {e}"),
             )
         })?;
+        check_no_build_metadata(&raw.version.value)
+            .map_err(|m| LoadError::new(file, at(&raw.version), format!("version: {m}")))?;
         let mut depends = BTreeMap::new();
         for (dep, req) in raw.depends {
             check_name(&dep)
                 .map_err(|m| LoadError::new(file, at(&req), format!("depends: {dep:?}: {m}")))?;
+            check_no_build_metadata(&req.value)
+                .map_err(|m| LoadError::new(file, at(&req), format!("depends.{dep}: {m}")))?;
             let parsed = VersionReq::parse(&req.value).map_err(|e| {
                 LoadError::new(
                     file,
@@ -70,6 +74,18 @@ impl Metadata {
             depends,
         })
     }
+}
+
+/// Build metadata (`1.2.3+a`) is refused in cookbook versions and in every
+/// constraint: semver ignores it when comparing, so `1.2.3+a` and `1.2.3+b`
+/// would be two versions no pin could tell apart.
+pub fn check_no_build_metadata(text: &str) -> Result<(), String> {
+    if text.contains('+') {
+        return Err(format!(
+            "{text:?}: build metadata (+...) is not allowed: versions that differ only after '+' cannot be told apart by pins; use a prerelease (1.2.3-rc.1) or a new patch version"
+        ));
+    }
+    Ok(())
 }
 
 /// Cookbook, role and environment names: what is safe in a path, a URL and a log.
@@ -117,6 +133,18 @@ mod tests {
             parse("name: web\nversion: 1.0.0\ndepends:\n  memcached: 'about 2'\n").unwrap_err();
         assert_eq!(err.pos.line, 4);
         assert!(err.message.contains("depends.memcached"), "{err}");
+    }
+
+    #[test]
+    fn build_metadata_is_refused_in_versions_and_constraints() {
+        let err = parse("name: web\nversion: 1.2.3+build.5\n").unwrap_err();
+        assert_eq!(err.pos.line, 2, "{err}");
+        assert!(err.message.contains("build metadata"), "{err}");
+        let err =
+            parse("name: web\nversion: 1.0.0\ndepends:\n  memcached: '= 1.2.3+a'\n").unwrap_err();
+        assert_eq!(err.pos.line, 4, "{err}");
+        assert!(err.message.starts_with("depends.memcached: "), "{err}");
+        assert!(parse("name: web\nversion: 1.2.3-rc.1\n").is_ok());
     }
 
     #[test]

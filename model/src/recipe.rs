@@ -43,6 +43,11 @@ pub const META_KEYS: &[&str] = &[
     "sensitive",
 ];
 
+/// Most resources one `for_each` may expand to.
+pub const MAX_FOR_EACH_ITEMS: usize = 10_000;
+/// Most resources a run may hold, every recipe and `for_each` expansion counted.
+pub const MAX_RUN_RESOURCES: usize = 10_000;
+
 /// One entry of a recipe.
 #[derive(Debug, Clone)]
 pub enum RecipeEntry {
@@ -333,8 +338,55 @@ fn parse_entry(
             }
         }
     }
+    check_templates(file, &decl, name_pos)?;
     check_properties(file, &decl, refs)?;
     Ok(RecipeEntry::Resource(Box::new(decl)))
+}
+
+/// Check every `{{…}}` the compile will render (name, properties, guards,
+/// notification targets) as the agent will: nesting, helpers, arity.
+fn check_templates(file: &Path, decl: &ResourceDecl, name_pos: Pos) -> Result<(), LoadError> {
+    let err = |pos: Pos, key: &str, e: crate::template::TemplateError| {
+        LoadError::new(
+            file,
+            pos,
+            format!("{}[{}] {key}: {}", decl.kind.name, decl.name, e.message),
+        )
+    };
+    crate::template::check_inline(&decl.name).map_err(|e| err(name_pos, decl.kind.name, e))?;
+    for (key, value) in &decl.properties {
+        check_value_templates(value).map_err(|e| err(decl.pos_of(key), key, e))?;
+    }
+    let guards = [
+        ("only_if", &decl.only_if),
+        ("not_if", &decl.not_if),
+        ("creates", &decl.creates),
+    ];
+    for (key, text) in guards {
+        if let Some(text) = text {
+            crate::template::check_inline(text).map_err(|e| err(decl.pos_of(key), key, e))?;
+        }
+    }
+    let notifications = [
+        ("notifies", &decl.notifies),
+        ("subscribes", &decl.subscribes),
+    ];
+    for (key, list) in notifications {
+        for n in list {
+            crate::template::check_inline(&n.target_name)
+                .map_err(|e| err(decl.pos_of(key), key, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_value_templates(v: &Value) -> Result<(), crate::template::TemplateError> {
+    match v {
+        Value::String(s) => crate::template::check_inline(s),
+        Value::Array(items) => items.iter().try_for_each(check_value_templates),
+        Value::Object(m) => m.values().try_for_each(check_value_templates),
+        _ => Ok(()),
+    }
 }
 
 /// Type-check the properties as written, with the name standing in for the name property.
@@ -438,6 +490,10 @@ fn parse_for_each(v: Value) -> Result<ForEach, String> {
             }
             Ok(ForEach::Path(path))
         }
+        Value::Array(items) if items.len() > MAX_FOR_EACH_ITEMS => Err(format!(
+            "{} items, over the limit of {MAX_FOR_EACH_ITEMS} for one resource",
+            items.len()
+        )),
         Value::Array(items) => Ok(ForEach::Items(items)),
         other => Err(format!(
             "expected a list or a path to a list attribute, found {other}"
@@ -548,6 +604,40 @@ mod tests {
             d.for_each,
             Some(ForEach::Items(vec!["a".into(), "b".into()]))
         );
+    }
+
+    #[test]
+    fn templates_in_strings_are_checked_where_they_are_written() {
+        let err = parse("- file: /etc/x\n  content: \"{{frob attrs.x}}\"\n").unwrap_err();
+        assert_eq!(err.pos.line, 2, "{err}");
+        assert!(
+            err.message.starts_with("file[/etc/x] content: ")
+                && err.message.contains("unknown helper \"frob\""),
+            "{err}"
+        );
+        let err = parse("- execute: \"{{join attrs.l}}\"\n").unwrap_err();
+        assert!(err.message.contains("join takes 2"), "{err}");
+        let err = parse("- execute: x\n  only_if: \"{{upper}}\"\n").unwrap_err();
+        assert!(err.message.starts_with("execute[x] only_if: "), "{err}");
+        let deep = format!("{}x{}", "{{#if a}}".repeat(100), "{{/if}}".repeat(100));
+        let err = parse(&format!("- file: /etc/x\n  content: \"{deep}\"\n")).unwrap_err();
+        assert!(err.message.contains("at most 64"), "{err}");
+        let err = parse(
+            "- template: /etc/x\n  source: memcached.conf.hbs\n  variables: {a: \"{{#each x}}\"}\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.pos.line, 3, "{err}");
+    }
+
+    #[test]
+    fn a_literal_for_each_over_the_limit_is_refused() {
+        let items = vec!["a"; MAX_FOR_EACH_ITEMS + 1].join(", ");
+        let err = parse(&format!(
+            "- directory: '/srv/{{{{item}}}}'\n  for_each: [{items}]\n"
+        ))
+        .unwrap_err();
+        assert_eq!(err.pos.line, 2, "{err}");
+        assert!(err.message.contains("over the limit of 10000"), "{err}");
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! The run report: what the engine did, resource by resource. The agent prints
 //! it (`--format json` prints exactly this) and sends it to the server unchanged.
+//!
+//! `status` is `success`, `failed`, or `warning`: every resource converged,
+//! but from the last good plan, because the server has no valid plan for
+//! the node (`plan_error` says why). Keys are stable; new ones are only
+//! ever added (docs/agent.md).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +13,19 @@ use serde::{Deserialize, Serialize};
 pub enum RunStatus {
     Success,
     Failed,
+    /// Converged, but not what the server wants now: see `plan_error`.
+    Warning,
+}
+
+impl RunStatus {
+    /// The status as JSON and the server's run list spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Success => "success",
+            RunStatus::Failed => "failed",
+            RunStatus::Warning => "warning",
+        }
+    }
 }
 
 /// One run of the engine.
@@ -24,6 +42,11 @@ pub struct RunReport {
     /// Why the run failed before or outside any resource (bad cookbook, lock, signal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why the server has no valid plan for this node (a pin no version
+    /// meets, a missing cookbook or role); the run used the last good plan,
+    /// if there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_error: Option<String>,
     pub resources: Vec<ResourceReport>,
 }
 
@@ -56,5 +79,70 @@ pub struct ResourceReport {
 impl RunReport {
     pub fn succeeded(&self) -> bool {
         self.status == RunStatus::Success
+    }
+
+    /// Whether the run failed (a warning did not: everything converged).
+    pub fn failed(&self) -> bool {
+        self.status == RunStatus::Failed
+    }
+
+    /// Record that the server has no valid plan for the node: a run that
+    /// converged is a warning from now on, a failed one stays failed.
+    pub fn set_plan_error(&mut self, reason: String) {
+        if self.status == RunStatus::Success {
+            self.status = RunStatus::Warning;
+        }
+        self.plan_error = Some(reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> RunReport {
+        RunReport {
+            status: RunStatus::Success,
+            why_run: false,
+            started_at: 1,
+            resources_total: 0,
+            resources_changed: 0,
+            resources_failed: 0,
+            duration_ms: 0,
+            error: None,
+            plan_error: None,
+            resources: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_plan_error_turns_success_into_warning_and_keeps_failed() {
+        let mut ok = report();
+        ok.set_plan_error("pin".into());
+        assert_eq!(ok.status, RunStatus::Warning);
+        assert!(!ok.succeeded() && !ok.failed());
+        let json = serde_json::to_value(&ok).unwrap();
+        assert_eq!(
+            (json["status"].as_str(), json["plan_error"].as_str()),
+            (Some("warning"), Some("pin"))
+        );
+        let mut failed = RunReport {
+            status: RunStatus::Failed,
+            ..report()
+        };
+        failed.set_plan_error("pin".into());
+        assert_eq!(failed.status, RunStatus::Failed);
+    }
+
+    #[test]
+    fn a_report_without_a_plan_error_keeps_its_json() {
+        let json = serde_json::to_value(report()).unwrap();
+        assert!(json.get("plan_error").is_none(), "{json}");
+        let old: RunReport = serde_json::from_str(
+            r#"{"status":"success","why_run":false,"started_at":1,"resources_total":0,
+               "resources_changed":0,"resources_failed":0,"duration_ms":0,"resources":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(old, report());
     }
 }

@@ -105,6 +105,8 @@ fn constraints(
         check_name(&name)
             .map_err(|e| LoadError::new(file, pos(&req), format!("cookbooks: {e}")))?;
         let text = req.value.trim();
+        crate::metadata::check_no_build_metadata(text)
+            .map_err(|e| LoadError::new(file, pos(&req), format!("cookbooks.{name}: {e}")))?;
         let text = if bare_is_exact && semver::Version::parse(text).is_ok() {
             format!("={text}")
         } else {
@@ -224,6 +226,40 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.pos.line, 3, "{err}");
+    }
+
+    #[test]
+    fn pins_and_constraints_refuse_build_metadata() {
+        let err = Environment::parse(
+            Path::new("e.yaml"),
+            "name: production\ncookbooks:\n  memcached: 1.2.0+b\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.pos.line, 3, "{err}");
+        assert!(err.message.contains("build metadata"), "{err}");
+        let err = Role::parse(
+            Path::new("r.yaml"),
+            "name: web\ncookbooks: {memcached: '>= 1.0.0+x'}\n",
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("cookbooks.memcached: "), "{err}");
+    }
+
+    #[test]
+    fn yaml_tags_are_refused_in_roles_and_environments() {
+        let err = Role::parse(
+            Path::new("roles/web.yaml"),
+            "name: web\nattributes:\n  cmd: !!python/object/apply:os.system [id]\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.pos.line, 3, "{err}");
+        assert!(
+            err.to_string().starts_with("roles/web.yaml:3:8: YAML tag"),
+            "{err}"
+        );
+        let err =
+            Environment::parse(Path::new("e.yaml"), "name: !custom production\n").unwrap_err();
+        assert!(err.message.contains("!custom"), "{err}");
     }
 
     #[test]

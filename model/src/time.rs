@@ -44,9 +44,56 @@ pub fn utc(secs: i64) -> String {
     )
 }
 
+/// How far `at` is from `now`, as people say it: "3 minutes ago", "in 7
+/// days", "just now". Rounded down to the largest whole unit.
+pub fn relative(at: i64, now: i64) -> String {
+    let gap = now.saturating_sub(at);
+    let span = gap.unsigned_abs();
+    if span < 10 {
+        return "just now".into();
+    }
+    let (n, unit) = match span {
+        0..120 => (span, "second"),
+        120..7_200 => (span / 60, "minute"),
+        7_200..172_800 => (span / 3_600, "hour"),
+        _ => (span / 86_400, "day"),
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    if gap > 0 {
+        format!("{n} {unit}{plural} ago")
+    } else {
+        format!("in {n} {unit}{plural}")
+    }
+}
+
+/// `2026-11-25 12:53:35 UTC (3 minutes ago)`: a date people can read, and
+/// how far it is from now.
+pub fn utc_and_relative(at: i64, now: i64) -> String {
+    format!("{} UTC ({})", utc(at), relative(at, now))
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{parse_duration, utc};
+    use super::{parse_duration, relative, utc};
+
+    #[test]
+    fn times_read_as_people_say_them() {
+        let now = 1_795_611_215;
+        assert_eq!(relative(now - 3, now), "just now");
+        assert_eq!(relative(now - 45, now), "45 seconds ago");
+        assert_eq!(relative(now - 190, now), "3 minutes ago");
+        assert_eq!(relative(now - 3_600, now), "60 minutes ago");
+        assert_eq!(relative(now - 5 * 3_600, now), "5 hours ago");
+        assert_eq!(relative(now + 7 * 86_400, now), "in 7 days");
+        assert_eq!(relative(now + 86_400 + 60, now), "in 24 hours");
+    }
 
     #[test]
     fn durations() {

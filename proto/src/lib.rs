@@ -8,3 +8,9 @@ pub mod v1 {
 
 /// The version every binary tells its peer; agents one minor version behind are served.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Response metadata key on a GetPlan (or Watch) refused with
+/// FAILED_PRECONDITION because the server has no valid plan for the node
+/// (value `1`): the agent converges its last good plan and reports the
+/// message as its plan error, rather than treating it as any refusal.
+pub const PLAN_ERROR_METADATA: &str = "cm-plan-error";

@@ -20,10 +20,11 @@ use tonic::Status;
 
 use crate::blobs::Blobs;
 use crate::pki::Pki;
-use crate::plan::{self, Catalog, CatalogEntry, NodeView, Plan, PlanInputs, SecretGrant};
+use crate::plan::check::{self as plan_check, PlanChange};
+use crate::plan::{self, Catalog, NodeView, Plan, PlanError, PlanInputs, SecretGrant};
 use crate::recompute::Recompute;
 use crate::secretbox::SecretKey;
-use crate::store::{DocKind, NodeRow, NodeState, Store, StoreError};
+use crate::store::{DocKind, NodeRow, NodeState, PlanGuard, Store, StoreError};
 use crate::watch::{PlanChanged, WatchHub};
 
 /// Settings the operator chooses at start.
@@ -76,6 +77,8 @@ pub struct State {
     revoked: RwLock<Option<(u64, Arc<HashSet<String>>)>>,
     /// Check-ins since the last flush: node → unix seconds.
     pub last_seen: Mutex<HashMap<String, i64>>,
+    /// Resolutions made by plan checks, ever (see [`State::plan_guard`]).
+    check_resolutions: AtomicU64,
 }
 
 /// Map storage errors to gRPC statuses with their message.
@@ -85,6 +88,7 @@ pub fn status(e: StoreError) -> Status {
         StoreError::Conflict(m) => Status::already_exists(m),
         StoreError::Invalid(m) => Status::invalid_argument(m),
         StoreError::Denied(m) => Status::permission_denied(m),
+        StoreError::BreaksPlans(b) => Status::failed_precondition(b.to_string()),
         other => {
             tracing::error!(error = %other, "storage error");
             Status::unavailable("storage error; try again")
@@ -123,6 +127,7 @@ impl State {
             shared: RwLock::new(None),
             revoked: RwLock::new(None),
             last_seen: Mutex::new(HashMap::new()),
+            check_resolutions: AtomicU64::new(0),
         }
     }
 
@@ -162,31 +167,15 @@ impl State {
         let rows = self.store.cookbook_versions(None).await.map_err(status)?;
         let mut catalog = Catalog::default();
         for row in rows {
-            let manifest: Manifest = row.manifest.clone();
-            let version = semver::Version::parse(&row.version)
-                .map_err(|e| Status::internal(e.to_string()))?;
-            let depends = row
-                .depends
-                .iter()
-                .map(|(k, v)| semver::VersionReq::parse(v).map(|r| (k.clone(), r)))
-                .collect::<Result<_, _>>()
-                .map_err(|e| {
-                    Status::internal(format!("depends of {}@{}: {e}", row.name, row.version))
-                })?;
             let attributes = self
-                .cookbook_attributes(&row.name, &row.version, &manifest)
+                .cookbook_attributes(&row.name, &row.version, &row.manifest)
                 .await?;
+            let entry = plan_check::catalog_entry(&row, attributes).map_err(Status::internal)?;
             catalog
                 .cookbooks
                 .entry(row.name.clone())
                 .or_default()
-                .push(CatalogEntry {
-                    version,
-                    description: row.description.clone(),
-                    depends,
-                    manifest,
-                    attributes,
-                });
+                .push(entry);
         }
         let catalog = Arc::new(catalog);
         keep_newest(
@@ -312,7 +301,30 @@ impl State {
             .collect()
     }
 
+    /// The check a plan-altering change runs inside its transaction (see
+    /// `store::plan_guard`): refused, unless `force`, when nodes that have a
+    /// plan would have none after `change`.
+    pub fn plan_guard(&self, change: PlanChange, force: bool) -> PlanGuard<'_> {
+        let resolutions = &self.check_resolutions;
+        PlanGuard {
+            check: Box::new(move |rows| {
+                plan_check::broken_groups(rows, &change, resolutions)
+                    .map_err(|e| StoreError::corrupt(e.what, &e.name, e.column, &e.error))
+            }),
+            force,
+        }
+    }
+
+    /// How many resolutions plan checks have made since the server started:
+    /// one or two per group of nodes sharing an environment and roles, per
+    /// change, never one per node.
+    pub fn plan_check_resolutions(&self) -> u64 {
+        self.check_resolutions.load(Ordering::Relaxed)
+    }
+
     /// The plan of `node`, from cache when nothing changed since it was made.
+    /// A node without a valid plan gets [`plan_error_status`], and the
+    /// reason is recorded on the node when it changed.
     pub async fn plan_for(&self, node: &str) -> Result<Arc<Plan>, Status> {
         let generation = self.generation.load(Ordering::SeqCst);
         if let Some((g, p)) = self.plans.read().await.get(node)
@@ -321,10 +333,22 @@ impl State {
             return Ok(p.clone());
         }
         let row = self.store.node(node).await.map_err(status)?;
-        self.plan_for_row(&row, generation).await
+        let resolved = self.resolve_row(&row, generation).await?;
+        let reason = resolved.as_ref().err().map(PlanError::reason);
+        if row.plan_error != reason.clone().unwrap_or_default() {
+            self.record_plan_errors(&[(row.name.clone(), reason.unwrap_or_default())])
+                .await;
+        }
+        resolved.map_err(|e| plan_error_status(&e))
     }
 
-    async fn plan_for_row(&self, row: &NodeRow, generation: u64) -> Result<Arc<Plan>, Status> {
+    /// Resolve a node's plan and cache it; the outer error is the server's
+    /// (inputs that could not be loaded), the inner the node's plan error.
+    async fn resolve_row(
+        &self,
+        row: &NodeRow,
+        generation: u64,
+    ) -> Result<Result<Arc<Plan>, PlanError>, Status> {
         let shared = self.shared(generation).await?;
         let view = NodeView {
             name: row.name.clone(),
@@ -341,16 +365,17 @@ impl State {
                 &default_env
             }
         };
-        let plan = plan::resolve(&PlanInputs {
+        let plan = match plan::resolve(&PlanInputs {
             node: &view,
             environment,
             roles: &shared.roles,
             catalog: &shared.catalog,
             secrets: &shared.secrets,
             cluster: &shared.cluster,
-        })
-        .map_err(|e| Status::failed_precondition(e.to_string()))?;
-        let plan = Arc::new(plan);
+        }) {
+            Ok(plan) => Arc::new(plan),
+            Err(e) => return Ok(Err(e)),
+        };
         let mut plans = self.plans.write().await;
         match plans.get_mut(&row.name) {
             // A GetPlan after a newer change got there first.
@@ -360,7 +385,13 @@ impl State {
                 plans.insert(row.name.clone(), (generation, plan.clone()));
             }
         }
-        Ok(plan)
+        Ok(Ok(plan))
+    }
+
+    async fn record_plan_errors(&self, errors: &[(String, String)]) {
+        if let Err(e) = self.store.set_plan_errors(errors).await {
+            tracing::warn!(error = %e, nodes = errors.len(), "cannot record plan errors");
+        }
     }
 
     /// Something that can change plans happened here (the change has
@@ -413,30 +444,78 @@ impl State {
         // event sent before its hash is stored costs at most a duplicate
         // event from another replica (agents ignore a plan they have).
         let mut changed = Vec::new();
+        let mut errors = Vec::new();
         for n in nodes.into_iter().filter(|n| n.state != NodeState::Retired) {
-            match self.plan_for_row(&n, generation).await {
-                Ok(plan) => {
-                    if plan.hash != n.plan_hash {
-                        changed.push((n.name.clone(), plan.hash.clone()));
+            let told = self.hub.last_told(&n.name);
+            let plan = match self.resolve_row(&n, generation).await {
+                Ok(Ok(plan)) => plan,
+                Ok(Err(e)) => {
+                    let error = e.reason();
+                    tracing::warn!(node = %n.name, %error, "node has no valid plan");
+                    if n.plan_error != error {
+                        errors.push((n.name.clone(), error));
                     }
-                    let told = self.hub.last_told(&n.name);
-                    if plan.hash != n.plan_hash || told.is_some_and(|h| h != plan.hash) {
+                    // Tell it once (an empty hash), so that its agent runs,
+                    // converges its last good plan and reports the error;
+                    // the event of its next valid plan follows from this.
+                    if told.as_deref() != Some(NO_PLAN) {
                         self.hub.publish(PlanChanged {
                             node: n.name.clone(),
-                            plan_hash: plan.hash.clone(),
+                            plan_hash: NO_PLAN.to_string(),
                             reason: reason.to_string(),
                         });
-                    } else {
-                        self.hub.note(&n.name, &plan.hash);
                     }
+                    continue;
                 }
-                Err(e) => tracing::warn!(node = %n.name, error = %e.message(), "node has no plan"),
+                Err(e) => {
+                    tracing::warn!(node = %n.name, error = %e.message(), "cannot resolve plans");
+                    continue;
+                }
+            };
+            if !n.plan_error.is_empty() {
+                errors.push((n.name.clone(), String::new()));
+            }
+            if plan.hash != n.plan_hash {
+                changed.push((n.name.clone(), plan.hash.clone()));
+            }
+            if plan.hash != n.plan_hash || told.is_some_and(|h| h != plan.hash) {
+                self.hub.publish(PlanChanged {
+                    node: n.name.clone(),
+                    plan_hash: plan.hash.clone(),
+                    reason: reason.to_string(),
+                });
+            } else {
+                self.hub.note(&n.name, &plan.hash);
             }
         }
         if let Err(e) = self.store.set_plan_hashes(&changed).await {
             tracing::warn!(error = %e, nodes = changed.len(), "cannot record plan hashes");
         }
+        self.record_plan_errors(&errors).await;
     }
+}
+
+/// The plan hash a Watch event carries, and the hub remembers, for a node
+/// that has no valid plan.
+pub const NO_PLAN: &str = "";
+
+/// The status of a GetPlan (or Watch) for a node without a valid plan:
+/// FAILED_PRECONDITION with the reason, marked so the agent can tell it
+/// from other refusals (`cm_proto::PLAN_ERROR_METADATA`).
+pub fn plan_error_status(e: &PlanError) -> Status {
+    let mut status = Status::failed_precondition(format!("no valid plan: {e}"));
+    status.metadata_mut().insert(
+        cm_proto::PLAN_ERROR_METADATA,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    status
+}
+
+/// Whether a status is [`plan_error_status`].
+pub fn is_plan_error(status: &Status) -> bool {
+    status
+        .metadata()
+        .contains_key(cm_proto::PLAN_ERROR_METADATA)
 }
 
 /// Store a cache value read at `generation` unless a newer one is there.

@@ -131,8 +131,29 @@ impl TestServer {
             .expect("connects")
     }
 
-    /// An enrollment token for `role` in production, valid ten minutes.
+    /// An enrollment token for `role` in production, valid ten minutes. A
+    /// token needs its role and environment to exist: either missing is
+    /// created empty first (a later `role set` or `env set` fills it in).
     pub async fn token(&self, role: &str, uses: u32) -> String {
+        use cm_proto::v1::environments_client::EnvironmentsClient;
+        use cm_proto::v1::roles_client::RolesClient;
+        use cm_proto::v1::{Document, Name};
+        let admin = self.admin().await;
+        let mut roles = RolesClient::new(admin.clone());
+        let name = |n: &str| Name { name: n.into() };
+        let empty = |n: &str| Document {
+            yaml: format!("name: {n}\n"),
+            ..Document::default()
+        };
+        if roles.show(name(role)).await.is_err() {
+            roles.set(empty(role)).await.expect("an empty role");
+        }
+        let mut envs = EnvironmentsClient::new(admin);
+        if envs.show(name("production")).await.is_err() {
+            envs.set(empty("production"))
+                .await
+                .expect("an empty production environment");
+        }
         cm_proto::v1::tokens_client::TokensClient::new(self.admin().await)
             .create(cm_proto::v1::CreateTokenRequest {
                 roles: vec![role.into()],

@@ -220,6 +220,13 @@ async fn a_node_reads_only_its_own_cookbooks_and_secrets_and_reports_only_as_its
         })
         .await
         .unwrap();
+    EnvironmentsClient::new(admin.clone())
+        .set(Document {
+            yaml: "name: production\n".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let mut secrets = SecretsClient::new(admin.clone());
     secrets
         .set(SetSecretRequest {

@@ -416,6 +416,10 @@ async fn two_replicas_act_as_one_server() {
     let role = repo().join("roles/memcached.yaml");
     cmctl(&credential, &["push", "cookbook", mc.to_str().unwrap()]).await;
     cmctl(&credential, &["role", "set", role.to_str().unwrap()]).await;
+    // A token's environment must exist: an empty one, as an unset one was.
+    let env = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(env.path(), "name: production\n").unwrap();
+    cmctl(&credential, &["env", "set", env.path().to_str().unwrap()]).await;
     let token = cmctl(
         &credential,
         &[

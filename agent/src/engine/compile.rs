@@ -1,6 +1,11 @@
 //! Compile: expand the run list, evaluate `when` and `for_each`, render every
 //! property and template, resolve notifications, and check the result, all
 //! before anything on the node is touched.
+//!
+//! Expansion is bounded so a large list cannot exhaust the node's memory:
+//! at most [`MAX_FOR_EACH_ITEMS`] items per `for_each`, [`MAX_RUN_RESOURCES`]
+//! resources and [`MAX_RUN_CONTENT_BYTES`] of file and template content per
+//! run, each refused with the file and line of the resource that passes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -8,13 +13,19 @@ use std::path::PathBuf;
 use cm_model::LoadError;
 use cm_model::cookbook::Cookbook;
 use cm_model::cookbooks::CookbookSet;
-use cm_model::recipe::{ForEach, RecipeEntry, ResourceDecl, Timing};
+use cm_model::recipe::{
+    ForEach, MAX_FOR_EACH_ITEMS, MAX_RUN_RESOURCES, RecipeEntry, ResourceDecl, Timing,
+};
 use cm_model::resources::{CookbookRefs, ResourceType};
 use cm_model::runlist::RecipeRef;
 use cm_model::secrets::Secrets;
 use cm_model::template::Templates;
 use handlebars::Context;
 use serde_json::{Map, Value};
+
+/// Most bytes of content (files and rendered templates) one run may hold:
+/// as much as one cookbook may carry.
+pub const MAX_RUN_CONTENT_BYTES: u64 = cm_model::manifest::MAX_TOTAL_BYTES;
 
 /// A resource ready to converge.
 #[derive(Debug, Clone)]
@@ -139,6 +150,7 @@ pub fn compile(inputs: &Inputs, templates: &Templates) -> Result<Vec<CompiledRes
         seen: BTreeSet::new(),
         out: Vec::new(),
         pending: Vec::new(),
+        content_bytes: 0,
     };
     for r in inputs.run_list {
         walk.recipe(r)?;
@@ -160,6 +172,8 @@ struct Walk<'a> {
     seen: BTreeSet<RecipeRef>,
     out: Vec<CompiledResource>,
     pending: Vec<Pending<'a>>,
+    /// Content held so far, against [`MAX_RUN_CONTENT_BYTES`].
+    content_bytes: u64,
 }
 
 impl<'a> Walk<'a> {
@@ -214,8 +228,20 @@ impl<'a> Walk<'a> {
                     continue;
                 }
             }
+            if self.out.len() >= MAX_RUN_RESOURCES {
+                return Err(unit.error(format!(
+                    "the run passes {MAX_RUN_RESOURCES} resources (for_each expansions included)"
+                )));
+            }
             let ctx = ctx.as_ref().unwrap_or(self.base_ctx);
             let compiled = unit.render(ctx)?;
+            self.content_bytes += compiled.content.as_ref().map_or(0, |c| c.len() as u64);
+            if self.content_bytes > MAX_RUN_CONTENT_BYTES {
+                return Err(unit.error(format!(
+                    "the run's files and templates pass {} MiB of content",
+                    MAX_RUN_CONTENT_BYTES >> 20
+                )));
+            }
             self.pending.push(Pending {
                 index: self.out.len(),
                 unit_file: file.clone(),
@@ -259,9 +285,9 @@ impl ToValue for Value {
 
 /// The items a resource is declared for: `[None]` without `for_each`.
 fn items(decl: &ResourceDecl, ctx: &Value) -> Result<Vec<Option<Value>>, String> {
-    match &decl.for_each {
-        None => Ok(vec![None]),
-        Some(ForEach::Items(list)) => Ok(list.iter().cloned().map(Some).collect()),
+    let list = match &decl.for_each {
+        None => return Ok(vec![None]),
+        Some(ForEach::Items(list)) => list,
         Some(ForEach::Path(path)) => {
             let mut v = ctx;
             for part in path.split('.') {
@@ -270,10 +296,26 @@ fn items(decl: &ResourceDecl, ctx: &Value) -> Result<Vec<Option<Value>>, String>
                     .ok_or_else(|| format!("{path} is not defined"))?;
             }
             match v {
-                Value::Array(list) => Ok(list.iter().cloned().map(Some).collect()),
-                other => Err(format!("{path} is not a list (it is {other})")),
+                Value::Array(list) => list,
+                other => return Err(format!("{path} is not a list (it is {})", brief(other))),
             }
         }
+    };
+    if list.len() > MAX_FOR_EACH_ITEMS {
+        return Err(format!(
+            "{} items, over the limit of {MAX_FOR_EACH_ITEMS} for one resource",
+            list.len()
+        ));
+    }
+    Ok(list.iter().cloned().map(Some).collect())
+}
+
+/// A value in a message: short, whatever its size.
+fn brief(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
     }
 }
 
@@ -287,6 +329,15 @@ struct Unit<'a> {
 }
 
 impl Unit<'_> {
+    /// An error about the resource as a whole, at its first line.
+    fn error(&self, message: impl std::fmt::Display) -> LoadError {
+        LoadError::new(
+            self.file,
+            self.decl.at,
+            format!("{}[{}]: {message}", self.decl.kind.name, self.decl.name),
+        )
+    }
+
     fn error_at(&self, key: &str, message: impl std::fmt::Display) -> LoadError {
         LoadError::new(
             self.file,

@@ -54,6 +54,7 @@ pub fn converge(
         resources_failed: 0,
         duration_ms: 0,
         error: None,
+        plan_error: None,
         resources: Vec::new(),
     };
     let mut providers: Vec<Box<dyn Provider>> = Vec::with_capacity(resources.len());

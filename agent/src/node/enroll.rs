@@ -15,10 +15,10 @@ use crate::remote::identity::{self, Enrollment, Identity};
 
 pub(super) fn expired(id: &Identity, config: &Config) -> String {
     format!(
-        "the certificate of node {} expired at {} (unix time); it must enroll again: \
+        "the certificate of node {} expired {}; it must enroll again: \
          put a new token in {} (`cmctl token create`) and run `cm-agent start`",
         id.name,
-        id.expires_at,
+        cm_model::time::utc_and_relative(id.expires_at, cm_model::time::now()),
         config.file.display()
     )
 }

@@ -1,7 +1,9 @@
 //! This node and its server: enroll once, then each run gathers facts,
 //! renews the certificate when due, syncs the plan, converges it from the
 //! cache and reports. With the server unreachable a run converges the last
-//! good plan and says how old it is.
+//! good plan and says how old it is; with no valid plan on the server (a
+//! plan error) it converges the last good plan too and reports a warning
+//! with the reason.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -179,6 +181,7 @@ impl Node {
                 sync::sync(self.channel(), &self.cache).await
             }
         };
+        let mut plan_error = None;
         let (plan, fetched, online, sync_error) = match synced {
             Ok((plan, fetched)) => (Some(plan), fetched, true, None),
             Err(RemoteError::Revoked(m)) => return Err(revoked(m)),
@@ -190,9 +193,18 @@ impl Node {
                     .then(|| format!("no plan yet and the server is unreachable: {m}"));
                 (cached, Fetched::default(), false, why)
             }
-            // The server answered without a plan (unsatisfiable
-            // constraints, a damaged blob, a version it will not serve):
-            // the last good plan still holds; without one nothing is touched.
+            // The server has no valid plan for this node: the last good one
+            // still holds, and the report says why it is not the newest.
+            Err(RemoteError::NoPlan(m)) => {
+                tracing::warn!(error = %m, "plan error: converging the last good plan");
+                let cached = self.cache.plan();
+                let why = cached.is_none().then(|| m.clone());
+                plan_error = Some(m);
+                (cached, Fetched::default(), true, why)
+            }
+            // The server answered without a plan (a damaged blob, a version
+            // it will not serve): the last good plan still holds; without
+            // one nothing is touched.
             Err(e) => {
                 tracing::warn!(error = %e, "no new plan from the server");
                 let cached = self.cache.plan();
@@ -204,12 +216,15 @@ impl Node {
             (Some(p), Some(done)) if p.hash == done => "drift_repair",
             _ => "new_plan",
         };
-        let report = match (plan.clone(), sync_error) {
+        let mut report = match (plan.clone(), sync_error) {
             (Some(plan), _) => self.converge(plan, facts, opts, stop, observe).await,
             (None, why) => failed_before_start(opts.why_run, why.unwrap_or_default()),
         };
+        if let Some(m) = plan_error {
+            report.set_plan_error(m);
+        }
         if let Some(p) = &plan
-            && report.succeeded()
+            && !report.failed()
             && !opts.why_run
             && let Err(e) = self.cache.set_converged(&p.hash)
         {
@@ -334,12 +349,7 @@ impl Node {
         RunSummary {
             node: self.identity.name.clone(),
             at: report.started_at as i64,
-            status: if report.succeeded() {
-                "success"
-            } else {
-                "failed"
-            }
-            .into(),
+            status: report.status.as_str().into(),
             resources_total: u32::try_from(report.resources_total).unwrap_or(u32::MAX),
             resources_changed: u32::try_from(report.resources_changed).unwrap_or(u32::MAX),
             resources_failed: u32::try_from(report.resources_failed).unwrap_or(u32::MAX),

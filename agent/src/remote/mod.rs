@@ -30,6 +30,11 @@ pub enum RemoteError {
     /// This node's certificate is revoked or expired: it must enroll again.
     #[error("{0}")]
     Revoked(String),
+    /// The server has no valid plan for this node (a pin no version meets,
+    /// a missing cookbook or role): converge the last good plan and report
+    /// this as the run's plan error.
+    #[error("{0}")]
+    NoPlan(String),
     #[error("{0}")]
     Other(String),
     /// The agent cannot work on this machine as set up: settings missing
@@ -46,6 +51,11 @@ impl From<tonic::Status> for RemoteError {
         } else {
             s.message().to_string()
         };
+        if s.code() == Code::FailedPrecondition
+            && s.metadata().contains_key(cm_proto::PLAN_ERROR_METADATA)
+        {
+            return RemoteError::NoPlan(msg);
+        }
         match s.code() {
             Code::Unavailable
             | Code::DeadlineExceeded

@@ -3,14 +3,14 @@
 //! digest, and only then keep the plan, so a stored plan always has its
 //! files. A run assembles its cookbooks from the cache, with no network.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use cm_model::cookbook::{Cookbook, CookbookFile, MAX_FILE_BYTES};
+use cm_model::LoadError;
+use cm_model::cookbook::{Cookbook, MAX_FILE_BYTES, check_manifest};
 use cm_model::cookbooks::CookbookSet;
-use cm_model::manifest::sha256_hex;
+use cm_model::manifest::{Manifest, ManifestEntry, sha256_hex};
 use cm_proto::v1::agent_client::AgentClient;
-use cm_proto::v1::{FetchBlobRequest, GetPlanRequest, Plan};
+use cm_proto::v1::{CookbookVersion, FetchBlobRequest, GetPlanRequest, Plan};
 use prost::Message;
 use tonic::transport::Channel;
 
@@ -109,6 +109,11 @@ pub async fn sync(channel: Channel, cache: &Cache) -> Result<(Plan, Fetched), Re
         }
         _ => return Err(RemoteError::Other("the server sent no plan".into())),
     };
+    // The same manifest rules a push meets, before a byte is fetched.
+    for c in &plan.cookbooks {
+        check_manifest(&origin(c), &manifest(c))
+            .map_err(|e| RemoteError::Refused(e.to_string()))?;
+    }
     // Even an unchanged plan is checked: a blob deleted from the cache comes back.
     for entry in plan.cookbooks.iter().flat_map(|c| &c.manifest) {
         if cache.has_blob(&entry.sha256, entry.size) {
@@ -167,29 +172,44 @@ async fn fetch_blob(
     Ok(bytes)
 }
 
+/// `name@version`, how a cookbook of a plan is named in messages.
+fn origin(c: &CookbookVersion) -> PathBuf {
+    PathBuf::from(format!("{}@{}", c.name, c.version))
+}
+
+fn manifest(c: &CookbookVersion) -> Manifest {
+    Manifest {
+        entries: c
+            .manifest
+            .iter()
+            .map(|e| ManifestEntry {
+                path: e.path.clone(),
+                sha256: e.sha256.clone(),
+                size: e.size,
+                mode: e.mode,
+            })
+            .collect(),
+    }
+}
+
 /// The plan's cookbooks, built from the cache with the same checks as a push.
 pub fn assemble(plan: &Plan, cache: &Cache) -> Result<CookbookSet, String> {
     let mut list = Vec::with_capacity(plan.cookbooks.len());
     for c in &plan.cookbooks {
-        let origin = PathBuf::from(format!("{}@{}", c.name, c.version));
-        let mut files = BTreeMap::new();
-        for entry in &c.manifest {
-            let bytes = cache.blob(&entry.sha256).ok_or_else(|| {
-                format!(
-                    "{}/{}: not in the local cache (or damaged); the next sync fetches it",
-                    origin.display(),
-                    entry.path
+        let origin = origin(c);
+        let cookbook = Cookbook::from_manifest(&origin, &manifest(c), |entry| {
+            cache.blob(&entry.sha256).ok_or_else(|| {
+                LoadError::in_file(
+                    &origin,
+                    format!(
+                        "{:?}: not in the local cache (or damaged); the next sync fetches it",
+                        entry.path
+                    ),
                 )
-            })?;
-            files.insert(
-                entry.path.clone(),
-                CookbookFile {
-                    bytes,
-                    mode: entry.mode,
-                },
-            );
-        }
-        list.push(Cookbook::from_files(&origin, files).map_err(|e| e.to_string())?);
+            })
+        })
+        .map_err(|e| e.to_string())?;
+        list.push(cookbook);
     }
     CookbookSet::new(list).map_err(|e| e.to_string())
 }
@@ -208,6 +228,41 @@ mod tests {
         assert_eq!(cache.blob(&sha).as_deref(), Some(&b"hello"[..]));
         std::fs::write(cache.blob_path(&sha), b"jello").unwrap();
         assert!(cache.blob(&sha).is_none());
+    }
+
+    #[test]
+    fn a_plan_whose_manifest_a_push_would_refuse_is_not_assembled() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::ensure_state_dir(dir.path()).unwrap();
+        let cache = Cache::new(dir.path());
+        let meta = b"name: c\nversion: 1.0.0\n";
+        let entry = |path: &str, bytes: &[u8]| {
+            cache.put_blob(&sha256_hex(bytes), bytes).unwrap();
+            cm_proto::v1::ManifestEntry {
+                path: path.into(),
+                sha256: sha256_hex(bytes),
+                size: bytes.len() as u64,
+                mode: 0o644,
+            }
+        };
+        let plan = |extra: Vec<cm_proto::v1::ManifestEntry>| Plan {
+            cookbooks: vec![CookbookVersion {
+                name: "c".into(),
+                version: "1.0.0".into(),
+                manifest: [vec![entry("metadata.yaml", meta)], extra].concat(),
+                ..Default::default()
+            }],
+            ..Plan::default()
+        };
+        assert!(assemble(&plan(vec![entry("files/a", b"x")]), &cache).is_ok());
+        // Two entries for one file: the server would have refused the push.
+        let twice = plan(vec![entry("files/a", b"x"), entry("./files/a", b"y")]);
+        let err = assemble(&twice, &cache).unwrap_err();
+        let pushed = check_manifest(Path::new("c@1.0.0"), &manifest(&twice.cookbooks[0]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, pushed);
+        assert!(err.contains("names the same file"), "{err}");
     }
 
     #[test]

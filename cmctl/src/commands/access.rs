@@ -47,7 +47,7 @@ pub async fn token_create(
         ),
         Format::Human => {
             println!("{}", t.token);
-            eprintln!("token {} expires {} UTC", t.id, output::time(t.expires_at));
+            eprintln!("token {} expires {}", t.id, output::when(t.expires_at));
         }
     }
     Ok(())

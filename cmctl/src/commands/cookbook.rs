@@ -180,7 +180,11 @@ pub async fn list(channel: Channel, name: Option<String>, format: Format) -> Res
 
 pub async fn show(channel: Channel, name: String, version: String, format: Format) -> Result<()> {
     let v = CookbooksClient::new(channel)
-        .show(CookbookId { name, version })
+        .show(CookbookId {
+            name,
+            version,
+            force: false,
+        })
         .await?
         .into_inner();
     let json = serde_json::json!({
@@ -216,7 +220,7 @@ pub async fn show(channel: Channel, name: String, version: String, format: Forma
     Ok(())
 }
 
-pub async fn delete(channel: Channel, name: String, version: String) -> Result<()> {
+pub async fn delete(channel: Channel, name: String, version: String, force: bool) -> Result<()> {
     if version.is_empty() {
         bail!("name the version to delete");
     }
@@ -224,6 +228,7 @@ pub async fn delete(channel: Channel, name: String, version: String) -> Result<(
         .delete(CookbookId {
             name: name.clone(),
             version: version.clone(),
+            force,
         })
         .await?;
     println!("deleted {name}@{version}");

@@ -17,8 +17,15 @@ pub enum Kind {
     Environment,
 }
 
-/// Validate locally (same checks as the server), then store.
-pub async fn set(channel: Channel, kind: Kind, file: &Path, format: Format) -> Result<()> {
+/// Validate locally (same checks as the server), then store; with `force`
+/// even when it leaves nodes without a plan.
+pub async fn set(
+    channel: Channel,
+    kind: Kind,
+    file: &Path,
+    force: bool,
+    format: Format,
+) -> Result<()> {
     let yaml =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let name = match kind {
@@ -29,6 +36,7 @@ pub async fn set(channel: Channel, kind: Kind, file: &Path, format: Format) -> R
     let doc = Document {
         name,
         yaml,
+        force,
         ..Default::default()
     };
     let stored = match kind {

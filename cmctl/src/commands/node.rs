@@ -14,6 +14,7 @@ fn node_json(n: &Node) -> serde_json::Value {
         "name": n.name, "environment": n.environment, "roles": n.roles, "state": n.state,
         "last_seen": n.last_seen, "plan_hash": n.plan_hash, "enrolled_at": n.enrolled_at,
         "cert_expires_at": n.cert_expires_at,
+        "plan_error": (!n.plan_error.is_empty()).then_some(&n.plan_error),
         "facts": serde_json::from_str::<serde_json::Value>(&n.facts_json).unwrap_or_default(),
         "attributes": serde_json::from_str::<serde_json::Value>(&n.attributes_json).unwrap_or_default(),
         "last_run": n.last_run.as_ref().map(|r| serde_json::json!({
@@ -23,6 +24,18 @@ fn node_json(n: &Node) -> serde_json::Value {
     })
 }
 
+/// The node's plan as the server sees it: `ok`, `-` before the first
+/// resolution, or `plan error: REASON`.
+fn plan_state(n: &Node) -> String {
+    if !n.plan_error.is_empty() {
+        format!("plan error: {}", n.plan_error)
+    } else if n.plan_hash.is_empty() {
+        "-".into()
+    } else {
+        "ok".into()
+    }
+}
+
 fn last_run(n: &Node) -> String {
     n.last_run
         .as_ref()
@@ -30,7 +43,7 @@ fn last_run(n: &Node) -> String {
             format!(
                 "{} {} ({} changed)",
                 r.status,
-                output::time(r.at),
+                output::ago(r.at),
                 r.resources_changed
             )
         })
@@ -59,8 +72,9 @@ pub async fn list(
                 n.environment.clone(),
                 n.roles.join(","),
                 n.state.clone(),
-                output::time(n.last_seen),
+                output::ago(n.last_seen),
                 last_run(n),
+                plan_state(n),
             ]
         })
         .collect();
@@ -74,6 +88,7 @@ pub async fn list(
             "STATE",
             "LAST SEEN",
             "LAST RUN",
+            "PLAN",
         ],
         rows,
         &json,
@@ -100,12 +115,12 @@ fn print_node(n: &Node, format: Format) {
             );
             println!(
                 "enrolled {}  certificate expires {}",
-                output::time(n.enrolled_at),
-                output::time(n.cert_expires_at)
+                output::when(n.enrolled_at),
+                output::when(n.cert_expires_at)
             );
             println!(
                 "last seen {}  last run {}",
-                output::time(n.last_seen),
+                output::when(n.last_seen),
                 last_run(n)
             );
             println!(
@@ -116,6 +131,9 @@ fn print_node(n: &Node, format: Format) {
                     &n.plan_hash[..12.min(n.plan_hash.len())]
                 }
             );
+            if !n.plan_error.is_empty() {
+                println!("plan error: {}", n.plan_error);
+            }
             if n.attributes_json != "{}" && !n.attributes_json.is_empty() {
                 println!("attributes {}", n.attributes_json);
             }
@@ -132,15 +150,8 @@ pub async fn show(channel: Channel, name: String, format: Format) -> Result<()> 
     Ok(())
 }
 
-pub async fn assign(
-    channel: Channel,
-    node: String,
-    role: String,
-    add: bool,
-    format: Format,
-) -> Result<()> {
+pub async fn assign(channel: Channel, req: AssignRequest, add: bool, format: Format) -> Result<()> {
     let mut c = NodesClient::new(channel);
-    let req = AssignRequest { node, role };
     let n = if add {
         c.assign(req).await?
     } else {

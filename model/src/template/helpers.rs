@@ -1,12 +1,104 @@
 //! Helpers for config files. None of them runs code or touches the system.
 //! Built in already: if, unless, each, with, lookup, raw, log, eq, ne, gt,
 //! gte, lt, lte, and, or, not, len.
+//!
+//! [`SIGNATURES`] lists every helper a template may call with its arity, so
+//! a cookbook is checked when it is pushed, not when a node renders it.
+//! Helpers that can multiply their input (`join`, `indent`, `replace`)
+//! refuse a result over [`MAX_OUTPUT_BYTES`] before building it.
 
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
     RenderErrorReason, ScopedJson, handlebars_helper,
 };
 use serde_json::Value;
+
+use super::output::MAX_OUTPUT_BYTES;
+
+/// Where a helper may stand: `{{#name}}…{{/name}}`, `{{name …}}`, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Form {
+    Block,
+    Inline,
+    Either,
+}
+
+/// What a helper takes.
+#[derive(Debug)]
+pub(super) struct Signature {
+    pub name: &'static str,
+    pub fewest: usize,
+    /// `usize::MAX`: any number.
+    pub most: usize,
+    /// The arguments, for messages: `LIST SEP`.
+    pub usage: &'static str,
+    pub form: Form,
+}
+
+const fn sig(
+    name: &'static str,
+    fewest: usize,
+    most: usize,
+    usage: &'static str,
+    form: Form,
+) -> Signature {
+    Signature {
+        name,
+        fewest,
+        most,
+        usage,
+        form,
+    }
+}
+
+/// Every helper a cm template may call: handlebars' built-ins, then ours.
+pub(super) const SIGNATURES: &[Signature] = &[
+    sig("if", 1, 1, "VALUE", Form::Block),
+    sig("unless", 1, 1, "VALUE", Form::Block),
+    sig("each", 1, 1, "LIST", Form::Block),
+    sig("with", 1, 1, "VALUE", Form::Block),
+    sig("lookup", 2, 2, "VALUE KEY", Form::Either),
+    sig("raw", 0, 0, "", Form::Block),
+    sig("log", 1, usize::MAX, "VALUE...", Form::Inline),
+    sig("eq", 2, 2, "A B", Form::Either),
+    sig("ne", 2, 2, "A B", Form::Either),
+    sig("gt", 2, 2, "A B", Form::Either),
+    sig("gte", 2, 2, "A B", Form::Either),
+    sig("lt", 2, 2, "A B", Form::Either),
+    sig("lte", 2, 2, "A B", Form::Either),
+    sig("and", 2, usize::MAX, "A B...", Form::Either),
+    sig("or", 2, usize::MAX, "A B...", Form::Either),
+    sig("not", 1, 1, "VALUE", Form::Either),
+    sig("len", 1, 1, "VALUE", Form::Inline),
+    sig("join", 2, 2, "LIST SEP", Form::Inline),
+    sig("default", 2, 2, "VALUE FALLBACK", Form::Inline),
+    sig("json", 1, 1, "VALUE", Form::Inline),
+    sig("indent", 2, 2, "N TEXT", Form::Inline),
+    sig("shell_quote", 1, 1, "VALUE", Form::Inline),
+    sig("add", 2, 2, "A B", Form::Inline),
+    sig("sub", 2, 2, "A B", Form::Inline),
+    sig("mul", 2, 2, "A B", Form::Inline),
+    sig("div", 2, 2, "A B", Form::Inline),
+    sig("mod", 2, 2, "A B", Form::Inline),
+    sig("min", 2, 2, "A B", Form::Inline),
+    sig("max", 2, 2, "A B", Form::Inline),
+    sig("upper", 1, 1, "S", Form::Inline),
+    sig("lower", 1, 1, "S", Form::Inline),
+    sig("replace", 3, 3, "S FROM TO", Form::Inline),
+];
+
+pub(super) fn signature(name: &str) -> Option<&'static Signature> {
+    SIGNATURES.iter().find(|s| s.name == name)
+}
+
+/// The error a helper returns instead of building a result past the limit.
+fn too_large(helper: &str) -> RenderError {
+    RenderErrorReason::Other(format!(
+        "{helper}: the result would be larger than {} MiB",
+        MAX_OUTPUT_BYTES >> 20
+    ))
+    .into()
+}
 
 pub(super) fn register(r: &mut Handlebars<'static>) {
     r.register_helper("join", Box::new(join));
@@ -34,10 +126,27 @@ fn text(v: &Value) -> String {
     }
 }
 
-handlebars_helper!(join: |list: array, sep: str| list.iter().map(text).collect::<Vec<_>>().join(sep));
+handlebars_helper!(join: |list: array, sep: str| {
+    let mut out = String::new();
+    for (i, item) in list.iter().enumerate() {
+        let item = text(item);
+        if out.len() + sep.len() + item.len() > MAX_OUTPUT_BYTES {
+            return Err(too_large("join"));
+        }
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(&item);
+    }
+    out
+});
 handlebars_helper!(json: |v: Json| serde_json::to_string(v).unwrap_or_default());
 handlebars_helper!(indent: |n: u64, s: str| {
     let pad = " ".repeat(n.min(1024) as usize);
+    let padded_lines = s.lines().filter(|l| !l.is_empty()).count();
+    if s.len().saturating_add(padded_lines.saturating_mul(pad.len())) > MAX_OUTPUT_BYTES {
+        return Err(too_large("indent"));
+    }
     s.lines().map(|l| if l.is_empty() { String::new() } else { format!("{pad}{l}") }).collect::<Vec<_>>().join("\n")
 });
 handlebars_helper!(shell_quote: |v: Json| quote(&text(v)));
@@ -48,7 +157,16 @@ handlebars_helper!(min: |a: i64, b: i64| a.min(b));
 handlebars_helper!(max: |a: i64, b: i64| a.max(b));
 handlebars_helper!(upper: |s: str| s.to_uppercase());
 handlebars_helper!(lower: |s: str| s.to_lowercase());
-handlebars_helper!(replace: |s: str, from: str, to: str| s.replace(from, to));
+handlebars_helper!(replace: |s: str, from: str, to: str| {
+    // An empty FROM matches between every two characters.
+    let matches = if from.is_empty() { s.chars().count() + 1 } else { s.matches(from).count() };
+    let size = (s.len() - matches.saturating_mul(from.len()).min(s.len()))
+        .saturating_add(matches.saturating_mul(to.len()));
+    if size > MAX_OUTPUT_BYTES {
+        return Err(too_large("replace"));
+    }
+    s.replace(from, to)
+});
 
 /// POSIX shell single-quoting: safe for any string, including quotes and newlines.
 pub fn quote(s: &str) -> String {

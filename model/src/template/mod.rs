@@ -4,14 +4,25 @@
 //!
 //! Templates are registered as `COOKBOOK/PATH` (`memcached/memcached.conf.hbs`)
 //! and can include each other as partials under the same name:
-//! `{{> memcached/header.hbs}}`. Partials that include each other are refused
-//! when the cookbook is loaded, because they would overflow the stack.
+//! `{{> memcached/header.hbs}}`. Every template is checked when its cookbook
+//! is loaded (cmctl, the server and the agent load cookbooks the same way):
+//! nesting at most [`MAX_DEPTH`] deep, helpers that exist called with the
+//! right number of arguments, partials that exist and do not include each
+//! other. Rendering stops with an error past [`MAX_OUTPUT_BYTES`].
 
+mod check;
+mod depth;
 mod helpers;
+mod output;
+mod partials;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use handlebars::{Context, Handlebars, RenderErrorReason};
+
+pub use depth::MAX_DEPTH;
+use output::LimitedWriter;
+pub use output::MAX_OUTPUT_BYTES;
 
 /// The registry of every loaded cookbook's templates.
 pub struct Templates {
@@ -35,6 +46,40 @@ pub struct TemplateError {
     pub message: String,
 }
 
+impl TemplateError {
+    /// A problem found by the checks, in the same words as a render error.
+    fn checked(name: Option<&str>, p: check::Problem) -> TemplateError {
+        let at = match (p.line, p.column) {
+            (Some(l), Some(c)) => format!("line {l} column {c}"),
+            (Some(l), None) => format!("line {l}"),
+            _ => String::new(),
+        };
+        let message = match (name, at.is_empty()) {
+            (Some(n), true) => format!("template {n}: {}", p.message),
+            (Some(n), false) => format!("template {n} {at}: {}", p.message),
+            (None, true) => p.message,
+            (None, false) => format!("{at}: {}", p.message),
+        };
+        TemplateError {
+            template: name.map(str::to_string),
+            line: p.line,
+            column: p.column,
+            message,
+        }
+    }
+}
+
+/// Check a `{{…}}` string of a recipe as a node would render it: nesting,
+/// helpers and their arguments.
+pub fn check_inline(text: &str) -> Result<(), TemplateError> {
+    if !text.contains("{{") {
+        return Ok(());
+    }
+    check::compile(None, text)
+        .map(drop)
+        .map_err(|p| TemplateError::checked(None, p))
+}
+
 impl Templates {
     pub fn new() -> Templates {
         let mut registry = Handlebars::new();
@@ -45,24 +90,28 @@ impl Templates {
     }
 
     /// Register one cookbook's templates (path under `templates/` → source).
-    /// Refuses syntax errors, missing partials and partial cycles.
+    /// Refuses syntax errors, nesting past [`MAX_DEPTH`] (partials
+    /// included), unknown helpers, wrong arity, missing partials and
+    /// partial cycles.
     pub fn add_cookbook(
         &mut self,
         cookbook: &str,
         sources: &BTreeMap<String, String>,
     ) -> Result<(), TemplateError> {
+        let mut shapes = BTreeMap::new();
+        let mut compiled = Vec::with_capacity(sources.len());
         for (path, text) in sources {
             let name = format!("{cookbook}/{path}");
-            self.registry
-                .register_template_string(&name, text)
-                .map_err(|e| TemplateError {
-                    template: Some(name.clone()),
-                    line: e.pos().map(|p| p.0),
-                    column: e.pos().map(|p| p.1),
-                    message: format!("template {name}: {}", e.reason()),
-                })?;
+            let (template, shape) = check::compile(Some(&name), text)
+                .map_err(|p| TemplateError::checked(Some(&name), p))?;
+            shapes.insert(name.clone(), shape);
+            compiled.push((name, template));
         }
-        check_partials(cookbook, sources, &|n| self.registry.has_template(n))
+        partials::check(cookbook, &shapes)?;
+        for (name, template) in compiled {
+            self.registry.register_template(&name, template);
+        }
+        Ok(())
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -71,9 +120,15 @@ impl Templates {
 
     /// Render a registered template.
     pub fn render(&self, name: &str, ctx: &Context) -> Result<String, TemplateError> {
-        self.registry
-            .render_with_context(name, ctx)
-            .map_err(|e| render_error(Some(name), e))
+        let mut out = LimitedWriter::new(MAX_OUTPUT_BYTES);
+        match self
+            .registry
+            .render_with_context_to_write(name, ctx, &mut out)
+        {
+            Ok(()) => Ok(out.into_string()),
+            Err(_) if out.exceeded => Err(too_large(Some(name))),
+            Err(e) => Err(render_error(Some(name), e)),
+        }
     }
 
     /// Render an inline string (a property); strings without `{{` are returned as they are.
@@ -81,9 +136,41 @@ impl Templates {
         if !text.contains("{{") {
             return Ok(text.to_string());
         }
-        self.registry
-            .render_template_with_context(text, ctx)
-            .map_err(|e| render_error(None, e))
+        // Loading checked it; the nesting is checked again because handlebars
+        // parses the text anew and its parser recurses.
+        depth::check(text, MAX_DEPTH).map_err(|e| {
+            let p = check::Problem {
+                line: Some(e.line),
+                column: Some(e.column),
+                message: e.message,
+            };
+            TemplateError::checked(None, p)
+        })?;
+        let mut out = LimitedWriter::new(MAX_OUTPUT_BYTES);
+        match self
+            .registry
+            .render_template_with_context_to_write(text, ctx, &mut out)
+        {
+            Ok(()) => Ok(out.into_string()),
+            Err(_) if out.exceeded => Err(too_large(None)),
+            Err(e) => Err(render_error(None, e)),
+        }
+    }
+}
+
+fn too_large(name: Option<&str>) -> TemplateError {
+    let what = format!(
+        "the rendered output would be larger than {} MiB",
+        MAX_OUTPUT_BYTES >> 20
+    );
+    TemplateError {
+        template: name.map(str::to_string),
+        line: None,
+        column: None,
+        message: match name {
+            Some(n) => format!("template {n}: {what}"),
+            None => what,
+        },
     }
 }
 
@@ -108,90 +195,6 @@ fn render_error(name: Option<&str>, e: handlebars::RenderError) -> TemplateError
         column: e.column_no,
         message,
     }
-}
-
-/// Partial names a template includes (`{{> name}}` and `{{#> name}}`), with their lines.
-fn partial_refs(text: &str) -> Vec<(String, usize)> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let mut rest = line;
-        while let Some(at) = rest.find("{{") {
-            rest = &rest[at + 2..];
-            let body = rest.trim_start_matches(['~', '#']).trim_start();
-            if let Some(after) = body.strip_prefix('>') {
-                let name: String = after
-                    .trim_start()
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != '}' && *c != '~')
-                    .collect();
-                if !name.is_empty() && !name.starts_with('(') {
-                    out.push((name, i + 1));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn check_partials(
-    cookbook: &str,
-    sources: &BTreeMap<String, String>,
-    exists: &dyn Fn(&str) -> bool,
-) -> Result<(), TemplateError> {
-    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (path, text) in sources {
-        let name = format!("{cookbook}/{path}");
-        for (partial, line) in partial_refs(text) {
-            if !exists(&partial) {
-                return Err(TemplateError {
-                    template: Some(name.clone()),
-                    line: Some(line),
-                    column: None,
-                    message: format!(
-                        "template {name} line {line}: partial {partial:?} does not exist (name partials COOKBOOK/FILE.hbs)"
-                    ),
-                });
-            }
-            graph.entry(name.clone()).or_default().push(partial);
-        }
-    }
-    // Depth-first search for a cycle, reporting it as a path.
-    fn visit(
-        n: &str,
-        graph: &BTreeMap<String, Vec<String>>,
-        stack: &mut Vec<String>,
-        done: &mut BTreeSet<String>,
-    ) -> Option<Vec<String>> {
-        if let Some(i) = stack.iter().position(|s| s == n) {
-            let mut cycle = stack[i..].to_vec();
-            cycle.push(n.to_string());
-            return Some(cycle);
-        }
-        if done.contains(n) {
-            return None;
-        }
-        stack.push(n.to_string());
-        for next in graph.get(n).into_iter().flatten() {
-            if let Some(c) = visit(next, graph, stack, done) {
-                return Some(c);
-            }
-        }
-        stack.pop();
-        done.insert(n.to_string());
-        None
-    }
-    let mut done = BTreeSet::new();
-    for n in graph.keys() {
-        if let Some(cycle) = visit(n, &graph, &mut Vec::new(), &mut done) {
-            return Err(TemplateError {
-                template: Some(n.clone()),
-                line: None,
-                column: None,
-                message: format!("partials include each other: {}", cycle.join(" -> ")),
-            });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -157,3 +157,153 @@ fn helper_names_do_not_shadow_namespaced_data() {
         "rj"
     );
 }
+
+/// Run `f` on a thread with a 2 MiB stack, the size tokio gives the agent's
+/// and the server's worker threads: an overflow aborts the test process.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+fn nested_ifs(n: usize) -> String {
+    format!("{}x\n{}", "{{#if a}}\n".repeat(n), "{{/if}}".repeat(n))
+}
+
+#[test]
+fn deep_nesting_is_refused_at_load_without_overflowing_the_stack() {
+    for n in [1_500, 6_000, 100_000] {
+        let err = on_small_stack(move || {
+            let src = BTreeMap::from([("deep.hbs".to_string(), nested_ifs(n))]);
+            Templates::new().add_cookbook("c", &src).unwrap_err()
+        });
+        assert_eq!(err.template.as_deref(), Some("c/deep.hbs"), "{err}");
+        assert_eq!(err.line, Some(MAX_DEPTH + 1), "{err}");
+        assert!(
+            err.message
+                .starts_with("template c/deep.hbs line 65 column 1: ")
+                && err.message.contains("at most 64"),
+            "{err}"
+        );
+    }
+    let fine = BTreeMap::from([("ok.hbs".to_string(), nested_ifs(MAX_DEPTH))]);
+    let mut t = Templates::new();
+    t.add_cookbook("c", &fine).unwrap();
+    let c = Context::wraps(json!({"a": true})).unwrap();
+    assert!(t.render("c/ok.hbs", &c).unwrap().starts_with('x'));
+}
+
+#[test]
+fn deep_sub_expressions_and_else_chains_are_refused_too() {
+    let parens = format!("{{{{x {}a{}}}}}", "(not ".repeat(5_000), ")".repeat(5_000));
+    let chain = format!("{{{{#if a}}}}{}{{{{/if}}}}", "{{else if b}}".repeat(5_000));
+    for text in [parens, chain] {
+        let err = on_small_stack(move || {
+            let src = BTreeMap::from([("t.hbs".to_string(), text)]);
+            Templates::new().add_cookbook("c", &src).unwrap_err()
+        });
+        assert!(err.message.contains("at most 64"), "{err}");
+    }
+}
+
+#[test]
+fn nesting_through_a_chain_of_partials_is_refused() {
+    // Each file alone is shallow; included one in the next they are not.
+    let chain: BTreeMap<String, String> = (0..200)
+        .map(|i| (format!("p{i}.hbs"), format!("{{{{> c/p{}.hbs}}}}", i + 1)))
+        .chain([("p200.hbs".to_string(), "end".to_string())])
+        .collect();
+    let err = on_small_stack(move || Templates::new().add_cookbook("c", &chain).unwrap_err());
+    assert!(
+        err.message.contains("with the partials it includes"),
+        "{err}"
+    );
+    let inside = BTreeMap::from([
+        (
+            "a.hbs".to_string(),
+            format!(
+                "{}{{{{> c/b.hbs}}}}{}",
+                "{{#if x}}".repeat(40),
+                "{{/if}}".repeat(40)
+            ),
+        ),
+        ("b.hbs".to_string(), nested_ifs(40)),
+    ]);
+    let err = Templates::new().add_cookbook("c", &inside).unwrap_err();
+    assert!(err.message.starts_with("template c/a.hbs: "), "{err}");
+    assert!(err.message.contains("81 deep"), "{err}");
+}
+
+#[test]
+fn helpers_are_checked_at_load() {
+    let src = BTreeMap::from([(
+        "t.hbs".to_string(),
+        "a\nb {{default attrs.x}}\n".to_string(),
+    )]);
+    let err = Templates::new().add_cookbook("c", &src).unwrap_err();
+    assert_eq!((err.line, err.column), (Some(2), Some(3)), "{err}");
+    assert!(
+        err.message
+            .contains("helper default takes 2 arguments (default VALUE FALLBACK), found 1"),
+        "{err}"
+    );
+    assert!(check_inline("{{shout attrs.x}}").is_err());
+    assert!(check_inline("{{join attrs.l \",\"}} no braces").is_ok());
+}
+
+#[test]
+fn every_helper_with_a_signature_is_registered() {
+    // A name-only `{{name}}` calls the helper when it exists; otherwise strict
+    // mode reports a missing variable.
+    let t = Templates::new();
+    let c = Context::wraps(json!({})).unwrap();
+    for sig in helpers::SIGNATURES {
+        if let Err(e) = t.render_str(&format!("{{{{{}}}}}", sig.name), &c) {
+            assert!(!e.message.contains("is not defined"), "{}: {e}", sig.name);
+        }
+    }
+}
+
+#[test]
+fn output_past_the_limit_is_an_error_naming_the_template() {
+    // 1000 x 1000 x 20 bytes: 20 MB from a small template and a small list.
+    let items: Vec<u32> = (0..1000).collect();
+    let c = Context::wraps(json!({"attrs": {"l": items}})).unwrap();
+    let text = "{{#each attrs.l}}{{#each ../attrs.l}}twenty bytes a line\n{{/each}}{{/each}}";
+    let mut t = Templates::new();
+    t.add_cookbook(
+        "c",
+        &BTreeMap::from([("big.hbs".to_string(), text.to_string())]),
+    )
+    .unwrap();
+    let err = t.render("c/big.hbs", &c).unwrap_err();
+    assert_eq!(err.template.as_deref(), Some("c/big.hbs"));
+    assert_eq!(
+        err.message,
+        "template c/big.hbs: the rendered output would be larger than 16 MiB"
+    );
+    let err = t.render_str(text, &c).unwrap_err();
+    assert!(err.message.contains("larger than 16 MiB"), "{err}");
+}
+
+#[test]
+fn helpers_refuse_results_past_the_limit() {
+    let c = Context::wraps(
+        json!({"attrs": {"s": "x".repeat(1 << 20), "l": vec!["x".repeat(1024); 20_000]}}),
+    )
+    .unwrap();
+    let t = Templates::new();
+    for text in [
+        "{{replace attrs.s \"\" attrs.s}}",
+        "{{replace attrs.s \"x\" \"0123456789012345678\"}}",
+        "{{indent 1024 (replace attrs.s \"x\" \"x\\n\")}}",
+        "{{join attrs.l \",\"}}",
+    ] {
+        let err = t.render_str(text, &c).unwrap_err();
+        assert!(err.message.contains("larger than 16 MiB"), "{text}: {err}");
+    }
+    assert_eq!(render("{{replace \"ab\" \"\" \"-\"}}").unwrap(), "-a-b-");
+}

@@ -240,13 +240,25 @@ impl Agent for AgentApi {
         let (node, _) = auth::node(&self.state, &req).await?;
         let known = req.into_inner().plan_hash;
         let rx = self.state.hub.subscribe();
-        let current = self.state.plan_for(&node).await?;
+        // A node without a valid plan still watches: it is told once (an
+        // empty hash) so that its agent runs and reports the error, and it
+        // hears of its next valid plan.
+        let (current, reason) = match self.state.plan_for(&node).await {
+            Ok(plan) => (
+                plan.hash.clone(),
+                "the plan changed while you were away".to_string(),
+            ),
+            Err(s) if crate::state::is_plan_error(&s) => {
+                (crate::state::NO_PLAN.to_string(), s.message().to_string())
+            }
+            Err(s) => return Err(s),
+        };
         // What this stream's node knows from now on (an event follows if
         // not): a recomputation here compares against it.
-        self.state.hub.note(&node, &current.hash);
-        let first = (current.hash != known).then(|| WatchEvent {
-            plan_hash: current.hash.clone(),
-            reason: "the plan changed while you were away".into(),
+        self.state.hub.note(&node, &current);
+        let first = (current != known).then(|| WatchEvent {
+            plan_hash: current.clone(),
+            reason,
         });
         let events = BroadcastStream::new(rx).filter_map(move |e| match e {
             Ok(ev) if ev.node == node => Some(Ok(WatchEvent {

@@ -1,10 +1,16 @@
 //! The Cookbooks service: two-phase push (missing blobs, upload, commit in one
 //! transaction after re-validating the whole cookbook), list, show, delete.
+//!
+//! A commit is validated with cm-model exactly as cmctl validated it before
+//! the upload and as an agent will before it compiles: the manifest rules
+//! first (before any blob is read), then every file. A delete is refused
+//! while an environment pins the version, and unless forced when it would
+//! leave nodes without a plan.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cm_model::cookbook::{Cookbook, CookbookFile, MAX_FILE_BYTES};
+use cm_model::cookbook::{Cookbook, MAX_FILE_BYTES, check_manifest};
 use cm_proto::v1::cookbooks_server::Cookbooks;
 use cm_proto::v1::{
     BlobChunk, CommitRequest, CommitResponse, CookbookId, CookbookVersion, Empty,
@@ -16,6 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
 use crate::auth;
+use crate::plan::check::PlanChange;
 use crate::state::{State, status};
 use crate::store::{Inserted, NewCookbookVersion};
 
@@ -105,9 +112,12 @@ impl Cookbooks for CookbooksApi {
         let who = auth::admin(&self.state, &req).await?;
         let r = req.into_inner();
         let manifest = convert::manifest_from_pb(&r.manifest);
+        let origin = format!("{}@{}", r.name, r.version);
+        let origin_path = std::path::Path::new(&origin);
+        check_manifest(origin_path, &manifest)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         // Re-read every blob and validate the cookbook exactly as an agent will compile it.
-        let mut files = BTreeMap::new();
-        let mut blobs_of_version = Vec::with_capacity(manifest.entries.len());
+        let mut blobs = BTreeMap::new();
         for e in &manifest.entries {
             check_digest(&e.sha256)?;
             let bytes = self.state.blobs.get(&e.sha256).await.map_err(|err| {
@@ -124,18 +134,13 @@ impl Cookbooks for CookbooksApi {
                     bytes.len()
                 )));
             }
-            blobs_of_version.push((e.sha256.clone(), bytes.clone()));
-            files.insert(
-                e.path.clone(),
-                CookbookFile {
-                    bytes: bytes.to_vec(),
-                    mode: e.mode & 0o7777,
-                },
-            );
+            blobs.insert(e.sha256.clone(), bytes);
         }
-        let origin = format!("{}@{}", r.name, r.version);
-        let cookbook = Cookbook::from_files(std::path::Path::new(&origin), files)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let cookbook = Cookbook::from_manifest(origin_path, &manifest, |e| {
+            Ok(blobs.get(&e.sha256).map(|b| b.to_vec()).unwrap_or_default())
+        })
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let blobs_of_version: Vec<_> = blobs.into_iter().collect();
         if cookbook.metadata.name != r.name || cookbook.metadata.version.to_string() != r.version {
             return Err(Status::invalid_argument(format!(
                 "metadata.yaml says {}@{}, the push says {origin}",
@@ -211,17 +216,21 @@ impl Cookbooks for CookbooksApi {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         // Checked inside the delete's transaction, so a pin set meanwhile still counts.
         let name = id.name.clone();
+        let pinned = version.clone();
         let pins = move |doc: &crate::store::Document| {
             cm_model::role::Environment::parse(std::path::Path::new(&doc.name), &doc.yaml)
-                .is_ok_and(|env| {
-                    env.cookbooks
-                        .get(&name)
-                        .is_some_and(|r| r.matches(&version))
-                })
+                .is_ok_and(|env| env.cookbooks.get(&name).is_some_and(|r| r.matches(&pinned)))
         };
+        let guard = self.state.plan_guard(
+            PlanChange::DeleteCookbook {
+                name: id.name.clone(),
+                version: version.clone(),
+            },
+            id.force,
+        );
         self.state
             .store
-            .delete_cookbook_version(&id.name, &id.version, &who, pins)
+            .delete_cookbook_version_checked(&id.name, &id.version, &who, pins, Some(guard))
             .await
             .map_err(|e| match e {
                 crate::store::StoreError::Conflict(m) => Status::failed_precondition(m),

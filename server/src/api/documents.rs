@@ -1,5 +1,7 @@
 //! The Roles and Environments services: YAML documents with revisions and
-//! history, validated with cm-model before they are stored.
+//! history, validated with cm-model before they are stored. A set that
+//! would leave nodes without a plan is refused unless forced (the plan
+//! check, `crate::plan::check`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use cm_proto::v1::{Document, DocumentList, Empty, EnvironmentView, Name};
 use tonic::{Request, Response, Status};
 
 use crate::auth;
+use crate::plan::check::PlanChange;
 use crate::state::{State, status};
 use crate::store::{DocKind, Document as DocumentRow};
 
@@ -29,23 +32,29 @@ fn to_pb(d: &DocumentRow) -> Document {
         revision: d.revision as u64,
         updated_at: d.updated_at,
         updated_by: d.updated_by.clone(),
+        force: false,
     }
 }
 
-/// Validate and store a document; the name inside the YAML is the name.
-async fn set(state: &State, kind: DocKind, who: &str, yaml: &str) -> Result<Document, Status> {
+/// Validate and store a document (the name inside the YAML is the name),
+/// unless it leaves nodes without a plan and `force` is not set.
+async fn set(state: &State, kind: DocKind, who: &str, doc: &Document) -> Result<Document, Status> {
+    let yaml = &doc.yaml;
     let file = Path::new(match kind {
         DocKind::Role => "role.yaml",
         DocKind::Environment => "environment.yaml",
     });
-    let name = match kind {
-        DocKind::Role => Role::parse(file, yaml).map(|r| r.name),
-        DocKind::Environment => Environment::parse(file, yaml).map(|e| e.name),
+    let (name, change) = match kind {
+        DocKind::Role => Role::parse(file, yaml).map(|r| (r.name.clone(), PlanChange::SetRole(r))),
+        DocKind::Environment => {
+            Environment::parse(file, yaml).map(|e| (e.name.clone(), PlanChange::SetEnvironment(e)))
+        }
     }
     .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let guard = state.plan_guard(change, doc.force);
     let saved = state
         .store
-        .put_document(kind, &name, yaml, who)
+        .put_document_checked(kind, &name, yaml, who, Some(guard))
         .await
         .map_err(status)?;
     if saved.changed {
@@ -79,7 +88,7 @@ impl Roles for RolesApi {
     async fn set(&self, req: Request<Document>) -> Result<Response<Document>, Status> {
         let who = auth::admin(&self.state, &req).await?;
         Ok(Response::new(
-            set(&self.state, DocKind::Role, &who, &req.get_ref().yaml).await?,
+            set(&self.state, DocKind::Role, &who, req.get_ref()).await?,
         ))
     }
     async fn show(&self, req: Request<Name>) -> Result<Response<Document>, Status> {
@@ -105,7 +114,7 @@ impl Environments for EnvironmentsApi {
     async fn set(&self, req: Request<Document>) -> Result<Response<Document>, Status> {
         let who = auth::admin(&self.state, &req).await?;
         Ok(Response::new(
-            set(&self.state, DocKind::Environment, &who, &req.get_ref().yaml).await?,
+            set(&self.state, DocKind::Environment, &who, req.get_ref()).await?,
         ))
     }
     async fn show(&self, req: Request<Name>) -> Result<Response<EnvironmentView>, Status> {

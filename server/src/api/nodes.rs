@@ -1,5 +1,7 @@
 //! The Nodes service: inventory, role assignment, admin-set attributes,
-//! retirement (revokes the certificate at once) and `explain`.
+//! retirement (revokes the certificate at once) and `explain`. An
+//! assignment that would leave the node without a plan is refused unless
+//! forced; attributes cannot make resolution fail and are not checked.
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use crate::auth;
+use crate::plan::check::PlanChange;
 use crate::state::{State, status};
 use crate::store::NodeRow;
 
@@ -33,6 +36,7 @@ fn to_pb(n: &NodeRow) -> Node {
         plan_hash: n.plan_hash.clone(),
         enrolled_at: n.enrolled_at,
         cert_expires_at: n.cert_expires_at,
+        plan_error: n.plan_error.clone(),
     }
 }
 
@@ -82,9 +86,10 @@ impl Nodes for NodesApi {
         let who = auth::admin(&self.state, &req).await?;
         let r = req.into_inner();
         cm_model::metadata::check_name(&r.role).map_err(Status::invalid_argument)?;
+        let guard = self.state.plan_guard(PlanChange::NodeRoles, r.force);
         self.state
             .store
-            .assign_role(&r.node, &r.role, &who)
+            .assign_role_checked(&r.node, &r.role, &who, Some(guard))
             .await
             .map_err(status)?;
         self.state
@@ -96,9 +101,10 @@ impl Nodes for NodesApi {
     async fn unassign(&self, req: Request<AssignRequest>) -> Result<Response<Node>, Status> {
         let who = auth::admin(&self.state, &req).await?;
         let r = req.into_inner();
+        let guard = self.state.plan_guard(PlanChange::NodeRoles, r.force);
         self.state
             .store
-            .unassign_role(&r.node, &r.role, &who)
+            .unassign_role_checked(&r.node, &r.role, &who, Some(guard))
             .await
             .map_err(status)?;
         self.state

@@ -16,6 +16,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+pub mod check;
+
 /// One pushed cookbook version, as plans need it.
 #[derive(Debug, Clone)]
 pub struct CatalogEntry {
@@ -105,6 +107,19 @@ pub enum PlanError {
         node: String,
         source: solver::SolveError,
     },
+}
+
+impl PlanError {
+    /// Why, without the node's name: the same for every node of its
+    /// environment and roles.
+    pub fn reason(&self) -> String {
+        match self {
+            PlanError::MissingRole { role, .. } => {
+                format!("role {role} does not exist (cmctl role set)")
+            }
+            PlanError::Versions { source, .. } => source.to_string(),
+        }
+    }
 }
 
 /// Resolve the plan of one node.

@@ -8,9 +8,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use cm_model::manifest::Manifest;
 use serde_json::json;
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::plan_guard::{self, PlanGuard, Scope};
 use super::{Document, Result, Store, StoreError, audit, from_json, to_json, unix_now};
 
 /// A cookbook version as pushed.
@@ -120,6 +122,13 @@ fn normalize(new: &NewCookbookVersion) -> Result<(String, Manifest)> {
         )));
     }
     Ok((version.to_string(), manifest))
+}
+
+/// Every stored version, on the caller's connection (so a transaction sees
+/// its own view), in no particular order.
+pub(crate) async fn list(conn: &mut AnyConnection) -> Result<Vec<CookbookVersionRow>> {
+    let rows = sqlx::query(select_versions!()).fetch_all(conn).await?;
+    rows.iter().map(row_to_version).collect()
 }
 
 /// The audit view of a version: its identity and what it contains, not every
@@ -255,8 +264,28 @@ impl Store {
         who: &str,
         pins: impl Fn(&Document) -> bool,
     ) -> Result<()> {
+        self.delete_cookbook_version_checked(name, version, who, pins, None)
+            .await
+    }
+
+    /// [`Store::delete_cookbook_version`], with `guard` run inside the
+    /// delete's transaction after the pin check: a delete that would leave
+    /// nodes without a plan (an unpinned node whose only fitting version
+    /// this is) is [`StoreError::BreaksPlans`] unless forced.
+    pub async fn delete_cookbook_version_checked(
+        &self,
+        name: &str,
+        version: &str,
+        who: &str,
+        pins: impl Fn(&Document) -> bool,
+        guard: Option<PlanGuard<'_>>,
+    ) -> Result<()> {
         let existing = self.cookbook_version(name, version).await?;
+        let now = unix_now();
         let mut tx = self.write_tx().await?;
+        if guard.is_some() {
+            plan_guard::lock_plans(&mut tx, self.engine).await?;
+        }
         sqlx::query("UPDATE documents SET revision = revision WHERE kind = 'environment'")
             .execute(&mut *tx)
             .await?;
@@ -273,6 +302,10 @@ impl Store {
                 pinned_by.join(", ")
             )));
         }
+        if let Some(guard) = guard {
+            let what = format!("cookbook.delete {name} {}", existing.version);
+            plan_guard::check(&mut tx, guard, Scope::Fleet, who, &what, now).await?;
+        }
         let done = sqlx::query("DELETE FROM cookbook_versions WHERE name = $1 AND version = $2")
             .bind(name)
             .bind(&existing.version)
@@ -285,7 +318,7 @@ impl Store {
         }
         audit::record(
             &mut tx,
-            unix_now(),
+            now,
             who,
             format!("cookbook.delete {name} {}", existing.version),
             Some(audit_view(

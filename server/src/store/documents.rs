@@ -7,6 +7,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::plan_guard::{self, PlanGuard, Scope};
 use super::{Result, Saved, Store, StoreError, audit, unix_now};
 
 /// Which kind of document.
@@ -86,11 +87,30 @@ impl Store {
         yaml: &str,
         who: &str,
     ) -> Result<Saved<Document>> {
+        self.put_document_checked(kind, name, yaml, who, None).await
+    }
+
+    /// [`Store::put_document`], with `guard` run first inside the change's
+    /// transaction: a change that would leave nodes without a plan is
+    /// [`StoreError::BreaksPlans`] unless forced.
+    pub async fn put_document_checked(
+        &self,
+        kind: DocKind,
+        name: &str,
+        yaml: &str,
+        who: &str,
+        guard: Option<PlanGuard<'_>>,
+    ) -> Result<Saved<Document>> {
         if name.is_empty() {
             return Err(StoreError::Invalid(format!("a {kind} needs a name")));
         }
         let now = unix_now();
         let mut tx = self.write_tx().await?;
+        if let Some(guard) = guard {
+            plan_guard::lock_plans(&mut tx, self.engine).await?;
+            let what = format!("{kind}.set {name}");
+            plan_guard::check(&mut tx, guard, Scope::Fleet, who, &what, now).await?;
+        }
         // One statement decides, atomically on both engines, whether this is
         // a change and which revision it gets.
         let written = sqlx::query(

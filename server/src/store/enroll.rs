@@ -194,8 +194,8 @@ async fn refusal(conn: &mut AnyConnection, token_hash: &str, now: i64) -> Result
         format!("enrollment token {id} was revoked")
     } else if expires_at <= now {
         format!(
-            "enrollment token {id} expired {} seconds ago",
-            now - expires_at
+            "enrollment token {id} expired {}",
+            cm_model::time::utc_and_relative(expires_at, now)
         )
     } else if uses_left <= 0 {
         format!("enrollment token {id} is used up")

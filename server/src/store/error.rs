@@ -22,6 +22,11 @@ pub enum StoreError {
     /// up, each with its own message (`PERMISSION_DENIED`).
     #[error("{0}")]
     Denied(String),
+    /// A change would leave nodes that have a plan without one; refused
+    /// unless forced (`FAILED_PRECONDITION`). The message names the nodes
+    /// and the reason.
+    #[error(transparent)]
+    BreaksPlans(#[from] super::plan_guard::BreaksPlans),
     /// The database failed or could not be reached (`UNAVAILABLE` or
     /// `INTERNAL`).
     #[error("database error: {0}")]

@@ -31,6 +31,7 @@ mod documents;
 mod enroll;
 mod error;
 mod nodes;
+mod plan_guard;
 mod runs;
 mod secrets;
 mod settings;
@@ -53,6 +54,9 @@ pub use documents::{DocKind, Document};
 pub use enroll::{EnrolledNode, NodeEnrollment, validate_node_name};
 pub use error::{Result, StoreError};
 pub use nodes::{NodeRow, NodeState};
+pub use plan_guard::{
+    BreaksPlans, BrokenGroup, BrokenNodes, NAMED_NODES, NodeGroup, PlanCheck, PlanGuard, PlanRows,
+};
 pub use runs::RunRow;
 pub use secrets::SecretRow;
 pub use tokens::{NewToken, TokenRow};
@@ -84,6 +88,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "cluster_settings",
         include_str!("../../migrations/sqlite/0002_cluster_settings.sql"),
     ),
+    (
+        3,
+        "plan_checks",
+        include_str!("../../migrations/sqlite/0003_plan_checks.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -95,6 +104,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "cluster_settings",
         include_str!("../../migrations/postgres/0002_cluster_settings.sql"),
+    ),
+    (
+        3,
+        "plan_checks",
+        include_str!("../../migrations/postgres/0003_plan_checks.sql"),
     ),
 ];
 

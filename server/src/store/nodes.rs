@@ -10,6 +10,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::plan_guard::{self, PlanGuard, Scope};
 use super::{
     Result, RunRow, Saved, Store, StoreError, audit, certs, from_json, lock_row, to_json, unix_now,
 };
@@ -72,6 +73,9 @@ pub struct NodeRow {
     pub last_run: Option<RunRow>,
     /// The hash of the plan the node last fetched; empty before the first.
     pub plan_hash: String,
+    /// Why the server has no valid plan for the node, as its last
+    /// resolution found; empty when it has one.
+    pub plan_error: String,
 }
 
 impl NodeRow {
@@ -86,8 +90,8 @@ macro_rules! select_nodes {
     ($($tail:literal)?) => {
         concat!(
             "SELECT name, environment, roles_json, attributes_json, facts_json, state, \
-             cert_serial, cert_expires_at, enrolled_at, last_seen, last_run_json, plan_hash \
-             FROM nodes"
+             cert_serial, cert_expires_at, enrolled_at, last_seen, last_run_json, plan_hash, \
+             plan_error FROM nodes"
             $(, " ", $tail)?
         )
     };
@@ -116,6 +120,7 @@ pub(crate) fn node_from_row(row: &AnyRow) -> Result<NodeRow> {
         enrolled_at: row.try_get("enrolled_at")?,
         last_seen: row.try_get("last_seen")?,
         plan_hash: row.try_get("plan_hash")?,
+        plan_error: row.try_get("plan_error")?,
         name,
     })
 }
@@ -262,11 +267,23 @@ impl Store {
     /// Give a node a role (appended: the run list follows role order).
     /// Unchanged when it already has it.
     pub async fn assign_role(&self, node: &str, role: &str, who: &str) -> Result<Saved<NodeRow>> {
+        self.assign_role_checked(node, role, who, None).await
+    }
+
+    /// [`Store::assign_role`], refused (unless forced) when the node has a
+    /// plan now and would have none with the role (see `plan_guard`).
+    pub async fn assign_role_checked(
+        &self,
+        node: &str,
+        role: &str,
+        who: &str,
+        guard: Option<PlanGuard<'_>>,
+    ) -> Result<Saved<NodeRow>> {
         if role.is_empty() {
             return Err(StoreError::Invalid("the role name is empty".into()));
         }
         let what = format!("node.assign {node} {role}");
-        self.change_node(node, who, what, |node| {
+        self.change_node(node, who, what, guard, |node| {
             if node.has_role(role) {
                 return Ok(None);
             }
@@ -279,8 +296,20 @@ impl Store {
 
     /// Take a role from a node. Unchanged when it did not have it.
     pub async fn unassign_role(&self, node: &str, role: &str, who: &str) -> Result<Saved<NodeRow>> {
+        self.unassign_role_checked(node, role, who, None).await
+    }
+
+    /// [`Store::unassign_role`], refused (unless forced) when the node has
+    /// a plan now and would have none without the role.
+    pub async fn unassign_role_checked(
+        &self,
+        node: &str,
+        role: &str,
+        who: &str,
+        guard: Option<PlanGuard<'_>>,
+    ) -> Result<Saved<NodeRow>> {
         let what = format!("node.unassign {node} {role}");
-        self.change_node(node, who, what, |node| {
+        self.change_node(node, who, what, guard, |node| {
             if !node.has_role(role) {
                 return Ok(None);
             }
@@ -305,7 +334,7 @@ impl Store {
             StoreError::Invalid(format!("the value for {key} is not valid JSON: {e}"))
         })?;
         let what = format!("node.set_attribute {name} {key}");
-        self.change_node(name, who, what, |node| {
+        self.change_node(name, who, what, None, |node| {
             let before = get_path(&node.attributes, key).cloned();
             if before.as_ref() == Some(&value) {
                 return Ok(None);
@@ -326,7 +355,7 @@ impl Store {
         who: &str,
     ) -> Result<Saved<NodeRow>> {
         let what = format!("node.unset_attribute {name} {key}");
-        self.change_node(name, who, what, |node| {
+        self.change_node(name, who, what, None, |node| {
             let before = get_path(&node.attributes, key).cloned();
             if !unset_path(&mut node.attributes, key) {
                 return Ok(None);
@@ -337,19 +366,26 @@ impl Store {
     }
 
     /// An admin change to a node's roles or attributes: lock the node,
-    /// refuse a retired one, apply `change`, write, audit, commit. `change`
-    /// returns the audit's before and after, or `None` when it changed
-    /// nothing (then nothing is written).
+    /// refuse a retired one, apply `change`, check its plan (with a
+    /// `guard`), write, audit, commit. `change` returns the audit's before
+    /// and after, or `None` when it changed nothing (then nothing is
+    /// written).
     async fn change_node(
         &self,
         name: &str,
         who: &str,
         what: String,
+        guard: Option<PlanGuard<'_>>,
         change: impl FnOnce(&mut NodeRow) -> Result<Option<(Option<Value>, Option<Value>)>>,
     ) -> Result<Saved<NodeRow>> {
+        let now = unix_now();
         let mut tx = self.write_tx().await?;
+        if guard.is_some() {
+            plan_guard::lock_plans(&mut tx, self.engine).await?;
+        }
         let mut node = fetch_locked(&mut tx, name).await?;
         refuse_retired(&node, &what)?;
+        let roles_before = node.roles.clone();
         let Some((before, after)) = change(&mut node)? else {
             tx.rollback().await?;
             return Ok(Saved {
@@ -357,13 +393,22 @@ impl Store {
                 changed: false,
             });
         };
+        if let Some(guard) = guard {
+            let scope = Scope::Node {
+                name,
+                environment: &node.environment,
+                before: &roles_before,
+                after: &node.roles,
+            };
+            plan_guard::check(&mut tx, guard, scope, who, &what, now).await?;
+        }
         sqlx::query("UPDATE nodes SET roles_json = $1, attributes_json = $2 WHERE name = $3")
             .bind(to_json(&node.roles))
             .bind(to_json(&node.attributes))
             .bind(name)
             .execute(&mut *tx)
             .await?;
-        audit::record(&mut tx, unix_now(), who, what, before, after).await?;
+        audit::record(&mut tx, now, who, what, before, after).await?;
         tx.commit().await?;
         Ok(Saved {
             value: node,
@@ -448,14 +493,29 @@ impl Store {
         .await
     }
 
-    /// Record many plan hashes, a few hundred rows per transaction. A node
-    /// retired or deleted meanwhile is skipped, not an error.
+    /// Record many plan hashes (node, hash), a few hundred rows per
+    /// transaction. A node retired or deleted meanwhile is skipped, not an
+    /// error.
     pub async fn set_plan_hashes(&self, hashes: &[(String, String)]) -> Result<()> {
-        for chunk in hashes.chunks(500) {
+        self.set_columns("UPDATE nodes SET plan_hash = $1 WHERE name = $2", hashes)
+            .await
+    }
+
+    /// Record why nodes have no valid plan (node, reason), or that they have
+    /// one again (an empty reason), as [`Store::set_plan_hashes`] does.
+    pub async fn set_plan_errors(&self, errors: &[(String, String)]) -> Result<()> {
+        self.set_columns("UPDATE nodes SET plan_error = $1 WHERE name = $2", errors)
+            .await
+    }
+
+    /// Run `sql`, an `UPDATE nodes SET column = $1 WHERE name = $2`, for
+    /// each (name, value), a few hundred rows per transaction.
+    async fn set_columns(&self, sql: &'static str, values: &[(String, String)]) -> Result<()> {
+        for chunk in values.chunks(500) {
             let mut tx = self.write_tx().await?;
-            for (name, hash) in chunk {
-                sqlx::query("UPDATE nodes SET plan_hash = $1 WHERE name = $2")
-                    .bind(hash)
+            for (name, value) in chunk {
+                sqlx::query(sql)
+                    .bind(value)
                     .bind(name)
                     .execute(&mut *tx)
                     .await?;

@@ -86,7 +86,9 @@ pub enum Command {
     /// Enroll if needed, sync the plan from the server, converge it, report.
     ///
     /// Exit status: 0 converged, 1 the run failed, 2 bad settings,
-    /// 3 enrollment refused, 4 certificate revoked or expired.
+    /// 3 enrollment refused, 4 certificate revoked or expired, 5 converged
+    /// the last good plan because the server has no valid plan for this
+    /// node (plan error; the report's status is `warning`).
     Run {
         /// One run, then exit (the only mode: `daemon` keeps converging).
         #[arg(long, required = true)]

@@ -9,6 +9,7 @@ use cm_agent::config::Config;
 use cm_agent::lock::RunLock;
 use cm_agent::node::{Fatal, Node, RunOptions, gather_facts};
 use cm_agent::{output, signals};
+use cm_model::report::RunStatus;
 
 use crate::cli::Format;
 use crate::fatal;
@@ -50,6 +51,12 @@ pub async fn run_once(config: Config, opts: RunOptions, format: Format) -> ExitC
                 "(server unreachable: converged the cached plan)"
             ));
         }
+        if let Some(e) = &outcome.report.plan_error {
+            println!("plan error: {e}");
+            if outcome.plan_hash.is_some() {
+                println!("(converged the last good plan)");
+            }
+        }
         output::summary(&mut std::io::stdout(), &outcome.report);
     } else {
         let json = serde_json::json!({
@@ -66,12 +73,17 @@ pub async fn run_once(config: Config, opts: RunOptions, format: Format) -> ExitC
             serde_json::to_string_pretty(&json).unwrap_or_default()
         ));
     }
-    if outcome.report.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    match outcome.report.status {
+        RunStatus::Success => ExitCode::SUCCESS,
+        RunStatus::Failed => ExitCode::FAILURE,
+        RunStatus::Warning => ExitCode::from(WARNING),
     }
 }
+
+/// `run --once`'s exit status when it converged the last good plan because
+/// the server has no valid plan for the node: not a failure (everything
+/// converged), not plain success either (docs/agent.md).
+const WARNING: u8 = 5;
 
 pub fn run_apply(run: &LocalRun, format: Format, lock_path: PathBuf, lock_wait: u64) -> ExitCode {
     signals::install();
