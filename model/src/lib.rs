@@ -22,6 +22,8 @@ pub mod secrets;
 pub mod server_url;
 pub mod solver;
 pub mod template;
+#[doc(hidden)]
+pub mod testing;
 pub mod time;
 pub mod yaml;
 

@@ -9,24 +9,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 pub mod agent;
 
-/// Whether CI runs the tests: `CI` set to anything but empty, `false` or `0`
-/// (`.ci/run` sets it). There every prerequisite is present, so none may skip.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "false" | "0"))
-}
-
-/// `present`, or else the test returns early and says so on stderr, or fails
-/// under CI. `missing` says what is missing and how to get it.
-pub fn require(present: bool, missing: &str) -> bool {
-    assert!(
-        present || !in_ci(),
-        "{missing} (CI is set: a test may not skip)"
-    );
-    if !present {
-        eprintln!("skipped: {missing}");
-    }
-    present
-}
+/// What a test does when something it needs is missing (docs/decisions.md,
+/// "A test never skips in CI").
+pub use cm_model::testing::{in_ci, require};
 
 /// The repository root (cookbooks/, roles/, environments/).
 pub fn repo() -> PathBuf {

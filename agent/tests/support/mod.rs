@@ -12,32 +12,7 @@ use cm_agent::apply::{LocalRun, apply};
 use cm_model::report::RunReport;
 use cm_model::runlist::parse_run_list;
 
-/// Whether CI runs the tests: `CI` set to anything but empty, `false` or `0`
-/// (`.ci/run` sets it). There every prerequisite is present, so none may skip.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "false" | "0"))
-}
-
-/// `present`, or else the test returns early: it says so on stderr (and in
-/// the file `CM_TEST_SKIPPED` names, which tests/cluster/providers.sh reads),
-/// or fails under CI. `missing` says what is missing and how to get it.
-pub fn require(present: bool, missing: &str) -> bool {
-    if present {
-        return true;
-    }
-    assert!(!in_ci(), "{missing} (CI is set: a test may not skip)");
-    eprintln!("skipped: {missing}");
-    if let Ok(log) = std::env::var("CM_TEST_SKIPPED") {
-        let test = std::thread::current().name().unwrap_or("?").to_string();
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap_or_else(|e| panic!("{log}: {e}"));
-        std::io::Write::write_all(&mut file, format!("{test}\t{missing}\n").as_bytes()).unwrap();
-    }
-    false
-}
+pub use cm_model::testing::require;
 
 /// [`require`] root.
 pub fn require_root(what: &str) -> bool {

@@ -10,24 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use cm_server::blobs::S3Options;
 use sqlx::{AssertSqlSafe, Connection};
 
-/// Whether CI runs the tests: `CI` set to anything but empty, `false` or `0`
-/// (`.ci/run` sets it). There every service is started, so none may skip.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.as_str(), "" | "false" | "0"))
-}
-
-/// `present`, or else the test returns early and says so on stderr, or fails
-/// under CI. `missing` says what is missing and how to get it.
-pub fn require(present: bool, missing: &str) -> bool {
-    assert!(
-        present || !in_ci(),
-        "{missing} (CI is set: a test may not skip)"
-    );
-    if !present {
-        eprintln!("skipped: {missing}");
-    }
-    present
-}
+pub use cm_model::testing::require;
 
 /// The variable `name` that `script` exports, or None when the test is to do nothing.
 fn required_var(name: &str, script: &str) -> Option<String> {
