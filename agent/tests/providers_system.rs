@@ -390,16 +390,22 @@ fn start_links(name: &str) -> usize {
         .count()
 }
 
-/// Waits for memcached to reach the given state (its start forks and returns).
+/// Waits for memcached to reach the given state (its start forks and returns);
+/// not within a minute is a failure (a hang), never a measurement.
 fn wait_running(want: bool) -> Vec<u32> {
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
         let pids = memcached_pids();
         if pids.is_empty() != want {
             return pids;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "memcached did not {} within 60 s: pids {pids:?}",
+            if want { "start" } else { "stop" }
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    panic!("memcached did not {}", if want { "start" } else { "stop" });
 }
 
 #[test]
