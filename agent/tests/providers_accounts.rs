@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use support::system::{Cleanup, as_root, converge, resource, sh, why_run};
+use support::system::{Cleanup, converge, resource, sh, why_run};
 
 fn user(name: &str) -> Option<nix::unistd::User> {
     nix::unistd::User::from_name(name).unwrap()
@@ -35,7 +35,7 @@ fn free_gid(from: u32) -> u32 {
 
 #[test]
 fn user_is_created_then_unchanged_then_repaired_then_removed() {
-    if !as_root("managing accounts") {
+    if !support::require_root("managing accounts") {
         return;
     }
     let name = format!("cmtu{}", std::process::id());
@@ -97,7 +97,7 @@ fn user_is_created_then_unchanged_then_repaired_then_removed() {
 
 #[test]
 fn group_members_are_appended_or_made_exact_and_drift_is_repaired() {
-    if !as_root("managing groups") {
+    if !support::require_root("managing groups") {
         return;
     }
     let pid = std::process::id();

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::json;
-use support::system::{Cleanup, as_root, converge, converge_cx, resource};
+use support::system::{Cleanup, converge, converge_cx, resource};
 
 const KEY: &str =
     "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZtest\n-----END PGP PUBLIC KEY BLOCK-----\n";
@@ -34,7 +34,7 @@ fn repo_cleanup(name: &str) -> Cleanup {
 
 #[test]
 fn apt_repository_writes_a_source_apt_reads_then_removes_it() {
-    if !as_root("writing /etc/apt") {
+    if !support::require_root("writing /etc/apt") {
         return;
     }
     let name = format!("cm-test-{}", std::process::id());
@@ -102,7 +102,7 @@ fn apt_repository_writes_a_source_apt_reads_then_removes_it() {
 
 #[test]
 fn apt_repository_key_source_comes_from_the_cookbook_files() {
-    if !as_root("writing /etc/apt") {
+    if !support::require_root("writing /etc/apt") {
         return;
     }
     let name = format!("cm-test-ks-{}", std::process::id());

@@ -41,6 +41,8 @@ pub enum RemoteFileError {
     Read { url: String, source: std::io::Error },
     #[error("GET {url}: larger than {} MiB", MAX_BYTES >> 20)]
     TooLarge { url: String },
+    #[error("GET {url}: {length} bytes, over the {} MiB limit", MAX_BYTES >> 20)]
+    DeclaredTooLarge { url: String, length: u64 },
     #[error("GET {url}: sha256 is {got}, expected {expected}; not written")]
     Digest {
         url: String,
@@ -68,6 +70,15 @@ impl RemoteFile {
             return Err(RemoteFileError::Status {
                 url: url.clone(),
                 status: resp.status(),
+            });
+        }
+        // Refused before a byte of the body is read, rather than after a gigabyte.
+        if let Some(length) = resp.content_length()
+            && length > MAX_BYTES
+        {
+            return Err(RemoteFileError::DeclaredTooLarge {
+                url: url.clone(),
+                length,
             });
         }
         let mut body = Vec::new();

@@ -9,15 +9,6 @@ use cm_agent::engine::CompiledResource;
 use cm_agent::resources::{Cx, Outcome};
 use serde_json::Value;
 
-/// True as root; otherwise says why the test does nothing.
-pub fn as_root(what: &str) -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        eprintln!("skipped: {what} needs root (CI runs as root)");
-    }
-    root
-}
-
 pub fn resource(kind: &str, properties: Value) -> CompiledResource {
     CompiledResource::bare(
         cm_model::resources::lookup(kind).unwrap(),
