@@ -8,6 +8,8 @@ pub mod cookbook;
 pub mod cookbooks;
 pub mod credential;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manifest;
 pub mod metadata;
 pub mod paths;
@@ -20,6 +22,8 @@ pub mod secrets;
 pub mod server_url;
 pub mod solver;
 pub mod template;
+#[doc(hidden)]
+pub mod testing;
 pub mod time;
 pub mod yaml;
 
