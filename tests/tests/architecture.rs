@@ -1,7 +1,8 @@
 //! The crate direction docs/architecture.md describes, checked from
-//! `cargo metadata`: cm-model and cm-proto at the bottom, the agent, the
-//! server and cmctl over them and never over each other, and only the
-//! test and bench crates above everything.
+//! `cargo metadata`: cm-model at the bottom, cm-proto over it (the wire
+//! types and their conversions from the model's), the agent, the server
+//! and cmctl over both and never over each other, and only the test and
+//! bench crates above everything.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// normal, dev or build).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("cm-model", &[]),
-    ("cm-proto", &[]),
+    ("cm-proto", &["cm-model"]),
     ("cm-agent", &["cm-model", "cm-proto"]),
     ("cm-server", &["cm-model", "cm-proto"]),
     ("cmctl", &["cm-model", "cm-proto"]),

@@ -112,7 +112,7 @@ impl Cookbooks for CookbooksApi {
     ) -> Result<Response<CommitResponse>, Status> {
         let who = auth::admin(&self.state, &req).await?;
         let r = req.into_inner();
-        let manifest = convert::manifest_from_pb(&r.manifest);
+        let manifest = cm_proto::convert::manifest_from_wire(&r.manifest);
         let origin = format!("{}@{}", r.name, r.version);
         let origin_path = std::path::Path::new(&origin);
         check_manifest(origin_path, &manifest)
