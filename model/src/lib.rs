@@ -1,7 +1,9 @@
 //! cm-model: the cookbook format and everything the server, cmctl and the agent
 //! must agree on: loading and validating cookbooks, resource specs, attribute
-//! precedence, templates, `when` conditions, content manifests and run reports.
+//! precedence, templates, `when` conditions, content manifests and run reports,
+//! and the one way the programs write a file atomically ([`atomic_file`]).
 
+pub mod atomic_file;
 pub mod attributes;
 pub mod condition;
 pub mod cookbook;

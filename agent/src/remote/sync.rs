@@ -53,7 +53,7 @@ impl Cache {
     }
 
     fn put_blob(&self, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
-        crate::fsutil::write_private(&self.blob_path(sha256), bytes)
+        cm_model::atomic_file::write(&self.blob_path(sha256), bytes, 0o600)
     }
 
     pub fn plan(&self) -> Option<Plan> {
@@ -62,7 +62,7 @@ impl Cache {
     }
 
     fn save_plan(&self, plan: &Plan) -> std::io::Result<()> {
-        crate::fsutil::write_private(&self.dir.join("plan.pb"), &plan.encode_to_vec())
+        cm_model::atomic_file::write(&self.dir.join("plan.pb"), &plan.encode_to_vec(), 0o600)
     }
 
     /// When the server last confirmed the cached plan (unix seconds).
@@ -71,7 +71,11 @@ impl Cache {
     }
 
     fn set_checked(&self, at: i64) -> std::io::Result<()> {
-        crate::fsutil::write_private(&self.dir.join("plan.checked"), at.to_string().as_bytes())
+        cm_model::atomic_file::write(
+            &self.dir.join("plan.checked"),
+            at.to_string().as_bytes(),
+            0o600,
+        )
     }
 
     /// The hash of the plan last converged successfully.
@@ -82,7 +86,7 @@ impl Cache {
     }
 
     pub fn set_converged(&self, hash: &str) -> std::io::Result<()> {
-        crate::fsutil::write_private(&self.dir.join("converged"), hash.as_bytes())
+        cm_model::atomic_file::write(&self.dir.join("converged"), hash.as_bytes(), 0o600)
     }
 }
 
