@@ -246,8 +246,8 @@ fn rust_sources(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// gRPC statuses are what clients see and agents act on, so they are made
 /// in one place: the server's API (`server/src/api/`, from typed errors in
 /// `api/status.rs`). The wire layer (`server/src/wire/`) is the other:
-/// it answers before any service runs (a revoked certificate, a server
-/// too busy for another handshake).
+/// it answers before any service runs (a call without a client
+/// certificate outside Enroll, a server too busy for another handshake).
 #[test]
 fn grpc_statuses_are_made_only_in_the_api_and_the_wire() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src");
