@@ -2,6 +2,10 @@
 //! must agree on: loading and validating cookbooks, resource specs, attribute
 //! precedence, templates, `when` conditions, content manifests and run reports.
 
+// A failure is an error the caller can act on, never a panic; tests may
+// unwrap (docs/decisions.md, "Lints").
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod attributes;
 pub mod condition;
 pub mod cookbook;

@@ -1,5 +1,8 @@
 //! cm's API, package `cm.v1`: generated from cm.proto, nothing else lives here.
 
+// A failure is an error the caller can act on, never a panic; tests may
+// unwrap (docs/decisions.md, "Lints").
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![allow(clippy::all, clippy::pedantic)]
 
 pub mod v1 {

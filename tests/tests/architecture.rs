@@ -93,3 +93,52 @@ fn the_model_knows_no_wire_or_runtime() {
         .collect();
     assert!(bad.is_empty(), "cm-model depends on {bad:?}");
 }
+
+/// Every `.rs` file of the workspace (not target/, not fuzz's build dir).
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy();
+        if path.is_dir() {
+            if !name.starts_with('.') && name != "target" {
+                rust_files(&path, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_allowed_unsafe_is_listed_in_the_decisions() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let decisions = std::fs::read_to_string(root.join("docs/decisions.md")).unwrap();
+    let table = decisions
+        .split("## Where `unsafe` is allowed")
+        .nth(1)
+        .expect("docs/decisions.md has a section 'Where `unsafe` is allowed'");
+    let mut files = Vec::new();
+    rust_files(root, &mut files);
+    let mut unlisted = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        // Spelled in two halves so this file does not match itself.
+        if text.contains(concat!("allow(", "unsafe_code)")) {
+            let relative = file
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if !table.contains(&format!("`{relative}`")) {
+                unlisted.push(relative);
+            }
+        }
+    }
+    assert!(files.len() > 100, "found only {} .rs files", files.len());
+    assert!(
+        unlisted.is_empty(),
+        "unsafe allowed in files docs/decisions.md does not list: {unlisted:?}"
+    );
+}
