@@ -259,7 +259,6 @@ fn check_path(what: &str, path: &Path) -> Result<(), String> {
 /// Start `cm-agent daemon` in its own session, logging to a file, so the
 /// caller (cloud-init's final stage) can finish.
 fn detach(config_file: &Path) -> Result<Started, String> {
-    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let log = PathBuf::from(DETACHED_LOG);
     let open = || {
@@ -276,6 +275,21 @@ fn detach(config_file: &Path) -> Result<Started, String> {
         .stdin(Stdio::null())
         .stdout(open()?)
         .stderr(open()?);
+    new_session_before_exec(&mut cmd);
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    Ok(Started::Detached {
+        pid: child.id(),
+        log,
+    })
+}
+
+/// The daemon leaves the caller's session, so it outlives the shell that ran
+/// `cm-agent start`.
+#[allow(unsafe_code)] // listed in docs/decisions.md, "Where `unsafe` is allowed"
+fn new_session_before_exec(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
     // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -284,13 +298,6 @@ fn detach(config_file: &Path) -> Result<Started, String> {
                 .map_err(std::io::Error::from)
         });
     }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start the daemon: {e}"))?;
-    Ok(Started::Detached {
-        pid: child.id(),
-        log,
-    })
 }
 
 #[cfg(test)]

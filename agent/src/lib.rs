@@ -1,5 +1,9 @@
 //! cm-agent: gathers facts, compiles cookbooks into resources and converges them.
 
+// A failure is an error the caller can act on, never a panic; tests may
+// unwrap (docs/decisions.md, "Lints").
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod apply;
 pub mod boot;
 pub mod command;

@@ -21,6 +21,7 @@ pub fn install() {
     );
     for sig in [Signal::SIGTERM, Signal::SIGINT] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        #[allow(unsafe_code)] // listed in docs/decisions.md, "Where `unsafe` is allowed"
         let _ = unsafe { sigaction(sig, &action) };
     }
 }

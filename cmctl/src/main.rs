@@ -1,5 +1,9 @@
 //! cmctl: the admin CLI. Exit status 0 ok, 1 error, 2 usage.
 
+// A failure is an error the caller can act on, never a panic; tests may
+// unwrap (docs/decisions.md, "Lints").
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 mod cli;
 mod client;
 mod commands;

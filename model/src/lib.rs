@@ -3,6 +3,10 @@
 //! precedence, templates, `when` conditions, content manifests and run reports,
 //! and the one way the programs write a file atomically ([`atomic_file`]).
 
+// A failure is an error the caller can act on, never a panic; tests may
+// unwrap (docs/decisions.md, "Lints").
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod atomic_file;
 pub mod attributes;
 pub mod condition;

@@ -2,6 +2,10 @@
 //! the metadata keys both ends read, and the conversions between cm-model's
 //! types and the wire's ([`convert`]).
 
+// A failure is an error the caller can act on, never a panic; tests may
+// unwrap (docs/decisions.md, "Lints").
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 #[allow(clippy::all, clippy::pedantic)]
 pub mod v1 {
     tonic::include_proto!("cm.v1");

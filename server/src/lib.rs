@@ -2,6 +2,10 @@
 //! them (SQLite or PostgreSQL, a local directory or S3 for blobs), the CA that
 //! identifies every caller, and plan resolution.
 
+// A failure is an error the caller can act on, never a panic; tests may
+// unwrap (docs/decisions.md, "Lints").
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod api;
 pub mod blobs;
 pub mod data_dir;

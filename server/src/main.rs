@@ -1,5 +1,9 @@
 //! cm-server: `serve` (the default), `backup DIR` and `restore DIR`.
 
+// A failure is an error the caller can act on, never a panic; tests may
+// unwrap (docs/decisions.md, "Lints").
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -181,10 +181,13 @@ async fn relay(target: std::net::SocketAddr) -> (u16, tokio::sync::watch::Sender
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_postgresql_gone_away_is_unavailable_with_its_cause() {
-    let Ok(base) = std::env::var("CM_TEST_POSTGRES_URL") else {
-        eprintln!("CM_TEST_POSTGRES_URL is not set: the PostgreSQL test did nothing");
+    let base = std::env::var("CM_TEST_POSTGRES_URL").unwrap_or_default();
+    if !cm_model::testing::require(
+        !base.is_empty(),
+        "CM_TEST_POSTGRES_URL names a PostgreSQL (scripts/with-postgres.sh)",
+    ) {
         return;
-    };
+    }
     let url = url_of(&base);
     let target = format!("{}:{}", url.0, url.1).parse().unwrap();
     let (port, cut) = relay(target).await;

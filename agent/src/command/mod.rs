@@ -213,14 +213,7 @@ impl Cmd {
             None
         } else {
             let w = watcher::Watcher::start(crate::lock::shared_fd()).map_err(spawn_error)?;
-            let pipe = w.pipe_fd();
-            // SAFETY: `announce` makes only async-signal-safe calls.
-            unsafe {
-                c.pre_exec(move || {
-                    watcher::announce(pipe);
-                    Ok(())
-                });
-            }
+            announce_pid_before_exec(&mut c, w.pipe_fd());
             Some(w)
         };
         let mut child = c.spawn().map_err(spawn_error)?;
@@ -263,6 +256,18 @@ impl Cmd {
             timed_out,
             timeout: self.timeout,
         })
+    }
+}
+
+/// The command writes its pid to its watcher between fork and exec.
+#[allow(unsafe_code)] // listed in docs/decisions.md, "Where `unsafe` is allowed"
+fn announce_pid_before_exec(c: &mut std::process::Command, pipe: std::os::fd::RawFd) {
+    // SAFETY: `announce` makes only async-signal-safe calls.
+    unsafe {
+        c.pre_exec(move || {
+            watcher::announce(pipe);
+            Ok(())
+        });
     }
 }
 

@@ -23,6 +23,10 @@
 //! has other threads, whose locks the child inherits held), so its code is
 //! plain libc calls: no allocation, no panics, no std I/O.
 
+// Forked without exec and calling libc directly: listed in
+// docs/decisions.md, "Where `unsafe` is allowed".
+#![allow(unsafe_code)]
+
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;

@@ -1,6 +1,10 @@
 //! The cm agent. `apply` converges local cookbooks without a server;
 //! `run --once`, `daemon` and `start` work with a cm server.
 
+// A failure is an error the caller can act on, never a panic; tests may
+// unwrap (docs/decisions.md, "Lints").
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::process::ExitCode;
 use std::time::Duration;
 
