@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Config;
-use crate::node::{Fatal, Node, gather_facts};
+use crate::node::{Connected, Fatal, connect_with_backoff};
 use crate::remote::RemoteError;
 
 pub const UNIT_PATH: &str = "/etc/systemd/system/cm-agent.service";
@@ -209,31 +209,15 @@ pub enum Started {
 
 /// Enroll (waiting a bounded time for the server), then start the daemon.
 pub async fn start(config: &Config) -> Result<Started, Fatal> {
-    let begun = Instant::now();
-    let mut backoff = crate::daemon::Backoff::new();
-    loop {
-        let c = config.clone();
-        let facts = tokio::task::spawn_blocking(move || gather_facts(&c))
-            .await
-            .unwrap_or_default();
-        match Node::connect(config, &facts).await {
-            Ok(_) => break,
-            Err(RemoteError::Refused(m)) => return Err(Fatal::Refused(m)),
-            Err(RemoteError::Revoked(m)) => return Err(Fatal::Revoked(m)),
-            Err(RemoteError::Local(m)) => return Err(Fatal::Setup(m)),
-            Err(e) if begun.elapsed() < ENROLL_BUDGET => {
-                let wait = backoff.next_delay();
-                eprintln!(
-                    "cm-agent: cannot enroll yet ({e}); retrying in {:.0}s",
-                    wait.as_secs_f32()
-                );
-                tokio::time::sleep(wait).await;
-            }
-            Err(e) => {
-                eprintln!("cm-agent: still cannot enroll ({e}); the daemon keeps trying");
-                break;
-            }
-        }
+    let waiting = |e: &RemoteError, wait: Duration| {
+        eprintln!(
+            "cm-agent: cannot enroll yet ({e}); retrying in {:.0}s",
+            wait.as_secs_f32()
+        );
+    };
+    let budget = tokio::time::sleep(ENROLL_BUDGET);
+    if let Connected::GaveUp(e) = connect_with_backoff(config, budget, waiting).await? {
+        eprintln!("cm-agent: still cannot enroll ({e}); the daemon keeps trying");
     }
     if systemd_is_init() {
         install_service(&config.file, true).map_err(Fatal::Setup)?;

@@ -184,7 +184,7 @@ pub fn forget_token(file: &Path) -> std::io::Result<()> {
         .filter(|l| !l.starts_with("token:"))
         .map(|l| format!("{l}\n"))
         .collect();
-    crate::fsutil::write_private(file, kept.as_bytes())
+    cm_model::atomic_file::write(file, kept.as_bytes(), 0o600)
 }
 
 #[cfg(test)]

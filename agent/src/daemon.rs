@@ -15,58 +15,10 @@ use tonic::transport::Channel;
 
 use crate::config::Config;
 use crate::lock::RunLock;
-use crate::node::{Fatal, Node, RunOptions, gather_facts};
+use crate::node::{Connected, Fatal, RunOptions, connect_with_backoff};
 use crate::remote::RemoteError;
+use crate::remote::backoff::{Backoff, random_up_to};
 use crate::signals::STOP;
-
-/// Exponential backoff with jitter: 1 s doubling to a 60 s ceiling for
-/// calls to the server.
-pub struct Backoff {
-    next: Duration,
-    first: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(60);
-
-    pub fn new() -> Backoff {
-        Backoff::between(Self::FIRST, Self::MAX)
-    }
-
-    pub fn between(first: Duration, max: Duration) -> Backoff {
-        Backoff {
-            next: first,
-            first,
-            max,
-        }
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.first;
-    }
-
-    /// The next wait: uniform in [ceiling/2, ceiling], so a fleet that lost
-    /// its server together does not come back in step.
-    pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.next;
-        self.next = (self.next * 2).min(self.max);
-        ceiling / 2 + random_up_to(ceiling / 2)
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff::new()
-    }
-}
-
-/// A uniformly random duration in [0, max].
-pub fn random_up_to(max: Duration) -> Duration {
-    let ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(fastrand::u64(0..=ms))
-}
 
 /// What the watch task tells the main loop.
 #[derive(Debug)]
@@ -84,8 +36,17 @@ enum Event {
 pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
     let stop = stop_signal();
     let _instance = one_daemon(&config)?;
-    let Some(mut node) = enroll_with_retries(&config, &stop).await? else {
-        return Ok(());
+    let waiting = |e: &RemoteError, wait: Duration| {
+        notify(&[sd_notify::NotifyState::Status(
+            "waiting for the server to enroll",
+        )]);
+        tracing::warn!(error = %e, retry_in = wait.as_secs_f32(), "cannot enroll yet");
+    };
+    // Only a stop ends the retries: the daemon waits for its server as
+    // long as it takes.
+    let mut node = match connect_with_backoff(&config, stop.notified(), waiting).await? {
+        Connected::Node(node) => *node,
+        Connected::GaveUp(_) => return Ok(()),
     };
     notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(node = %node.identity.name, server = %node.identity.server, "agent running");
@@ -246,38 +207,6 @@ fn one_daemon(config: &Config) -> Result<RunLock, Fatal> {
     })
 }
 
-/// Enroll (or load the identity), retrying an unreachable server forever
-/// with backoff. `None` when asked to stop first.
-async fn enroll_with_retries(
-    config: &Config,
-    stop: &tokio::sync::Notify,
-) -> Result<Option<Node>, Fatal> {
-    let mut backoff = Backoff::new();
-    loop {
-        let c = config.clone();
-        let facts = tokio::task::spawn_blocking(move || gather_facts(&c))
-            .await
-            .unwrap_or_default();
-        match Node::connect(config, &facts).await {
-            Ok(node) => return Ok(Some(node)),
-            Err(RemoteError::Refused(m)) => return Err(Fatal::Refused(m)),
-            Err(RemoteError::Revoked(m)) => return Err(Fatal::Revoked(m)),
-            Err(RemoteError::Local(m)) => return Err(Fatal::Setup(m)),
-            Err(e) => {
-                let wait = backoff.next_delay();
-                notify(&[sd_notify::NotifyState::Status(
-                    "waiting for the server to enroll",
-                )]);
-                tracing::warn!(error = %e, retry_in = wait.as_secs_f32(), "cannot enroll yet");
-                tokio::select! {
-                    () = sleep(wait) => {}
-                    () = stop.notified() => return Ok(None),
-                }
-            }
-        }
-    }
-}
-
 /// Follow the watch stream, reconnecting with backoff.
 async fn watch_loop(channel: Channel, known: watch::Receiver<String>, events: mpsc::Sender<Event>) {
     let mut client = AgentClient::new(channel);
@@ -358,24 +287,4 @@ fn stop_signal() -> std::sync::Arc<tokio::sync::Notify> {
 
 fn notify(state: &[sd_notify::NotifyState]) {
     let _ = sd_notify::notify(state);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_a_ceiling_with_jitter() {
-        let mut b = Backoff::new();
-        let first = b.next_delay();
-        assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
-        for _ in 0..20 {
-            let d = b.next_delay();
-            assert!(d <= Backoff::MAX && d >= Backoff::MAX / 64);
-        }
-        let late = b.next_delay();
-        assert!(late >= Backoff::MAX / 2, "{late:?}");
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_secs(1));
-    }
 }

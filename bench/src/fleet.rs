@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use cm_model::cookbook::{Cookbook, read_tree};
+use cm_proto::convert::manifest_to_wire;
 use cm_proto::v1::agent_client::AgentClient;
 use cm_proto::v1::cookbooks_client::CookbooksClient;
 use cm_proto::v1::environments_client::EnvironmentsClient;
 use cm_proto::v1::roles_client::RolesClient;
 use cm_proto::v1::tokens_client::TokensClient;
 use cm_proto::v1::{
-    BlobChunk, CommitRequest, CreateTokenRequest, Document, EnrollRequest, ManifestEntry,
-    MissingBlobsRequest,
+    BlobChunk, CommitRequest, CreateTokenRequest, Document, EnrollRequest, MissingBlobsRequest,
 };
 use cm_server::store::NodeEnrollment;
 use tonic::transport::Channel;
@@ -98,17 +98,7 @@ pub async fn push_cookbook(admin: Channel, dir: &Path) -> Result<()> {
             .await
             .with_context(|| format!("uploading {}", e.path))?;
     }
-    let manifest = cookbook
-        .manifest
-        .entries
-        .iter()
-        .map(|e| ManifestEntry {
-            path: e.path.clone(),
-            sha256: e.sha256.clone(),
-            size: e.size,
-            mode: e.mode,
-        })
-        .collect();
+    let manifest = manifest_to_wire(&cookbook.manifest);
     client
         .commit(CommitRequest {
             name: cookbook.metadata.name.clone(),

@@ -20,20 +20,8 @@ pub struct Credential {
 impl Credential {
     /// Write with mode 0600 (it holds a private key), atomically.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let text = serde_json::to_string_pretty(self).expect("strings serialize");
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
+        crate::atomic_file::write(path, text.as_bytes(), 0o600)
     }
 }
 

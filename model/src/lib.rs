@@ -1,11 +1,13 @@
 //! cm-model: the cookbook format and everything the server, cmctl and the agent
 //! must agree on: loading and validating cookbooks, resource specs, attribute
-//! precedence, templates, `when` conditions, content manifests and run reports.
+//! precedence, templates, `when` conditions, content manifests and run reports,
+//! and the one way the programs write a file atomically ([`atomic_file`]).
 
 // A failure is an error the caller can act on, never a panic; tests may
 // unwrap (docs/decisions.md, "Lints").
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod atomic_file;
 pub mod attributes;
 pub mod condition;
 pub mod cookbook;

@@ -1,13 +1,17 @@
-//! cm's API, package `cm.v1`: generated from cm.proto, nothing else lives here.
+//! cm's API, package `cm.v1`: the code generated from cm.proto ([`v1`]),
+//! the metadata keys both ends read, and the conversions between cm-model's
+//! types and the wire's ([`convert`]).
 
 // A failure is an error the caller can act on, never a panic; tests may
 // unwrap (docs/decisions.md, "Lints").
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
-#![allow(clippy::all, clippy::pedantic)]
 
+#[allow(clippy::all, clippy::pedantic)]
 pub mod v1 {
     tonic::include_proto!("cm.v1");
 }
+
+pub mod convert;
 
 /// The version every binary tells its peer; agents one minor version behind are served.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -2,9 +2,9 @@
 //! hashes, sealed secrets, the audit log and every node's facts: it is
 //! 0700, the database files and blobs 0600 (blob directories 0700),
 //! whatever the umask, and a data dir left more open by an older server or
-//! by hand is closed at start. Keys have their own writer
-//! (`pki::private_files`); this module only sets modes on what others
-//! create (SQLite, the blob store).
+//! by hand is closed at start. Keys are written with their mode from the
+//! first byte (`cm_model::atomic_file`); this module sets modes on what
+//! others create (SQLite, the blob store) and warns of keys left open.
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::io;
@@ -29,6 +29,16 @@ fn at(path: &Path) -> impl FnOnce(io::Error) -> ModeError + '_ {
     move |source| ModeError {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Logs a warning when a key file can be read by group or others: the
+/// server still starts, but the operator is told.
+pub fn warn_if_readable_by_others(path: &Path) {
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "key file is readable by group or others; chmod 600 it");
     }
 }
 

@@ -7,7 +7,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
-pub mod auth;
 pub mod blobs;
 pub mod data_dir;
 pub mod enroll_refusals;

@@ -10,7 +10,6 @@
 //! the store keeps the server's receipt time beside the start time.
 
 use cm_proto::v1::RunSummary;
-use tonic::Status;
 
 /// How far ahead of the server's clock a report's start time may be
 /// (docs/server.md).
@@ -29,17 +28,6 @@ pub enum ReportRefused {
     FromTheFuture { at: i64, ahead: i64 },
     #[error("the report's start time {0} is before 1970")]
     BeforeTheEpoch(i64),
-}
-
-impl From<ReportRefused> for Status {
-    fn from(refused: ReportRefused) -> Status {
-        match refused {
-            ReportRefused::OtherNode { .. } => Status::permission_denied(refused.to_string()),
-            ReportRefused::FromTheFuture { .. } | ReportRefused::BeforeTheEpoch(_) => {
-                Status::invalid_argument(refused.to_string())
-            }
-        }
-    }
 }
 
 /// Check a report `sender` (the node its certificate names) sent, at

@@ -21,7 +21,7 @@ use rand::RngCore;
 use rand::TryRngCore;
 use sha2::{Digest, Sha256};
 
-use crate::pki::private_files;
+use cm_model::atomic_file;
 
 /// The leading byte of every sealed value; a new format gets a new number
 /// and old values stay readable.
@@ -153,12 +153,12 @@ impl SecretKey {
                 std::fs::create_dir_all(dir).map_err(io_err)?;
             }
             let (key, bytes) = SecretKey::generate()?;
-            if private_files::create_exclusively(path, &bytes, 0o600).map_err(io_err)? {
+            if atomic_file::create_new(path, &bytes, 0o600).map_err(io_err)? {
                 tracing::info!(path = %path.display(), key_id = %key.id, "generated a new secrets key");
                 return Ok(key);
             }
         }
-        private_files::warn_if_readable_by_others(path);
+        crate::data_dir::warn_if_readable_by_others(path);
         let bytes = std::fs::read(path).map_err(io_err)?;
         if bytes.len() == KEY_LEN {
             return SecretKey::from_bytes(&bytes);

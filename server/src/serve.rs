@@ -247,14 +247,14 @@ pub async fn start(config: Config) -> Result<Running> {
         .add_service(TokensServer::new(api::tokens::TokensApi {
             state: s.clone(),
         }))
-        .add_service(SecretsServer::new(api::tokens::SecretsApi {
+        .add_service(SecretsServer::new(api::secrets::SecretsApi {
             state: s.clone(),
         }))
-        .add_service(AdminsServer::new(api::tokens::AdminsApi {
+        .add_service(AdminsServer::new(api::admins::AdminsApi {
             state: s.clone(),
         }))
-        .add_service(RunsServer::new(api::tokens::RunsApi { state: s.clone() }))
-        .add_service(AuditServer::new(api::tokens::AuditApi { state: s.clone() }));
+        .add_service(RunsServer::new(api::runs::RunsApi { state: s.clone() }))
+        .add_service(AuditServer::new(api::audit::AuditApi { state: s.clone() }));
     let (incoming, handshakes) = accept::spawn(grpc, tls, &config.wire);
     let flush_state = state.clone();
     let done = tokio::spawn(async move {

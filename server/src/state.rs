@@ -6,19 +6,22 @@
 //! GetPlan resolves the new plan; finding which nodes' plans changed and
 //! waking their Watch streams is left to the background pass
 //! ([`crate::recompute`]).
+//!
+//! Errors are typed ([`StateError`]); the API turns them into statuses
+//! (`crate::api::status`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cm_model::error::LoadError;
 use cm_model::manifest::Manifest;
 use cm_model::role::{Environment, Role};
 use cm_model::secrets::SecretString;
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
-use tonic::Status;
 
-use crate::blobs::Blobs;
+use crate::blobs::{BlobError, Blobs};
 use crate::pki::Pki;
 use crate::plan::check::{self as plan_check, PlanChange};
 use crate::plan::{self, Catalog, NodeView, Plan, PlanError, PlanInputs, SecretGrant};
@@ -81,66 +84,36 @@ pub struct State {
     check_resolutions: AtomicU64,
 }
 
-/// Map storage errors to gRPC statuses with their message.
-pub fn status(e: StoreError) -> Status {
-    match e {
-        StoreError::NotFound(m) => Status::not_found(m),
-        StoreError::Conflict(m) => Status::already_exists(m),
-        StoreError::Invalid(m) => Status::invalid_argument(m),
-        StoreError::Denied(m) => Status::permission_denied(m.to_string()),
-        StoreError::BreaksPlans(b) => Status::failed_precondition(b.to_string()),
-        StoreError::Database(e) => database_unavailable(Some(&e)),
-        other => {
-            tracing::error!(error = %other, "storage error");
-            database_unavailable(None)
-        }
-    }
-}
-
-/// The database failed: UNAVAILABLE (the call may work later) with
-/// `cm-cause: database`, so agents say "server unavailable" and not
-/// "server unreachable", and what happened in a few words (no SQL, no
-/// values; the log has the whole error).
-fn database_unavailable(e: Option<&sqlx::Error>) -> Status {
-    if let Some(e) = e {
-        tracing::error!(error = %e, "storage error");
-    }
-    let what = match e {
-        Some(sqlx::Error::PoolTimedOut) => "the database did not answer in time",
-        Some(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed) => {
-            "the database cannot be reached"
-        }
-        Some(sqlx::Error::Database(db)) => match db.code().as_deref().map(database_failure) {
-            Some(Some(what)) => what,
-            _ => "the database failed",
-        },
-        _ => "the database failed",
-    };
-    let mut status = Status::unavailable(format!("{what}; try again"));
-    status.metadata_mut().insert(
-        cm_proto::STATUS_CAUSE,
-        tonic::metadata::MetadataValue::from_static("database"),
-    );
-    status
-}
-
-/// What a database error code says about the database (not the call):
-/// SQLite's numeric codes, PostgreSQL's five-character SQLSTATEs.
-fn database_failure(code: &str) -> Option<&'static str> {
-    if code.len() == 5 {
-        return match &code[..2] {
-            "08" | "57" => Some("the database cannot be reached"),
-            "53" => Some("the database is out of resources (disk, memory or connections)"),
-            _ => None,
-        };
-    }
-    // SQLite extended codes keep the primary code in their low byte.
-    match code.parse::<i32>().ok()? & 0xff {
-        5 | 6 => Some("the database is locked by another process"),
-        13 => Some("the database's disk is full"),
-        10 | 14 => Some("the database cannot be read or written"),
-        _ => None,
-    }
+/// What the shared state could not do. `crate::api::status` says which
+/// status each is.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The database failed or refused.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The node has no valid plan.
+    #[error("no valid plan: {0}")]
+    NoPlan(PlanError),
+    /// A cookbook's blob cannot be read back.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// A stored cookbook version's row does not parse (version, depends).
+    #[error("{0}")]
+    CookbookRow(String),
+    /// A stored cookbook version's `attributes.yaml` does not parse.
+    #[error("{name}@{version}: {source}")]
+    CookbookAttributes {
+        name: String,
+        version: String,
+        source: LoadError,
+    },
+    /// A stored role or environment no longer parses.
+    #[error(transparent)]
+    Document(LoadError),
+    #[error("secret {0} does not decrypt with this server's key")]
+    SecretKey(String),
+    #[error("secret {0} is not UTF-8")]
+    SecretNotUtf8(String),
 }
 
 pub fn now() -> i64 {
@@ -178,7 +151,7 @@ impl State {
         }
     }
 
-    pub async fn is_revoked(&self, serial: &str) -> Result<bool, Status> {
+    pub async fn is_revoked(&self, serial: &str) -> Result<bool, StoreError> {
         let generation = self.generation.load(Ordering::SeqCst);
         if let Some((g, set)) = self.revoked.read().await.as_ref()
             && *g == generation
@@ -188,8 +161,7 @@ impl State {
         let set: HashSet<String> = self
             .store
             .revoked_serials()
-            .await
-            .map_err(status)?
+            .await?
             .into_iter()
             .map(|r| r.serial)
             .collect();
@@ -204,20 +176,21 @@ impl State {
     }
 
     /// Every pushed cookbook version with its attribute defaults.
-    pub async fn catalog(&self) -> Result<Arc<Catalog>, Status> {
+    pub async fn catalog(&self) -> Result<Arc<Catalog>, StateError> {
         let generation = self.generation.load(Ordering::SeqCst);
         if let Some((g, c)) = self.catalog.read().await.as_ref()
             && *g == generation
         {
             return Ok(c.clone());
         }
-        let rows = self.store.cookbook_versions(None).await.map_err(status)?;
+        let rows = self.store.cookbook_versions(None).await?;
         let mut catalog = Catalog::default();
         for row in rows {
             let attributes = self
                 .cookbook_attributes(&row.name, &row.version, &row.manifest)
                 .await?;
-            let entry = plan_check::catalog_entry(&row, attributes).map_err(Status::internal)?;
+            let entry =
+                plan_check::catalog_entry(&row, attributes).map_err(StateError::CookbookRow)?;
             catalog
                 .cookbooks
                 .entry(row.name.clone())
@@ -238,7 +211,7 @@ impl State {
         name: &str,
         version: &str,
         m: &Manifest,
-    ) -> Result<Map<String, Value>, Status> {
+    ) -> Result<Map<String, Value>, StateError> {
         let key = (name.to_string(), version.to_string());
         if let Some(a) = self.attributes.read().await.get(&key) {
             return Ok(a.clone());
@@ -246,17 +219,18 @@ impl State {
         let attrs = match m.get("attributes.yaml") {
             None => Map::new(),
             Some(e) => {
-                let bytes = self
-                    .blobs
-                    .get(&e.sha256)
-                    .await
-                    .map_err(|e| Status::internal(e.to_string()))?;
+                let bytes = self.blobs.get(&e.sha256).await?;
                 let text = String::from_utf8_lossy(&bytes);
                 if text.trim().is_empty() {
                     Map::new()
                 } else {
-                    cm_model::yaml::parse(std::path::Path::new("attributes.yaml"), &text)
-                        .map_err(|e| Status::internal(format!("{name}@{version}: {e}")))?
+                    cm_model::yaml::parse(std::path::Path::new("attributes.yaml"), &text).map_err(
+                        |source| StateError::CookbookAttributes {
+                            name: name.to_string(),
+                            version: version.to_string(),
+                            source,
+                        },
+                    )?
                 }
             }
         };
@@ -264,12 +238,8 @@ impl State {
         Ok(attrs)
     }
 
-    async fn environments(&self) -> Result<BTreeMap<String, Environment>, Status> {
-        let docs = self
-            .store
-            .documents(DocKind::Environment)
-            .await
-            .map_err(status)?;
+    async fn environments(&self) -> Result<BTreeMap<String, Environment>, StateError> {
+        let docs = self.store.documents(DocKind::Environment).await?;
         docs.iter()
             .map(|d| {
                 Environment::parse(
@@ -277,7 +247,7 @@ impl State {
                     &d.yaml,
                 )
                 .map(|e| (e.name.clone(), e))
-                .map_err(|e| Status::internal(e.to_string()))
+                .map_err(StateError::Document)
             })
             .collect()
     }
@@ -289,7 +259,7 @@ impl State {
     /// change) is given newer inputs rather than reloading older-tagged ones
     /// over them: its plans are tagged with its own generation, which no
     /// GetPlan serves from cache any more.
-    async fn shared(&self, generation: u64) -> Result<Arc<SharedInputs>, Status> {
+    async fn shared(&self, generation: u64) -> Result<Arc<SharedInputs>, StateError> {
         if let Some(s) = self.shared.read().await.as_ref()
             && s.generation >= generation
         {
@@ -316,29 +286,27 @@ impl State {
         Ok(shared)
     }
 
-    async fn roles(&self) -> Result<BTreeMap<String, Role>, Status> {
-        let docs = self.store.documents(DocKind::Role).await.map_err(status)?;
+    async fn roles(&self) -> Result<BTreeMap<String, Role>, StateError> {
+        let docs = self.store.documents(DocKind::Role).await?;
         docs.iter()
             .map(|d| {
                 Role::parse(std::path::Path::new(&format!("roles/{}", d.name)), &d.yaml)
                     .map(|r| (r.name.clone(), r))
-                    .map_err(|e| Status::internal(e.to_string()))
+                    .map_err(StateError::Document)
             })
             .collect()
     }
 
-    async fn secret_grants(&self) -> Result<Vec<SecretGrant>, Status> {
-        let rows = self.store.secrets().await.map_err(status)?;
+    async fn secret_grants(&self) -> Result<Vec<SecretGrant>, StateError> {
+        let rows = self.store.secrets().await?;
         rows.into_iter()
             .map(|r| {
-                let plain = self.secrets_key.open(&r.name, &r.ciphertext).map_err(|_| {
-                    Status::internal(format!(
-                        "secret {} does not decrypt with this server's key",
-                        r.name
-                    ))
-                })?;
+                let plain = self
+                    .secrets_key
+                    .open(&r.name, &r.ciphertext)
+                    .map_err(|_| StateError::SecretKey(r.name.clone()))?;
                 let value = String::from_utf8(plain)
-                    .map_err(|_| Status::internal(format!("secret {} is not UTF-8", r.name)))?;
+                    .map_err(|_| StateError::SecretNotUtf8(r.name.clone()))?;
                 Ok(SecretGrant {
                     name: r.name,
                     value: SecretString::new(value),
@@ -370,23 +338,23 @@ impl State {
     }
 
     /// The plan of `node`, from cache when nothing changed since it was made.
-    /// A node without a valid plan gets [`plan_error_status`], and the
+    /// A node without a valid plan gets [`StateError::NoPlan`], and the
     /// reason is recorded on the node when it changed.
-    pub async fn plan_for(&self, node: &str) -> Result<Arc<Plan>, Status> {
+    pub async fn plan_for(&self, node: &str) -> Result<Arc<Plan>, StateError> {
         let generation = self.generation.load(Ordering::SeqCst);
         if let Some((g, p)) = self.plans.read().await.get(node)
             && *g == generation
         {
             return Ok(p.clone());
         }
-        let row = self.store.node(node).await.map_err(status)?;
+        let row = self.store.node(node).await?;
         let resolved = self.resolve_row(&row, generation).await?;
         let reason = resolved.as_ref().err().map(PlanError::reason);
         if row.plan_error != reason.clone().unwrap_or_default() {
             self.record_plan_errors(&[(row.name.clone(), reason.unwrap_or_default())])
                 .await;
         }
-        resolved.map_err(|e| plan_error_status(&e))
+        resolved.map_err(StateError::NoPlan)
     }
 
     /// Resolve a node's plan and cache it; the outer error is the server's
@@ -395,7 +363,7 @@ impl State {
         &self,
         row: &NodeRow,
         generation: u64,
-    ) -> Result<Result<Arc<Plan>, PlanError>, Status> {
+    ) -> Result<Result<Arc<Plan>, PlanError>, StateError> {
         let shared = self.shared(generation).await?;
         let view = NodeView {
             name: row.name.clone(),
@@ -515,7 +483,7 @@ impl State {
                     continue;
                 }
                 Err(e) => {
-                    tracing::warn!(node = %n.name, error = %e.message(), "cannot resolve plans");
+                    tracing::warn!(node = %n.name, error = %e, "cannot resolve plans");
                     continue;
                 }
             };
@@ -545,25 +513,6 @@ impl State {
 /// The plan hash a Watch event carries, and the hub remembers, for a node
 /// that has no valid plan.
 pub const NO_PLAN: &str = "";
-
-/// The status of a GetPlan (or Watch) for a node without a valid plan:
-/// FAILED_PRECONDITION with the reason, marked so the agent can tell it
-/// from other refusals (`cm_proto::PLAN_ERROR_METADATA`).
-pub fn plan_error_status(e: &PlanError) -> Status {
-    let mut status = Status::failed_precondition(format!("no valid plan: {e}"));
-    status.metadata_mut().insert(
-        cm_proto::PLAN_ERROR_METADATA,
-        tonic::metadata::MetadataValue::from_static("1"),
-    );
-    status
-}
-
-/// Whether a status is [`plan_error_status`].
-pub fn is_plan_error(status: &Status) -> bool {
-    status
-        .metadata()
-        .contains_key(cm_proto::PLAN_ERROR_METADATA)
-}
 
 /// Store a cache value read at `generation` unless a newer one is there.
 fn keep_newest<T>(slot: &mut Option<(u64, T)>, generation: u64, value: T) {

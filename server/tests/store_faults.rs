@@ -139,7 +139,7 @@ async fn a_database_another_process_holds_locked_fails_writes_fast() {
     let err = put(&store, "while-locked")
         .await
         .expect_err("the write fails while the other process holds the lock");
-    let status = cm_server::state::status(err);
+    let status = cm_server::api::status::status(err);
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert_eq!(
         status.metadata().get(cm_proto::STATUS_CAUSE).unwrap(),
@@ -207,7 +207,7 @@ async fn a_postgresql_gone_away_is_unavailable_with_its_cause() {
         .audit(10, None)
         .await
         .expect_err("the database is gone");
-    let status = cm_server::state::status(err);
+    let status = cm_server::api::status::status(err);
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert_eq!(
         status.metadata().get(cm_proto::STATUS_CAUSE).unwrap(),

@@ -1,7 +1,8 @@
 //! The crate direction docs/architecture.md describes, checked from
-//! `cargo metadata`: cm-model and cm-proto at the bottom, the agent, the
-//! server and cmctl over them and never over each other, and only the
-//! test and bench crates above everything.
+//! `cargo metadata`: cm-model at the bottom, cm-proto over it (the wire
+//! types and their conversions from the model's), the agent, the server
+//! and cmctl over both and never over each other, and only the test and
+//! bench crates above everything.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// normal, dev or build).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("cm-model", &[]),
-    ("cm-proto", &[]),
+    ("cm-proto", &["cm-model"]),
     ("cm-agent", &["cm-model", "cm-proto"]),
     ("cm-server", &["cm-model", "cm-proto"]),
     ("cmctl", &["cm-model", "cm-proto"]),
@@ -94,19 +95,183 @@ fn the_model_knows_no_wire_or_runtime() {
     assert!(bad.is_empty(), "cm-model depends on {bad:?}");
 }
 
-/// Every `.rs` file of the workspace (not target/, not fuzz's build dir).
-fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy();
-        if path.is_dir() {
-            if !name.starts_with('.') && name != "target" {
-                rust_files(&path, out);
+/// Dependencies a member uses without naming them in its own code: the
+/// code generated into cm-proto's build output calls prost and tonic-prost.
+const USED_BY_GENERATED_CODE: &[(&str, &str)] =
+    &[("cm-proto", "prost"), ("cm-proto", "tonic-prost")];
+
+/// A member's manifest as these checks read it.
+struct Member {
+    name: String,
+    dir: std::path::PathBuf,
+    /// What its Cargo.toml declares: (name, inherited from
+    /// `[workspace.dependencies]`).
+    deps: Vec<(String, bool)>,
+}
+
+fn members() -> Vec<Member> {
+    let meta = metadata();
+    meta["packages"]
+        .as_array()
+        .expect("packages array")
+        .iter()
+        .map(|p| {
+            let path =
+                std::path::PathBuf::from(p["manifest_path"].as_str().expect("manifest path"));
+            let text = std::fs::read_to_string(&path).expect("the manifest reads");
+            Member {
+                name: p["name"].as_str().expect("package name").to_string(),
+                dir: path.parent().expect("a manifest's directory").to_path_buf(),
+                deps: declared(&text),
             }
-        } else if name.ends_with(".rs") {
-            out.push(path);
+        })
+        .collect()
+}
+
+/// The dependency lines of a Cargo.toml written the way ours are: one
+/// `name = ...` or `name.workspace = true` per line under a
+/// `[...dependencies]` header.
+fn declared(toml: &str) -> Vec<(String, bool)> {
+    let mut in_deps = false;
+    let mut deps = Vec::new();
+    for line in toml.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_deps = line.ends_with("dependencies]");
+            continue;
+        }
+        if !in_deps || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split(['=', ' ']).next().unwrap_or_default();
+        let name = key.trim_end_matches(".workspace").to_string();
+        let inherited = key.ends_with(".workspace") || line.contains("workspace = true");
+        deps.push((name, inherited));
+    }
+    deps
+}
+
+#[test]
+fn a_crate_two_members_use_is_declared_once_for_the_workspace() {
+    let members = members();
+    let mut users: BTreeMap<&str, Vec<(&str, bool)>> = BTreeMap::new();
+    for member in &members {
+        let mut seen = BTreeSet::new();
+        for (dep, inherited) in &member.deps {
+            if seen.insert(dep.as_str()) {
+                users
+                    .entry(dep)
+                    .or_default()
+                    .push((&member.name, *inherited));
+            }
         }
     }
+    let own_versions: Vec<String> = users
+        .iter()
+        .filter(|(_, u)| u.len() > 1)
+        .flat_map(|(dep, u)| {
+            u.iter()
+                .filter(|(_, inherited)| !inherited)
+                .map(move |(member, _)| format!("{member}: {dep}"))
+        })
+        .collect();
+    assert!(
+        own_versions.is_empty(),
+        "used by several members but declared with a version of its own (put it in the root \
+         Cargo.toml's [workspace.dependencies] and write `{{ workspace = true }}`): {own_versions:?}"
+    );
+}
+
+#[test]
+fn every_declared_dependency_is_used() {
+    let mut unused = Vec::new();
+    for Member {
+        name: member,
+        dir,
+        deps,
+    } in members()
+    {
+        let code = rust_sources(&dir)
+            .iter()
+            .map(|f| std::fs::read_to_string(f).expect("a source file reads"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for (dep, _) in deps {
+            let ident = dep.replace('-', "_");
+            if !mentions(&code, &ident)
+                && !USED_BY_GENERATED_CODE.contains(&(member.as_str(), dep.as_str()))
+            {
+                unused.push(format!("{member}: {dep}"));
+            }
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "declared but named nowhere in the member's code: {unused:?}"
+    );
+}
+
+/// Whether `code` names the crate `ident` as a path (`ident::`), a macro
+/// (`ident!`) or in a `use` or `extern crate`.
+fn mentions(code: &str, ident: &str) -> bool {
+    code.match_indices(ident).any(|(at, _)| {
+        let before = code[..at].chars().next_back();
+        let after = &code[at + ident.len()..];
+        let starts_a_word = !before.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        starts_a_word
+            && (after.starts_with("::")
+                || after.starts_with('!')
+                || code[..at].ends_with("use ") && after.starts_with([';', ' ']))
+    })
+}
+
+/// Every `.rs` file under `dir`: not in target/ (fuzz's build dir too) nor
+/// in a hidden directory.
+fn rust_sources(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("a source directory reads") {
+            let path = entry.expect("a directory entry").path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// gRPC statuses are what clients see and agents act on, so they are made
+/// in one place: the server's API (`server/src/api/`, from typed errors in
+/// `api/status.rs`). The wire layer (`server/src/wire/`) is the other:
+/// it answers before any service runs (a call without a client
+/// certificate outside Enroll, a server too busy for another handshake).
+#[test]
+fn grpc_statuses_are_made_only_in_the_api_and_the_wire() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src");
+    let outside: Vec<String> = rust_sources(&src)
+        .into_iter()
+        .filter(|f| !f.starts_with(src.join("api")) && !f.starts_with(src.join("wire")))
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .expect("a source file reads")
+                .contains("Status::")
+        })
+        .map(|f| {
+            f.strip_prefix(&src)
+                .expect("under server/src")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "gRPC statuses made outside server/src/api/ and wire/: {outside:?}; return a typed error and map it in api/status.rs"
+    );
 }
 
 #[test]
@@ -119,8 +284,7 @@ fn every_allowed_unsafe_is_listed_in_the_decisions() {
         .split("## Where `unsafe` is allowed")
         .nth(1)
         .expect("docs/decisions.md has a section 'Where `unsafe` is allowed'");
-    let mut files = Vec::new();
-    rust_files(root, &mut files);
+    let files = rust_sources(root);
     let mut unlisted = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();

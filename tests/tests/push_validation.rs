@@ -8,7 +8,7 @@ use std::path::Path;
 use assert_cmd::Command;
 use cm_e2e::{TestServer, bin};
 use cm_model::cookbook::Cookbook;
-use cm_model::manifest::{Manifest, sha256_hex};
+use cm_model::manifest::sha256_hex;
 use cm_proto::v1::cookbooks_client::CookbooksClient;
 use cm_proto::v1::environments_client::EnvironmentsClient;
 use cm_proto::v1::roles_client::RolesClient;
@@ -79,17 +79,7 @@ async fn push(
 /// What cm-model says of the same files given as a manifest, as an agent
 /// assembling its plan would.
 fn model_says(files: &[File]) -> String {
-    let manifest = Manifest {
-        entries: entries(files)
-            .into_iter()
-            .map(|e| cm_model::manifest::ManifestEntry {
-                path: e.path,
-                sha256: e.sha256,
-                size: e.size,
-                mode: e.mode,
-            })
-            .collect(),
-    };
+    let manifest = cm_proto::convert::manifest_from_wire(&entries(files));
     Cookbook::from_manifest(Path::new("c@1.0.0"), &manifest, |e| {
         Ok(files
             .iter()

@@ -1,7 +1,8 @@
-//! File work shared by the file-like providers and the agent's own state:
-//! owners and modes, atomic writes through [`crate::safe_path`], private
-//! backups ([`backup`]), and what a report may show of a content change
-//! ([`diff`]). Where a path may lead is `safe_path`'s business, not this one's.
+//! File work shared by the file-like providers: owners and modes, atomic
+//! writes through [`crate::safe_path`], private backups ([`backup`]), and
+//! what a report may show of a content change ([`diff`]). Where a path may
+//! lead is `safe_path`'s business, not this one's. The agent's own state
+//! (in its private state dir) is written with `cm_model::atomic_file`.
 
 mod backup;
 mod diff;
@@ -141,16 +142,6 @@ pub fn write_atomic(path: &Path, content: &[u8], wanted: &Wanted) -> Result<(), 
     dir.write_file(&name, content, wanted.for_new_content(existing.as_ref()))
 }
 
-/// [`write_atomic`] for the agent's own secrets (keys, plans): mode 0600.
-/// An `std::io` error for its callers, the [`SafePathError`] inside.
-pub fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    let wanted = Wanted {
-        mode: Some(0o600),
-        ..Wanted::default()
-    };
-    Ok(write_atomic(path, content, &wanted)?)
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::MetadataExt;
@@ -187,21 +178,5 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "old");
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temp file left behind");
-    }
-
-    #[test]
-    fn private_write_replaces_a_planted_link_instead_of_following_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = dir.path().join("outside");
-        std::fs::write(&outside, "untouched").unwrap();
-        let p = dir.path().join("plan.pb");
-        std::os::unix::fs::symlink(&outside, &p).unwrap();
-        write_private(&p, b"plan").unwrap();
-        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched");
-        assert_eq!(std::fs::read(&p).unwrap(), b"plan");
-        assert_eq!(
-            std::fs::symlink_metadata(&p).unwrap().mode() & 0o7777,
-            0o600
-        );
     }
 }

@@ -26,6 +26,7 @@ use crate::remote::{RemoteError, ensure_state_dir, now};
 mod enroll;
 mod plan;
 
+pub use enroll::{Connected, connect_with_backoff};
 use enroll::{enroll, expired, revoked, revoked_on_server};
 use plan::converge_plan;
 

@@ -57,7 +57,7 @@ impl Identity {
     /// Written in one atomic step, 0600: a crash leaves the old identity or the new one.
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        crate::fsutil::write_private(&state_dir.join(FILE), &json)
+        cm_model::atomic_file::write(&state_dir.join(FILE), &json, 0o600)
     }
 
     /// Renewal is due after two thirds of the certificate's lifetime.

@@ -10,6 +10,7 @@
 //! reports/*.pb     run reports not yet delivered
 //! ```
 
+pub mod backoff;
 pub mod identity;
 pub mod reports;
 pub mod sync;

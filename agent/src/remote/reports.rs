@@ -31,7 +31,7 @@ impl Queue {
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let path = self.dir.join(format!("{nanos:024}.pb"));
-        crate::fsutil::write_private(&path, &report.encode_to_vec())?;
+        cm_model::atomic_file::write(&path, &report.encode_to_vec(), 0o600)?;
         let queued = self.pending()?;
         for old in queued.iter().take(queued.len().saturating_sub(MAX_QUEUED)) {
             let _ = std::fs::remove_file(old);

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use cm_model::LoadError;
 use cm_model::cookbook::{Cookbook, MAX_FILE_BYTES, check_manifest};
 use cm_model::cookbooks::CookbookSet;
-use cm_model::manifest::{Manifest, ManifestEntry, sha256_hex};
+use cm_model::manifest::sha256_hex;
+use cm_proto::convert::manifest_from_wire;
 use cm_proto::v1::agent_client::AgentClient;
 use cm_proto::v1::{CookbookVersion, FetchBlobRequest, GetPlanRequest, Plan};
 use prost::Message;
@@ -52,7 +53,7 @@ impl Cache {
     }
 
     fn put_blob(&self, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
-        crate::fsutil::write_private(&self.blob_path(sha256), bytes)
+        cm_model::atomic_file::write(&self.blob_path(sha256), bytes, 0o600)
     }
 
     pub fn plan(&self) -> Option<Plan> {
@@ -61,7 +62,7 @@ impl Cache {
     }
 
     fn save_plan(&self, plan: &Plan) -> std::io::Result<()> {
-        crate::fsutil::write_private(&self.dir.join("plan.pb"), &plan.encode_to_vec())
+        cm_model::atomic_file::write(&self.dir.join("plan.pb"), &plan.encode_to_vec(), 0o600)
     }
 
     /// When the server last confirmed the cached plan (unix seconds).
@@ -70,7 +71,11 @@ impl Cache {
     }
 
     fn set_checked(&self, at: i64) -> std::io::Result<()> {
-        crate::fsutil::write_private(&self.dir.join("plan.checked"), at.to_string().as_bytes())
+        cm_model::atomic_file::write(
+            &self.dir.join("plan.checked"),
+            at.to_string().as_bytes(),
+            0o600,
+        )
     }
 
     /// The hash of the plan last converged successfully.
@@ -81,7 +86,7 @@ impl Cache {
     }
 
     pub fn set_converged(&self, hash: &str) -> std::io::Result<()> {
-        crate::fsutil::write_private(&self.dir.join("converged"), hash.as_bytes())
+        cm_model::atomic_file::write(&self.dir.join("converged"), hash.as_bytes(), 0o600)
     }
 }
 
@@ -111,7 +116,7 @@ pub async fn sync(channel: Channel, cache: &Cache) -> Result<(Plan, Fetched), Re
     };
     // The same manifest rules a push meets, before a byte is fetched.
     for c in &plan.cookbooks {
-        check_manifest(&origin(c), &manifest(c))
+        check_manifest(&origin(c), &manifest_from_wire(&c.manifest))
             .map_err(|e| RemoteError::Refused(e.to_string()))?;
     }
     // Even an unchanged plan is checked: a blob deleted from the cache comes back.
@@ -177,38 +182,24 @@ fn origin(c: &CookbookVersion) -> PathBuf {
     PathBuf::from(format!("{}@{}", c.name, c.version))
 }
 
-fn manifest(c: &CookbookVersion) -> Manifest {
-    Manifest {
-        entries: c
-            .manifest
-            .iter()
-            .map(|e| ManifestEntry {
-                path: e.path.clone(),
-                sha256: e.sha256.clone(),
-                size: e.size,
-                mode: e.mode,
-            })
-            .collect(),
-    }
-}
-
 /// The plan's cookbooks, built from the cache with the same checks as a push.
 pub fn assemble(plan: &Plan, cache: &Cache) -> Result<CookbookSet, String> {
     let mut list = Vec::with_capacity(plan.cookbooks.len());
     for c in &plan.cookbooks {
         let origin = origin(c);
-        let cookbook = Cookbook::from_manifest(&origin, &manifest(c), |entry| {
-            cache.blob(&entry.sha256).ok_or_else(|| {
-                LoadError::in_file(
-                    &origin,
-                    format!(
-                        "{:?}: not in the local cache (or damaged); the next sync fetches it",
-                        entry.path
-                    ),
-                )
+        let cookbook =
+            Cookbook::from_manifest(&origin, &manifest_from_wire(&c.manifest), |entry| {
+                cache.blob(&entry.sha256).ok_or_else(|| {
+                    LoadError::in_file(
+                        &origin,
+                        format!(
+                            "{:?}: not in the local cache (or damaged); the next sync fetches it",
+                            entry.path
+                        ),
+                    )
+                })
             })
-        })
-        .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?;
         list.push(cookbook);
     }
     CookbookSet::new(list).map_err(|e| e.to_string())
@@ -258,9 +249,12 @@ mod tests {
         // Two entries for one file: the server would have refused the push.
         let twice = plan(vec![entry("files/a", b"x"), entry("./files/a", b"y")]);
         let err = assemble(&twice, &cache).unwrap_err();
-        let pushed = check_manifest(Path::new("c@1.0.0"), &manifest(&twice.cookbooks[0]))
-            .unwrap_err()
-            .to_string();
+        let pushed = check_manifest(
+            Path::new("c@1.0.0"),
+            &manifest_from_wire(&twice.cookbooks[0].manifest),
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(err, pushed);
         assert!(err.contains("names the same file"), "{err}");
     }

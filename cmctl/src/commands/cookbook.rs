@@ -4,9 +4,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use cm_model::cookbook::{Cookbook, read_tree};
+use cm_proto::convert::manifest_to_wire;
 use cm_proto::v1::cookbooks_client::CookbooksClient;
 use cm_proto::v1::{
-    BlobChunk, CommitRequest, CookbookId, ListCookbooksRequest, ManifestEntry, MissingBlobsRequest,
+    BlobChunk, CommitRequest, CookbookId, ListCookbooksRequest, MissingBlobsRequest,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -96,17 +97,7 @@ pub async fn push(channel: Channel, dir: &Path, format: Format) -> Result<()> {
         bar.inc(e.size);
     }
     bar.finish_and_clear();
-    let manifest = cookbook
-        .manifest
-        .entries
-        .iter()
-        .map(|e| ManifestEntry {
-            path: e.path.clone(),
-            sha256: e.sha256.clone(),
-            size: e.size,
-            mode: e.mode,
-        })
-        .collect();
+    let manifest = manifest_to_wire(&cookbook.manifest);
     let created = client
         .commit(CommitRequest {
             name: cookbook.metadata.name.clone(),

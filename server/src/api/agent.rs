@@ -17,10 +17,11 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::auth;
 use super::convert;
-use crate::auth;
+use super::status::status;
 use crate::enroll_refusals::{EnrollRefusal, RefusalLog};
-use crate::state::{State, now, status};
+use crate::state::{State, StateError, now};
 use crate::store::{NodeEnrollment, StoreError};
 
 /// Blobs stream in chunks this size.
@@ -35,7 +36,9 @@ pub struct AgentApi {
     pub refusals: RefusalLog,
 }
 
-type Stream2<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+/// What a server-streaming call answers with: its messages, or the status
+/// that ends it.
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
@@ -111,7 +114,7 @@ impl AgentApi {
                 .await
                 .map_err(|e| (None, status(e)))?,
             Err(e) => {
-                tracing::warn!(node = %r.node_name, error = %e.message(), "the new node has no plan yet")
+                tracing::warn!(node = %r.node_name, error = %e, "the new node has no plan yet")
             }
         }
         Ok(EnrollResponse {
@@ -199,7 +202,7 @@ impl Agent for AgentApi {
         }))
     }
 
-    type FetchBlobStream = Stream2<BlobChunk>;
+    type FetchBlobStream = ResponseStream<BlobChunk>;
 
     async fn fetch_blob(
         &self,
@@ -280,7 +283,7 @@ impl Agent for AgentApi {
         Ok(Response::new(Empty {}))
     }
 
-    type WatchStream = Stream2<WatchEvent>;
+    type WatchStream = ResponseStream<WatchEvent>;
 
     async fn watch(
         &self,
@@ -297,10 +300,8 @@ impl Agent for AgentApi {
                 plan.hash.clone(),
                 "the plan changed while you were away".to_string(),
             ),
-            Err(s) if crate::state::is_plan_error(&s) => {
-                (crate::state::NO_PLAN.to_string(), s.message().to_string())
-            }
-            Err(s) => return Err(s),
+            Err(e @ StateError::NoPlan(_)) => (crate::state::NO_PLAN.to_string(), e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         // What this stream's node knows from now on (an event follows if
         // not): a recomputation here compares against it.

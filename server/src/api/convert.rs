@@ -1,36 +1,10 @@
 //! Between storage rows, plans and the wire types.
 
-use cm_model::manifest::{Manifest, ManifestEntry};
+use cm_proto::convert::manifest_to_wire;
 use cm_proto::v1 as pb;
 
 use crate::plan::{Catalog, Plan};
 use crate::store::{CookbookVersionRow, RunRow};
-
-pub fn manifest_to_pb(m: &Manifest) -> Vec<pb::ManifestEntry> {
-    m.entries
-        .iter()
-        .map(|e| pb::ManifestEntry {
-            path: e.path.clone(),
-            sha256: e.sha256.clone(),
-            size: e.size,
-            mode: e.mode,
-        })
-        .collect()
-}
-
-pub fn manifest_from_pb(entries: &[pb::ManifestEntry]) -> Manifest {
-    let mut entries: Vec<ManifestEntry> = entries
-        .iter()
-        .map(|e| ManifestEntry {
-            path: e.path.clone(),
-            sha256: e.sha256.clone(),
-            size: e.size,
-            mode: e.mode,
-        })
-        .collect();
-    entries.sort();
-    Manifest { entries }
-}
 
 pub fn cookbook_row_to_pb(row: &CookbookVersionRow) -> pb::CookbookVersion {
     let manifest = &row.manifest;
@@ -40,7 +14,7 @@ pub fn cookbook_row_to_pb(row: &CookbookVersionRow) -> pb::CookbookVersion {
         version: row.version.clone(),
         description: row.description.clone(),
         depends: depends.into_iter().collect(),
-        manifest: manifest_to_pb(manifest),
+        manifest: manifest_to_wire(manifest),
         created_at: row.created_at,
         pushed_by: row.pushed_by.clone(),
     }
@@ -67,7 +41,7 @@ pub fn plan(p: &Plan, catalog: &Catalog) -> pb::Plan {
                         .iter()
                         .map(|(k, v)| (k.clone(), v.to_string()))
                         .collect(),
-                    manifest: manifest_to_pb(&e.manifest),
+                    manifest: manifest_to_wire(&e.manifest),
                     created_at: 0,
                     pushed_by: String::new(),
                 })

@@ -20,10 +20,11 @@ use cm_proto::v1::{
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth;
 use super::convert;
-use crate::auth;
+use super::status::status;
 use crate::plan::check::PlanChange;
-use crate::state::{State, status};
+use crate::state::State;
 use crate::store::{Inserted, NewCookbookVersion};
 
 pub struct CookbooksApi {
@@ -111,7 +112,7 @@ impl Cookbooks for CookbooksApi {
     ) -> Result<Response<CommitResponse>, Status> {
         let who = auth::admin(&self.state, &req).await?;
         let r = req.into_inner();
-        let manifest = convert::manifest_from_pb(&r.manifest);
+        let manifest = cm_proto::convert::manifest_from_wire(&r.manifest);
         let origin = format!("{}@{}", r.name, r.version);
         let origin_path = std::path::Path::new(&origin);
         check_manifest(origin_path, &manifest)

@@ -12,9 +12,10 @@ use cm_proto::v1::roles_server::Roles;
 use cm_proto::v1::{Document, DocumentList, Empty, EnvironmentView, Name};
 use tonic::{Request, Response, Status};
 
-use crate::auth;
+use super::auth;
+use super::status::status;
 use crate::plan::check::PlanChange;
-use crate::state::{State, status};
+use crate::state::State;
 use crate::store::{DocKind, Document as DocumentRow};
 
 pub struct RolesApi {

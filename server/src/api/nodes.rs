@@ -12,10 +12,11 @@ use cm_proto::v1::{
 };
 use tonic::{Request, Response, Status};
 
+use super::auth;
 use super::convert;
-use crate::auth;
+use super::status::status;
 use crate::plan::check::PlanChange;
-use crate::state::{State, status};
+use crate::state::State;
 use crate::store::NodeRow;
 
 pub struct NodesApi {

@@ -1,39 +1,20 @@
-//! The Tokens, Secrets, Admins, Runs and Audit services: thin admin calls.
+//! The Tokens service: enrollment tokens for autoscaling groups' user-data
+//! (created, listed, revoked; only a hash of the secret is stored).
 
 use std::sync::Arc;
 
-use cm_proto::v1::admins_server::Admins;
-use cm_proto::v1::audit_server::Audit;
-use cm_proto::v1::runs_server::Runs;
-use cm_proto::v1::secrets_server::Secrets;
 use cm_proto::v1::tokens_server::Tokens;
-use cm_proto::v1::{
-    Admin, AdminCredential, AdminList, AuditEvent, AuditList, CreateTokenRequest,
-    CreateTokenResponse, Empty, ListAuditRequest, ListRunsRequest, Name, RunList, SecretInfo,
-    SecretList, SetSecretRequest, Token, TokenList,
-};
+use cm_proto::v1::{CreateTokenRequest, CreateTokenResponse, Empty, Name, Token, TokenList};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
-use super::convert;
-use crate::auth;
-use crate::state::{State, now, status};
+use super::auth;
+use super::status::status;
+use crate::state::{State, now};
 use crate::store::{DocKind, NewToken};
 
 pub struct TokensApi {
-    pub state: Arc<State>,
-}
-pub struct SecretsApi {
-    pub state: Arc<State>,
-}
-pub struct AdminsApi {
-    pub state: Arc<State>,
-}
-pub struct RunsApi {
-    pub state: Arc<State>,
-}
-pub struct AuditApi {
     pub state: Arc<State>,
 }
 
@@ -162,174 +143,5 @@ impl Tokens for TokensApi {
             .await
             .map_err(status)?;
         Ok(Response::new(Empty {}))
-    }
-}
-
-#[tonic::async_trait]
-impl Secrets for SecretsApi {
-    async fn set(&self, req: Request<SetSecretRequest>) -> Result<Response<SecretInfo>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
-        let r = req.into_inner();
-        cm_model::metadata::check_name(&r.name).map_err(Status::invalid_argument)?;
-        if r.roles.is_empty() {
-            return Err(Status::invalid_argument(
-                "name the roles whose nodes may read the secret (--role)",
-            ));
-        }
-        if std::str::from_utf8(&r.value).is_err() {
-            return Err(Status::invalid_argument("secret values are UTF-8 text"));
-        }
-        let sealed = self
-            .state
-            .secrets_key
-            .seal(&r.name, &r.value)
-            .map_err(|e| Status::internal(e.to_string()))?;
-        self.state
-            .store
-            .put_secret(&r.name, &sealed, &r.roles, &who)
-            .await
-            .map_err(status)?;
-        self.state
-            .changed(&format!("secret {} changed", r.name))
-            .await;
-        Ok(Response::new(SecretInfo {
-            name: r.name,
-            roles: r.roles,
-            updated_at: now(),
-            updated_by: who,
-        }))
-    }
-
-    async fn list(&self, req: Request<Empty>) -> Result<Response<SecretList>, Status> {
-        auth::admin(&self.state, &req).await?;
-        let rows = self.state.store.secrets().await.map_err(status)?;
-        Ok(Response::new(SecretList {
-            secrets: rows
-                .into_iter()
-                .map(|s| SecretInfo {
-                    name: s.name,
-                    roles: s.roles,
-                    updated_at: s.updated_at,
-                    updated_by: s.updated_by,
-                })
-                .collect(),
-        }))
-    }
-
-    async fn delete(&self, req: Request<Name>) -> Result<Response<Empty>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
-        let name = req.into_inner().name;
-        self.state
-            .store
-            .delete_secret(&name, &who)
-            .await
-            .map_err(status)?;
-        self.state.changed(&format!("secret {name} deleted")).await;
-        Ok(Response::new(Empty {}))
-    }
-}
-
-#[tonic::async_trait]
-impl Admins for AdminsApi {
-    async fn add(&self, req: Request<Name>) -> Result<Response<AdminCredential>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
-        let name = req.into_inner().name;
-        cm_model::metadata::check_name(&name).map_err(Status::invalid_argument)?;
-        let cert = self
-            .state
-            .pki
-            .ca()
-            .issue_admin(&name, std::time::Duration::from_secs(365 * 86400))
-            .map_err(|e| Status::internal(e.to_string()))?;
-        self.state
-            .store
-            .add_admin(&name, &cert.cert.serial, &who)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(AdminCredential {
-            name,
-            certificate_pem: cert.cert.cert_pem,
-            key_pem: cert.key_pem,
-            ca_pem: self.state.pki.ca().cert_pem().to_string(),
-        }))
-    }
-
-    async fn list(&self, req: Request<Empty>) -> Result<Response<AdminList>, Status> {
-        auth::admin(&self.state, &req).await?;
-        let rows = self.state.store.admins().await.map_err(status)?;
-        Ok(Response::new(AdminList {
-            admins: rows
-                .into_iter()
-                .map(|a| Admin {
-                    name: a.name,
-                    created_at: a.created_at,
-                    created_by: a.created_by,
-                })
-                .collect(),
-        }))
-    }
-
-    async fn remove(&self, req: Request<Name>) -> Result<Response<Empty>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
-        let name = req.into_inner().name;
-        if name == who {
-            return Err(Status::failed_precondition(
-                "you cannot remove yourself; ask another admin",
-            ));
-        }
-        self.state
-            .store
-            .remove_admin(&name, &who)
-            .await
-            .map_err(status)?;
-        self.state.changed(&format!("admin {name} removed")).await;
-        Ok(Response::new(Empty {}))
-    }
-}
-
-#[tonic::async_trait]
-impl Runs for RunsApi {
-    async fn list(&self, req: Request<ListRunsRequest>) -> Result<Response<RunList>, Status> {
-        auth::admin(&self.state, &req).await?;
-        let r = req.into_inner();
-        let limit = if r.limit == 0 { 20 } else { r.limit.min(1000) };
-        let store = &self.state.store;
-        // A node's runs are its current identity's unless asked for all.
-        let rows = match (r.node.as_str(), r.all_identities) {
-            ("", _) => store.runs(None, limit).await,
-            (node, true) => store.runs(Some(node), limit).await,
-            (node, false) => store.current_runs(node, limit).await,
-        }
-        .map_err(status)?;
-        Ok(Response::new(RunList {
-            runs: rows.iter().map(convert::run_to_pb).collect(),
-        }))
-    }
-}
-
-#[tonic::async_trait]
-impl Audit for AuditApi {
-    async fn list(&self, req: Request<ListAuditRequest>) -> Result<Response<AuditList>, Status> {
-        auth::admin(&self.state, &req).await?;
-        let r = req.into_inner();
-        let limit = if r.limit == 0 { 50 } else { r.limit.min(1000) };
-        let rows = self
-            .state
-            .store
-            .audit(limit, (!r.who.is_empty()).then_some(r.who.as_str()))
-            .await
-            .map_err(status)?;
-        Ok(Response::new(AuditList {
-            events: rows
-                .into_iter()
-                .map(|a| AuditEvent {
-                    at: a.at,
-                    who: a.who,
-                    what: a.what,
-                    before: a.before_json.unwrap_or_default(),
-                    after: a.after_json.unwrap_or_default(),
-                })
-                .collect(),
-        }))
     }
 }

@@ -18,7 +18,7 @@ use super::files;
 use super::manifest::{BackupFile, BackupManifest, FORMAT};
 use super::snapshot;
 use crate::blobs::{BlobError, Blobs};
-use crate::pki::{Ca, private_files};
+use crate::pki::Ca;
 use crate::serve::{Config, redact_url};
 use crate::store::unix_now;
 
@@ -183,12 +183,12 @@ async fn copy_blobs(
 /// certificate and key, the secrets key, and the bootstrap admin credential
 /// when there is one.
 fn copy_keys(sources: &Sources, dest: &Path) -> Result<()> {
-    private_files::write_atomically(
+    files::write(
         &dest.join("ca.pem"),
         sources.ca.cert_pem().as_bytes(),
         0o644,
     )?;
-    private_files::write_atomically(&dest.join("ca.key"), sources.ca.key_pem().as_bytes(), 0o600)?;
+    files::write(&dest.join("ca.key"), sources.ca.key_pem().as_bytes(), 0o600)?;
     for name in ["server.pem", "server.key"] {
         files::copy_hashed(&sources.data_dir.join(name), &dest.join(name))?;
     }

@@ -95,6 +95,12 @@ fn hash_stream(from: &mut impl Read, to: &mut impl Write) -> io::Result<(String,
     Ok((hex::encode(hasher.finalize()), size))
 }
 
+/// `bytes` written to `path` atomically with `mode` (`cm_model::atomic_file`).
+pub(crate) fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    cm_model::atomic_file::write(path, bytes, mode)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// Create `dir` and its missing parents, readable by the owner only: a
 /// backup holds the CA key and the secrets key.
 pub(crate) fn create_private_dir_all(dir: &Path) -> Result<()> {

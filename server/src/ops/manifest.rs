@@ -12,8 +12,6 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::pki::private_files;
-
 /// The manifest's file name, at the top of a backup.
 pub const MANIFEST: &str = "manifest.json";
 /// Checksums for `sha256sum -c`, derived from the manifest.
@@ -68,12 +66,8 @@ impl BackupManifest {
     /// presence is what says the backup is complete.
     pub fn write(&self, dir: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("a manifest is plain data");
-        private_files::write_atomically(
-            &dir.join(SHA256SUMS),
-            self.sha256sums().as_bytes(),
-            0o600,
-        )?;
-        private_files::write_atomically(&dir.join(MANIFEST), &json, 0o600)?;
+        super::files::write(&dir.join(SHA256SUMS), self.sha256sums().as_bytes(), 0o600)?;
+        super::files::write(&dir.join(MANIFEST), &json, 0o600)?;
         Ok(())
     }
 

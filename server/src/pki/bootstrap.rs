@@ -14,7 +14,7 @@ use x509_parser::extensions::GeneralName;
 use super::identity::{parse_cert, serial_hex};
 use super::{
     Ca, Credential, IssuedCert, PkiError, Result, SERVER_RENEW_BEFORE, SERVER_VALIDITY, now_unix,
-    private_files, read, secs, server_tls_config,
+    read, secs, server_tls_config, write,
 };
 
 /// The CA and the server certificate of one server process.
@@ -32,15 +32,15 @@ impl Pki {
         let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca.key"));
         let ca = match (cert_path.exists(), key_path.exists()) {
             (true, true) => {
-                private_files::warn_if_readable_by_others(&key_path);
+                crate::data_dir::warn_if_readable_by_others(&key_path);
                 Ca::from_pem(&read(&cert_path)?, &read(&key_path)?)?
             }
             (false, false) => {
                 let ca = Ca::generate("cm CA")?;
                 // A crash between the two writes leaves half a CA, which
                 // the arm below refuses instead of replacing it silently.
-                private_files::write_atomically(&key_path, ca.key_pem().as_bytes(), 0o600)?;
-                private_files::write_atomically(&cert_path, ca.cert_pem().as_bytes(), 0o644)?;
+                write(&key_path, ca.key_pem().as_bytes(), 0o600)?;
+                write(&cert_path, ca.cert_pem().as_bytes(), 0o644)?;
                 tracing::info!(fingerprint = %ca.fingerprint(), dir = %dir.display(), "generated a new CA");
                 ca
             }
@@ -73,12 +73,8 @@ impl Pki {
             Some(server) => server,
             None => {
                 let server = ca.issue_server(tls_names, SERVER_VALIDITY)?;
-                private_files::write_atomically(&key_path, server.key_pem.as_bytes(), 0o600)?;
-                private_files::write_atomically(
-                    &cert_path,
-                    server.cert.cert_pem.as_bytes(),
-                    0o644,
-                )?;
+                write(&key_path, server.key_pem.as_bytes(), 0o600)?;
+                write(&cert_path, server.cert.cert_pem.as_bytes(), 0o644)?;
                 server
             }
         };

@@ -5,7 +5,7 @@
 //!   so they queue in the process (in order, up to [`WRITER_QUEUE`]) rather
 //!   than on SQLite's lock; the busy timeout then only meets another
 //!   process's lock, and a lock held longer than [`FOREIGN_LOCK_WAIT`] fails
-//!   the call (UNAVAILABLE, see `state::status`). Reads use the other pool;
+//!   the call (UNAVAILABLE, see `api::status`). Reads use the other pool;
 //!   in WAL mode they never wait for a writer. PostgreSQL has one pool for
 //!   both.
 //! - A connection is waited for at most [`ACQUIRE_TIMEOUT`]: a PostgreSQL

@@ -4,7 +4,7 @@
 //! - Before: a call without a client certificate is UNAUTHENTICATED
 //!   before its message is read, except `Enroll` (which a node calls before
 //!   it has one). Who the certificate names, and whether it is revoked, is
-//!   checked afterwards by [`crate::auth`].
+//!   checked afterwards by [`crate::api::auth`].
 //! - After: tonic reports a message over the size limit as OUT_OF_RANGE
 //!   and one that does not decode as INTERNAL; gRPC defines them as
 //!   RESOURCE_EXHAUSTED and INVALID_ARGUMENT (a client error, not the

@@ -4,6 +4,7 @@
 
 use tonic::{Request, Status};
 
+use super::status::status;
 use crate::pki::{Caller, Identity, identity_of};
 use crate::state::State;
 
@@ -34,7 +35,7 @@ pub async fn caller<T>(state: &State, req: &Request<T>) -> Result<(Principal, Ca
         .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
     let caller = identity_of(leaf.as_ref())
         .map_err(|e| Status::unauthenticated(format!("client certificate: {e}")))?;
-    if state.is_revoked(&caller.serial).await? {
+    if state.is_revoked(&caller.serial).await.map_err(status)? {
         return Err(Status::unauthenticated("this certificate has been revoked"));
     }
     let principal = match &caller.identity {

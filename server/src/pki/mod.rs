@@ -14,14 +14,14 @@
 //!
 //! This file holds the CA and issuance; `identity` the names and the
 //! agent-side CSR, `tls` the rustls configs, `bootstrap` the data-dir files
-//! ([`Pki`]), `private_files` atomic 0600 writes.
+//! ([`Pki`]), written with `cm_model::atomic_file` (mode set before the
+//! first byte, renamed into place).
 //!
 //! This module does not decide who may enroll or what a caller may do, and
 //! does not keep revocations: those live in the database.
 
 mod bootstrap;
 mod identity;
-pub(crate) mod private_files;
 mod tls;
 
 pub use bootstrap::Pki;
@@ -435,6 +435,14 @@ fn pem_or_file(value: &str) -> Result<String> {
     } else {
         read(Path::new(value))
     }
+}
+
+/// [`cm_model::atomic_file::write`], naming the file in the error.
+fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    cm_model::atomic_file::write(path, bytes, mode).map_err(|source| PkiError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn read(path: &Path) -> Result<String> {

@@ -13,7 +13,7 @@
 //! costs comes at most once a minute. The figures are in docs/server.md.
 //!
 //! What a call may do once it is decoded (identity, revocation, policy) is
-//! [`crate::auth`]'s business, not this module's.
+//! [`crate::api::auth`]'s business, not this module's.
 
 pub mod accept;
 pub mod calls;
