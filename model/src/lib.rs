@@ -8,6 +8,8 @@ pub mod cookbook;
 pub mod cookbooks;
 pub mod credential;
 pub mod error;
+pub mod features;
+pub mod for_each;
 pub mod manifest;
 pub mod metadata;
 pub mod paths;

@@ -287,6 +287,14 @@ impl ToValue for Value {
 fn items(decl: &ResourceDecl, ctx: &Value) -> Result<Vec<Option<Value>>, String> {
     let list = match &decl.for_each {
         None => return Ok(vec![None]),
+        Some(range @ ForEach::Range { .. }) => {
+            return Ok(range
+                .literal_items()
+                .into_iter()
+                .flatten()
+                .map(Some)
+                .collect());
+        }
         Some(ForEach::Items(list)) => list,
         Some(ForEach::Path(path)) => {
             let mut v = ctx;
