@@ -154,9 +154,14 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
                     // even as the last good one this node already has.
                     Some(Event::PlanChanged { hash, reason }) if out.plan_hash.as_ref() != Some(&hash) || out.report.plan_error.is_some() => {
                         tracing::info!(%reason, "plan changed");
-                        let splay = random_up_to(Duration::from_secs(u64::from(out.splay_seconds)));
-                        if !splay.is_zero() {
-                            tracing::info!(seconds = splay.as_secs_f32(), "waiting out the splay");
+                        let bound = Duration::from_secs(u64::from(out.splay_seconds));
+                        if !bound.is_zero() {
+                            let splay = random_up_to(bound);
+                            tracing::info!(
+                                seconds = splay.as_secs_f32(),
+                                at_most = out.splay_seconds,
+                                "waiting out the splay"
+                            );
                             tokio::select! {
                                 () = sleep(splay) => {}
                                 () = stop.notified() => break "stop",

@@ -1,6 +1,7 @@
 //! cm-agent: gathers facts, compiles cookbooks into resources and converges them.
 
 pub mod apply;
+pub mod boot;
 pub mod command;
 pub mod config;
 pub mod daemon;
@@ -13,5 +14,4 @@ pub mod output;
 pub mod remote;
 pub mod resources;
 pub mod safe_path;
-pub mod service;
 pub mod signals;

@@ -3,27 +3,26 @@
 mod support;
 
 use std::process::Command as Process;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::{Sandbox, ok};
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
 
 /// A tmpfs of 64 KiB mounted for the test, unmounted on drop.
 struct TinyDisk(std::path::PathBuf);
 
 impl TinyDisk {
-    fn mount(at: std::path::PathBuf) -> Option<TinyDisk> {
+    /// Mounted, or why not (mount's own words).
+    fn mount(at: std::path::PathBuf) -> Result<TinyDisk, String> {
         std::fs::create_dir_all(&at).unwrap();
-        let ok = Process::new("mount")
+        let out = Process::new("mount")
             .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
             .arg(&at)
-            .status()
-            .ok()?
-            .success();
-        ok.then_some(TinyDisk(at))
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(TinyDisk(at))
     }
 }
 
@@ -35,14 +34,16 @@ impl Drop for TinyDisk {
 
 #[test]
 fn disk_full_during_a_write_leaves_the_old_file_intact() {
-    if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root");
+    if !support::require_root("mounting a small tmpfs") {
         return;
     }
     let s = Sandbox::new();
-    let Some(disk) = TinyDisk::mount(s.root()) else {
-        eprintln!("skipped: cannot mount tmpfs here");
-        return;
+    let disk = match TinyDisk::mount(s.root()) {
+        Ok(disk) => disk,
+        Err(why) => {
+            support::require(false, &format!("a tmpfs mount ({why})"));
+            return;
+        }
     };
     std::fs::write(disk.0.join("app.conf"), "old content\n").unwrap();
     s.cookbook(
@@ -68,14 +69,37 @@ fn disk_full_during_a_write_leaves_the_old_file_intact() {
     assert_eq!(names.len(), 1, "a temp file was left behind: {names:?}");
 }
 
+/// Poll `done` until it holds; not within a minute is a failure (a hang),
+/// never a measurement.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether process `pid` has a handler for SIGTERM (`SigCgt` in its status).
+fn catches_sigterm(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let caught = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .unwrap_or(0);
+    caught & (1 << (nix::libc::SIGTERM - 1)) != 0
+}
+
 #[test]
 fn sigterm_finishes_the_resource_in_hand_then_stops_and_reports() {
     let s = Sandbox::new();
+    // The first resource says it has started, then holds until the test lets it go.
     s.cookbook(
         "slow",
         &[(
             "recipes/default.yaml",
-            "- execute: \"sleep 1 && touch {{attrs.root}}/slept\"\n- file: \"{{attrs.root}}/after\"\n",
+            "- execute: \"touch {{attrs.root}}/started && while [ ! -e {{attrs.root}}/go ]; do sleep 0.05; done && touch {{attrs.root}}/finished\"\n\
+             - file: \"{{attrs.root}}/after\"\n",
         )],
     );
     let opts = s.run_opts("slow", false);
@@ -92,12 +116,17 @@ fn sigterm_finishes_the_resource_in_hand_then_stops_and_reports() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    wait_until("the first resource starts", || s.path("started").exists());
+    assert!(catches_sigterm(child.id()), "the agent handles SIGTERM");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
+    // The handler is installed with SA_RESETHAND: once SIGTERM is no longer
+    // caught, the agent has taken it, and the resource is still in hand.
+    wait_until("the agent takes SIGTERM", || !catches_sigterm(child.id()));
+    std::fs::write(s.path("go"), "").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -108,8 +137,9 @@ fn sigterm_finishes_the_resource_in_hand_then_stops_and_reports() {
             .contains("stopped by a signal after 1 of 2"),
         "{report}"
     );
+    assert_eq!(report["resources"][0]["changed"], true, "{report}");
     assert!(
-        s.path("slept").exists(),
+        s.path("finished").exists(),
         "the resource in hand was not finished"
     );
     assert!(!s.path("after").exists(), "the run went on after SIGTERM");
@@ -117,8 +147,7 @@ fn sigterm_finishes_the_resource_in_hand_then_stops_and_reports() {
 
 #[test]
 fn cron_job_lands_in_cron_d_and_is_removed() {
-    if !is_root() {
-        eprintln!("skipped: /etc/cron.d needs root");
+    if !support::require_root("writing /etc/cron.d") {
         return;
     }
     let name = format!("cm-test-{}", std::process::id());

@@ -1,15 +1,11 @@
 //! The package provider against the real apt and dpkg of this machine (root only:
-//! CI runs as root; elsewhere the test says why it did nothing). These tests
+//! CI runs as root; elsewhere each test says why it did nothing). These tests
 //! change the machine's dpkg state, so they run one at a time
 //! (.config/nextest.toml; tests/cluster/providers.sh passes --test-threads 1).
 
 mod support;
 
 use support::{Sandbox, ok};
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
 
 fn installed(name: &str) -> bool {
     std::process::Command::new("dpkg-query")
@@ -27,8 +23,7 @@ fn purge(names: &[&str]) {
 
 #[test]
 fn installs_adjacent_packages_in_one_apt_get_then_changes_nothing_then_removes() {
-    if !is_root() {
-        eprintln!("skipped: installing packages needs root (CI runs as root)");
+    if !support::require_root("installing packages") {
         return;
     }
     // Two tiny packages with no dependencies to speak of.
@@ -71,8 +66,7 @@ fn installs_adjacent_packages_in_one_apt_get_then_changes_nothing_then_removes()
 
 #[test]
 fn unknown_package_fails_with_apts_reason() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !support::require_root("running apt-get and dpkg") {
         return;
     }
     let s = Sandbox::new();
@@ -149,8 +143,7 @@ impl Drop for PurgeOnDrop {
 
 #[test]
 fn interrupted_dpkg_is_repaired_before_the_first_package_action_and_reported() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
+    if !support::require_root("running apt-get and dpkg") {
         return;
     }
     const NAME: &str = "cm-test-interrupted";
@@ -194,4 +187,134 @@ fn interrupted_dpkg_is_repaired_before_the_first_package_action_and_reported() {
     assert!(!cm_agent::resources::dpkg::interrupted(admin));
     assert!(installed(NAME));
     assert_eq!(ok(&s.apply("repair")).resources_changed, 0);
+}
+
+/// The version dpkg has installed of `name`, if any.
+fn installed_version(name: &str) -> Option<String> {
+    installed(name).then(|| {
+        let out = std::process::Command::new("dpkg-query")
+            .args(["-W", "-f", "${Version}", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+}
+
+/// A package in several versions, in a local file repository apt reads
+/// (`deb [trusted=yes] file:DIR ./`). Dropped: the package purged, the
+/// source and its lists removed.
+struct LocalRepo {
+    dir: tempfile::TempDir,
+    name: &'static str,
+    list: std::path::PathBuf,
+}
+
+impl LocalRepo {
+    fn publish(name: &'static str, versions: &[&str]) -> LocalRepo {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        // apt reads file: repositories as its own unprivileged user.
+        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+        let mut index = String::new();
+        for version in versions {
+            let root = dir.path().join(format!("build-{version}"));
+            support::write(
+                &root.join("DEBIAN/control"),
+                &format!(
+                    "Package: {name}\nVersion: {version}\nArchitecture: all\n\
+                     Maintainer: cm tests <root@localhost>\nDescription: cm test package\n"
+                ),
+            );
+            let file = format!("{name}_{version}_all.deb");
+            let built = std::process::Command::new("dpkg-deb")
+                .args(["--build", "--root-owner-group"])
+                .arg(&root)
+                .arg(dir.path().join(&file))
+                .output()
+                .unwrap();
+            assert!(built.status.success(), "{built:?}");
+            std::fs::remove_dir_all(&root).unwrap();
+            let deb = std::fs::read(dir.path().join(&file)).unwrap();
+            index.push_str(&format!(
+                "Package: {name}\nVersion: {version}\nArchitecture: all\n\
+                 Maintainer: cm tests <root@localhost>\nDescription: cm test package\n\
+                 Filename: ./{file}\nSize: {}\nSHA256: {}\n\n",
+                deb.len(),
+                cm_model::manifest::sha256_hex(&deb)
+            ));
+        }
+        std::fs::write(dir.path().join("Packages"), index).unwrap();
+        let list = std::path::PathBuf::from(format!("/etc/apt/sources.list.d/{name}.list"));
+        let source = format!("deb [trusted=yes] file:{} ./\n", dir.path().display());
+        std::fs::write(&list, source).unwrap();
+        LocalRepo { dir, name, list }
+    }
+}
+
+impl Drop for LocalRepo {
+    fn drop(&mut self) {
+        purge(&[self.name]);
+        let _ = std::fs::remove_file(&self.list);
+        // apt keeps the repository's lists under its path, '/' made '_'.
+        let prefix = self.dir.path().display().to_string().replace('/', "_");
+        for entry in std::fs::read_dir("/var/lib/apt/lists")
+            .into_iter()
+            .flatten()
+        {
+            let entry = entry.unwrap();
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_pinned_version_is_installed_upgraded_to_the_candidate_and_pinned_back() {
+    if !support::require_root("installing packages") {
+        return;
+    }
+    const NAME: &str = "cm-test-pinned";
+    let _repo = LocalRepo::publish(NAME, &["1.0", "2.0"]);
+    let s = Sandbox::new();
+    s.cookbook(
+        "pinned",
+        &[
+            (
+                "recipes/default.yaml",
+                &format!("- package: {NAME}\n  version: \"1.0\"\n  lock_timeout: 600\n"),
+            ),
+            (
+                "recipes/upgrade.yaml",
+                &format!("- package: {NAME}\n  action: upgrade\n  lock_timeout: 600\n"),
+            ),
+            (
+                "recipes/any.yaml",
+                &format!("- package: {NAME}\n  lock_timeout: 600\n"),
+            ),
+        ],
+    );
+    let changes = |r: &cm_model::report::RunReport| ok(r).resources[0].changes.clone();
+
+    assert_eq!(changes(&s.why_run("pinned")), ["installed 1.0"]);
+    assert_eq!(installed_version(NAME), None, "why-run installed it");
+    // apt does not know the repository yet: the agent refreshes the lists once.
+    assert_eq!(changes(&s.apply("pinned")), ["installed 1.0"]);
+    assert_eq!(installed_version(NAME).as_deref(), Some("1.0"));
+    assert_eq!(ok(&s.apply("pinned")).resources_changed, 0);
+    assert_eq!(
+        ok(&s.apply("pinned::any")).resources_changed,
+        0,
+        "an installed package without a pin is up to date"
+    );
+
+    assert_eq!(changes(&s.why_run("pinned::upgrade")), ["1.0 -> 2.0"]);
+    assert_eq!(installed_version(NAME).as_deref(), Some("1.0"));
+    assert_eq!(changes(&s.apply("pinned::upgrade")), ["1.0 -> 2.0"]);
+    assert_eq!(installed_version(NAME).as_deref(), Some("2.0"));
+    assert_eq!(ok(&s.apply("pinned::upgrade")).resources_changed, 0);
+
+    // The pin wins again, downgrade included.
+    assert_eq!(changes(&s.apply("pinned")), ["version 2.0 -> 1.0"]);
+    assert_eq!(installed_version(NAME).as_deref(), Some("1.0"));
 }

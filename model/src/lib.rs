@@ -10,6 +10,8 @@ pub mod credential;
 pub mod error;
 pub mod features;
 pub mod for_each;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod manifest;
 pub mod metadata;
 pub mod paths;
@@ -22,6 +24,8 @@ pub mod secrets;
 pub mod server_url;
 pub mod solver;
 pub mod template;
+#[doc(hidden)]
+pub mod testing;
 pub mod time;
 pub mod yaml;
 

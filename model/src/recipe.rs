@@ -136,13 +136,9 @@ impl Notification {
         let kind = resources::lookup(target_type)
             .ok_or_else(|| format!("{s:?}: unknown resource type {target_type:?}"))?;
         let acting = action_kind.unwrap_or(kind);
-        if !acting.accepts_action(action) {
-            return Err(format!(
-                "{s:?}: {} has no action {action:?} (it has {})",
-                acting.name,
-                acting.actions.join(", ")
-            ));
-        }
+        acting
+            .check_action(action)
+            .map_err(|e| format!("{s:?}: {} has {e}", acting.name))?;
         if target_name.is_empty() {
             return Err(usage());
         }
@@ -283,7 +279,7 @@ fn parse_entry(
         kind,
         name,
         properties: Map::new(),
-        actions: kind.default_actions.iter().map(|a| a.to_string()).collect(),
+        actions: kind.default_actions(),
         only_if: None,
         not_if: None,
         creates: None,
@@ -457,13 +453,8 @@ fn parse_actions(kind: &ResourceType, v: Value) -> Result<Vec<String>, String> {
         return Err("empty action list (use `nothing`)".into());
     }
     for a in &list {
-        if !kind.accepts_action(a) {
-            return Err(format!(
-                "{} has no action {a:?} (it has {})",
-                kind.name,
-                kind.actions.join(", ")
-            ));
-        }
+        kind.check_action(a)
+            .map_err(|e| format!("{} has {e}", kind.name))?;
     }
     Ok(list)
 }
@@ -570,7 +561,21 @@ mod tests {
 
     #[test]
     fn bad_action_and_notification_are_refused() {
-        assert!(parse("- package: x1\n  action: start\n").is_err());
+        let e = parse("- package: x1\n  action: start\n").unwrap_err();
+        assert!(
+            e.message.ends_with(
+                "package has no action \"start\" (it has install, upgrade, remove, purge, nothing)"
+            ),
+            "{e}"
+        );
+        let e = parse("- file: /x\n  notifies: start service[m]\n- service: m\n").unwrap();
+        assert_eq!(resource(&e[0]).notifies[0].action, "start");
+        let e = parse("- execute: x\n  subscribes: start service[m]\n").unwrap_err();
+        assert!(
+            e.message
+                .contains("execute has no action \"start\" (it has run, nothing)"),
+            "{e}"
+        );
         assert!(parse("- file: /x\n  notifies: restart servce[m]\n").is_err());
         assert!(parse("- file: /x\n  notifies: install service[m]\n").is_err());
         assert!(parse("- file: /x\n  notifies: restart service[m] soon\n").is_err());

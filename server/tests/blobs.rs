@@ -1,7 +1,9 @@
 //! The blob store, on a temp directory always and on a real S3 server when
 //! `CM_TEST_S3_ENDPOINT` and `CM_TEST_S3_BUCKET` are set (scripts/with-s3.sh
-//! sets them). Each test uses content of its own, so tests can share one
-//! bucket and run in parallel.
+//! sets them; under CI a test fails without them). Each test uses content of
+//! its own, so tests can share one bucket and run in parallel.
+
+mod support;
 
 use bytes::Bytes;
 use cm_server::blobs::{BlobError, Blobs, S3Options, sha256_hex};
@@ -15,13 +17,7 @@ fn unique(label: &str) -> (String, Bytes) {
 }
 
 fn s3() -> Option<Blobs> {
-    let endpoint = std::env::var("CM_TEST_S3_ENDPOINT").ok()?;
-    let bucket = std::env::var("CM_TEST_S3_BUCKET").ok()?;
-    let options = S3Options {
-        bucket,
-        endpoint: Some(endpoint),
-        ..S3Options::default()
-    };
+    let options = support::s3_options()?;
     Some(Blobs::s3(options).expect("the test S3 store configures"))
 }
 
@@ -33,11 +29,8 @@ where
 {
     let tmp = tempfile::tempdir().unwrap();
     check(Blobs::local(&tmp.path().join("blobs")).unwrap()).await;
-    match s3() {
-        Some(blobs) => check(blobs).await,
-        None => {
-            eprintln!("CM_TEST_S3_ENDPOINT not set: S3 half skipped (scripts/with-s3.sh runs it)")
-        }
+    if let Some(blobs) = s3() {
+        check(blobs).await;
     }
 }
 
@@ -196,15 +189,15 @@ async fn local_blobs_live_under_a_fanned_out_key_and_corruption_is_an_error() {
 
 #[tokio::test]
 async fn s3_store_reports_corruption_written_behind_its_back() {
-    let Some(blobs) = s3() else {
-        eprintln!("CM_TEST_S3_ENDPOINT not set: skipped (scripts/with-s3.sh runs it)");
+    let Some(options) = support::s3_options() else {
         return;
     };
+    let blobs = Blobs::s3(options.clone()).unwrap();
     use object_store::{ObjectStoreExt, PutPayload, aws::AmazonS3Builder, path::Path};
     let (digest, _) = unique("s3 corrupted");
     let raw = AmazonS3Builder::from_env()
-        .with_bucket_name(std::env::var("CM_TEST_S3_BUCKET").unwrap())
-        .with_endpoint(std::env::var("CM_TEST_S3_ENDPOINT").unwrap())
+        .with_bucket_name(options.bucket)
+        .with_endpoint(options.endpoint.unwrap())
         .with_allow_http(true)
         .build()
         .unwrap();

@@ -2,10 +2,12 @@
 //! temp dir and once on PostgreSQL in a database of its own, created in the
 //! cluster `CM_TEST_POSTGRES_URL` names (`scripts/with-postgres.sh cargo
 //! test -p cm-server --test store` starts a throwaway one). Without that
-//! variable the PostgreSQL variants say so and pass.
+//! variable the PostgreSQL variants say so and pass, except under CI, where
+//! they fail (`support::require`).
+
+mod support;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use cm_model::manifest::{Manifest, ManifestEntry};
 use cm_server::store::{
@@ -13,7 +15,7 @@ use cm_server::store::{
     NodeState, OptionalExt, PlanGuard, PlanRows, RunRow, Store, StoreError, unix_now,
 };
 use sha2::{Digest, Sha256};
-use sqlx::{AssertSqlSafe, Connection, Row};
+use sqlx::Row;
 
 // ---------------------------------------------------------------- harness
 
@@ -23,8 +25,8 @@ struct Db {
     url: String,
     /// SQLite: the directory holding the file.
     _dir: Option<tempfile::TempDir>,
-    /// PostgreSQL: the cluster URL and the database made for this test.
-    pg: Option<(String, String)>,
+    /// PostgreSQL: the database made for this test.
+    pg: Option<support::PgDatabase>,
 }
 
 impl Db {
@@ -41,27 +43,12 @@ impl Db {
 
     /// A database of its own in the cluster `CM_TEST_POSTGRES_URL` names.
     async fn postgres(test: &str) -> Option<Db> {
-        let base = std::env::var("CM_TEST_POSTGRES_URL").ok()?;
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "cm_test_{test}_{}_{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        sqlx::any::install_default_drivers();
-        let mut admin = sqlx::AnyConnection::connect(&base).await.unwrap();
-        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}dbname={name}");
+        let pg = support::PgDatabase::create(test).await?;
         Some(Db {
-            store: Store::open(&url).await.unwrap(),
-            url,
+            store: Store::open(&pg.url).await.unwrap(),
+            url: pg.url.clone(),
             _dir: None,
-            pg: Some((base, name)),
+            pg: Some(pg),
         })
     }
 
@@ -72,13 +59,8 @@ impl Db {
 
     async fn drop_database(self) {
         self.store.close().await;
-        if let Some((base, name)) = self.pg {
-            let mut admin = sqlx::AnyConnection::connect(&base).await.unwrap();
-            sqlx::query(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            admin.close().await.unwrap();
+        if let Some(pg) = self.pg {
+            pg.drop().await;
         }
     }
 }
@@ -101,7 +83,6 @@ macro_rules! on_both_engines {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $test() {
                     let Some(mut db) = super::Db::postgres(stringify!($test)).await else {
-                        eprintln!("CM_TEST_POSTGRES_URL is not set: {} did nothing on PostgreSQL", stringify!($test));
                         return;
                     };
                     super::$test(&mut db).await;

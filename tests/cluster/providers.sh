@@ -4,6 +4,9 @@
 # without an init daemon and on a node with systemd as PID 1, where the
 # service provider drives real units through systemctl. The test binaries
 # are built on the host (same Debian release as the nodes) and copied in.
+# A test whose init system is not this node's says so and does nothing; the
+# run fails unless every test passed, without skipping, on one node kind or
+# the other, and unless each run's filter selected a test.
 #
 # Usage: tests/cluster/providers.sh [--keep]   (images: tests/cluster/images.sh)
 set -euo pipefail
@@ -23,7 +26,8 @@ say() { printf '[providers %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 # The test binaries, from cargo's own report of what it built.
 mapfile -t binaries < <(
     cargo test -q -p cm-agent --no-run --message-format=json \
-        --test providers_package --test providers_system --test faults 2>/dev/null |
+        --test providers_package --test providers_accounts --test providers_apt_repository \
+        --test providers_service --test faults 2>/dev/null |
         python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -31,10 +35,17 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and "test" in m["target"]["kind"]:
         print(m["executable"])'
 )
-((${#binaries[@]} == 3)) || { echo "providers: expected 3 test binaries, got: ${binaries[*]}" >&2; exit 1; }
+((${#binaries[@]} == 5)) || { echo "providers: expected 5 test binaries, got: ${binaries[*]}" >&2; exit 1; }
 
 noop=$(mktemp)
 printf '#!/bin/bash\ntrue\n' >"$noop"
+# Every test a run selects is listed in $selected ("BINARY TEST KIND"); those
+# that passed without skipping in $ran. A test skips when what it needs is
+# missing on this node kind (the other kind's init system): support::require
+# writes its name and why to the file CM_TEST_SKIPPED names.
+selected=$(mktemp)
+ran=$(mktemp)
+skips=$(mktemp)
 failed=0
 for kind in sysv systemd; do
     node=$run_id-$kind
@@ -47,21 +58,48 @@ for kind in sysv systemd; do
     done
     for bin in "${binaries[@]}"; do
         name=$(basename "$bin")
-        # faults: only the cron test (the disk-full one needs a tmpfs mount).
+        # faults: only the cron test (the disk-full one needs a tmpfs mount,
+        # which a container may not make; it runs on the test machine).
         filter=()
         [[ $name == faults-* ]] && filter=(cron)
         say "$kind: $name ${filter[*]}"
         log=$(mktemp)
-        if docker exec "$node" "/opt/cm-tests/$name" --test-threads 1 "${filter[@]}" >"$log" 2>&1; then
-            grep -E '^test |skipped:|test result:' "$log" | sed 's/^/    /'
+        # --include-ignored: the systemd tests are ignored on the test
+        # machine, whose PID 1 is no systemd; here they run.
+        if docker exec -e CM_TEST_SKIPPED="/opt/cm-tests/$name.skipped" "$node" \
+            "/opt/cm-tests/$name" --include-ignored --test-threads 1 "${filter[@]}" >"$log" 2>&1; then
+            grep -E '^test |test result:' "$log" | sed 's/^/    /'
         else
             sed 's/^/    /' "$log"
             say "FAIL: $kind: $name"
+            failed=1
+        fi
+        binary=${name%-*}
+        sed -n 's/^test \([^ ]*\) \.\.\. .*/\1/p' "$log" | sed "s/^/$binary /; s/\$/ $kind/" >>"$selected"
+        docker exec "$node" cat "/opt/cm-tests/$name.skipped" 2>/dev/null |
+            sed "s/^/$binary /; s/\t/ $kind: /" >>"$skips" || true
+        sed -n 's/^test \([^ ]*\) \.\.\. ok$/\1/p' "$log" | while read -r test; do
+            grep -q "^$binary $test $kind: " "$skips" || echo "$binary $test"
+        done >>"$ran"
+        if ! grep -q " $kind\$" <(grep "^$binary " "$selected"); then
+            say "FAIL: $kind: $name: the filter '${filter[*]}' selected no test"
             failed=1
         fi
         rm -f "$log"
     done
 done
 rm -f "$noop"
+# Each test must have run (passed, not skipped) on at least one node kind.
+never_ran=0
+while read -r binary test; do
+    grep -qx "$binary $test" "$ran" && continue
+    say "FAIL: $binary $test ran on no node kind; skipped with:"
+    grep "^$binary $test " "$skips" | sed 's/^[^ ]* [^ ]* /    /' || echo "    (no reason given)"
+    never_ran=1
+done < <(cut -d' ' -f1,2 "$selected" | sort -u)
+say "tests run: $(sort -u "$ran" | wc -l) of $(cut -d' ' -f1,2 "$selected" | sort -u | wc -l); skips by node kind:"
+sed 's/^/    /' "$skips"
+rm -f "$selected" "$ran" "$skips"
+((never_ran == 0)) || failed=1
 ((failed == 0)) || { say "provider tests failed in a node container"; exit 1; }
-say "PASS: provider tests in sysv and systemd node containers"
+say "PASS: provider tests in sysv and systemd node containers, each run on at least one"

@@ -138,9 +138,19 @@ impl Daemon {
     }
 
     /// SIGTERM, then the exit status.
-    pub async fn stop(mut self) -> ExitStatus {
+    pub async fn stop(self) -> ExitStatus {
+        self.terminate();
+        self.exit_status().await
+    }
+
+    /// Send SIGTERM (once: a second one means "now").
+    pub fn terminate(&self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+
+    /// Wait for the daemon to exit by itself.
+    pub async fn exit_status(mut self) -> ExitStatus {
         let mut child = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap());
         tokio::task::spawn_blocking(move || child.wait().expect("the daemon exits"))
             .await
@@ -157,6 +167,50 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A server with the demo cookbook, an unpinned production environment
+/// without splay, and one role per agent name, each writing into that
+/// agent's own dir. The temp dir holds the cookbook and environment files.
+pub async fn fleet(names: &[&str]) -> (TestServer, Vec<TestAgent>, tempfile::TempDir) {
+    let server = TestServer::start().await;
+    let books = tempfile::tempdir().expect("temp dir");
+    let demo = demo_cookbook(books.path(), "1.0.0");
+    cmctl(
+        &server,
+        &["push", "cookbook", demo.to_str().expect("utf-8")],
+    )
+    .await;
+    set_environment(
+        &server,
+        books.path(),
+        "name: production\nsplay_seconds: 0\n",
+    )
+    .await;
+    let mut agents = Vec::new();
+    for name in names {
+        let token = server.token(&format!("role-{name}"), 1).await;
+        let agent = TestAgent::new(&server, name, &token);
+        set_role(
+            &server,
+            &demo_role(&format!("role-{name}"), &agent.out(), "hello"),
+        )
+        .await;
+        agents.push(agent);
+    }
+    (server, agents, books)
+}
+
+/// `cmctl env set` from text, through a file in `dir`.
+pub async fn set_environment(server: &TestServer, dir: &Path, yaml: &str) {
+    let env = dir.join("environment.yaml");
+    std::fs::write(&env, yaml).expect("environment file");
+    cmctl(server, &["env", "set", env.to_str().expect("utf-8")]).await;
+}
+
+/// The text of `path`, failing the test with the path if it cannot be read.
+pub fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Write the `demo` cookbook (version `version`) under `dir` and return its path.

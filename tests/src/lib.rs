@@ -9,6 +9,10 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 pub mod agent;
 
+/// What a test does when something it needs is missing (docs/decisions.md,
+/// "A test never skips in CI").
+pub use cm_model::testing::{in_ci, require};
+
 /// The repository root (cookbooks/, roles/, environments/).
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -75,6 +79,25 @@ impl TestServer {
     pub async fn stop(self) -> tempfile::TempDir {
         self.running.stop().await;
         self.dir
+    }
+
+    /// The files of the server's local blob store (named by their sha256).
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut pending = vec![self.data_dir().join("blobs")];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).expect("the blob store is readable") {
+                let path = entry.expect("a directory entry").path();
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        found
     }
 
     pub fn url(&self) -> String {

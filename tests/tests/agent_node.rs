@@ -4,35 +4,7 @@
 use std::time::Duration;
 
 use cm_e2e::TestServer;
-use cm_e2e::agent::{TestAgent, cmctl, demo_cookbook, demo_role, set_role};
-
-/// A server with the demo cookbook, an unpinned production environment and
-/// one role per agent name, each writing into that agent's own dir.
-async fn fleet(names: &[&str]) -> (TestServer, Vec<TestAgent>, tempfile::TempDir) {
-    let server = TestServer::start().await;
-    let books = tempfile::tempdir().unwrap();
-    let demo = demo_cookbook(books.path(), "1.0.0");
-    cmctl(&server, &["push", "cookbook", demo.to_str().unwrap()]).await;
-    let env = books.path().join("production.yaml");
-    std::fs::write(&env, "name: production\nsplay_seconds: 0\n").unwrap();
-    cmctl(&server, &["env", "set", env.to_str().unwrap()]).await;
-    let mut agents = Vec::new();
-    for name in names {
-        let token = server.token(&format!("role-{name}"), 1).await;
-        let agent = TestAgent::new(&server, name, &token);
-        set_role(
-            &server,
-            &demo_role(&format!("role-{name}"), &agent.out(), "hello"),
-        )
-        .await;
-        agents.push(agent);
-    }
-    (server, agents, books)
-}
-
-fn read(path: std::path::PathBuf) -> String {
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use cm_e2e::agent::{TestAgent, cmctl, demo_cookbook, demo_role, fleet, read, set_role};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fresh_agents_enroll_sync_converge_and_report() {
@@ -326,36 +298,23 @@ async fn the_daemon_waits_for_a_server_that_is_not_up_yet() {
     );
 }
 
+/// Bit rot in the server's blob store: the server checks what it serves
+/// and refuses to send it (the agent's own check is the next test's).
 #[tokio::test(flavor = "multi_thread")]
-async fn a_blob_that_does_not_match_its_digest_is_refused() {
+async fn a_blob_rotten_in_the_servers_store_is_refused_by_the_server_and_reported() {
     let (server, agents, _books) = fleet(&["node-d"]).await;
-    // Rot every stored blob on the server's disk.
-    let mut pending = vec![server.data_dir()];
-    let mut damaged = 0;
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
-                pending.push(path);
-            } else if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-                let mut bytes = std::fs::read(&path).unwrap();
-                bytes.push(b'!');
-                std::fs::write(&path, bytes).unwrap();
-                damaged += 1;
-            }
-        }
+    let stored = server.blob_files();
+    assert!(stored.len() >= 4, "found {stored:?}");
+    for path in &stored {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes.push(b'!');
+        std::fs::write(path, bytes).unwrap();
     }
-    assert!(damaged >= 4, "found {damaged} blobs");
     let agent = &agents[0];
     let run = agent.run_once().await;
     assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
     let error = run.json["report"]["error"].as_str().unwrap_or_default();
-    // The server checks what it serves, and the agent checks what it gets.
-    assert!(
-        error.contains("corrupted") || error.contains("refused"),
-        "{error}"
-    );
+    assert!(error.contains("is corrupted in the store"), "{error}");
     assert!(!agent.out().exists(), "nothing was touched");
     assert!(
         !agent.state().join("plan.pb").exists(),
@@ -367,6 +326,54 @@ async fn a_blob_that_does_not_match_its_digest_is_refused() {
         runs[0]["status"], "failed",
         "the failure is reported: {runs}"
     );
+}
+
+/// The agent checks every cached blob against its digest before it uses
+/// it: a damaged cache is refused while the server is away, and fetched
+/// again once it is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_damaged_in_the_agents_cache_is_never_converged() {
+    let (server, agents, _books) = fleet(&["node-c"]).await;
+    let agent = &agents[0];
+    assert!(agent.run_once().await.status.success());
+    let cached: Vec<_> = std::fs::read_dir(agent.state().join("blobs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cached.len(), 4, "{cached:?}");
+    for path in &cached {
+        std::fs::write(path, "#!/bin/sh\nrm -rf /\n").unwrap();
+    }
+    std::fs::remove_file(agent.out().join("message")).unwrap();
+    let port = server.running.grpc_addr.port();
+    let dir = server.stop().await;
+
+    let offline = agent.run_once().await;
+    assert_eq!(offline.status.code(), Some(1), "{}", offline.stderr);
+    assert_eq!(offline.json["online"], false);
+    let error = offline.json["report"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("not in the local cache (or damaged)"),
+        "{error}"
+    );
+    assert_eq!(offline.json["report"]["resources_total"], 0);
+    assert!(!agent.out().join("message").exists(), "nothing was touched");
+
+    // Back online: the damaged blobs are fetched again and the run repairs.
+    let server = TestServer::start_on(dir, port).await;
+    let online = agent.run_once().await;
+    assert!(online.status.success(), "{}", online.stderr);
+    assert_eq!(online.json["blobs_fetched"], 4, "{}", online.json);
+    assert_eq!(read(agent.out().join("message")), "hello\n");
+    let runs = cmctl(&server, &["--format", "json", "runs", "node-c"]).await;
+    let runs: serde_json::Value = serde_json::from_str(&runs).unwrap();
+    let statuses: Vec<_> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, ["success", "failed", "success"], "{runs}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,7 +6,8 @@
 //!
 //! Runs only with CM_TEST_POSTGRES_URL and CM_TEST_S3_ENDPOINT set
 //! (`scripts/with-postgres.sh scripts/with-s3.sh cargo nextest run -p cm-e2e
-//! --test replicas`); otherwise each test says it did nothing and passes.
+//! --test replicas`); otherwise each test says it did nothing and passes,
+//! except under CI, where it fails (`cm_e2e::require`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,23 +40,23 @@ struct Env {
 }
 
 impl Env {
-    fn get(test: &str) -> Option<Env> {
+    /// The services, or None (the test does nothing; under CI it fails).
+    fn get() -> Option<Env> {
         let postgres = std::env::var("CM_TEST_POSTGRES_URL").ok();
         let s3_endpoint = std::env::var("CM_TEST_S3_ENDPOINT").ok();
-        match (postgres, s3_endpoint) {
-            (Some(postgres), Some(s3_endpoint)) => Some(Env {
-                postgres,
-                s3_endpoint,
-                bucket: std::env::var("CM_TEST_S3_BUCKET").unwrap_or_else(|_| "cm-test".into()),
-            }),
-            _ => {
-                eprintln!(
-                    "CM_TEST_POSTGRES_URL or CM_TEST_S3_ENDPOINT is not set: {test} did nothing \
-                     (run it under scripts/with-postgres.sh scripts/with-s3.sh)"
-                );
-                None
-            }
+        let present = postgres.is_some() && s3_endpoint.is_some();
+        if !cm_e2e::require(
+            present,
+            "CM_TEST_POSTGRES_URL or CM_TEST_S3_ENDPOINT is not set: run the test under \
+             scripts/with-postgres.sh scripts/with-s3.sh",
+        ) {
+            return None;
         }
+        Some(Env {
+            postgres: postgres?,
+            s3_endpoint: s3_endpoint?,
+            bucket: std::env::var("CM_TEST_S3_BUCKET").unwrap_or_else(|_| "cm-test".into()),
+        })
     }
 }
 
@@ -380,7 +381,7 @@ fn role_yaml(memory_percent: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_act_as_one_server() {
-    let Some(env) = Env::get("two_replicas_act_as_one_server") else {
+    let Some(env) = Env::get() else {
         return;
     };
     let db = Db::create(&env.postgres).await;
@@ -570,8 +571,7 @@ async fn two_replicas_act_as_one_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_without_the_shared_ca_or_secrets_key_refuses_to_start() {
-    let Some(env) = Env::get("a_replica_without_the_shared_ca_or_secrets_key_refuses_to_start")
-    else {
+    let Some(env) = Env::get() else {
         return;
     };
     let db = Db::create(&env.postgres).await;

@@ -56,6 +56,21 @@ pub enum CommandError {
     Exited { code: i32, tail: String },
 }
 
+impl CommandError {
+    /// How it ended without its output: "exit 2", "killed after its 10s
+    /// timeout", for a report that may not show what the command printed.
+    pub fn status(&self) -> String {
+        match self {
+            CommandError::TimedOut { timeout, .. } => {
+                format!("killed after its {}s timeout", timeout.as_secs())
+            }
+            CommandError::Killed { signal, .. } => format!("killed by signal {signal}"),
+            CommandError::Exited { code, .. } => format!("exit {code}"),
+            CommandError::Spawn { .. } | CommandError::Wait { .. } => self.to_string(),
+        }
+    }
+}
+
 fn with_tail(tail: &str) -> String {
     if tail.is_empty() {
         String::new()

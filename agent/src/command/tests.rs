@@ -9,9 +9,25 @@ fn captures_output_and_exit_code() {
     );
 }
 
+/// Whether `pid` is a live (not zombie) process named `comm`.
+fn alive(pid: &str, comm: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let state = stat
+            .rsplit(") ")
+            .next()
+            .and_then(|rest| rest.chars().next());
+        stat.contains(&format!("({comm})")) && state != Some('Z')
+    })
+}
+
+/// The pids a command printed, one a line.
+fn pids(stdout: &str) -> Vec<String> {
+    stdout.lines().map(str::to_string).collect()
+}
+
 #[test]
 fn hanging_command_is_killed_at_its_timeout_with_its_children() {
-    let f = Cmd::shell("sleep 30 & sleep 30; echo never")
+    let f = Cmd::shell("sleep 300 & echo $!; echo $$; sleep 300; echo never")
         .timeout(Duration::from_millis(300))
         .run()
         .unwrap();
@@ -19,22 +35,38 @@ fn hanging_command_is_killed_at_its_timeout_with_its_children() {
     assert!(!f.stdout.contains("never"));
     assert!(matches!(f.clone().ok(), Err(CommandError::TimedOut { .. })));
     assert!(f.error().to_string().contains("timeout"));
+    // The shell and the child it left in the background: both are killed
+    // (a killed process is gone once it is scheduled, or a zombie).
+    let group = pids(&f.stdout);
+    assert_eq!(group.len(), 2, "{:?}", f.stdout);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (pid, comm) in group.iter().zip(["sleep", "sh"]) {
+        while alive(pid, comm) {
+            assert!(
+                Instant::now() < deadline,
+                "{comm} (pid {pid}) outlived the timeout"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 #[test]
 fn background_child_holding_the_pipes_does_not_hang_the_run() {
-    let start = Instant::now();
-    let f = Cmd::shell("sleep 8 & echo started")
-        .timeout(Duration::from_secs(20))
+    let f = Cmd::shell("sleep 600 & echo $!")
+        .timeout(Duration::from_secs(1200))
         .run()
         .unwrap();
     assert!(f.success() && !f.timed_out);
-    assert_eq!(f.stdout, "started\n");
-    assert!(
-        start.elapsed() < Duration::from_secs(6),
-        "{:?}",
-        start.elapsed()
+    let child = pids(&f.stdout);
+    assert_eq!(child.len(), 1, "{:?}", f.stdout);
+    // The run is over while the child that holds its pipes still runs.
+    let still_running = alive(&child[0], "sleep");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child[0].parse().unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
     );
+    assert!(still_running, "the run waited for the background child");
 }
 
 #[test]
@@ -63,6 +95,22 @@ fn how_a_command_ended_is_a_typed_error_with_its_output_tail() {
     assert_eq!(killed.error().to_string(), "killed by signal 9");
 
     assert!(Cmd::shell("true").run().unwrap().ok().is_ok());
+}
+
+#[test]
+fn status_says_how_it_ended_without_what_it_printed() {
+    let e = Cmd::shell("echo the-secret >&2; exit 4")
+        .run()
+        .unwrap()
+        .error();
+    assert_eq!(e.status(), "exit 4");
+    let e = Cmd::shell("echo the-secret; sleep 30")
+        .timeout(Duration::from_millis(200))
+        .run()
+        .unwrap()
+        .error();
+    assert_eq!(e.status(), "killed after its 0s timeout");
+    assert!(e.to_string().contains("the-secret"), "{e}");
 }
 
 #[test]

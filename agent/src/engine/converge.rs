@@ -11,8 +11,8 @@ use cm_model::report::{ResourceReport, RunReport, RunStatus};
 use cm_model::secrets::Secrets;
 
 use super::CompiledResource;
-use crate::command::Cmd;
-use crate::resources::{self, Cx, Outcome, Provider};
+use crate::command::{Cmd, CommandError};
+use crate::resources::{self, Cx, DynProvider, Outcome, ProviderError};
 
 /// How long a guard command (`only_if`, `not_if`) may take.
 const GUARD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -57,7 +57,7 @@ pub fn converge(
         plan_error: None,
         resources: Vec::new(),
     };
-    let mut providers: Vec<Box<dyn Provider>> = Vec::with_capacity(resources.len());
+    let mut providers: Vec<Box<dyn DynProvider>> = Vec::with_capacity(resources.len());
     for r in resources {
         let build = resources::lookup(r.kind.name)
             .map(|p| p.build)
@@ -112,9 +112,23 @@ pub fn converge(
     report
 }
 
+/// A guard (`only_if`, `not_if`) that could not run or ran past its timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("{guard}: {source}")]
+struct GuardError {
+    guard: &'static str,
+    source: CommandError,
+}
+
+impl GuardError {
+    fn without_output(&self) -> String {
+        format!("{}: {}", self.guard, self.source.status())
+    }
+}
+
 struct Run<'a, 'o> {
     resources: &'a [CompiledResource],
-    providers: Vec<Box<dyn Provider>>,
+    providers: Vec<Box<dyn DynProvider>>,
     cx: Cx,
     opts: &'a Options<'a>,
     delayed: VecDeque<(usize, String)>,
@@ -148,7 +162,7 @@ impl Run<'_, '_> {
     fn package_batches(&self) -> Vec<Vec<resources::package::Request>> {
         let batchable = |i: usize| {
             let r = &self.resources[i];
-            r.actions == ["install"]
+            self.providers[i].joins_install_batch()
                 && r.only_if.is_none()
                 && r.not_if.is_none()
                 && r.creates.is_none()
@@ -195,7 +209,9 @@ impl Run<'_, '_> {
             sensitive: r.sensitive,
         };
         match self.guards(r) {
-            Err(e) => entry.error = Some(self.describe_error(r, &e)),
+            Err(e) => {
+                entry.error = Some(self.describe_error(r, &e.to_string(), &e.without_output()))
+            }
             Ok(Some(skip)) => entry.skipped = Some(skip),
             Ok(None) => {
                 let mut outcome = Outcome::unchanged();
@@ -206,7 +222,7 @@ impl Run<'_, '_> {
                             outcome.diff = outcome.diff.or(o.diff);
                         }
                         Err(e) => {
-                            entry.error = Some(self.describe_error(r, &e));
+                            entry.error = Some(self.describe_provider_error(r, &e));
                             break;
                         }
                     }
@@ -239,19 +255,29 @@ impl Run<'_, '_> {
         !failed
     }
 
-    /// An error for the report: secrets redacted; for a sensitive resource,
-    /// only the first part ("exit 1"), never the command's output.
-    fn describe_error(&self, r: &CompiledResource, e: &str) -> String {
+    fn describe_provider_error(&self, r: &CompiledResource, e: &ProviderError) -> String {
         if r.sensitive {
-            let head = e.split(": ").next().unwrap_or(e);
-            format!("{} (details hidden: sensitive)", self.redact(head))
+            self.describe_error(r, "", &e.without_output())
         } else {
-            self.redact(e)
+            self.describe_error(r, &e.to_string(), "")
+        }
+    }
+
+    /// An error for the report, secrets redacted: `full`, or for a sensitive
+    /// resource `without_output` (never what a command printed).
+    fn describe_error(&self, r: &CompiledResource, full: &str, without_output: &str) -> String {
+        if r.sensitive {
+            format!(
+                "{} (details hidden: sensitive)",
+                self.redact(without_output)
+            )
+        } else {
+            self.redact(full)
         }
     }
 
     /// None to run; Some(reason) to skip; Err when a guard could not run.
-    fn guards(&self, r: &CompiledResource) -> Result<Option<String>, String> {
+    fn guards(&self, r: &CompiledResource) -> Result<Option<String>, GuardError> {
         if let Some(path) = &r.creates
             && Path::new(path).exists()
         {
@@ -270,13 +296,14 @@ impl Run<'_, '_> {
         Ok(None)
     }
 
-    fn guard_passes(&self, which: &str, cmd: &str) -> Result<bool, String> {
+    fn guard_passes(&self, guard: &'static str, cmd: &str) -> Result<bool, GuardError> {
+        let failed = |source| GuardError { guard, source };
         let f = Cmd::shell(cmd)
             .timeout(GUARD_TIMEOUT)
             .run()
-            .map_err(|e| format!("{which}: {e}"))?;
+            .map_err(failed)?;
         if f.timed_out {
-            return Err(format!("{which} {}", f.error()));
+            return Err(failed(f.error()));
         }
         Ok(f.success())
     }
@@ -328,5 +355,63 @@ impl Run<'_, '_> {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn sensitive(kind: &str, action: &str, properties: serde_json::Value) -> CompiledResource {
+        let kind = cm_model::resources::lookup(kind).unwrap();
+        let properties = properties.as_object().unwrap().clone();
+        CompiledResource {
+            actions: vec![action.to_string()],
+            ignore_failure: true,
+            sensitive: true,
+            ..CompiledResource::bare(kind, "x", properties, "converge.rs")
+        }
+    }
+
+    #[test]
+    fn a_sensitive_resource_keeps_the_reason_of_its_error_but_not_what_a_command_printed() {
+        let backup = tempfile::tempdir().unwrap();
+        let resources = [
+            sensitive(
+                "execute",
+                "run",
+                json!({"command": "echo hunter2 >&2; exit 3"}),
+            ),
+            sensitive(
+                "service",
+                "start",
+                json!({"service_name": "cm-no-such-service"}),
+            ),
+        ];
+        let opts = Options {
+            why_run: false,
+            backup_dir: backup.path(),
+            stop: &AtomicBool::new(false),
+            secrets: &Secrets::default(),
+        };
+        let report = converge(&resources, &opts, &mut |_| {});
+        let errors: Vec<&str> = report
+            .resources
+            .iter()
+            .map(|r| r.error.as_deref().unwrap())
+            .collect();
+        assert_eq!(errors[0], "exit 3 (details hidden: sensitive)");
+        assert!(
+            errors[1].ends_with(
+                "cm-no-such-service: is the package that ships cm-no-such-service installed? \
+                 (details hidden: sensitive)"
+            ),
+            "{}",
+            errors[1]
+        );
     }
 }

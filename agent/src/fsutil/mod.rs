@@ -30,13 +30,6 @@ pub enum OwnerError {
     },
 }
 
-/// Providers still report errors as text.
-impl From<OwnerError> for String {
-    fn from(e: OwnerError) -> String {
-        e.to_string()
-    }
-}
-
 /// A managed file could not be read, written or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
@@ -51,12 +44,6 @@ pub enum FileError {
         path: PathBuf,
         source: SafePathError,
     },
-}
-
-impl From<FileError> for String {
-    fn from(e: FileError) -> String {
-        e.to_string()
-    }
 }
 
 /// Resolve a user name (or numeric uid) through NSS.

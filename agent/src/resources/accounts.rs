@@ -7,13 +7,37 @@
 
 use std::time::Duration;
 
-use super::Outcome;
-use crate::command::Cmd;
+use super::{CommandFailed, Outcome};
+use crate::command::{Cmd, CommandError};
+use crate::fsutil::OwnerError;
 
 pub const GROUP_FILE: &str = "/etc/group";
 
 /// The tools lock /etc/passwd and /etc/group; another writer may hold them briefly.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why an account (a user or a group) could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("reading {GROUP_FILE}: {0}")]
+    ReadGroups(#[source] std::io::Error),
+    #[error(transparent)]
+    Lookup(#[from] OwnerError),
+    /// A tool could not be started or waited for.
+    #[error(transparent)]
+    Run(#[from] CommandError),
+    #[error(transparent)]
+    Tool(#[from] CommandFailed),
+}
+
+impl AccountError {
+    pub(super) fn without_output(&self) -> String {
+        match self {
+            AccountError::Tool(e) => e.without_output(),
+            other => other.to_string(),
+        }
+    }
+}
 
 /// One line of /etc/group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +69,10 @@ pub fn parse_group_file(text: &str) -> Vec<GroupEntry> {
         .collect()
 }
 
-pub fn read_groups() -> Result<Vec<GroupEntry>, String> {
+pub fn read_groups() -> Result<Vec<GroupEntry>, AccountError> {
     std::fs::read_to_string(GROUP_FILE)
         .map(|t| parse_group_file(&t))
-        .map_err(|e| format!("reading {GROUP_FILE}: {e}"))
+        .map_err(AccountError::ReadGroups)
 }
 
 /// A tool call: program and its arguments.
@@ -64,7 +88,7 @@ pub struct Plan {
 
 impl Plan {
     /// Run the calls in order unless why-run; the first failure stops.
-    pub fn apply(self, why_run: bool) -> Result<Outcome, String> {
+    pub fn apply(self, why_run: bool) -> Result<Outcome, AccountError> {
         if !why_run {
             for (program, args) in &self.calls {
                 run_tool(program, args)?;
@@ -77,22 +101,15 @@ impl Plan {
     }
 }
 
-fn run_tool(program: &str, args: &[String]) -> Result<(), String> {
+fn run_tool(program: &str, args: &[String]) -> Result<(), AccountError> {
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let f = Cmd::new(program, &argv)
+    Cmd::new(program, &argv)
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .timeout(TOOL_TIMEOUT)
-        .run()
-        .map_err(|e| e.to_string())?;
-    if f.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{program} {} failed ({})",
-            args.join(" "),
-            f.error()
-        ))
-    }
+        .run()?
+        .ok()
+        .map_err(|e| CommandFailed::new(format!("{program} {}", args.join(" ")), e))?;
+    Ok(())
 }
 
 #[cfg(test)]

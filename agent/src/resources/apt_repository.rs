@@ -23,57 +23,23 @@
 
 use std::path::{Path, PathBuf};
 
-use cm_model::resources::apt_repository::AptRepositorySpec;
-use cm_model::resources::{FieldError, Ownership, Spec};
+use cm_model::resources::apt_repository::{AptRepositoryAction, AptRepositorySpec};
+use cm_model::resources::{FieldError, Ownership};
 
 use super::managed_file::ManagedFile;
-use super::{Cx, Outcome, Provider, ProviderType, spec_of};
+use super::{Cx, Outcome, Provider, ProviderError};
 use crate::engine::CompiledResource;
+use crate::fsutil::FileError;
 use crate::safe_path::{self, Missing};
-
-pub const PROVIDER: ProviderType = ProviderType {
-    name: AptRepositorySpec::TYPE,
-    build,
-};
 
 pub const KEYRING_DIR: &str = "/etc/apt/keyrings";
 pub const SOURCES_DIR: &str = "/etc/apt/sources.list.d";
 
-struct AptRepository {
+pub struct AptRepository {
     key: Vec<u8>,
     sources: String,
     key_file: ManagedFile,
     sources_file: ManagedFile,
-}
-
-fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
-    let spec: AptRepositorySpec = spec_of(r)?;
-    let key = match (&spec.key, &r.content) {
-        (Some(k), _) => k.as_bytes().to_vec(),
-        (None, Some(bytes)) => bytes.clone(),
-        (None, None) => {
-            return Err(FieldError::new(
-                "key_source",
-                "the key file's content was not loaded with the resource",
-            ));
-        }
-    };
-    let file = |path: PathBuf| ManagedFile {
-        path,
-        ownership: Ownership {
-            owner: Some("root".into()),
-            group: Some("root".into()),
-            mode: Some(0o644),
-        },
-        backup: 0,
-        diff: None,
-    };
-    Ok(Box::new(AptRepository {
-        key,
-        sources: render_sources(&spec),
-        key_file: file(key_path(&spec.repo_name)),
-        sources_file: file(PathBuf::from(SOURCES_DIR).join(format!("{}.sources", spec.repo_name))),
-    }))
 }
 
 fn key_path(name: &str) -> PathBuf {
@@ -117,11 +83,10 @@ fn merge(into: &mut Outcome, label: &str, part: Outcome) {
 }
 
 impl AptRepository {
-    fn add(&self, cx: &Cx) -> Result<Outcome, String> {
+    fn add(&self, cx: &Cx) -> Result<Outcome, FileError> {
         if !cx.why_run {
             // Debian 12 ships it; older systems may not have it yet.
-            safe_path::open_dir(Path::new(KEYRING_DIR), Missing::Create(0o755))
-                .map_err(|e| e.to_string())?;
+            safe_path::open_dir(Path::new(KEYRING_DIR), Missing::Create(0o755))?;
         }
         let mut out = Outcome::unchanged();
         let key = self.key_file.create(Some(&self.key), false, cx)?;
@@ -134,7 +99,7 @@ impl AptRepository {
         Ok(out)
     }
 
-    fn remove(&self, cx: &Cx) -> Result<Outcome, String> {
+    fn remove(&self, cx: &Cx) -> Result<Outcome, FileError> {
         let mut out = Outcome::unchanged();
         // The sources first: a source without its key breaks every apt-get update.
         merge(&mut out, "sources", self.sources_file.delete(cx)?);
@@ -144,11 +109,48 @@ impl AptRepository {
 }
 
 impl Provider for AptRepository {
-    fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
+    type Spec = AptRepositorySpec;
+
+    fn build(spec: AptRepositorySpec, r: &CompiledResource) -> Result<Self, FieldError> {
+        let key = match (&spec.key, &r.content) {
+            (Some(k), _) => k.as_bytes().to_vec(),
+            (None, Some(bytes)) => bytes.clone(),
+            (None, None) => {
+                return Err(FieldError::new(
+                    "key_source",
+                    "the key file's content was not loaded with the resource",
+                ));
+            }
+        };
+        let file = |path: PathBuf| ManagedFile {
+            path,
+            ownership: Ownership {
+                owner: Some("root".into()),
+                group: Some("root".into()),
+                mode: Some(0o644),
+            },
+            backup: 0,
+            diff: None,
+        };
+        Ok(AptRepository {
+            key,
+            sources: render_sources(&spec),
+            key_file: file(key_path(&spec.repo_name)),
+            sources_file: file(
+                PathBuf::from(SOURCES_DIR).join(format!("{}.sources", spec.repo_name)),
+            ),
+        })
+    }
+
+    fn converge(
+        &mut self,
+        action: AptRepositoryAction,
+        cx: &mut Cx,
+    ) -> Result<Outcome, ProviderError> {
         let out = match action {
-            "add" => self.add(cx)?,
-            "remove" => self.remove(cx)?,
-            _ => Outcome::unchanged(),
+            AptRepositoryAction::Add => self.add(cx)?,
+            AptRepositoryAction::Remove => self.remove(cx)?,
+            AptRepositoryAction::Nothing => Outcome::unchanged(),
         };
         if out.is_changed() {
             cx.apt_sources_changed = true;

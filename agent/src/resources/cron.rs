@@ -2,42 +2,19 @@
 
 use std::path::PathBuf;
 
-use cm_model::resources::cron::CronSpec;
-use cm_model::resources::{FieldError, Ownership, Spec};
+use cm_model::resources::cron::{CronAction, CronSpec};
+use cm_model::resources::{FieldError, Ownership};
 
 use super::managed_file::ManagedFile;
-use super::{Cx, Outcome, Provider, ProviderType, spec_of};
+use super::{Cx, Outcome, Provider, ProviderError};
 use crate::engine::CompiledResource;
-
-pub const PROVIDER: ProviderType = ProviderType {
-    name: CronSpec::TYPE,
-    build,
-};
 
 /// Where cron reads system jobs from.
 pub const CRON_DIR: &str = "/etc/cron.d";
 
-struct Cron {
+pub struct Cron {
     file: ManagedFile,
     content: String,
-}
-
-fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
-    let spec: CronSpec = spec_of(r)?;
-    let ownership = Ownership {
-        owner: Some("root".into()),
-        group: Some("root".into()),
-        mode: Some(0o644),
-    };
-    Ok(Box::new(Cron {
-        file: ManagedFile {
-            path: PathBuf::from(CRON_DIR).join(&spec.cron_name),
-            ownership,
-            backup: 0,
-            diff: None,
-        },
-        content: render(&spec),
-    }))
 }
 
 /// The cron.d file for one job.
@@ -57,12 +34,31 @@ pub fn render(s: &CronSpec) -> String {
 }
 
 impl Provider for Cron {
-    fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
-        match action {
-            "create" => Ok(self.file.create(Some(self.content.as_bytes()), false, cx)?),
-            "delete" => Ok(self.file.delete(cx)?),
-            _ => Ok(Outcome::unchanged()),
-        }
+    type Spec = CronSpec;
+
+    fn build(spec: CronSpec, _: &CompiledResource) -> Result<Self, FieldError> {
+        let ownership = Ownership {
+            owner: Some("root".into()),
+            group: Some("root".into()),
+            mode: Some(0o644),
+        };
+        Ok(Cron {
+            file: ManagedFile {
+                path: PathBuf::from(CRON_DIR).join(&spec.cron_name),
+                ownership,
+                backup: 0,
+                diff: None,
+            },
+            content: render(&spec),
+        })
+    }
+
+    fn converge(&mut self, action: CronAction, cx: &mut Cx) -> Result<Outcome, ProviderError> {
+        Ok(match action {
+            CronAction::Create => self.file.create(Some(self.content.as_bytes()), false, cx)?,
+            CronAction::Delete => self.file.delete(cx)?,
+            CronAction::Nothing => Outcome::unchanged(),
+        })
     }
 }
 

@@ -4,30 +4,26 @@
 
 use std::path::PathBuf;
 
-use cm_model::resources::directory::DirectorySpec;
-use cm_model::resources::{FieldError, Ownership, Spec};
+use cm_model::resources::directory::{DirectoryAction, DirectorySpec};
+use cm_model::resources::{FieldError, Ownership};
 
-use super::{Cx, Outcome, Provider, ProviderType, spec_of};
+use super::{Cx, Outcome, Provider, ProviderError};
 use crate::engine::CompiledResource;
 use crate::fsutil::{OwnerError, Wanted};
 use crate::safe_path::{self, Kind, Missing, SafePathError};
 
-pub const PROVIDER: ProviderType = ProviderType {
-    name: DirectorySpec::TYPE,
-    build,
-};
-
 /// Mode of a new directory (and of missing parents) unless `mode` says otherwise.
 const DEFAULT_MODE: u32 = 0o755;
 
-struct Directory {
+pub struct Directory {
     path: PathBuf,
     ownership: Ownership,
     recursive: bool,
 }
 
+/// Why a directory could not be made or removed.
 #[derive(Debug, thiserror::Error)]
-enum DirectoryError {
+pub enum DirectoryError {
     #[error(transparent)]
     Path(#[from] SafePathError),
     #[error(transparent)]
@@ -41,15 +37,6 @@ enum DirectoryError {
         path: PathBuf,
         source: SafePathError,
     },
-}
-
-fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
-    let spec: DirectorySpec = spec_of(r)?;
-    Ok(Box::new(Directory {
-        path: spec.path.clone().into(),
-        ownership: spec.ownership()?,
-        recursive: spec.recursive,
-    }))
 }
 
 impl Directory {
@@ -134,12 +121,21 @@ impl Directory {
 }
 
 impl Provider for Directory {
-    fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
-        let done = match action {
-            "create" => self.create(cx),
-            "delete" => self.delete(cx),
-            _ => Ok(Outcome::unchanged()),
-        };
-        done.map_err(|e| e.to_string())
+    type Spec = DirectorySpec;
+
+    fn build(spec: DirectorySpec, _: &CompiledResource) -> Result<Self, FieldError> {
+        Ok(Directory {
+            path: spec.path.clone().into(),
+            ownership: spec.ownership()?,
+            recursive: spec.recursive,
+        })
+    }
+
+    fn converge(&mut self, action: DirectoryAction, cx: &mut Cx) -> Result<Outcome, ProviderError> {
+        Ok(match action {
+            DirectoryAction::Create => self.create(cx)?,
+            DirectoryAction::Delete => self.delete(cx)?,
+            DirectoryAction::Nothing => Outcome::unchanged(),
+        })
     }
 }

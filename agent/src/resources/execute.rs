@@ -4,29 +4,20 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cm_model::resources::execute::ExecuteSpec;
-use cm_model::resources::{FieldError, Spec};
+use cm_model::resources::FieldError;
+use cm_model::resources::execute::{ExecuteAction, ExecuteSpec};
 
-use super::{Cx, Outcome, Provider, ProviderType, spec_of};
+use super::{Cx, ExecuteError, Outcome, Provider, ProviderError};
 use crate::command::Cmd;
 use crate::engine::CompiledResource;
-use crate::fsutil;
+use crate::fsutil::{self, OwnerError};
 
-pub const PROVIDER: ProviderType = ProviderType {
-    name: ExecuteSpec::TYPE,
-    build,
-};
-
-struct Execute {
+pub struct Execute {
     spec: ExecuteSpec,
 }
 
-fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
-    Ok(Box::new(Execute { spec: spec_of(r)? }))
-}
-
 impl Execute {
-    fn command(&self) -> Result<Cmd, String> {
+    fn command(&self) -> Result<Cmd, OwnerError> {
         let s = &self.spec;
         let mut cmd = Cmd::shell(&s.command).timeout(Duration::from_secs(s.timeout));
         cmd.cwd = s.cwd.as_ref().map(PathBuf::from);
@@ -36,8 +27,12 @@ impl Execute {
         );
         if let Some(user) = &s.user {
             let u = nix::unistd::User::from_name(user)
-                .map_err(|e| format!("looking up user {user:?}: {e}"))?
-                .ok_or_else(|| format!("no user {user:?}"))?;
+                .map_err(|errno| OwnerError::Lookup {
+                    kind: "user",
+                    name: user.clone(),
+                    errno,
+                })?
+                .ok_or_else(|| OwnerError::NoUser(user.clone()))?;
             cmd.uid = Some(u.uid.as_raw());
             cmd.gid = Some(u.gid.as_raw());
             cmd.env.insert("HOME".into(), u.dir.display().to_string());
@@ -52,21 +47,32 @@ impl Execute {
     }
 }
 
-impl Provider for Execute {
-    fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
-        if action != "run" {
-            return Ok(Outcome::unchanged());
-        }
+impl Execute {
+    fn run(&self, cx: &Cx) -> Result<Outcome, ExecuteError> {
         if cx.why_run {
             return Ok(Outcome::changed("run"));
         }
-        let cmd = self.command()?;
-        let f = cmd.run().map_err(|e| e.to_string())?;
+        let f = self.command()?.run()?;
         match f.code {
             Some(c) if !f.timed_out && self.spec.returns.contains(&c) => {
                 Ok(Outcome::changed(format!("ran (exit {c})")))
             }
-            _ => Err(f.error().to_string()),
+            _ => Err(f.error().into()),
         }
+    }
+}
+
+impl Provider for Execute {
+    type Spec = ExecuteSpec;
+
+    fn build(spec: ExecuteSpec, _: &CompiledResource) -> Result<Self, FieldError> {
+        Ok(Execute { spec })
+    }
+
+    fn converge(&mut self, action: ExecuteAction, cx: &mut Cx) -> Result<Outcome, ProviderError> {
+        Ok(match action {
+            ExecuteAction::Run => self.run(cx)?,
+            ExecuteAction::Nothing => Outcome::unchanged(),
+        })
     }
 }

@@ -4,24 +4,15 @@
 //! the member list becomes exactly `members`. `gid` and `system` are applied
 //! when the group is created; a differing gid is changed later with groupmod.
 
-use cm_model::resources::group::GroupSpec;
-use cm_model::resources::{FieldError, Spec};
+use cm_model::resources::FieldError;
+use cm_model::resources::group::{GroupAction, GroupSpec};
 
-use super::accounts::{GroupEntry, Plan, read_groups};
-use super::{Cx, Outcome, Provider, ProviderType, spec_of};
+use super::accounts::{AccountError, GroupEntry, Plan, read_groups};
+use super::{Cx, Outcome, Provider, ProviderError};
 use crate::engine::CompiledResource;
 
-pub const PROVIDER: ProviderType = ProviderType {
-    name: GroupSpec::TYPE,
-    build,
-};
-
-struct Group {
+pub struct Group {
     spec: GroupSpec,
-}
-
-fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
-    Ok(Box::new(Group { spec: spec_of(r)? }))
 }
 
 /// `spec.members` without repeats, in the order given.
@@ -116,26 +107,44 @@ fn plan_existing(spec: &GroupSpec, current: &GroupEntry) -> Plan {
 }
 
 impl Group {
-    fn current(&self) -> Result<Option<GroupEntry>, String> {
+    fn current(&self) -> Result<Option<GroupEntry>, AccountError> {
         Ok(read_groups()?
             .into_iter()
             .find(|g| g.name == self.spec.group_name))
     }
-}
 
-impl Provider for Group {
-    fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
-        let current = self.current()?;
-        let plan = match (action, &current) {
-            ("create", None) => plan_new(&self.spec),
-            ("create", Some(c)) => plan_existing(&self.spec, c),
-            ("remove", Some(_)) => Plan {
+    fn create(&self) -> Result<Plan, AccountError> {
+        Ok(match self.current()? {
+            None => plan_new(&self.spec),
+            Some(c) => plan_existing(&self.spec, &c),
+        })
+    }
+
+    fn remove(&self) -> Result<Plan, AccountError> {
+        Ok(match self.current()? {
+            None => Plan::default(),
+            Some(_) => Plan {
                 changes: vec!["removed".into()],
                 calls: vec![("groupdel", vec![self.spec.group_name.clone()])],
             },
-            _ => Plan::default(),
+        })
+    }
+}
+
+impl Provider for Group {
+    type Spec = GroupSpec;
+
+    fn build(spec: GroupSpec, _: &CompiledResource) -> Result<Self, FieldError> {
+        Ok(Group { spec })
+    }
+
+    fn converge(&mut self, action: GroupAction, cx: &mut Cx) -> Result<Outcome, ProviderError> {
+        let plan = match action {
+            GroupAction::Create => self.create()?,
+            GroupAction::Remove => self.remove()?,
+            GroupAction::Nothing => return Ok(Outcome::unchanged()),
         };
-        plan.apply(cx.why_run)
+        Ok(plan.apply(cx.why_run)?)
     }
 }
 

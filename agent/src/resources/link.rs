@@ -5,27 +5,23 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use cm_model::resources::link::{LinkSpec, LinkType};
-use cm_model::resources::{FieldError, Ownership, Spec};
+use cm_model::resources::link::{LinkAction, LinkSpec, LinkType};
+use cm_model::resources::{FieldError, Ownership};
 
-use super::{Cx, Outcome, Provider, ProviderType, spec_of};
+use super::{Cx, Outcome, Provider, ProviderError, declared_actions};
 use crate::engine::CompiledResource;
 use crate::fsutil::{OwnerError, Wanted};
 use crate::safe_path::{self, Dir, Kind, Missing, SafePathError, Stat};
 
-pub const PROVIDER: ProviderType = ProviderType {
-    name: LinkSpec::TYPE,
-    build,
-};
-
-struct Link {
+pub struct Link {
     path: PathBuf,
     to: String,
     spec: LinkSpec,
 }
 
+/// Why a link could not be made or removed.
 #[derive(Debug, thiserror::Error)]
-enum LinkError {
+pub enum LinkError {
     #[error(transparent)]
     Path(#[from] SafePathError),
     #[error(transparent)]
@@ -38,18 +34,6 @@ enum LinkError {
     Target { to: String, source: SafePathError },
     #[error("{path}: parent directory {parent} does not exist")]
     MissingParent { path: PathBuf, parent: PathBuf },
-}
-
-fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
-    let spec: LinkSpec = spec_of(r)?;
-    if spec.to.is_none() && r.actions.iter().any(|a| a == "create") {
-        return Err(FieldError::new("to", "a link to create needs `to`"));
-    }
-    Ok(Box::new(Link {
-        path: spec.path.clone().into(),
-        to: spec.to.clone().unwrap_or_default(),
-        spec,
-    }))
 }
 
 /// The link's directory, its name there and what is there now.
@@ -188,12 +172,25 @@ impl Link {
 }
 
 impl Provider for Link {
-    fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
-        let done = match action {
-            "create" => self.create(cx),
-            "delete" => self.delete(cx),
-            _ => Ok(Outcome::unchanged()),
-        };
-        done.map_err(|e| e.to_string())
+    type Spec = LinkSpec;
+
+    fn build(spec: LinkSpec, r: &CompiledResource) -> Result<Self, FieldError> {
+        let creates = declared_actions(r)?.contains(&LinkAction::Create);
+        if spec.to.is_none() && creates {
+            return Err(FieldError::new("to", "a link to create needs `to`"));
+        }
+        Ok(Link {
+            path: spec.path.clone().into(),
+            to: spec.to.clone().unwrap_or_default(),
+            spec,
+        })
+    }
+
+    fn converge(&mut self, action: LinkAction, cx: &mut Cx) -> Result<Outcome, ProviderError> {
+        Ok(match action {
+            LinkAction::Create => self.create(cx)?,
+            LinkAction::Delete => self.delete(cx)?,
+            LinkAction::Nothing => Outcome::unchanged(),
+        })
     }
 }

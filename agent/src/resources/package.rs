@@ -8,23 +8,69 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use cm_model::resources::package::PackageSpec;
-use cm_model::resources::{FieldError, Spec};
+use cm_model::resources::FieldError;
+use cm_model::resources::package::{PackageAction, PackageSpec};
 
-use super::{Cx, Outcome, Provider, ProviderType, dpkg, spec_of};
-use crate::command::{Cmd, Finished};
+use super::dpkg::{self, DpkgError};
+use super::{CommandFailed, Cx, Outcome, Provider, ProviderError, declared_actions};
+use crate::command::{Cmd, CommandError, Finished};
 use crate::engine::CompiledResource;
-
-pub const PROVIDER: ProviderType = ProviderType {
-    name: PackageSpec::TYPE,
-    build,
-};
 
 /// Package lists older than this are refreshed before an install.
 const LISTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// An apt-get run may take this long (downloads on a slow mirror).
 const APT_TIMEOUT: Duration = Duration::from_secs(1800);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a package could not be installed, upgraded or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// apt-get or apt-cache could not be started or waited for.
+    #[error(transparent)]
+    Run(#[from] CommandError),
+    /// apt-get install, remove or purge failed.
+    #[error(transparent)]
+    Apt(#[from] CommandFailed),
+    #[error("apt-get update failed ({0}): is the package mirror or cache reachable?")]
+    Update(#[source] CommandError),
+    #[error(
+        "apt-get install {packages} failed: the package mirror or cache could not be reached \
+         when the lists were refreshed ({}); apt said: {source}", .warnings.join("; ")
+    )]
+    Unreachable {
+        packages: String,
+        warnings: Vec<String>,
+        source: CommandError,
+    },
+    #[error("apt-get succeeded but dpkg reports {package} as {state}")]
+    NotInstalled { package: String, state: String },
+    #[error("apt knows no candidate for {0}")]
+    NoCandidate(String),
+    #[error(transparent)]
+    Dpkg(#[from] DpkgError),
+}
+
+impl PackageError {
+    pub(super) fn without_output(&self) -> String {
+        match self {
+            PackageError::Apt(e) => e.without_output(),
+            PackageError::Update(e) => format!(
+                "apt-get update failed ({}): is the package mirror or cache reachable?",
+                e.status()
+            ),
+            PackageError::Unreachable { packages, .. } => format!(
+                "apt-get install {packages} failed: the package mirror or cache could not be reached"
+            ),
+            PackageError::Dpkg(DpkgError::Repair(e)) => {
+                format!(
+                    "dpkg was interrupted, and `dpkg --configure -a` failed: {}",
+                    e.status()
+                )
+            }
+            other => other.to_string(),
+        }
+    }
+}
 
 /// A package to install, as batching sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,19 +146,11 @@ fn base_name(name: &str) -> &str {
     name.split_once(':').map_or(name, |(b, _)| b)
 }
 
-struct Package {
+pub struct Package {
     request: Request,
     spec: PackageSpec,
-}
-
-fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
-    let spec: PackageSpec = spec_of(r)?;
-    let request = Request {
-        name: spec.package_name.clone(),
-        version: spec.version.clone(),
-        lock_timeout: spec.lock_timeout,
-    };
-    Ok(Box::new(Package { request, spec }))
+    /// Its actions are a plain `install`: it may share an apt-get with its neighbours.
+    installs_only: bool,
 }
 
 /// Are the package lists missing or older than [`LISTS_MAX_AGE`]?
@@ -130,7 +168,7 @@ fn lists_stale() -> bool {
     }
 }
 
-fn apt_get(args: &[&str], lock_timeout: u64) -> Result<Finished, String> {
+fn apt_get(args: &[&str], lock_timeout: u64) -> Result<Finished, CommandError> {
     let lock = format!("DPkg::Lock::Timeout={lock_timeout}");
     let mut full = vec![
         "-q",
@@ -148,21 +186,17 @@ fn apt_get(args: &[&str], lock_timeout: u64) -> Result<Finished, String> {
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .timeout(APT_TIMEOUT)
         .run()
-        .map_err(|e| e.to_string())
 }
 
 /// Refresh the lists. apt exits 0 when a source cannot be fetched (it only
 /// warns, and a partial refresh is still useful): the warnings are returned
 /// so a later failure can say the mirror was unreachable.
-fn apt_update(lock_timeout: u64) -> Result<Vec<String>, String> {
+fn apt_update(lock_timeout: u64) -> Result<Vec<String>, PackageError> {
     let f = apt_get(&["update"], lock_timeout)?;
     if f.success() {
         Ok(fetch_warnings(&f))
     } else {
-        Err(format!(
-            "apt-get update failed ({}): is the package mirror or cache reachable?",
-            f.error()
-        ))
+        Err(PackageError::Update(f.error()))
     }
 }
 
@@ -192,7 +226,7 @@ fn needs_lists(f: &Finished) -> bool {
 
 /// Install `requests` in one apt-get, refreshing the lists first when needed
 /// and once more if apt cannot find something.
-fn install(requests: &[Request], cx: &mut Cx) -> Result<(), String> {
+fn install(requests: &[Request], cx: &mut Cx) -> Result<(), PackageError> {
     let lock_timeout = requests.iter().map(|r| r.lock_timeout).max().unwrap_or(300);
     let mut warnings = Vec::new();
     if cx.apt_sources_changed || lists_stale() {
@@ -214,19 +248,13 @@ fn install(requests: &[Request], cx: &mut Cx) -> Result<(), String> {
     if f.success() {
         Ok(())
     } else if !warnings.is_empty() {
-        Err(format!(
-            "apt-get install {} failed: the package mirror or cache could not be reached \
-             when the lists were refreshed ({}); apt said: {}",
-            args.join(" "),
-            warnings.join("; "),
-            f.error()
-        ))
+        Err(PackageError::Unreachable {
+            packages: args.join(" "),
+            warnings,
+            source: f.error(),
+        })
     } else {
-        Err(format!(
-            "apt-get install {} failed ({})",
-            args.join(" "),
-            f.error()
-        ))
+        Err(CommandFailed::new(format!("apt-get install {}", args.join(" ")), f.error()).into())
     }
 }
 
@@ -239,7 +267,7 @@ impl Package {
         }
     }
 
-    fn install(&mut self, cx: &mut Cx) -> Result<Outcome, String> {
+    fn install(&mut self, cx: &mut Cx) -> Result<Outcome, PackageError> {
         let name = self.request.name.clone();
         if cx.installed_in_batch.contains(&name) {
             return Ok(Outcome::changed(
@@ -275,21 +303,20 @@ impl Package {
         }
         let now = cx.packages.installed(&name);
         if self.wanted_differs(&now) {
-            return Err(format!(
-                "apt-get succeeded but dpkg reports {name} as {}",
-                now.as_deref().unwrap_or("not installed")
-            ));
+            return Err(PackageError::NotInstalled {
+                package: name,
+                state: now.unwrap_or_else(|| "not installed".into()),
+            });
         }
         Ok(Outcome::changed(what))
     }
 
-    fn upgrade(&mut self, cx: &mut Cx) -> Result<Outcome, String> {
+    fn upgrade(&mut self, cx: &mut Cx) -> Result<Outcome, PackageError> {
         let name = &self.request.name;
         let installed = cx.packages.installed(name);
         let policy = Cmd::new("apt-cache", &["policy", name])
             .timeout(QUERY_TIMEOUT)
-            .run()
-            .map_err(|e| e.to_string())?;
+            .run()?;
         let candidate = policy
             .stdout
             .lines()
@@ -300,7 +327,7 @@ impl Package {
             })
             .filter(|c| c != "(none)");
         let Some(candidate) = candidate else {
-            return Err(format!("apt knows no candidate for {name}"));
+            return Err(PackageError::NoCandidate(name.clone()));
         };
         if installed.as_deref() == Some(candidate.as_str()) {
             return Ok(Outcome::unchanged());
@@ -318,7 +345,7 @@ impl Package {
         Ok(Outcome::changed(what))
     }
 
-    fn remove(&mut self, purge: bool, cx: &mut Cx) -> Result<Outcome, String> {
+    fn remove(&mut self, purge: bool, cx: &mut Cx) -> Result<Outcome, PackageError> {
         let name = self.request.name.clone();
         let installed = cx.packages.installed(&name);
         // Purge also removes what a plain remove leaves: config files.
@@ -333,7 +360,7 @@ impl Package {
             let f = apt_get(&[verb, &name], self.spec.lock_timeout)?;
             cx.packages.forget(std::slice::from_ref(&name));
             if !f.success() {
-                return Err(format!("apt-get {verb} {name} failed ({})", f.error()));
+                return Err(CommandFailed::new(format!("apt-get {verb} {name}"), f.error()).into());
             }
         }
         Ok(Outcome::changed(if purge { "purged" } else { "removed" }))
@@ -344,7 +371,7 @@ impl Package {
     /// Once per run, before the first package action: repair an
     /// interrupted dpkg (in why-run, only say it would). The change line
     /// to report, if it was interrupted.
-    fn repair_dpkg(&self, cx: &mut Cx) -> Result<Option<String>, String> {
+    fn repair_dpkg(&self, cx: &mut Cx) -> Result<Option<String>, DpkgError> {
         if std::mem::replace(&mut cx.dpkg_checked, true) {
             return Ok(None);
         }
@@ -352,7 +379,7 @@ impl Package {
             dpkg::interrupted(Path::new(dpkg::ADMIN_DIR))
         } else {
             let wait = Duration::from_secs(self.spec.lock_timeout);
-            dpkg::repair_if_interrupted(wait).map_err(|e| e.to_string())?
+            dpkg::repair_if_interrupted(wait)?
         };
         if repaired && !cx.why_run {
             cx.packages.reload();
@@ -361,26 +388,52 @@ impl Package {
     }
 }
 
-impl Provider for Package {
-    fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
-        if action == "nothing" {
+impl Package {
+    fn act(&mut self, action: PackageAction, cx: &mut Cx) -> Result<Outcome, PackageError> {
+        if action == PackageAction::Nothing {
             return Ok(Outcome::unchanged());
         }
         let repaired = self.repair_dpkg(cx)?;
         let mut outcome = match action {
-            "install" => self.install(cx),
-            "upgrade" => self.upgrade(cx),
-            "remove" => self.remove(false, cx),
-            "purge" => self.remove(true, cx),
-            _ => Ok(Outcome::unchanged()),
-        }?;
+            PackageAction::Install => self.install(cx)?,
+            PackageAction::Upgrade => self.upgrade(cx)?,
+            PackageAction::Remove => self.remove(false, cx)?,
+            PackageAction::Purge => self.remove(true, cx)?,
+            PackageAction::Nothing => Outcome::unchanged(),
+        };
         if let Some(line) = repaired {
             outcome.changes.insert(0, line);
         }
         Ok(outcome)
     }
+}
+
+impl Provider for Package {
+    type Spec = PackageSpec;
+
+    fn build(spec: PackageSpec, r: &CompiledResource) -> Result<Self, FieldError> {
+        let request = Request {
+            name: spec.package_name.clone(),
+            version: spec.version.clone(),
+            lock_timeout: spec.lock_timeout,
+        };
+        let installs_only = declared_actions::<PackageAction>(r)? == [PackageAction::Install];
+        Ok(Package {
+            request,
+            spec,
+            installs_only,
+        })
+    }
+
+    fn converge(&mut self, action: PackageAction, cx: &mut Cx) -> Result<Outcome, ProviderError> {
+        Ok(self.act(action, cx)?)
+    }
 
     fn package_request(&self) -> Option<Request> {
         Some(self.request.clone())
+    }
+
+    fn joins_install_batch(&self) -> bool {
+        self.installs_only
     }
 }

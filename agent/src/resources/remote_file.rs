@@ -5,73 +5,104 @@ use std::io::Read;
 use std::time::Duration;
 
 use cm_model::manifest::sha256_hex;
+use cm_model::resources::FieldError;
+use cm_model::resources::file::FileAction;
 use cm_model::resources::remote_file::RemoteFileSpec;
-use cm_model::resources::{FieldError, Spec};
 
 use super::managed_file::ManagedFile;
-use super::{Cx, Outcome, Provider, ProviderType, spec_of};
+use super::{Cx, Outcome, Provider, ProviderError};
 use crate::engine::CompiledResource;
+use crate::fsutil::FileError;
 use crate::safe_path::Existing;
-
-pub const PROVIDER: ProviderType = ProviderType {
-    name: RemoteFileSpec::TYPE,
-    build,
-};
 
 /// Largest download accepted; a remote file is config or a small artifact.
 const MAX_BYTES: u64 = 1 << 30;
 
-struct RemoteFile {
+pub struct RemoteFile {
     file: ManagedFile,
     spec: RemoteFileSpec,
 }
 
-fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
-    let spec: RemoteFileSpec = spec_of(r)?;
-    Ok(Box::new(RemoteFile {
-        file: ManagedFile {
-            path: spec.path.clone().into(),
-            ownership: spec.ownership()?,
-            backup: spec.backup,
-            diff: None,
-        },
-        spec,
-    }))
+/// Why a remote file could not be fetched or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteFileError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("http client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("GET {url}: {source}")]
+    Get { url: String, source: reqwest::Error },
+    #[error("GET {url}: HTTP {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("GET {url}: {source}")]
+    Read { url: String, source: std::io::Error },
+    #[error("GET {url}: larger than {} MiB", MAX_BYTES >> 20)]
+    TooLarge { url: String },
+    #[error("GET {url}: {length} bytes, over the {} MiB limit", MAX_BYTES >> 20)]
+    DeclaredTooLarge { url: String, length: u64 },
+    #[error("GET {url}: sha256 is {got}, expected {expected}; not written")]
+    Digest {
+        url: String,
+        got: String,
+        expected: String,
+    },
 }
 
 impl RemoteFile {
-    fn download(&self) -> Result<Vec<u8>, String> {
+    fn download(&self) -> Result<Vec<u8>, RemoteFileError> {
         let url = &self.spec.url;
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(self.spec.timeout))
             .connect_timeout(Duration::from_secs(10))
             .build()
-            .map_err(|e| format!("http client: {e}"))?;
+            .map_err(RemoteFileError::Client)?;
         let resp = client
             .get(url)
             .send()
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|source| RemoteFileError::Get {
+                url: url.clone(),
+                source,
+            })?;
         if !resp.status().is_success() {
-            return Err(format!("GET {url}: HTTP {}", resp.status()));
+            return Err(RemoteFileError::Status {
+                url: url.clone(),
+                status: resp.status(),
+            });
+        }
+        // Refused before a byte of the body is read, rather than after a gigabyte.
+        if let Some(length) = resp.content_length()
+            && length > MAX_BYTES
+        {
+            return Err(RemoteFileError::DeclaredTooLarge {
+                url: url.clone(),
+                length,
+            });
         }
         let mut body = Vec::new();
         resp.take(MAX_BYTES + 1)
             .read_to_end(&mut body)
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|source| RemoteFileError::Read {
+                url: url.clone(),
+                source,
+            })?;
         if body.len() as u64 > MAX_BYTES {
-            return Err(format!("GET {url}: larger than {} MiB", MAX_BYTES >> 20));
+            return Err(RemoteFileError::TooLarge { url: url.clone() });
         }
         let got = sha256_hex(&body);
         if !got.eq_ignore_ascii_case(&self.spec.sha256) {
-            return Err(format!(
-                "GET {url}: sha256 is {got}, expected {}; not written",
-                self.spec.sha256
-            ));
+            return Err(RemoteFileError::Digest {
+                url: url.clone(),
+                got,
+                expected: self.spec.sha256.clone(),
+            });
         }
         Ok(body)
     }
 
-    fn create(&self, if_missing: bool, cx: &Cx) -> Result<Outcome, String> {
+    fn create(&self, if_missing: bool, cx: &Cx) -> Result<Outcome, RemoteFileError> {
         let current = self.file.look()?;
         let up_to_date = match &current.existing {
             Existing::File { content, .. } => {
@@ -101,12 +132,26 @@ impl RemoteFile {
 }
 
 impl Provider for RemoteFile {
-    fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
-        match action {
-            "create" => self.create(false, cx),
-            "create_if_missing" => self.create(true, cx),
-            "delete" => Ok(self.file.delete(cx)?),
-            _ => Ok(Outcome::unchanged()),
-        }
+    type Spec = RemoteFileSpec;
+
+    fn build(spec: RemoteFileSpec, _: &CompiledResource) -> Result<Self, FieldError> {
+        Ok(RemoteFile {
+            file: ManagedFile {
+                path: spec.path.clone().into(),
+                ownership: spec.ownership()?,
+                backup: spec.backup,
+                diff: None,
+            },
+            spec,
+        })
+    }
+
+    fn converge(&mut self, action: FileAction, cx: &mut Cx) -> Result<Outcome, ProviderError> {
+        Ok(match action {
+            FileAction::Create => self.create(false, cx)?,
+            FileAction::CreateIfMissing => self.create(true, cx)?,
+            FileAction::Delete => self.file.delete(cx)?,
+            FileAction::Nothing => Outcome::unchanged(),
+        })
     }
 }

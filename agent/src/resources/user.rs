@@ -10,25 +10,16 @@
 
 use std::collections::BTreeSet;
 
-use cm_model::resources::user::UserSpec;
-use cm_model::resources::{FieldError, Spec};
+use cm_model::resources::FieldError;
+use cm_model::resources::user::{UserAction, UserSpec};
 
-use super::accounts::{GroupEntry, Plan, read_groups};
-use super::{Cx, Outcome, Provider, ProviderType, spec_of};
+use super::accounts::{AccountError, GroupEntry, Plan, read_groups};
+use super::{Cx, Outcome, Provider, ProviderError};
 use crate::engine::CompiledResource;
-use crate::fsutil;
+use crate::fsutil::{self, OwnerError};
 
-pub const PROVIDER: ProviderType = ProviderType {
-    name: UserSpec::TYPE,
-    build,
-};
-
-struct User {
+pub struct User {
     spec: UserSpec,
-}
-
-fn build(r: &CompiledResource) -> Result<Box<dyn Provider>, FieldError> {
-    Ok(Box::new(User { spec: spec_of(r)? }))
 }
 
 /// An existing account as the spec can compare it.
@@ -43,11 +34,17 @@ struct Account {
     groups: BTreeSet<String>,
 }
 
-fn current(name: &str, groups: &[GroupEntry]) -> Result<Option<Account>, String> {
+fn current(name: &str, groups: &[GroupEntry]) -> Result<Option<Account>, OwnerError> {
     let u = match nix::unistd::User::from_name(name) {
         Ok(Some(u)) => u,
         Ok(None) => return Ok(None),
-        Err(e) => return Err(format!("looking up user {name:?}: {e}")),
+        Err(errno) => {
+            return Err(OwnerError::Lookup {
+                kind: "user",
+                name: name.to_string(),
+                errno,
+            });
+        }
     };
     let gid = u.gid.as_raw();
     Ok(Some(Account {
@@ -150,7 +147,7 @@ fn usermod_args(
 }
 
 impl User {
-    fn create(&self) -> Result<Plan, String> {
+    fn create(&self) -> Result<Plan, AccountError> {
         let s = &self.spec;
         let groups = read_groups()?;
         let Some(cur) = current(&s.username, &groups)? else {
@@ -170,7 +167,7 @@ impl User {
         Ok(Plan { changes, calls })
     }
 
-    fn remove(&self) -> Result<Plan, String> {
+    fn remove(&self) -> Result<Plan, AccountError> {
         let s = &self.spec;
         if current(&s.username, &[])?.is_none() {
             return Ok(Plan::default());
@@ -189,13 +186,19 @@ impl User {
 }
 
 impl Provider for User {
-    fn converge(&mut self, action: &str, cx: &mut Cx) -> Result<Outcome, String> {
+    type Spec = UserSpec;
+
+    fn build(spec: UserSpec, _: &CompiledResource) -> Result<Self, FieldError> {
+        Ok(User { spec })
+    }
+
+    fn converge(&mut self, action: UserAction, cx: &mut Cx) -> Result<Outcome, ProviderError> {
         let plan = match action {
-            "create" => self.create()?,
-            "remove" => self.remove()?,
-            _ => Plan::default(),
+            UserAction::Create => self.create()?,
+            UserAction::Remove => self.remove()?,
+            UserAction::Nothing => return Ok(Outcome::unchanged()),
         };
-        plan.apply(cx.why_run)
+        Ok(plan.apply(cx.why_run)?)
     }
 }
 

@@ -1,5 +1,9 @@
-//! Shared by the agent's integration tests: temp cookbooks and local runs.
+//! Shared by the agent's integration tests: temp cookbooks, local runs, and
+//! [`require`] for tests that need something of the machine (root, an init
+//! system, a tmpfs mount).
 #![allow(dead_code)]
+
+pub mod http;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -7,6 +11,18 @@ use std::sync::atomic::AtomicBool;
 use cm_agent::apply::{LocalRun, apply};
 use cm_model::report::RunReport;
 use cm_model::runlist::parse_run_list;
+
+pub mod system;
+
+pub use cm_model::testing::require;
+
+/// [`require`] root.
+pub fn require_root(what: &str) -> bool {
+    require(
+        nix::unistd::geteuid().is_root(),
+        &format!("{what} needs root (run the tests as root; CI does)"),
+    )
+}
 
 /// A temp dir holding `cookbooks/` and a `root/` the cookbooks write into.
 pub struct Sandbox {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CookbookRefs, FieldError, Spec, is_templated};
+use super::{CookbookContent, CookbookRefs, FieldError, Spec, cookbook_file, is_templated};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,10 +21,19 @@ pub struct AptRepositorySpec {
     pub key_source: Option<String>,
 }
 
+crate::actions! {
+    /// What an `apt_repository` may be told to do.
+    pub enum AptRepositoryAction {
+        Add = "add",
+        Remove = "remove",
+        Nothing = "nothing",
+    }
+}
+
 impl Spec for AptRepositorySpec {
     const TYPE: &'static str = "apt_repository";
-    const ACTIONS: &'static [&'static str] = &["add", "remove", "nothing"];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["add"];
+    type Action = AptRepositoryAction;
+    const DEFAULT_ACTIONS: &'static [AptRepositoryAction] = &[AptRepositoryAction::Add];
     const NAME_PROPERTY: &'static str = "repo_name";
 
     fn validate(&self, refs: &dyn CookbookRefs) -> Result<(), FieldError> {
@@ -84,5 +93,14 @@ impl Spec for AptRepositorySpec {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// The signing key `key_source` names, which the provider writes next
+    /// to the `.sources` file (an inline `key` is a property already).
+    fn content(&self, cookbook: &dyn CookbookContent) -> Result<Option<Vec<u8>>, FieldError> {
+        self.key_source
+            .as_deref()
+            .map(|src| cookbook_file(cookbook, "key_source", src))
+            .transpose()
     }
 }

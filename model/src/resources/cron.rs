@@ -81,10 +81,19 @@ fn root() -> String {
     "root".into()
 }
 
+crate::actions! {
+    /// What a `cron` job may be told to do.
+    pub enum CronAction {
+        Create = "create",
+        Delete = "delete",
+        Nothing = "nothing",
+    }
+}
+
 impl Spec for CronSpec {
     const TYPE: &'static str = "cron";
-    const ACTIONS: &'static [&'static str] = &["create", "delete", "nothing"];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    type Action = CronAction;
+    const DEFAULT_ACTIONS: &'static [CronAction] = &[CronAction::Create];
     const NAME_PROPERTY: &'static str = "cron_name";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {

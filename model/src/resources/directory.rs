@@ -22,10 +22,19 @@ impl DirectorySpec {
     }
 }
 
+crate::actions! {
+    /// What a `directory` may be told to do.
+    pub enum DirectoryAction {
+        Create = "create",
+        Delete = "delete",
+        Nothing = "nothing",
+    }
+}
+
 impl Spec for DirectorySpec {
     const TYPE: &'static str = "directory";
-    const ACTIONS: &'static [&'static str] = &["create", "delete", "nothing"];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    type Action = DirectoryAction;
+    const DEFAULT_ACTIONS: &'static [DirectoryAction] = &[DirectoryAction::Create];
     const NAME_PROPERTY: &'static str = "path";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {

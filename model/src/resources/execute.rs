@@ -32,10 +32,18 @@ fn default_returns() -> Vec<i32> {
     vec![0]
 }
 
+crate::actions! {
+    /// What an `execute` may be told to do.
+    pub enum ExecuteAction {
+        Run = "run",
+        Nothing = "nothing",
+    }
+}
+
 impl Spec for ExecuteSpec {
     const TYPE: &'static str = "execute";
-    const ACTIONS: &'static [&'static str] = &["run", "nothing"];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["run"];
+    type Action = ExecuteAction;
+    const DEFAULT_ACTIONS: &'static [ExecuteAction] = &[ExecuteAction::Run];
     const NAME_PROPERTY: &'static str = "command";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CookbookRefs, FieldError, Ownership, Spec, check_managed_path, check_mode, is_templated,
+    CookbookContent, CookbookRefs, FieldError, Ownership, Spec, check_managed_path, check_mode,
+    cookbook_file, is_templated,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,10 +38,20 @@ impl FileSpec {
     }
 }
 
+crate::actions! {
+    /// What a `file`, `template` or `remote_file` may be told to do.
+    pub enum FileAction {
+        Create = "create",
+        CreateIfMissing = "create_if_missing",
+        Delete = "delete",
+        Nothing = "nothing",
+    }
+}
+
 impl Spec for FileSpec {
     const TYPE: &'static str = "file";
-    const ACTIONS: &'static [&'static str] = &["create", "create_if_missing", "delete", "nothing"];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    type Action = FileAction;
+    const DEFAULT_ACTIONS: &'static [FileAction] = &[FileAction::Create];
     const NAME_PROPERTY: &'static str = "path";
 
     fn validate(&self, refs: &dyn CookbookRefs) -> Result<(), FieldError> {
@@ -62,5 +73,15 @@ impl Spec for FileSpec {
             ));
         }
         Ok(())
+    }
+
+    /// The cookbook file `source` names, else the inline `content`; with
+    /// neither, the file is only made to exist.
+    fn content(&self, cookbook: &dyn CookbookContent) -> Result<Option<Vec<u8>>, FieldError> {
+        match (&self.source, &self.content) {
+            (Some(src), _) => cookbook_file(cookbook, "source", src).map(Some),
+            (None, Some(text)) => Ok(Some(text.as_bytes().to_vec())),
+            (None, None) => Ok(None),
+        }
     }
 }

@@ -23,10 +23,19 @@ fn yes() -> bool {
     true
 }
 
+crate::actions! {
+    /// What a `group` may be told to do.
+    pub enum GroupAction {
+        Create = "create",
+        Remove = "remove",
+        Nothing = "nothing",
+    }
+}
+
 impl Spec for GroupSpec {
     const TYPE: &'static str = "group";
-    const ACTIONS: &'static [&'static str] = &["create", "remove", "nothing"];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    type Action = GroupAction;
+    const DEFAULT_ACTIONS: &'static [GroupAction] = &[GroupAction::Create];
     const NAME_PROPERTY: &'static str = "group_name";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {

@@ -25,10 +25,19 @@ pub enum LinkType {
     Hard,
 }
 
+crate::actions! {
+    /// What a `link` may be told to do.
+    pub enum LinkAction {
+        Create = "create",
+        Delete = "delete",
+        Nothing = "nothing",
+    }
+}
+
 impl Spec for LinkSpec {
     const TYPE: &'static str = "link";
-    const ACTIONS: &'static [&'static str] = &["create", "delete", "nothing"];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    type Action = LinkAction;
+    const DEFAULT_ACTIONS: &'static [LinkAction] = &[LinkAction::Create];
     const NAME_PROPERTY: &'static str = "path";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {

@@ -1,5 +1,6 @@
 //! Resource types as the cookbook author writes them: each type's properties,
-//! actions and validation, one file per type, registered in [`TYPES`].
+//! actions and validation, and what it loads from its cookbook at compile
+//! time, one file per type, registered in [`TYPES`].
 //!
 //! The same checks run when cmctl pushes a cookbook, when the server accepts
 //! it and when the agent compiles it, so they all refuse the same mistakes.
@@ -9,6 +10,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::template::TemplateError;
+
+mod actions;
 mod introspect;
 
 pub mod apt_repository;
@@ -24,12 +28,26 @@ pub mod service;
 pub mod template;
 pub mod user;
 
+pub use actions::{Action, UnknownAction};
+
 /// What a spec may ask of the cookbook it lives in.
 pub trait CookbookRefs {
     /// Is there a template `templates/<name>`?
     fn has_template(&self, name: &str) -> bool;
     /// Is there a file `files/<name>`?
     fn has_file(&self, name: &str) -> bool;
+}
+
+/// What a spec may read of its cookbook when the agent compiles a run.
+pub trait CookbookContent: CookbookRefs {
+    /// The bytes of `files/<name>`.
+    fn file(&self, name: &str) -> Option<&[u8]>;
+    /// `templates/<name>` rendered with the run's data, `vars` seen as `vars.*`.
+    fn render_template(
+        &self,
+        name: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<String, TemplateError>;
 }
 
 /// A property that failed validation.
@@ -51,8 +69,10 @@ impl FieldError {
 /// A resource type's properties; implemented by one struct per type.
 pub trait Spec: DeserializeOwned + Serialize + std::fmt::Debug + 'static {
     const TYPE: &'static str;
-    const ACTIONS: &'static [&'static str];
-    const DEFAULT_ACTIONS: &'static [&'static str];
+    /// What a resource of this type may be told to do (see [`actions!`](crate::actions)).
+    type Action: Action;
+    /// The actions of a resource that names none.
+    const DEFAULT_ACTIONS: &'static [Self::Action];
     /// The property that the resource's name fills when it is not set.
     const NAME_PROPERTY: &'static str;
 
@@ -61,20 +81,32 @@ pub trait Spec: DeserializeOwned + Serialize + std::fmt::Debug + 'static {
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {
         Ok(())
     }
+
+    /// The bytes the resource writes that its properties only name (a
+    /// template to render, a file of the cookbook), loaded when the agent
+    /// compiles the run so that a bad one fails it before anything is
+    /// touched. The provider finds them in the compiled resource's `content`.
+    fn content(&self, _cookbook: &dyn CookbookContent) -> Result<Option<Vec<u8>>, FieldError> {
+        Ok(None)
+    }
 }
 
 /// A registered resource type, with its spec's checks behind plain functions.
 pub struct ResourceType {
     pub name: &'static str,
+    /// Action names, from the spec's [`Action`] enum.
     pub actions: &'static [&'static str],
-    pub default_actions: &'static [&'static str],
     pub name_property: &'static str,
     /// Property names the type accepts.
     pub properties: fn() -> &'static [&'static str],
+    default_actions: fn() -> Vec<String>,
     check: CheckFn,
+    compile: CompileFn,
 }
 
 type CheckFn = fn(Map<String, Value>, &dyn CookbookRefs) -> Result<(), FieldError>;
+type CompileFn =
+    fn(Map<String, Value>, &dyn CookbookContent) -> Result<Option<Vec<u8>>, FieldError>;
 
 impl std::fmt::Debug for ResourceType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,19 +124,46 @@ impl ResourceType {
         (self.check)(properties, refs)
     }
 
+    /// [`ResourceType::check`] on rendered properties, then load the
+    /// resource's content from its cookbook ([`Spec::content`]).
+    pub fn compile(
+        &self,
+        properties: Map<String, Value>,
+        cookbook: &dyn CookbookContent,
+    ) -> Result<Option<Vec<u8>>, FieldError> {
+        (self.compile)(properties, cookbook)
+    }
+
     pub fn accepts_action(&self, action: &str) -> bool {
         self.actions.contains(&action)
+    }
+
+    /// [`ResourceType::accepts_action`], with the list of those it has when not.
+    pub fn check_action(&self, action: &str) -> Result<(), UnknownAction> {
+        match self.accepts_action(action) {
+            true => Ok(()),
+            false => Err(UnknownAction {
+                action: action.to_string(),
+                valid: self.actions,
+            }),
+        }
+    }
+
+    /// The actions of a resource that names none, by name.
+    pub fn default_actions(&self) -> Vec<String> {
+        (self.default_actions)()
     }
 }
 
 const fn register<S: Spec>() -> ResourceType {
     ResourceType {
         name: S::TYPE,
-        actions: S::ACTIONS,
-        default_actions: S::DEFAULT_ACTIONS,
+        actions: <S::Action as Action>::NAMES,
         name_property: S::NAME_PROPERTY,
         properties: introspect::fields::<S>,
+        default_actions: default_actions::<S>,
         check: check_spec::<S>,
+        compile: compile_spec::<S>,
     }
 }
 
@@ -120,11 +179,39 @@ pub fn parse_spec<S: Spec>(properties: Map<String, Value>) -> Result<S, FieldErr
     })
 }
 
+fn default_actions<S: Spec>() -> Vec<String> {
+    S::DEFAULT_ACTIONS
+        .iter()
+        .map(|a| a.as_str().to_string())
+        .collect()
+}
+
 fn check_spec<S: Spec>(
     properties: Map<String, Value>,
     refs: &dyn CookbookRefs,
 ) -> Result<(), FieldError> {
     parse_spec::<S>(properties)?.validate(refs)
+}
+
+fn compile_spec<S: Spec>(
+    properties: Map<String, Value>,
+    cookbook: &dyn CookbookContent,
+) -> Result<Option<Vec<u8>>, FieldError> {
+    let spec = parse_spec::<S>(properties)?;
+    spec.validate(cookbook)?;
+    spec.content(cookbook)
+}
+
+/// The bytes of the cookbook file `files/<name>` that property `field` names.
+pub(crate) fn cookbook_file(
+    cookbook: &dyn CookbookContent,
+    field: &str,
+    name: &str,
+) -> Result<Vec<u8>, FieldError> {
+    cookbook
+        .file(name)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| FieldError::new(field, format!("no file {name:?} in files/")))
 }
 
 /// Every resource type cm knows; the agent registers a provider for each.
@@ -225,97 +312,4 @@ impl Ownership {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn every_type_has_its_default_actions_among_its_actions() {
-        for t in TYPES {
-            for a in t.default_actions {
-                assert!(t.accepts_action(a), "{}: {a}", t.name);
-            }
-            assert!((t.properties)().contains(&t.name_property), "{}", t.name);
-        }
-    }
-
-    #[test]
-    fn modes_parse_as_octal() {
-        assert_eq!(parse_mode("0644"), Ok(0o644));
-        assert_eq!(parse_mode("755"), Ok(0o755));
-        assert_eq!(parse_mode("02775"), Ok(0o2775));
-        assert!(parse_mode("0844").is_err());
-        assert!(parse_mode("").is_err());
-        assert!(parse_mode("77777").is_err());
-        assert!(parse_mode("rw-r--r--").is_err());
-    }
-
-    struct NoRefs;
-    impl CookbookRefs for NoRefs {
-        fn has_template(&self, _: &str) -> bool {
-            true
-        }
-        fn has_file(&self, _: &str) -> bool {
-            true
-        }
-    }
-
-    fn check(kind: &str, props: serde_json::Value) -> Result<(), FieldError> {
-        let Value::Object(map) = props else {
-            panic!("properties are a map")
-        };
-        lookup(kind).unwrap().check(map, &NoRefs)
-    }
-
-    #[test]
-    fn path_properties_must_be_plain_absolute_paths() {
-        let e = check("directory", serde_json::json!({"path": "/a/../.."})).unwrap_err();
-        assert_eq!(e.field, "path");
-        assert!(e.message.contains("'..'"), "{e:?}");
-        let e = check("directory", serde_json::json!({"path": "/"})).unwrap_err();
-        assert!(e.message.contains("refusing to manage"), "{e:?}");
-        for kind in ["file", "remote_file", "link"] {
-            let mut props = serde_json::json!({"path": "/srv/app/../x"});
-            if kind == "remote_file" {
-                props["url"] = "http://example.com/x".into();
-                props["sha256"] = "0".repeat(64).into();
-            }
-            assert_eq!(check(kind, props).unwrap_err().field, "path", "{kind}");
-        }
-        let hard = serde_json::json!({"path": "/l", "to": "etc/x", "link_type": "hard"});
-        assert_eq!(check("link", hard).unwrap_err().field, "to");
-        let climbing = serde_json::json!({"path": "/l", "to": "/etc/../x"});
-        assert_eq!(check("link", climbing).unwrap_err().field, "to");
-        assert_eq!(
-            check("link", serde_json::json!({"path": "/l", "to": "../x"})),
-            Ok(())
-        );
-        let cwd = serde_json::json!({"command": "true", "cwd": "/srv/./app"});
-        assert_eq!(check("execute", cwd).unwrap_err().field, "cwd");
-        assert_eq!(
-            check(
-                "execute",
-                serde_json::json!({"command": "true", "cwd": "/"})
-            ),
-            Ok(())
-        );
-        // Templated values wait for rendering.
-        assert_eq!(
-            check("file", serde_json::json!({"path": "{{attrs.p}}"})),
-            Ok(())
-        );
-    }
-
-    proptest! {
-        #[test]
-        fn any_mode_round_trips(bits in 0u32..=0o7777) {
-            prop_assert_eq!(parse_mode(&format!("{bits:04o}")), Ok(bits));
-            prop_assert_eq!(parse_mode(&format!("{bits:o}")), Ok(bits));
-        }
-
-        #[test]
-        fn non_octal_strings_are_refused(s in "[0-9]*[89][0-9]*") {
-            prop_assert!(parse_mode(&s).is_err());
-        }
-    }
-}
+mod tests;

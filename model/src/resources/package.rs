@@ -19,10 +19,21 @@ fn default_lock_timeout() -> u64 {
     300
 }
 
+crate::actions! {
+    /// What a `package` may be told to do.
+    pub enum PackageAction {
+        Install = "install",
+        Upgrade = "upgrade",
+        Remove = "remove",
+        Purge = "purge",
+        Nothing = "nothing",
+    }
+}
+
 impl Spec for PackageSpec {
     const TYPE: &'static str = "package";
-    const ACTIONS: &'static [&'static str] = &["install", "upgrade", "remove", "purge", "nothing"];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["install"];
+    type Action = PackageAction;
+    const DEFAULT_ACTIONS: &'static [PackageAction] = &[PackageAction::Install];
     const NAME_PROPERTY: &'static str = "package_name";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::file::FileAction;
+
 use super::{
     CookbookRefs, FieldError, Ownership, Spec, check_managed_path, check_mode, is_templated,
 };
@@ -36,8 +38,8 @@ impl RemoteFileSpec {
 
 impl Spec for RemoteFileSpec {
     const TYPE: &'static str = "remote_file";
-    const ACTIONS: &'static [&'static str] = &["create", "create_if_missing", "delete", "nothing"];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    type Action = FileAction;
+    const DEFAULT_ACTIONS: &'static [FileAction] = &[FileAction::Create];
     const NAME_PROPERTY: &'static str = "path";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {

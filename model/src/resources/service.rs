@@ -22,12 +22,24 @@ pub enum ServiceProvider {
     Sysvinit,
 }
 
+crate::actions! {
+    /// What a `service` may be told to do.
+    pub enum ServiceAction {
+        Start = "start",
+        Stop = "stop",
+        Restart = "restart",
+        Reload = "reload",
+        Enable = "enable",
+        Disable = "disable",
+        Nothing = "nothing",
+    }
+}
+
 impl Spec for ServiceSpec {
     const TYPE: &'static str = "service";
-    const ACTIONS: &'static [&'static str] = &[
-        "start", "stop", "restart", "reload", "enable", "disable", "nothing",
-    ];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["enable", "start"];
+    type Action = ServiceAction;
+    const DEFAULT_ACTIONS: &'static [ServiceAction] =
+        &[ServiceAction::Enable, ServiceAction::Start];
     const NAME_PROPERTY: &'static str = "service_name";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {

@@ -2,8 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::file::FileAction;
+
 use super::{
-    CookbookRefs, FieldError, Ownership, Spec, check_managed_path, check_mode, is_templated,
+    CookbookContent, CookbookRefs, FieldError, Ownership, Spec, check_managed_path, check_mode,
+    is_templated,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,8 +37,8 @@ impl TemplateSpec {
 
 impl Spec for TemplateSpec {
     const TYPE: &'static str = "template";
-    const ACTIONS: &'static [&'static str] = &["create", "create_if_missing", "delete", "nothing"];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    type Action = FileAction;
+    const DEFAULT_ACTIONS: &'static [FileAction] = &[FileAction::Create];
     const NAME_PROPERTY: &'static str = "path";
 
     fn validate(&self, refs: &dyn CookbookRefs) -> Result<(), FieldError> {
@@ -48,5 +51,14 @@ impl Spec for TemplateSpec {
             ));
         }
         Ok(())
+    }
+
+    /// Rendered here, at compile time, so a missing variable fails the run
+    /// before anything is touched.
+    fn content(&self, cookbook: &dyn CookbookContent) -> Result<Option<Vec<u8>>, FieldError> {
+        cookbook
+            .render_template(&self.source, &self.variables)
+            .map(|text| Some(text.into_bytes()))
+            .map_err(|e| FieldError::new("source", e.message))
     }
 }

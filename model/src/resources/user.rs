@@ -24,10 +24,19 @@ pub struct UserSpec {
     pub manage_home: bool,
 }
 
+crate::actions! {
+    /// What a `user` may be told to do.
+    pub enum UserAction {
+        Create = "create",
+        Remove = "remove",
+        Nothing = "nothing",
+    }
+}
+
 impl Spec for UserSpec {
     const TYPE: &'static str = "user";
-    const ACTIONS: &'static [&'static str] = &["create", "remove", "nothing"];
-    const DEFAULT_ACTIONS: &'static [&'static str] = &["create"];
+    type Action = UserAction;
+    const DEFAULT_ACTIONS: &'static [UserAction] = &[UserAction::Create];
     const NAME_PROPERTY: &'static str = "username";
 
     fn validate(&self, _refs: &dyn CookbookRefs) -> Result<(), FieldError> {

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use cm_agent::apply::LocalRun;
+use cm_agent::boot::{self, Started};
 use cm_agent::config::Config;
 use cm_agent::daemon;
 use cm_agent::lock;
 use cm_agent::node::{Fatal, RunOptions};
-use cm_agent::service::{self, Started};
 
 use cli::{Cli, Command, LogFormat, Settings};
 use commands::{run_apply, run_once};
@@ -113,7 +113,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Command::Start { config } => with_config(Settings::file_only(config), |config| {
-            match runtime().block_on(service::start(&config)) {
+            match runtime().block_on(boot::start(&config)) {
                 Ok(Started::Systemd) => {
                     eprintln!("cm-agent: started as the systemd unit cm-agent.service");
                     ExitCode::SUCCESS
@@ -121,7 +121,7 @@ fn main() -> ExitCode {
                 Ok(Started::InitScript { log }) => {
                     eprintln!(
                         "cm-agent: started by {} (starts at boot too), logging to {}",
-                        service::INIT_SCRIPT,
+                        boot::INIT_SCRIPT,
                         log.display()
                     );
                     ExitCode::SUCCESS
@@ -136,9 +136,9 @@ fn main() -> ExitCode {
                 Err(e) => fatal(&e),
             }
         }),
-        Command::InstallService { config, now } => match service::install_service(&config, now) {
+        Command::InstallService { config, now } => match boot::install_service(&config, now) {
             Ok(()) => {
-                eprintln!("wrote {}", service::UNIT_PATH);
+                eprintln!("wrote {}", boot::UNIT_PATH);
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -8,7 +8,11 @@
 
 use std::time::Duration;
 
-use super::{Backend, Running, Service, parse_lsb_status, property};
+use cm_model::resources::service::ServiceAction;
+
+use super::systemd::property;
+use super::sysv::parse_lsb_status;
+use super::{Backend, Running, Service, ServiceError};
 
 /// How long a freshly started service has to die before it counts as up:
 /// part of the provider (a documented second), not of any test.
@@ -49,11 +53,11 @@ fn returns_at_fork(unit_type: &str) -> bool {
     matches!(unit_type, "simple" | "exec" | "idle" | "")
 }
 
-/// Whether a unit is up, from `systemctl show` with [`UNIT_STATE`];
-/// `restarts_before` is `NRestarts` right after the job, so a unit that
-/// died and was restarted by systemd meanwhile does not count as up.
-/// Err holds its state in a few words.
-fn unit_is_up(show: &str, restarts_before: &str) -> Result<(), String> {
+/// Whether a unit is up, from `systemctl show` with [`UNIT_STATE`]: None
+/// when it is, else its state in a few words. `restarts_before` is
+/// `NRestarts` right after the job, so a unit that died and was restarted
+/// by systemd meanwhile does not count as up.
+fn unit_down_state(show: &str, restarts_before: &str) -> Option<String> {
     let (active, sub) = (property(show, "ActiveState"), property(show, "SubState"));
     let up = match property(show, "Type") {
         // A oneshot has run to completion by the time `start` returns.
@@ -66,7 +70,7 @@ fn unit_is_up(show: &str, restarts_before: &str) -> Result<(), String> {
     let restarts = property(show, "NRestarts");
     let restarted = !restarts_before.is_empty() && restarts != restarts_before;
     if up && !restarted {
-        return Ok(());
+        return None;
     }
     let mut state = format!(
         "ActiveState={active} SubState={sub} Result={} ExecMainStatus={}",
@@ -78,7 +82,7 @@ fn unit_is_up(show: &str, restarts_before: &str) -> Result<(), String> {
             ", restarted by systemd meanwhile (NRestarts {restarts_before} -> {restarts})"
         ));
     }
-    Err(state)
+    Some(state)
 }
 
 impl Service {
@@ -88,9 +92,9 @@ impl Service {
     pub(super) fn verify_running(
         &self,
         b: Backend,
-        action: &str,
+        action: ServiceAction,
         before: Running,
-    ) -> Result<(), String> {
+    ) -> Result<(), ServiceError> {
         let not_running = |state: String, status: String| NotRunning {
             service: self.name.clone(),
             action: action.to_string(),
@@ -100,12 +104,14 @@ impl Service {
         if b == Backend::Systemd {
             let mut show = self.unit_state()?;
             let restarts = property(&show, "NRestarts").to_string();
-            if action != "reload" && returns_at_fork(property(&show, "Type")) {
+            if action != ServiceAction::Reload && returns_at_fork(property(&show, "Type")) {
                 std::thread::sleep(SETTLE);
                 show = self.unit_state()?;
             }
-            return unit_is_up(&show, &restarts)
-                .map_err(|state| not_running(state, self.systemd_status()).to_string());
+            return match unit_down_state(&show, &restarts) {
+                None => Ok(()),
+                Some(state) => Err(not_running(state, self.systemd_status()).into()),
+            };
         }
         if before == Running::Unknown {
             return Ok(());
@@ -116,10 +122,10 @@ impl Service {
         if f.timed_out || parse_lsb_status(f.code, &output) != Running::No {
             return Ok(());
         }
-        Err(not_running(format!("{line}: {}", f.error()), String::new()).to_string())
+        Err(not_running(format!("{line}: {}", f.error()), String::new()).into())
     }
 
-    fn unit_state(&self) -> Result<String, String> {
+    fn unit_state(&self) -> Result<String, ServiceError> {
         let mut args = vec!["show"];
         for p in UNIT_STATE {
             args.extend(["-p", p]);
@@ -147,10 +153,9 @@ mod tests {
 
     #[test]
     fn a_unit_that_died_is_not_up_and_says_how() {
-        let e = unit_is_up(SIMPLE_DIED, "0").unwrap_err();
         assert_eq!(
-            e,
-            "ActiveState=failed SubState=failed Result=exit-code ExecMainStatus=3"
+            unit_down_state(SIMPLE_DIED, "0").as_deref(),
+            Some("ActiveState=failed SubState=failed Result=exit-code ExecMainStatus=3")
         );
     }
 
@@ -158,11 +163,11 @@ mod tests {
     fn a_unit_systemd_restarts_over_and_over_is_not_up() {
         let looping = "Type=simple\nActiveState=activating\nSubState=auto-restart\n\
             Result=exit-code\nExecMainStatus=1\nNRestarts=4\n";
-        assert!(unit_is_up(looping, "3").is_err());
+        assert!(unit_down_state(looping, "3").is_some());
         // Caught while up again between two restarts.
         let between = "Type=simple\nActiveState=active\nSubState=running\n\
             Result=success\nExecMainStatus=0\nNRestarts=5\n";
-        let e = unit_is_up(between, "3").unwrap_err();
+        let e = unit_down_state(between, "3").unwrap();
         assert!(e.contains("NRestarts 3 -> 5"), "{e}");
     }
 
@@ -170,16 +175,16 @@ mod tests {
     fn running_units_and_finished_oneshots_are_up() {
         let running = "Type=notify\nActiveState=active\nSubState=running\n\
             Result=success\nExecMainStatus=0\nNRestarts=0\n";
-        assert_eq!(unit_is_up(running, "0"), Ok(()));
+        assert_eq!(unit_down_state(running, "0"), None);
         let oneshot = "Type=oneshot\nActiveState=inactive\nSubState=dead\n\
             Result=success\nExecMainStatus=0\nNRestarts=0\n";
-        assert_eq!(unit_is_up(oneshot, "0"), Ok(()));
+        assert_eq!(unit_down_state(oneshot, "0"), None);
         let failed_oneshot = oneshot.replace("Result=success", "Result=exit-code");
-        assert!(unit_is_up(&failed_oneshot, "0").is_err());
+        assert!(unit_down_state(&failed_oneshot, "0").is_some());
         // systemd before NRestarts existed.
         assert_eq!(
-            unit_is_up("Type=simple\nActiveState=active\nSubState=running\n", ""),
-            Ok(())
+            unit_down_state("Type=simple\nActiveState=active\nSubState=running\n", ""),
+            None
         );
     }
 

@@ -1,0 +1,141 @@
+//! Compile: expand the run list, evaluate `when` and `for_each`, render every
+//! property and template, resolve notifications, and check the result, all
+//! before anything on the node is touched. The walk through the run list is
+//! [`expand`], one resource's rendering [`render`], and turning `notifies`
+//! and `subscribes` into links between resources [`notifications`].
+//!
+//! Expansion is bounded so a large list cannot exhaust the node's memory:
+//! at most [`MAX_FOR_EACH_ITEMS`] items per `for_each`, [`MAX_RUN_RESOURCES`]
+//! resources and [`MAX_RUN_CONTENT_BYTES`] of file and template content per
+//! run, each refused with the file and line of the resource that passes it.
+//!
+//! [`MAX_FOR_EACH_ITEMS`]: cm_model::recipe::MAX_FOR_EACH_ITEMS
+//! [`MAX_RUN_RESOURCES`]: cm_model::recipe::MAX_RUN_RESOURCES
+
+use std::collections::BTreeSet;
+
+use cm_model::LoadError;
+use cm_model::cookbooks::CookbookSet;
+use cm_model::recipe::Timing;
+use cm_model::resources::ResourceType;
+use cm_model::runlist::RecipeRef;
+use cm_model::secrets::Secrets;
+use cm_model::template::Templates;
+use handlebars::Context;
+use serde_json::{Map, Value};
+
+mod expand;
+mod notifications;
+mod render;
+
+pub use expand::{cookbooks_needed, expand_run_list};
+
+/// Most bytes of content (files and rendered templates) one run may hold:
+/// as much as one cookbook may carry.
+pub const MAX_RUN_CONTENT_BYTES: u64 = cm_model::manifest::MAX_TOTAL_BYTES;
+
+/// A resource ready to converge.
+#[derive(Debug, Clone)]
+pub struct CompiledResource {
+    pub kind: &'static ResourceType,
+    pub name: String,
+    /// Rendered properties, the name property filled in.
+    pub properties: Map<String, Value>,
+    /// What the spec loaded from its cookbook at compile time
+    /// ([`cm_model::resources::Spec::content`]): a file's bytes, a rendered
+    /// template, an apt_repository's key.
+    pub content: Option<Vec<u8>>,
+    pub actions: Vec<String>,
+    pub only_if: Option<String>,
+    pub not_if: Option<String>,
+    pub creates: Option<String>,
+    /// Resources to notify when this one changes: (index, action, timing).
+    pub notifies: Vec<(usize, String, Timing)>,
+    pub ignore_failure: bool,
+    /// Content, diff and command output are never shown (marked, or holds a secret).
+    pub sensitive: bool,
+    /// A secret's value appears in its rendered properties, content or guards.
+    pub holds_secret: bool,
+    /// `memcached/recipes/default.yaml:3`, for messages.
+    pub origin: String,
+}
+
+impl CompiledResource {
+    /// A resource of `kind` with these (rendered) properties and nothing
+    /// else: no content, actions, guards or notifications. For building a
+    /// provider by hand (tests), where no recipe is compiled.
+    pub fn bare(
+        kind: &'static ResourceType,
+        name: &str,
+        properties: Map<String, Value>,
+        origin: &str,
+    ) -> CompiledResource {
+        CompiledResource {
+            kind,
+            name: name.to_string(),
+            properties,
+            content: None,
+            actions: Vec::new(),
+            only_if: None,
+            not_if: None,
+            creates: None,
+            notifies: Vec::new(),
+            ignore_failure: false,
+            sensitive: false,
+            holds_secret: false,
+            origin: origin.to_string(),
+        }
+    }
+
+    pub fn id(&self) -> String {
+        format!("{}[{}]", self.kind.name, self.name)
+    }
+}
+
+/// Everything a compile reads.
+pub struct Inputs<'a> {
+    pub cookbooks: &'a CookbookSet,
+    pub run_list: &'a [RecipeRef],
+    /// Merged attributes (`attrs.`).
+    pub attributes: &'a Map<String, Value>,
+    /// Facts (`node.`).
+    pub node: &'a Value,
+    pub secrets: &'a Secrets,
+    /// The cluster view (`cluster.<role>`): a list per role.
+    pub cluster: &'a Value,
+}
+
+/// Compile the run list into resources, in converge order.
+pub fn compile(inputs: &Inputs, templates: &Templates) -> Result<Vec<CompiledResource>, LoadError> {
+    // Check that every recipe exists before anything is rendered.
+    expand_run_list(inputs.cookbooks, inputs.run_list)
+        .map_err(|m| LoadError::in_file("run list", m))?;
+    let mut base = Map::new();
+    base.insert("attrs".into(), Value::Object(inputs.attributes.clone()));
+    base.insert("node".into(), inputs.node.clone());
+    base.insert("cluster".into(), inputs.cluster.clone());
+    let condition_ctx = Value::Object(base.clone());
+    base.insert("secrets".into(), inputs.secrets.to_template_value());
+    let base_ctx = Context::wraps(Value::Object(base.clone()))
+        .map_err(|e| LoadError::in_file("context", e.to_string()))?;
+
+    let mut walk = expand::Walk {
+        inputs,
+        templates,
+        base: &base,
+        base_ctx: &base_ctx,
+        condition_ctx: &condition_ctx,
+        seen: BTreeSet::new(),
+        out: Vec::new(),
+        pending: Vec::new(),
+        content_bytes: 0,
+    };
+    for r in inputs.run_list {
+        walk.recipe(r)?;
+    }
+    let expand::Walk {
+        mut out, pending, ..
+    } = walk;
+    notifications::resolve(&mut out, &pending, templates)?;
+    Ok(out)
+}

@@ -1,0 +1,64 @@
+//! Notifications: `notifies` and `subscribes`, written against a type and a
+//! (templated) name, become links from one compiled resource to another by
+//! index, once every resource of the run is known.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use cm_model::LoadError;
+use cm_model::recipe::ResourceDecl;
+use cm_model::template::Templates;
+use handlebars::Context;
+
+use super::CompiledResource;
+
+/// A compiled resource whose notifications wait for the whole run.
+pub(super) struct Pending<'a> {
+    pub(super) index: usize,
+    pub(super) unit_file: PathBuf,
+    pub(super) decl: &'a ResourceDecl,
+    pub(super) ctx: Context,
+}
+
+/// Turn `notifies` and `subscribes` into index-based notifications.
+pub(super) fn resolve(
+    out: &mut [CompiledResource],
+    pending: &[Pending],
+    templates: &Templates,
+) -> Result<(), LoadError> {
+    let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, r) in out.iter().enumerate() {
+        by_id.entry(r.id()).or_insert(i);
+    }
+    for p in pending {
+        let name = out[p.index].name.clone();
+        let err = |key: &str, m: String| {
+            LoadError::new(
+                &p.unit_file,
+                p.decl.pos_of(key),
+                format!("{}[{name}] {key}: {m}", p.decl.kind.name),
+            )
+        };
+        let target = |key: &str, ty: &str, target: &str| -> Result<usize, LoadError> {
+            let target = templates
+                .render_str(target, &p.ctx)
+                .map_err(|e| err(key, e.message))?;
+            let id = format!("{ty}[{target}]");
+            by_id
+                .get(&id)
+                .copied()
+                .ok_or_else(|| err(key, format!("no resource {id} in this run")))
+        };
+        for n in &p.decl.notifies {
+            let t = target("notifies", &n.target_type, &n.target_name)?;
+            out[p.index].notifies.push((t, n.action.clone(), n.timing));
+        }
+        for s in &p.decl.subscribes {
+            let source = target("subscribes", &s.target_type, &s.target_name)?;
+            out[source]
+                .notifies
+                .push((p.index, s.action.clone(), s.timing));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Rendering one resource declaration: its name, properties and guards
+//! through handlebars, then its spec's checks and content
+//! ([`cm_model::resources::Spec::content`]), and whether a secret ended up
+//! in any of it.
+
+use std::path::PathBuf;
+
+use cm_model::LoadError;
+use cm_model::cookbook::Cookbook;
+use cm_model::recipe::ResourceDecl;
+use cm_model::resources::{CookbookContent, CookbookRefs};
+use cm_model::secrets::Secrets;
+use cm_model::template::{TemplateError, Templates};
+use handlebars::Context;
+use serde_json::{Map, Value};
+
+use super::CompiledResource;
+
+/// One resource declaration in its cookbook, being rendered.
+pub(super) struct Unit<'a> {
+    pub(super) cookbook: &'a Cookbook,
+    pub(super) decl: &'a ResourceDecl,
+    pub(super) file: &'a PathBuf,
+    pub(super) templates: &'a Templates,
+    pub(super) secrets: &'a Secrets,
+}
+
+impl Unit<'_> {
+    /// An error about the resource as a whole, at its first line.
+    pub(super) fn error(&self, message: impl std::fmt::Display) -> LoadError {
+        LoadError::new(
+            self.file,
+            self.decl.at,
+            format!("{}[{}]: {message}", self.decl.kind.name, self.decl.name),
+        )
+    }
+
+    pub(super) fn error_at(&self, key: &str, message: impl std::fmt::Display) -> LoadError {
+        LoadError::new(
+            self.file,
+            self.decl.pos_of(key),
+            format!(
+                "{}[{}] {key}: {message}",
+                self.decl.kind.name, self.decl.name
+            ),
+        )
+    }
+
+    fn render_str(&self, key: &str, text: &str, ctx: &Context) -> Result<String, LoadError> {
+        self.templates
+            .render_str(text, ctx)
+            .map_err(|e| self.error_at(key, e.message))
+    }
+
+    fn render_value(&self, key: &str, v: &Value, ctx: &Context) -> Result<Value, LoadError> {
+        Ok(match v {
+            Value::String(s) => Value::String(self.render_str(key, s, ctx)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.render_value(key, i, ctx))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.render_value(key, v, ctx)?)))
+                    .collect::<Result<_, LoadError>>()?,
+            ),
+            other => other.clone(),
+        })
+    }
+
+    pub(super) fn render(&self, ctx: &Context) -> Result<CompiledResource, LoadError> {
+        let d = self.decl;
+        let name = self.render_str(d.kind.name, &d.name, ctx)?;
+        let mut properties = Map::new();
+        for (k, v) in &d.properties {
+            properties.insert(k.clone(), self.render_value(k, v, ctx)?);
+        }
+        properties
+            .entry(d.kind.name_property)
+            .or_insert_with(|| Value::String(name.clone()));
+        let cookbook = CookbookView {
+            cookbook: self.cookbook,
+            templates: self.templates,
+            ctx,
+        };
+        let content = d.kind.compile(properties.clone(), &cookbook).map_err(|e| {
+            let key = if e.field.is_empty() {
+                d.kind.name
+            } else {
+                e.field.as_str()
+            };
+            LoadError::new(
+                self.file,
+                d.pos_of(key),
+                format!("{}[{name}] {}: {}", d.kind.name, e.field, e.message),
+            )
+        })?;
+        let guard = |k: &str, v: &Option<String>| {
+            v.as_ref().map(|s| self.render_str(k, s, ctx)).transpose()
+        };
+        let (only_if, not_if, creates) = (
+            guard("only_if", &d.only_if)?,
+            guard("not_if", &d.not_if)?,
+            guard("creates", &d.creates)?,
+        );
+        if let Some(path) = &creates {
+            cm_model::paths::check_absolute_path(path).map_err(|e| self.error_at("creates", e))?;
+        }
+        let secrets = self.secrets;
+        let holds_secret = !secrets.is_empty()
+            && (properties.values().any(|v| value_holds_secret(v, secrets))
+                || content
+                    .as_ref()
+                    .is_some_and(|c| secrets.appear_in(&String::from_utf8_lossy(c)))
+                || [&only_if, &not_if]
+                    .into_iter()
+                    .flatten()
+                    .any(|g| secrets.appear_in(g)));
+        Ok(CompiledResource {
+            kind: d.kind,
+            name,
+            properties,
+            content,
+            actions: d.actions.clone(),
+            only_if,
+            not_if,
+            creates,
+            notifies: Vec::new(),
+            ignore_failure: d.ignore_failure,
+            sensitive: d.sensitive || holds_secret,
+            holds_secret,
+            origin: format!("{}:{}", self.file.display(), d.at.line),
+        })
+    }
+}
+
+/// Does any string inside `v` contain a secret's value?
+fn value_holds_secret(v: &Value, secrets: &Secrets) -> bool {
+    match v {
+        Value::String(s) => secrets.appear_in(s),
+        Value::Array(items) => items.iter().any(|i| value_holds_secret(i, secrets)),
+        Value::Object(m) => m.values().any(|i| value_holds_secret(i, secrets)),
+        _ => false,
+    }
+}
+
+/// The resource's cookbook as its spec sees it at compile time: its files,
+/// and its templates rendered with the run's data.
+struct CookbookView<'a> {
+    cookbook: &'a Cookbook,
+    templates: &'a Templates,
+    ctx: &'a Context,
+}
+
+impl CookbookRefs for CookbookView<'_> {
+    fn has_template(&self, name: &str) -> bool {
+        self.cookbook.templates.contains_key(name)
+    }
+    fn has_file(&self, name: &str) -> bool {
+        self.cookbook.files.contains_key(name)
+    }
+}
+
+impl CookbookContent for CookbookView<'_> {
+    fn file(&self, name: &str) -> Option<&[u8]> {
+        self.cookbook.files.get(name).map(|f| f.bytes.as_slice())
+    }
+
+    fn render_template(
+        &self,
+        name: &str,
+        vars: &Map<String, Value>,
+    ) -> Result<String, TemplateError> {
+        let mut data = self.ctx.data().as_object().cloned().unwrap_or_default();
+        data.insert("vars".into(), Value::Object(vars.clone()));
+        let ctx = Context::wraps(Value::Object(data)).map_err(|e| TemplateError {
+            template: None,
+            line: None,
+            column: None,
+            message: e.to_string(),
+        })?;
+        let registered = format!("{}/{name}", self.cookbook.name());
+        self.templates.render(&registered, &ctx)
+    }
+}
