@@ -202,6 +202,9 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
 
 fn log_outcome(out: &crate::node::Outcome) {
     let r = &out.report;
+    for notice in &r.notices {
+        tracing::warn!(%notice, "notice");
+    }
     if let Some(plan_error) = &r.plan_error
         && !r.failed()
     {

@@ -54,8 +54,16 @@ pub fn resource_line(out: &mut dyn Write, r: &ResourceReport, why_run: bool) {
     }
 }
 
-/// The closing summary: `N resources, M changed, K failed in T ms`.
+/// The closing summary: `N resources, M changed, K failed in T ms`, after
+/// the run's notices.
 pub fn summary(out: &mut dyn Write, report: &RunReport) {
+    for n in &report.notices {
+        let _ = writeln!(
+            out,
+            "{} {n}",
+            "warning:".if_supports_color(Stream::Stdout, |t| t.yellow())
+        );
+    }
     if let Some(e) = &report.error {
         let _ = writeln!(out, "error: {e}");
     }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cm_model::manifest::Manifest;
 use cm_model::role::{Environment, Role};
 use cm_model::secrets::SecretString;
+use cm_model::yaml::Reading;
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
 use tonic::Status;
@@ -26,6 +27,8 @@ use crate::recompute::Recompute;
 use crate::secretbox::SecretKey;
 use crate::store::{DocKind, NodeRow, NodeState, PlanGuard, Store, StoreError};
 use crate::watch::{PlanChanged, WatchHub};
+
+mod agent_versions;
 
 /// Settings the operator chooses at start.
 #[derive(Debug, Clone)]
@@ -77,6 +80,9 @@ pub struct State {
     revoked: RwLock<Option<(u64, Arc<HashSet<String>>)>>,
     /// Check-ins since the last flush: node → unix seconds.
     pub last_seen: Mutex<HashMap<String, i64>>,
+    /// The cm-agent version each node last reported here and was stored
+    /// (see `agent_versions`).
+    agent_versions: Mutex<HashMap<String, String>>,
     /// Resolutions made by plan checks, ever (see [`State::plan_guard`]).
     check_resolutions: AtomicU64,
 }
@@ -174,6 +180,7 @@ impl State {
             shared: RwLock::new(None),
             revoked: RwLock::new(None),
             last_seen: Mutex::new(HashMap::new()),
+            agent_versions: Mutex::new(HashMap::new()),
             check_resolutions: AtomicU64::new(0),
         }
     }
@@ -255,8 +262,13 @@ impl State {
                 if text.trim().is_empty() {
                     Map::new()
                 } else {
-                    cm_model::yaml::parse(std::path::Path::new("attributes.yaml"), &text)
-                        .map_err(|e| Status::internal(format!("{name}@{version}: {e}")))?
+                    // As pushed: see State::roles.
+                    cm_model::yaml::parse_with(
+                        std::path::Path::new("attributes.yaml"),
+                        &text,
+                        Reading::AsBefore,
+                    )
+                    .map_err(|e| Status::internal(format!("{name}@{version}: {e}")))?
                 }
             }
         };
@@ -272,9 +284,10 @@ impl State {
             .map_err(status)?;
         docs.iter()
             .map(|d| {
-                Environment::parse(
+                Environment::parse_with(
                     std::path::Path::new(&format!("environments/{}", d.name)),
                     &d.yaml,
+                    Reading::AsBefore,
                 )
                 .map(|e| (e.name.clone(), e))
                 .map_err(|e| Status::internal(e.to_string()))
@@ -316,11 +329,16 @@ impl State {
         Ok(shared)
     }
 
+    /// Stored documents (and pushed cookbooks) are read as they were
+    /// accepted: what was stored before cm refused YAML values read two ways
+    /// keeps its reading then, and what was checked strictly reads the same
+    /// either way.
     async fn roles(&self) -> Result<BTreeMap<String, Role>, Status> {
         let docs = self.store.documents(DocKind::Role).await.map_err(status)?;
         docs.iter()
             .map(|d| {
-                Role::parse(std::path::Path::new(&format!("roles/{}", d.name)), &d.yaml)
+                let file = format!("roles/{}", d.name);
+                Role::parse_with(std::path::Path::new(&file), &d.yaml, Reading::AsBefore)
                     .map(|r| (r.name.clone(), r))
                     .map_err(|e| Status::internal(e.to_string()))
             })
@@ -402,6 +420,7 @@ impl State {
             environment: row.environment.clone(),
             roles: row.roles.clone(),
             attributes: row.attributes.clone(),
+            agent_version: semver::Version::parse(&row.agent_version).ok(),
         };
         // An environment nobody has set is empty: no pins, no attributes.
         let default_env;

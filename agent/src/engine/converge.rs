@@ -55,6 +55,7 @@ pub fn converge(
         duration_ms: 0,
         error: None,
         plan_error: None,
+        notices: Vec::new(),
         resources: Vec::new(),
     };
     let mut providers: Vec<Box<dyn DynProvider>> = Vec::with_capacity(resources.len());

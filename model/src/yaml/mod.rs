@@ -136,6 +136,13 @@ fn first_line(message: &str) -> String {
         .to_string()
 }
 
+/// Why `text`, written unquoted where a value goes, is read two ways, with
+/// the forms to write instead; `None` when every reader agrees on it. For
+/// values written outside a YAML document (`cmctl node set`'s VALUE).
+pub fn ambiguous_plain_value(text: &str) -> Option<String> {
+    plain_scalars::ambiguity(text).map(|a| a.advice())
+}
+
 /// Read and parse a YAML file (strictly).
 pub fn load<T: DeserializeOwned>(file: &Path) -> Result<T, LoadError> {
     let text = std::fs::read_to_string(file)

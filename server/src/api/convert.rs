@@ -43,6 +43,7 @@ pub fn cookbook_row_to_pb(row: &CookbookVersionRow) -> pb::CookbookVersion {
         manifest: manifest_to_pb(manifest),
         created_at: row.created_at,
         pushed_by: row.pushed_by.clone(),
+        min_agent: row.min_agent.clone(),
     }
 }
 
@@ -70,6 +71,11 @@ pub fn plan(p: &Plan, catalog: &Catalog) -> pb::Plan {
                     manifest: manifest_to_pb(&e.manifest),
                     created_at: 0,
                     pushed_by: String::new(),
+                    min_agent: e
+                        .min_agent
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                 })
             })
             .collect(),
