@@ -227,6 +227,13 @@ fn log_outcome(out: &crate::node::Outcome) {
             ms = r.duration_ms,
             "converged"
         );
+    } else if let Some(error) = crate::output::failed_before_converging(r) {
+        tracing::error!(
+            cause = out.cause,
+            plan = out.plan_hash.as_deref().unwrap_or(""),
+            error,
+            "run failed before converging (nothing was changed)"
+        );
     } else {
         tracing::error!(
             cause = out.cause,
