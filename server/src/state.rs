@@ -80,8 +80,8 @@ pub struct State {
     revoked: RwLock<Option<(u64, Arc<HashSet<String>>)>>,
     /// Check-ins since the last flush: node → unix seconds.
     pub last_seen: Mutex<HashMap<String, i64>>,
-    /// The cm-agent version each node last reported here and was stored
-    /// (see `agent_versions`).
+    /// The cm-agent version each node last reported to this replica (see
+    /// `agent_versions`).
     agent_versions: Mutex<HashMap<String, String>>,
     /// Resolutions made by plan checks, ever (see [`State::plan_guard`]).
     check_resolutions: AtomicU64,

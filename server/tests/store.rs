@@ -1693,8 +1693,14 @@ async fn nodes_keep_the_agent_version_they_report(db: &mut Db) {
     let s = &db.store;
     enrolled(s, "n1", &["web"]).await;
     assert_eq!(s.node("n1").await.unwrap().agent_version, "");
+    assert_eq!(s.agent_version("n1").await.unwrap(), "");
     s.set_agent_version("n1", "0.1.3").await.unwrap();
     assert_eq!(s.node("n1").await.unwrap().agent_version, "0.1.3");
+    assert_eq!(s.agent_version("n1").await.unwrap(), "0.1.3");
+    assert!(matches!(
+        s.agent_version("ghost").await,
+        Err(StoreError::NotFound(_))
+    ));
     assert_eq!(s.nodes(None, None).await.unwrap()[0].agent_version, "0.1.3");
     assert!(matches!(
         s.set_agent_version("ghost", "0.2.0").await,

@@ -497,6 +497,18 @@ impl Store {
         .await
     }
 
+    /// The cm-agent version a node last reported (empty: none yet).
+    pub async fn agent_version(&self, name: &str) -> Result<String> {
+        let row = sqlx::query("SELECT agent_version FROM nodes WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(row.try_get("agent_version")?),
+            None => Err(not_found(name)),
+        }
+    }
+
     /// Record the cm-agent version a node reported (an agent's write of its
     /// own node, no audit).
     pub async fn set_agent_version(&self, name: &str, version: &str) -> Result<()> {
