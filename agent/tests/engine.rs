@@ -417,3 +417,29 @@ fn a_for_each_file_that_fails_to_converge_is_reported_by_its_rendered_name() {
     let e = failed.error.as_deref().unwrap();
     assert!(e.starts_with(&format!("{path}: parent directory")), "{e}");
 }
+
+#[test]
+fn a_rendered_name_in_an_error_never_shows_a_secret() {
+    let s = sandbox(
+        "- file: \"{{attrs.root}}/{{secrets.tok}}-{{item}}\"\n  content: \"{{attrs.nope}}\"\n  for_each: [a]\n\
+         - execute: \"echo {{secrets.tok}}\"\n  notifies: run execute[gone {{secrets.tok}}]\n",
+    );
+    let secrets = s.dir.path().join("secrets.yaml");
+    write(&secrets, "tok: abcd-1234\n");
+    for recipe_error in [true, false] {
+        if !recipe_error {
+            s.cookbook(
+                "t",
+                &[(
+                    "recipes/default.yaml",
+                    "- execute: \"echo {{secrets.tok}}\"\n  notifies: run execute[gone {{secrets.tok}}]\n",
+                )],
+            );
+        }
+        let mut opts = s.run_opts("t", false);
+        opts.secrets = Some(secrets.clone());
+        let e = support::run(&opts).error.unwrap();
+        assert!(!e.contains("abcd-1234"), "{e}");
+        assert!(e.contains("<secret>"), "{e}");
+    }
+}

@@ -59,7 +59,8 @@ impl<'a> Unit<'a> {
     /// did not render is named as written, with the item.
     pub(super) fn for_item(&self, name: Option<&str>, item: Option<&Value>) -> Unit<'a> {
         let label = match (name, item) {
-            (Some(name), _) => format!("{}[{name}]", self.decl.kind.name),
+            // As the run's output names it: a secret in it redacted.
+            (Some(name), _) => format!("{}[{}]", self.decl.kind.name, self.secrets.redact(name)),
             (None, Some(item)) => format!("{} (for_each item {})", self.label, brief(item)),
             (None, None) => self.label.clone(),
         };
