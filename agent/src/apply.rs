@@ -139,6 +139,7 @@ pub fn failed_before_start(why_run: bool, error: String) -> RunReport {
         duration_ms: 0,
         error: Some(error),
         plan_error: None,
+        notices: Vec::new(),
         resources: Vec::new(),
     }
 }

@@ -163,6 +163,9 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
 
 fn log_outcome(out: &crate::node::Outcome) {
     let r = &out.report;
+    for notice in &r.notices {
+        tracing::warn!(%notice, "notice");
+    }
     if let Some(plan_error) = &r.plan_error
         && !r.failed()
     {
@@ -184,6 +187,13 @@ fn log_outcome(out: &crate::node::Outcome) {
             blobs_fetched = out.fetched.blobs,
             ms = r.duration_ms,
             "converged"
+        );
+    } else if let Some(error) = crate::output::failed_before_converging(r) {
+        tracing::error!(
+            cause = out.cause,
+            plan = out.plan_hash.as_deref().unwrap_or(""),
+            error,
+            "run failed before converging (nothing was changed)"
         );
     } else {
         tracing::error!(

@@ -54,8 +54,27 @@ pub fn resource_line(out: &mut dyn Write, r: &ResourceReport, why_run: bool) {
     }
 }
 
-/// The closing summary: `N resources, M changed, K failed in T ms`.
+/// The closing summary: `N resources, M changed, K failed in T ms`, after
+/// the run's notices; for a run that failed before its first resource (the
+/// cookbooks did not load or compile, the lock was held), that and why,
+/// never a line of counts that reads like a clean run.
 pub fn summary(out: &mut dyn Write, report: &RunReport) {
+    for n in &report.notices {
+        let _ = writeln!(
+            out,
+            "{} {n}",
+            "warning:".if_supports_color(Stream::Stdout, |t| t.yellow())
+        );
+    }
+    if let Some(e) = failed_before_converging(report) {
+        let _ = writeln!(
+            out,
+            "{} {e}",
+            "run FAILED before converging (nothing was changed):"
+                .if_supports_color(Stream::Stdout, |t| t.red())
+        );
+        return;
+    }
     if let Some(e) = &report.error {
         let _ = writeln!(out, "error: {e}");
     }
@@ -72,6 +91,14 @@ pub fn summary(out: &mut dyn Write, report: &RunReport) {
         report.resources_failed,
         report.duration_ms
     );
+}
+
+/// Why a failed run stopped before converging any resource, if it did.
+pub fn failed_before_converging(report: &RunReport) -> Option<&str> {
+    report
+        .error
+        .as_deref()
+        .filter(|_| report.failed() && report.resources.is_empty())
 }
 
 /// Whether stdout is a terminal (progress and colors are for people only).

@@ -96,6 +96,33 @@ fn bad_cookbook_exits_1_naming_file_and_line() {
 }
 
 #[test]
+fn a_run_that_fails_loading_the_cookbooks_ends_saying_so_and_why() {
+    let s = sandbox();
+    s.cookbook(
+        "ambiguous",
+        &[("attributes.yaml", "ambiguous:\n  enabled: yes\n")],
+    );
+    for (run_list, why) in [
+        ("broken", "broken/recipes/default.yaml:2:9: file[/x] mode: "),
+        (
+            "ambiguous",
+            "ambiguous/attributes.yaml:2:12: yes is read as the boolean true",
+        ),
+    ] {
+        let out = agent(&s, run_list).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("run FAILED before converging (nothing was changed): ")
+                && last.contains(why),
+            "{stdout}"
+        );
+        assert!(!stdout.contains("0 resources"), "{stdout}");
+    }
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let s = sandbox();
     agent(&s, "Not A Recipe").assert().code(2);

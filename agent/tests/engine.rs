@@ -334,3 +334,112 @@ fn failures_count_resources_once_and_ignore_failure_survives_secret_names() {
     assert_eq!(r.resources_failed, 1);
     assert!(r.succeeded(), "{r:?}");
 }
+
+/// The run's error for `recipe` (cookbook `t` with templates `ok.hbs` and
+/// `bad.hbs`), from the resource on: the file, line and column cut off.
+fn compile_error(recipe: &str) -> (Sandbox, String) {
+    let s = Sandbox::new();
+    s.cookbook(
+        "t",
+        &[
+            ("recipes/default.yaml", recipe),
+            ("templates/ok.hbs", "ok\n"),
+            ("templates/bad.hbs", "{{attrs.missing}}\n"),
+            ("files/a.txt", "a\n"),
+        ],
+    );
+    let r = s.apply("t");
+    let e = r.error.clone().unwrap_or_else(|| panic!("no error: {r:?}"));
+    let at = e.find("default.yaml:").expect("the recipe is named") + "default.yaml:".len();
+    let rest = e[at..]
+        .splitn(3, ':')
+        .nth(2)
+        .unwrap_or_default()
+        .trim_start();
+    let root = s.root().display().to_string();
+    (s, rest.replace(&root, "ROOT"))
+}
+
+#[test]
+fn for_each_resources_are_named_by_their_rendered_name_in_every_error() {
+    for (recipe, error) in [
+        // A template that does not render, for the second item.
+        (
+            "- template: \"{{attrs.root}}/{{item}}.conf\"\n  source: \"{{item}}.hbs\"\n  for_each: [ok, bad]\n",
+            "template[ROOT/bad.conf] source: template t/bad.hbs line 1 column 1: variable attrs.missing is not defined",
+        ),
+        // A template resource's property.
+        (
+            "- template: \"{{attrs.root}}/{{item}}.conf\"\n  source: ok.hbs\n  variables: {x: \"{{attrs.nope}}\"}\n  for_each: [a]\n",
+            "template[ROOT/a.conf] variables: variable attrs.nope is not defined",
+        ),
+        // A file's content, its missing source, its guard, its condition.
+        (
+            "- file: \"{{attrs.root}}/{{item}}\"\n  content: \"{{attrs.nope}}\"\n  for_each: [a]\n",
+            "file[ROOT/a] content: variable attrs.nope is not defined",
+        ),
+        (
+            "- file: \"{{attrs.root}}/{{item}}\"\n  source: \"{{item}}.txt\"\n  for_each: [a, b]\n",
+            "file[ROOT/b] source: no file \"b.txt\" in the cookbook's files/",
+        ),
+        (
+            "- file: \"{{attrs.root}}/{{item}}\"\n  only_if: \"test -e {{attrs.nope}}\"\n  for_each: [a]\n",
+            "file[ROOT/a] only_if: variable attrs.nope is not defined",
+        ),
+        (
+            "- file: \"{{attrs.root}}/{{item}}\"\n  creates: \"{{item}}\"\n  for_each: [a]\n",
+            "file[ROOT/a] creates: \"a\" must be an absolute path",
+        ),
+        (
+            "- file: \"{{attrs.root}}/{{item}}\"\n  when: item.port > 1\n  for_each: [a]\n",
+            "file[ROOT/a] when: when \"item.port > 1\": item.port is not defined (use defined(...) to test for it)",
+        ),
+        // A name that does not render is named as written, with its item.
+        (
+            "- file: \"{{attrs.root}}/{{item.x}}\"\n  for_each: [a]\n",
+            "file[{{attrs.root}}/{{item.x}}] (for_each item \"a\") file: variable item.x is not defined",
+        ),
+    ] {
+        assert_eq!(compile_error(recipe).1, error, "{recipe}");
+    }
+}
+
+#[test]
+fn a_for_each_file_that_fails_to_converge_is_reported_by_its_rendered_name() {
+    let s = sandbox("- file: \"{{attrs.root}}/missing-dir/{{item}}\"\n  for_each: [a]\n");
+    let r = s.apply("t");
+    let failed = &r.resources[0];
+    let path = s.path("missing-dir/a").display().to_string();
+    assert_eq!(
+        (failed.kind.as_str(), failed.name.as_str()),
+        ("file", path.as_str())
+    );
+    let e = failed.error.as_deref().unwrap();
+    assert!(e.starts_with(&format!("{path}: parent directory")), "{e}");
+}
+
+#[test]
+fn a_rendered_name_in_an_error_never_shows_a_secret() {
+    let s = sandbox(
+        "- file: \"{{attrs.root}}/{{secrets.tok}}-{{item}}\"\n  content: \"{{attrs.nope}}\"\n  for_each: [a]\n\
+         - execute: \"echo {{secrets.tok}}\"\n  notifies: run execute[gone {{secrets.tok}}]\n",
+    );
+    let secrets = s.dir.path().join("secrets.yaml");
+    write(&secrets, "tok: abcd-1234\n");
+    for recipe_error in [true, false] {
+        if !recipe_error {
+            s.cookbook(
+                "t",
+                &[(
+                    "recipes/default.yaml",
+                    "- execute: \"echo {{secrets.tok}}\"\n  notifies: run execute[gone {{secrets.tok}}]\n",
+                )],
+            );
+        }
+        let mut opts = s.run_opts("t", false);
+        opts.secrets = Some(secrets.clone());
+        let e = support::run(&opts).error.unwrap();
+        assert!(!e.contains("abcd-1234"), "{e}");
+        assert!(e.contains("<secret>"), "{e}");
+    }
+}

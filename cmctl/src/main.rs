@@ -95,7 +95,7 @@ async fn run(cli: Cli) -> Result<()> {
                 value,
                 string,
             } => {
-                let value = commands::node::attribute_value(&value, string)?;
+                let value = commands::node::attribute_value(&key, &value, string)?;
                 commands::node::set(ch, node, key, Some(value), f).await
             }
             NodeCommand::Unset { node, key } => commands::node::set(ch, node, key, None, f).await,

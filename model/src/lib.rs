@@ -14,6 +14,8 @@ pub mod cookbook;
 pub mod cookbooks;
 pub mod credential;
 pub mod error;
+pub mod features;
+pub mod for_each;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod manifest;

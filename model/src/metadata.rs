@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use crate::error::{LoadError, Pos};
+use crate::yaml::Reading;
 
 /// What `metadata.yaml` declares about a cookbook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,7 +36,12 @@ struct RawMetadata {
 impl Metadata {
     /// Parse and validate `metadata.yaml`; `file` is used in error messages.
     pub fn parse(file: &Path, text: &str) -> Result<Metadata, LoadError> {
-        let raw: RawMetadata = crate::yaml::parse(file, text)?;
+        Metadata::parse_with(file, text, Reading::Strict)
+    }
+
+    /// [`Metadata::parse`] with the given reading of ambiguous scalars.
+    pub fn parse_with(file: &Path, text: &str, reading: Reading) -> Result<Metadata, LoadError> {
+        let raw: RawMetadata = crate::yaml::parse_with(file, text, reading)?;
         let at = |s: &Spanned<String>| Pos::of(&s.referenced);
         check_name(&raw.name.value)
             .map_err(|m| LoadError::new(file, at(&raw.name), format!("name: {m}")))?;
@@ -145,6 +151,13 @@ mod tests {
         assert_eq!(err.pos.line, 4, "{err}");
         assert!(err.message.starts_with("depends.memcached: "), "{err}");
         assert!(parse("name: web\nversion: 1.2.3-rc.1\n").is_ok());
+    }
+
+    #[test]
+    fn ambiguous_scalars_are_refused_in_metadata() {
+        let err = parse("name: web\nversion: 1.0.0\ndescription: no\n").unwrap_err();
+        assert_eq!((err.pos.line, err.pos.column), (3, 14), "{err}");
+        assert!(err.message.contains("\"no\" quoted"), "{err}");
     }
 
     #[test]

@@ -26,8 +26,11 @@ use serde_saphyr::Spanned;
 
 use crate::condition::Condition;
 use crate::error::{LoadError, Pos};
+pub use crate::for_each::ForEach;
+use crate::for_each::parse_for_each;
 use crate::resources::{self, CookbookRefs, ResourceType};
 use crate::runlist::RecipeRef;
+use crate::yaml::Reading;
 
 /// Keys every resource accepts besides its type's properties.
 pub const META_KEYS: &[&str] = &[
@@ -43,8 +46,7 @@ pub const META_KEYS: &[&str] = &[
     "sensitive",
 ];
 
-/// Most resources one `for_each` may expand to.
-pub const MAX_FOR_EACH_ITEMS: usize = 10_000;
+pub use crate::for_each::MAX_FOR_EACH_ITEMS;
 /// Most resources a run may hold, every recipe and `for_each` expansion counted.
 pub const MAX_RUN_RESOURCES: usize = 10_000;
 
@@ -88,13 +90,6 @@ impl ResourceDecl {
             .find(|(k, _)| k == key)
             .map_or(self.at, |(_, p)| *p)
     }
-}
-
-/// What `for_each` iterates over: a list attribute named by path, or a literal list.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ForEach {
-    Path(String),
-    Items(Vec<Value>),
 }
 
 /// When a notification fires.
@@ -200,10 +195,20 @@ pub fn parse_recipe(
     text: &str,
     refs: &dyn CookbookRefs,
 ) -> Result<Vec<RecipeEntry>, LoadError> {
+    parse_recipe_with(file, text, refs, Reading::Strict)
+}
+
+/// [`parse_recipe`] with the given reading of ambiguous scalars.
+pub fn parse_recipe_with(
+    file: &Path,
+    text: &str,
+    refs: &dyn CookbookRefs,
+    reading: Reading,
+) -> Result<Vec<RecipeEntry>, LoadError> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let raw: Vec<Spanned<Entries>> = crate::yaml::parse(file, text)?;
+    let raw: Vec<Spanned<Entries>> = crate::yaml::parse_with(file, text, reading)?;
     raw.into_iter()
         .map(|entry| parse_entry(file, Pos::of(&entry.referenced), entry.value.0, refs))
         .collect()
@@ -470,28 +475,6 @@ fn parse_notifications(
     }
 }
 
-fn parse_for_each(v: Value) -> Result<ForEach, String> {
-    match v {
-        Value::String(path) => {
-            let root = path.split(['.', '[']).next().unwrap_or_default();
-            if !["attrs", "node", "cluster"].contains(&root) {
-                return Err(format!(
-                    "{path:?}: for_each takes a list or a path under attrs., node. or cluster."
-                ));
-            }
-            Ok(ForEach::Path(path))
-        }
-        Value::Array(items) if items.len() > MAX_FOR_EACH_ITEMS => Err(format!(
-            "{} items, over the limit of {MAX_FOR_EACH_ITEMS} for one resource",
-            items.len()
-        )),
-        Value::Array(items) => Ok(ForEach::Items(items)),
-        other => Err(format!(
-            "expected a list or a path to a list attribute, found {other}"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,6 +553,9 @@ mod tests {
     #[test]
     fn unquoted_mode_is_refused_with_advice() {
         let err = parse("- file: /etc/x\n  mode: 0644\n").unwrap_err();
+        assert_eq!((err.pos.line, err.pos.column), (2, 9), "{err}");
+        assert!(err.message.contains("write \"0644\" (quoted)"), "{err}");
+        let err = parse("- file: /etc/x\n  mode: 644\n").unwrap_err();
         assert!(err.message.contains("quoted octal strings"), "{err}");
     }
 
@@ -643,6 +629,28 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.pos.line, 2, "{err}");
         assert!(err.message.contains("over the limit of 10000"), "{err}");
+    }
+
+    #[test]
+    fn integers_in_recipes_stay_integers() {
+        let e = parse("- execute: /bin/true\n  timeout: 1024\n  for_each: [1, 1.5, -2]\n").unwrap();
+        let d = resource(&e[0]);
+        assert_eq!(d.properties["timeout"].to_string(), "1024");
+        let items = d.for_each.as_ref().unwrap().literal_items().unwrap();
+        let shown: Vec<String> = items.iter().map(Value::to_string).collect();
+        assert_eq!(shown, ["1", "1.5", "-2"]);
+    }
+
+    #[test]
+    fn ambiguous_scalars_are_refused_in_recipes_with_the_quoted_form() {
+        let err = parse("- service: memcached\n  action: [enable, start]\n  ignore_failure: yes\n")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "memcached/recipes/default.yaml:3:19: yes is read as the boolean true: write true/false, or \"yes\" quoted for the string"
+        );
+        let err = parse("- directory: '/srv/{{item}}'\n  for_each: [007, 008]\n").unwrap_err();
+        assert_eq!((err.pos.line, err.pos.column), (2, 14), "{err}");
     }
 
     #[test]

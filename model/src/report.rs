@@ -47,6 +47,11 @@ pub struct RunReport {
     /// if there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_error: Option<String>,
+    /// What the run did that its author should know and that is no failure:
+    /// a cookbook version read as it was pushed, before cm refused YAML
+    /// values read two ways (docs/cookbooks.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
     pub resources: Vec<ResourceReport>,
 }
 
@@ -111,6 +116,7 @@ mod tests {
             duration_ms: 0,
             error: None,
             plan_error: None,
+            notices: Vec::new(),
             resources: Vec::new(),
         }
     }
@@ -138,6 +144,7 @@ mod tests {
     fn a_report_without_a_plan_error_keeps_its_json() {
         let json = serde_json::to_value(report()).unwrap();
         assert!(json.get("plan_error").is_none(), "{json}");
+        assert!(json.get("notices").is_none(), "{json}");
         let old: RunReport = serde_json::from_str(
             r#"{"status":"success","why_run":false,"started_at":1,"resources_total":0,
                "resources_changed":0,"resources_failed":0,"duration_ms":0,"resources":[]}"#,

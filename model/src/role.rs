@@ -33,6 +33,7 @@ use serde_saphyr::Spanned;
 use crate::error::{LoadError, Pos};
 use crate::metadata::check_name;
 use crate::runlist::RecipeRef;
+use crate::yaml::Reading;
 
 /// A role: what a node of it runs, and the attributes it sets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,8 +129,15 @@ fn constraints(
 }
 
 impl Role {
+    /// Parse and validate a role as an admin wrote it (strictly).
     pub fn parse(file: &Path, text: &str) -> Result<Role, LoadError> {
-        let raw: RawRole = crate::yaml::parse(file, text)?;
+        Role::parse_with(file, text, Reading::Strict)
+    }
+
+    /// [`Role::parse`] with the given reading of ambiguous scalars: a role
+    /// stored before cm refused them is read as it was then.
+    pub fn parse_with(file: &Path, text: &str, reading: Reading) -> Result<Role, LoadError> {
+        let raw: RawRole = crate::yaml::parse_with(file, text, reading)?;
         check_own_name(file, &raw.name)?;
         let run_list = raw
             .run_list
@@ -150,8 +158,15 @@ impl Role {
 }
 
 impl Environment {
+    /// Parse and validate an environment as an admin wrote it (strictly).
     pub fn parse(file: &Path, text: &str) -> Result<Environment, LoadError> {
-        let raw: RawEnvironment = crate::yaml::parse(file, text)?;
+        Environment::parse_with(file, text, Reading::Strict)
+    }
+
+    /// [`Environment::parse`] with the given reading of ambiguous scalars:
+    /// an environment stored before cm refused them is read as it was then.
+    pub fn parse_with(file: &Path, text: &str, reading: Reading) -> Result<Environment, LoadError> {
+        let raw: RawEnvironment = crate::yaml::parse_with(file, text, reading)?;
         check_own_name(file, &raw.name)?;
         if raw.splay_seconds > 3600 {
             return Err(LoadError::in_file(file, "splay_seconds: at most 3600"));
@@ -260,6 +275,25 @@ mod tests {
         let err =
             Environment::parse(Path::new("e.yaml"), "name: !custom production\n").unwrap_err();
         assert!(err.message.contains("!custom"), "{err}");
+    }
+
+    #[test]
+    fn ambiguous_scalars_are_refused_in_roles_and_environments_unless_stored_before() {
+        let role = "name: web\nattributes:\n  apache:\n    keepalive: On\n";
+        let err = Role::parse(Path::new("roles/web.yaml"), role).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "roles/web.yaml:4:16: On is read as the boolean true: write true/false, or \"On\" quoted for the string"
+        );
+        let stored = Role::parse_with(Path::new("roles/web"), role, Reading::AsBefore).unwrap();
+        assert_eq!(stored.attributes["apache"]["keepalive"], true);
+
+        let env = "name: production\nattributes:\n  umask: 0022\n";
+        let err = Environment::parse(Path::new("e.yaml"), env).unwrap_err();
+        assert_eq!((err.pos.line, err.pos.column), (3, 10), "{err}");
+        assert!(err.message.contains("or 22 for the number"), "{err}");
+        let stored = Environment::parse_with(Path::new("e"), env, Reading::AsBefore).unwrap();
+        assert_eq!(stored.attributes["umask"], serde_json::json!(22.0));
     }
 
     #[test]

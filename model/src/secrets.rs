@@ -63,6 +63,19 @@ impl Secrets {
             .any(|v| v.0.len() >= MIN_DETECTABLE_LEN && text.contains(v.expose()))
     }
 
+    /// `text` with every secret's value replaced by `<secret>` (values
+    /// shorter than [`MIN_DETECTABLE_LEN`] are not searched for: they would
+    /// mangle every name).
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for v in self.0.values() {
+            if v.expose().len() >= MIN_DETECTABLE_LEN {
+                out = out.replace(v.expose(), "<secret>");
+            }
+        }
+        out
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

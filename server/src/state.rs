@@ -18,6 +18,7 @@ use cm_model::error::LoadError;
 use cm_model::manifest::Manifest;
 use cm_model::role::{Environment, Role};
 use cm_model::secrets::SecretString;
+use cm_model::yaml::Reading;
 use serde_json::{Map, Value};
 use tokio::sync::{Mutex, RwLock};
 
@@ -29,6 +30,8 @@ use crate::recompute::Recompute;
 use crate::secretbox::SecretKey;
 use crate::store::{DocKind, NodeRow, NodeState, PlanGuard, Store, StoreError};
 use crate::watch::{PlanChanged, WatchHub};
+
+mod agent_versions;
 
 /// Settings the operator chooses at start.
 #[derive(Debug, Clone)]
@@ -80,6 +83,9 @@ pub struct State {
     revoked: RwLock<Option<(u64, Arc<HashSet<String>>)>>,
     /// Check-ins since the last flush: node → unix seconds.
     pub last_seen: Mutex<HashMap<String, i64>>,
+    /// The cm-agent version each node last reported to this replica (see
+    /// `agent_versions`).
+    agent_versions: Mutex<HashMap<String, String>>,
     /// Resolutions made by plan checks, ever (see [`State::plan_guard`]).
     check_resolutions: AtomicU64,
 }
@@ -147,6 +153,7 @@ impl State {
             shared: RwLock::new(None),
             revoked: RwLock::new(None),
             last_seen: Mutex::new(HashMap::new()),
+            agent_versions: Mutex::new(HashMap::new()),
             check_resolutions: AtomicU64::new(0),
         }
     }
@@ -224,13 +231,17 @@ impl State {
                 if text.trim().is_empty() {
                     Map::new()
                 } else {
-                    cm_model::yaml::parse(std::path::Path::new("attributes.yaml"), &text).map_err(
-                        |source| StateError::CookbookAttributes {
-                            name: name.to_string(),
-                            version: version.to_string(),
-                            source,
-                        },
-                    )?
+                    // As pushed: see State::roles.
+                    cm_model::yaml::parse_with(
+                        std::path::Path::new("attributes.yaml"),
+                        &text,
+                        Reading::AsBefore,
+                    )
+                    .map_err(|source| StateError::CookbookAttributes {
+                        name: name.to_string(),
+                        version: version.to_string(),
+                        source,
+                    })?
                 }
             }
         };
@@ -242,9 +253,10 @@ impl State {
         let docs = self.store.documents(DocKind::Environment).await?;
         docs.iter()
             .map(|d| {
-                Environment::parse(
+                Environment::parse_with(
                     std::path::Path::new(&format!("environments/{}", d.name)),
                     &d.yaml,
+                    Reading::AsBefore,
                 )
                 .map(|e| (e.name.clone(), e))
                 .map_err(StateError::Document)
@@ -286,11 +298,16 @@ impl State {
         Ok(shared)
     }
 
+    /// Stored documents (and pushed cookbooks) are read as they were
+    /// accepted: what was stored before cm refused YAML values read two ways
+    /// keeps its reading then, and what was checked strictly reads the same
+    /// either way.
     async fn roles(&self) -> Result<BTreeMap<String, Role>, StateError> {
         let docs = self.store.documents(DocKind::Role).await?;
         docs.iter()
             .map(|d| {
-                Role::parse(std::path::Path::new(&format!("roles/{}", d.name)), &d.yaml)
+                let file = format!("roles/{}", d.name);
+                Role::parse_with(std::path::Path::new(&file), &d.yaml, Reading::AsBefore)
                     .map(|r| (r.name.clone(), r))
                     .map_err(StateError::Document)
             })
@@ -370,6 +387,7 @@ impl State {
             environment: row.environment.clone(),
             roles: row.roles.clone(),
             attributes: row.attributes.clone(),
+            agent_version: semver::Version::parse(&row.agent_version).ok(),
         };
         // An environment nobody has set is empty: no pins, no attributes.
         let default_env;

@@ -104,6 +104,7 @@ impl Server {
             description: String::new(),
             depends: BTreeMap::new(),
             manifest: Manifest { entries },
+            min_agent: "0.1.0".into(),
         };
         self.store
             .insert_cookbook_version(&version, "admin")

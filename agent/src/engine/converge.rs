@@ -55,6 +55,7 @@ pub fn converge(
         duration_ms: 0,
         error: None,
         plan_error: None,
+        notices: Vec::new(),
         resources: Vec::new(),
     };
     let mut providers: Vec<Box<dyn DynProvider>> = Vec::with_capacity(resources.len());
@@ -347,14 +348,7 @@ impl Run<'_, '_> {
     }
 
     fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for v in self.opts.secrets.0.values() {
-            // Short values ("on", "1") would mangle every name; they are not searched for.
-            if v.expose().len() >= cm_model::secrets::MIN_DETECTABLE_LEN {
-                out = out.replace(v.expose(), "<secret>");
-            }
-        }
-        out
+        self.opts.secrets.redact(text)
     }
 }
 

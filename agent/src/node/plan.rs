@@ -24,8 +24,13 @@ pub(super) fn converge_plan(
     stop: &AtomicBool,
     observe: &mut dyn FnMut(&ResourceReport),
 ) -> RunReport {
+    let mut notices = Vec::new();
     let prepared = (|| -> Result<_, String> {
-        let set = sync::assemble(plan, cache)?;
+        let sync::Assembled {
+            set,
+            notices: read_as_before,
+        } = sync::assemble(plan, cache)?;
+        notices = read_as_before;
         let run_list = plan
             .run_list
             .iter()
@@ -52,7 +57,7 @@ pub(super) fn converge_plan(
         let resources = engine::compile(&inputs, &templates).map_err(|e| e.to_string())?;
         Ok((resources, secrets))
     })();
-    match prepared {
+    let mut report = match prepared {
         Ok((resources, secrets)) => {
             let opts = Options {
                 why_run,
@@ -63,7 +68,9 @@ pub(super) fn converge_plan(
             engine::converge(&resources, &opts, observe)
         }
         Err(e) => failed_before_start(why_run, e),
-    }
+    };
+    report.notices = notices;
+    report
 }
 
 fn json_map(text: &str, what: &str) -> Result<Map<String, Value>, String> {

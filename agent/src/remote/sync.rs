@@ -1,7 +1,10 @@
 //! Plan sync: ask for the plan unless its hash is unchanged, download only
 //! the cookbook files missing from the content-addressed cache, verify each
 //! digest, and only then keep the plan, so a stored plan always has its
-//! files. A run assembles its cookbooks from the cache, with no network.
+//! files. A run assembles its cookbooks from the cache, with no network,
+//! reading each version's YAML as it was accepted at push: strictly, or as
+//! before for a version pushed before cm refused values read two ways (no
+//! `min_agent` recorded), which the run report then names.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +12,7 @@ use cm_model::LoadError;
 use cm_model::cookbook::{Cookbook, MAX_FILE_BYTES, check_manifest};
 use cm_model::cookbooks::CookbookSet;
 use cm_model::manifest::sha256_hex;
+use cm_model::yaml::Reading;
 use cm_proto::convert::manifest_from_wire;
 use cm_proto::v1::agent_client::AgentClient;
 use cm_proto::v1::{CookbookVersion, FetchBlobRequest, GetPlanRequest, Plan};
@@ -61,8 +65,22 @@ impl Cache {
         Plan::decode(bytes.as_slice()).ok()
     }
 
+    /// The cached plan, if this agent's version cached it: an older agent
+    /// dropped the fields it did not know (a version's `min_agent`), so its
+    /// plan is asked for again rather than reused.
+    fn plan_of_this_agent(&self) -> Option<Plan> {
+        let by = std::fs::read_to_string(self.dir.join("plan.agent")).ok()?;
+        (by.trim() == cm_proto::VERSION).then(|| self.plan())?
+    }
+
     fn save_plan(&self, plan: &Plan) -> std::io::Result<()> {
-        cm_model::atomic_file::write(&self.dir.join("plan.pb"), &plan.encode_to_vec(), 0o600)
+        let plan_file = self.dir.join("plan.pb");
+        cm_model::atomic_file::write(&plan_file, &plan.encode_to_vec(), 0o600)?;
+        cm_model::atomic_file::write(
+            &self.dir.join("plan.agent"),
+            cm_proto::VERSION.as_bytes(),
+            0o600,
+        )
     }
 
     /// When the server last confirmed the cached plan (unix seconds).
@@ -97,7 +115,7 @@ fn read_number(path: &Path) -> Option<i64> {
 /// Bring the cache up to the server's plan for this node.
 pub async fn sync(channel: Channel, cache: &Cache) -> Result<(Plan, Fetched), RemoteError> {
     let mut client = AgentClient::new(channel);
-    let cached = cache.plan();
+    let cached = cache.plan_of_this_agent();
     let since = cached.as_ref().map(|p| p.hash.clone()).unwrap_or_default();
     let mut request = tonic::Request::new(GetPlanRequest {
         since,
@@ -182,27 +200,68 @@ fn origin(c: &CookbookVersion) -> PathBuf {
     PathBuf::from(format!("{}@{}", c.name, c.version))
 }
 
+/// A plan's cookbooks, assembled.
+#[derive(Debug)]
+pub struct Assembled {
+    pub set: CookbookSet,
+    /// For the run report: each version read as before (see [`reading`]).
+    pub notices: Vec<String>,
+}
+
+/// How to read a version of the plan: strictly, as it was checked at push,
+/// or, with no `min_agent` recorded (pushed before servers recorded it and
+/// before cm refused YAML values read two ways), as it was read then. A
+/// version that needs a newer agent than this one is refused.
+fn reading(c: &CookbookVersion) -> Result<Reading, String> {
+    if c.min_agent.is_empty() {
+        return Ok(Reading::AsBefore);
+    }
+    let needs = semver::Version::parse(&c.min_agent).map_err(|e| {
+        format!(
+            "cookbook {}: the agent it needs, {:?}, is not a version: {e}",
+            origin(c).display(),
+            c.min_agent
+        )
+    })?;
+    let this = semver::Version::parse(cm_proto::VERSION).expect("the crate version is semver");
+    if needs > this {
+        return Err(format!(
+            "cookbook {} needs cm-agent >= {needs}; this is cm-agent {this}: upgrade the agent",
+            origin(c).display()
+        ));
+    }
+    Ok(Reading::Strict)
+}
+
 /// The plan's cookbooks, built from the cache with the same checks as a push.
-pub fn assemble(plan: &Plan, cache: &Cache) -> Result<CookbookSet, String> {
+pub fn assemble(plan: &Plan, cache: &Cache) -> Result<Assembled, String> {
     let mut list = Vec::with_capacity(plan.cookbooks.len());
+    let mut notices = Vec::new();
     for c in &plan.cookbooks {
         let origin = origin(c);
-        let cookbook =
-            Cookbook::from_manifest(&origin, &manifest_from_wire(&c.manifest), |entry| {
-                cache.blob(&entry.sha256).ok_or_else(|| {
-                    LoadError::in_file(
-                        &origin,
-                        format!(
-                            "{:?}: not in the local cache (or damaged); the next sync fetches it",
-                            entry.path
-                        ),
-                    )
-                })
+        let reading = reading(c)?;
+        if reading == Reading::AsBefore {
+            notices.push(format!(
+                "cookbook {} was pushed before cm refused YAML values read two ways (yes/no/on/off, 0644, 0x1F, 1_000): read as before; push a new version to have it checked",
+                origin.display()
+            ));
+        }
+        let cookbook = Cookbook::from_manifest_with(&origin, &manifest_from_wire(&c.manifest), reading, |entry| {
+            cache.blob(&entry.sha256).ok_or_else(|| {
+                LoadError::in_file(
+                    &origin,
+                    format!(
+                        "{:?}: not in the local cache (or damaged); the next sync fetches it",
+                        entry.path
+                    ),
+                )
             })
-            .map_err(|e| e.to_string())?;
+        })
+        .map_err(|e| e.to_string())?;
         list.push(cookbook);
     }
-    CookbookSet::new(list).map_err(|e| e.to_string())
+    let set = CookbookSet::new(list).map_err(|e| e.to_string())?;
+    Ok(Assembled { set, notices })
 }
 
 #[cfg(test)]
@@ -257,6 +316,86 @@ mod tests {
         .to_string();
         assert_eq!(err, pushed);
         assert!(err.contains("names the same file"), "{err}");
+    }
+
+    /// A plan of one cookbook `c` whose attributes.yaml is `attributes`,
+    /// recorded as needing `min_agent`.
+    fn plan_with_attributes(cache: &Cache, attributes: &str, min_agent: &str) -> Plan {
+        let entry = |path: &str, bytes: &[u8]| {
+            cache.put_blob(&sha256_hex(bytes), bytes).unwrap();
+            cm_proto::v1::ManifestEntry {
+                path: path.into(),
+                sha256: sha256_hex(bytes),
+                size: bytes.len() as u64,
+                mode: 0o644,
+            }
+        };
+        Plan {
+            cookbooks: vec![CookbookVersion {
+                name: "c".into(),
+                version: "1.0.0".into(),
+                manifest: vec![
+                    entry("metadata.yaml", b"name: c\nversion: 1.0.0\n"),
+                    entry("attributes.yaml", attributes.as_bytes()),
+                ],
+                min_agent: min_agent.into(),
+                ..Default::default()
+            }],
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn a_version_pushed_before_is_read_as_before_and_named_and_a_new_one_strictly() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::ensure_state_dir(dir.path()).unwrap();
+        let cache = Cache::new(dir.path());
+        let ambiguous = "c:\n  enabled: yes\n  mode: 0644\n";
+        let before = assemble(&plan_with_attributes(&cache, ambiguous, ""), &cache).unwrap();
+        let attrs = &before.set.get("c").unwrap().attributes["c"];
+        assert_eq!(
+            (&attrs["enabled"], &attrs["mode"]),
+            (&serde_json::json!(true), &serde_json::json!(644.0))
+        );
+        assert_eq!(before.notices.len(), 1);
+        assert!(
+            before.notices[0].starts_with("cookbook c@1.0.0 was pushed before cm refused"),
+            "{:?}",
+            before.notices
+        );
+        // Recorded at push: checked strictly then, so strictly now.
+        let err = assemble(&plan_with_attributes(&cache, ambiguous, "0.1.0"), &cache).unwrap_err();
+        assert!(
+            err.starts_with("c@1.0.0/attributes.yaml:2:12: yes is read"),
+            "{err}"
+        );
+        let plain = "c:\n  enabled: true\n";
+        let strict = assemble(&plan_with_attributes(&cache, plain, "0.1.0"), &cache).unwrap();
+        assert!(strict.notices.is_empty());
+        let err = assemble(&plan_with_attributes(&cache, plain, "99.0.0"), &cache).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "cookbook c@1.0.0 needs cm-agent >= 99.0.0; this is cm-agent {}: upgrade the agent",
+                cm_proto::VERSION
+            )
+        );
+    }
+
+    #[test]
+    fn a_plan_cached_by_another_agent_version_is_asked_for_again() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::ensure_state_dir(dir.path()).unwrap();
+        let cache = Cache::new(dir.path());
+        let plan = Plan {
+            hash: "h1".into(),
+            ..Plan::default()
+        };
+        cache.save_plan(&plan).unwrap();
+        assert_eq!(cache.plan_of_this_agent().unwrap().hash, "h1");
+        std::fs::write(dir.path().join("plan.agent"), "0.1.0").unwrap();
+        assert!(cache.plan_of_this_agent().is_none());
+        assert_eq!(cache.plan().unwrap().hash, "h1", "still there offline");
     }
 
     #[test]

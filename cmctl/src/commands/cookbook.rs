@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use cm_model::cookbook::{Cookbook, read_tree};
+use cm_model::features::required_agent;
 use cm_proto::convert::manifest_to_wire;
 use cm_proto::v1::cookbooks_client::CookbooksClient;
 use cm_proto::v1::{
@@ -26,12 +27,15 @@ struct PushResult {
     uploaded_bytes: u64,
     already_stored: usize,
     created: bool,
+    /// The lowest cm-agent that compiles it, computed as the server does.
+    min_agent: String,
 }
 
 /// Validate locally, upload only what the server lacks, then commit.
 pub async fn push(channel: Channel, dir: &Path, format: Format) -> Result<()> {
     let cookbook = Cookbook::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let files = read_tree(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let needs = required_agent(&cookbook);
     let mut client = CookbooksClient::new(channel).max_decoding_message_size(16 << 20);
     let digests: Vec<String> = cookbook
         .manifest
@@ -115,6 +119,7 @@ pub async fn push(channel: Channel, dir: &Path, format: Format) -> Result<()> {
         uploaded_bytes: total,
         already_stored: cookbook.manifest.entries.len() - to_send.len(),
         created,
+        min_agent: needs.agent.to_string(),
     };
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&result)?),
@@ -132,6 +137,9 @@ pub async fn push(channel: Channel, dir: &Path, format: Format) -> Result<()> {
                 "identical version already there, nothing changed"
             }
         ),
+    }
+    if format == Format::Human && !needs.because.is_empty() {
+        println!("needs {needs}");
     }
     Ok(())
 }
@@ -181,6 +189,7 @@ pub async fn show(channel: Channel, name: String, version: String, format: Forma
     let json = serde_json::json!({
         "name": v.name, "version": v.version, "description": v.description, "depends": v.depends,
         "created_at": v.created_at, "pushed_by": v.pushed_by,
+        "min_agent": (!v.min_agent.is_empty()).then_some(&v.min_agent),
         "manifest": v.manifest.iter().map(|m| serde_json::json!({"path": m.path, "sha256": m.sha256, "size": m.size, "mode": format!("{:04o}", m.mode)})).collect::<Vec<_>>(),
     });
     if format == Format::Json {
@@ -189,6 +198,7 @@ pub async fn show(channel: Channel, name: String, version: String, format: Forma
     }
     println!("{}@{}  {}", v.name, v.version, v.description);
     println!("pushed {} by {}", output::time(v.created_at), v.pushed_by);
+    println!("{}", min_agent_line(&v.min_agent));
     for (k, req) in &v.depends {
         println!("depends {k} {req}");
     }
@@ -209,6 +219,16 @@ pub async fn show(channel: Channel, name: String, version: String, format: Forma
         output::table(&["PATH", "SIZE", "MODE", "SHA256"], &rows)
     );
     Ok(())
+}
+
+/// What `cookbook show` says of the agent a version needs.
+fn min_agent_line(min_agent: &str) -> String {
+    if min_agent.is_empty() {
+        "needs any cm-agent (pushed before servers recorded it: agents read its YAML as before)"
+            .to_string()
+    } else {
+        format!("needs cm-agent >= {min_agent}")
+    }
 }
 
 pub async fn delete(channel: Channel, name: String, version: String, force: bool) -> Result<()> {

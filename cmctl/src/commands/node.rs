@@ -162,16 +162,23 @@ pub async fn assign(channel: Channel, req: AssignRequest, add: bool, format: For
     Ok(())
 }
 
-/// VALUE is JSON when it parses as JSON (`512`, `true`, `[1,2]`), else a string.
-/// `node set`'s VALUE: JSON, or text with `--string`. Malformed JSON is an
-/// error, never silently stored as a string the admin did not mean.
-pub fn attribute_value(text: &str, as_string: bool) -> Result<serde_json::Value> {
+/// `node set`'s VALUE for attribute `key`: JSON (`512`, `true`, `[1,2]`),
+/// or text with `--string`. Malformed JSON is an error, never silently
+/// stored as a string the admin did not mean; so is a value YAML reads two
+/// ways (`on`, `0644`, a number past 64 bits), as in a role or a cookbook.
+pub fn attribute_value(key: &str, text: &str, as_string: bool) -> Result<serde_json::Value> {
     if as_string {
         return Ok(serde_json::Value::String(text.to_string()));
     }
+    if let Some(advice) = cm_model::yaml::ambiguous_plain_value(text) {
+        anyhow::bail!(
+            "{key}: {advice} (on the command line: '\"{}\"' or --string for the string)",
+            text.trim()
+        );
+    }
     serde_json::from_str(text).map_err(|e| {
         anyhow::anyhow!(
-            "VALUE {text:?} is not JSON ({e}); for text, quote it as JSON ('\"{text}\"') or pass --string"
+            "{key}: VALUE {text:?} is not JSON ({e}); for text, quote it as JSON ('\"{text}\"') or pass --string"
         )
     })
 }
@@ -257,17 +264,54 @@ mod tests {
 
     #[test]
     fn values_are_json_and_text_needs_quotes_or_string() {
-        assert_eq!(attribute_value("128", false).unwrap(), json!(128));
-        assert_eq!(attribute_value("[\"a\"]", false).unwrap(), json!(["a"]));
-        assert_eq!(attribute_value("\"x\"", false).unwrap(), json!("x"));
-        assert_eq!(attribute_value("{\"a\":", true).unwrap(), json!("{\"a\":"));
+        assert_eq!(attribute_value("k", "128", false).unwrap(), json!(128));
+        assert_eq!(
+            attribute_value("k", "[\"a\"]", false).unwrap(),
+            json!(["a"])
+        );
+        assert_eq!(attribute_value("k", "\"x\"", false).unwrap(), json!("x"));
+        assert_eq!(
+            attribute_value("k", "{\"a\":", true).unwrap(),
+            json!("{\"a\":")
+        );
+        assert_eq!(attribute_value("k", "\"on\"", false).unwrap(), json!("on"));
+        assert_eq!(attribute_value("k", "on", true).unwrap(), json!("on"));
+        assert_eq!(attribute_value("k", "true", false).unwrap(), json!(true));
     }
 
     #[test]
     fn malformed_json_is_refused_not_stored_as_text() {
         for bad in ["{\"a\": 1", "[1, 2", "hello", "0644x"] {
-            let e = attribute_value(bad, false).unwrap_err().to_string();
+            let e = attribute_value("app.x", bad, false)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("is not JSON") && e.contains("--string"), "{e}");
+            assert!(e.starts_with("app.x: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn values_yaml_reads_two_ways_are_refused_naming_the_key_and_the_quoted_form() {
+        assert_eq!(
+            attribute_value("apache.keepalive", "On", false)
+                .unwrap_err()
+                .to_string(),
+            "apache.keepalive: On is read as the boolean true: write true/false, or \"On\" quoted for the string (on the command line: '\"On\"' or --string for the string)"
+        );
+        for (text, words) in [
+            (
+                "0644",
+                "write \"0644\" (quoted) for the string, or 644 for the number",
+            ),
+            ("1_000", "or 1000 for the number"),
+            // serde_json would read it as an inexact float.
+            ("99999999999999999999", "too large for an integer"),
+        ] {
+            let e = attribute_value("app.n", text, false)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("app.n: ") && e.contains(words), "{e}");
+            assert!(e.contains(&format!("'\"{text}\"'")), "{e}");
         }
     }
 }

@@ -16,9 +16,10 @@ use crate::manifest::{
     MAX_FILES, MAX_TOTAL_BYTES, Manifest, ManifestEntry, ManifestError, sha256_hex,
 };
 use crate::metadata::{Metadata, check_name};
-use crate::recipe::{RecipeEntry, parse_recipe};
+use crate::recipe::{RecipeEntry, parse_recipe_with};
 use crate::resources::CookbookRefs;
 use crate::template::Templates;
+use crate::yaml::Reading;
 
 /// A file of a cookbook, in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +59,17 @@ impl Cookbook {
         origin: &Path,
         files: BTreeMap<String, CookbookFile>,
     ) -> Result<Cookbook, LoadError> {
+        Cookbook::from_files_with(origin, files, Reading::Strict)
+    }
+
+    /// [`Cookbook::from_files`] with the given reading of ambiguous YAML
+    /// scalars: [`Reading::AsBefore`] for a version pushed before cm refused
+    /// them.
+    pub fn from_files_with(
+        origin: &Path,
+        files: BTreeMap<String, CookbookFile>,
+        reading: Reading,
+    ) -> Result<Cookbook, LoadError> {
         let at = |rel: &str| origin.join(rel);
         let manifest = Manifest {
             entries: files
@@ -86,10 +98,10 @@ impl Cookbook {
                 "missing: every cookbook needs metadata.yaml",
             )
         })?;
-        let metadata = Metadata::parse(&at("metadata.yaml"), &meta_text)?;
+        let metadata = Metadata::parse_with(&at("metadata.yaml"), &meta_text, reading)?;
         let attributes = match text("attributes.yaml")? {
             Some(t) if !t.trim().is_empty() => {
-                crate::yaml::parse::<Map<String, Value>>(&at("attributes.yaml"), &t)?
+                crate::yaml::parse_with::<Map<String, Value>>(&at("attributes.yaml"), &t, reading)?
             }
             _ => Map::new(),
         };
@@ -133,7 +145,7 @@ impl Cookbook {
         };
         let mut recipes = BTreeMap::new();
         for (name, (rel, src)) in recipe_sources {
-            recipes.insert(name, parse_recipe(&at(&rel), &src, &refs)?);
+            recipes.insert(name, parse_recipe_with(&at(&rel), &src, &refs, reading)?);
         }
         Ok(Cookbook {
             origin: origin.to_path_buf(),
@@ -152,6 +164,17 @@ impl Cookbook {
     pub fn from_manifest(
         origin: &Path,
         manifest: &Manifest,
+        read: impl FnMut(&ManifestEntry) -> Result<Vec<u8>, LoadError>,
+    ) -> Result<Cookbook, LoadError> {
+        Cookbook::from_manifest_with(origin, manifest, Reading::Strict, read)
+    }
+
+    /// [`Cookbook::from_manifest`] with the given reading of ambiguous YAML
+    /// scalars.
+    pub fn from_manifest_with(
+        origin: &Path,
+        manifest: &Manifest,
+        reading: Reading,
         mut read: impl FnMut(&ManifestEntry) -> Result<Vec<u8>, LoadError>,
     ) -> Result<Cookbook, LoadError> {
         check_manifest(origin, manifest)?;
@@ -175,7 +198,7 @@ impl Cookbook {
                 },
             );
         }
-        Cookbook::from_files(origin, files)
+        Cookbook::from_files_with(origin, files, reading)
     }
 
     /// Check that the recipes this cookbook includes from itself exist.

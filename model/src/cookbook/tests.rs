@@ -179,3 +179,32 @@ fn load_needed_skips_broken_cookbooks_nobody_uses() {
     let err = CookbookSet::load_needed(dir.path(), &["broken".to_string()]).unwrap_err();
     assert_eq!(err.pos.line, 2, "{err}");
 }
+
+#[test]
+fn ambiguous_attributes_are_refused_naming_the_file_unless_pushed_before() {
+    let dir = tempfile::tempdir().unwrap();
+    memcached(dir.path());
+    let root = dir.path().join("memcached");
+    write(
+        &root,
+        &[(
+            "attributes.yaml",
+            "memcached:\n  port: 11211\n  mode: 0644\n",
+        )],
+    );
+    let err = Cookbook::load_dir(&root).unwrap_err();
+    assert!(err.file.ends_with("memcached/attributes.yaml"), "{err}");
+    assert_eq!((err.pos.line, err.pos.column), (3, 9), "{err}");
+    assert!(
+        err.message
+            .ends_with("write \"0644\" (quoted) for the string, or 644 for the number"),
+        "{err}"
+    );
+    let files = read_tree(&root).unwrap();
+    let before = Cookbook::from_files_with(&root, files, Reading::AsBefore).unwrap();
+    assert_eq!(
+        before.attributes["memcached"]["mode"],
+        serde_json::json!(644.0)
+    );
+    assert_eq!(before.attributes["memcached"]["port"].to_string(), "11211");
+}

@@ -12,6 +12,8 @@
 use handlebars::template::{
     DecoratorTemplate, HelperTemplate, Parameter, Subexpression, Template, TemplateElement,
 };
+use std::collections::BTreeSet;
+
 use serde_json::Value;
 
 use super::depth::{self, MAX_DEPTH};
@@ -32,6 +34,8 @@ pub(super) struct Shape {
     /// Deepest nesting of blocks and sub-expressions.
     pub depth: usize,
     pub partials: Vec<PartialRef>,
+    /// Every helper the template calls, built-ins included.
+    pub helpers: BTreeSet<&'static str>,
 }
 
 /// What is wrong, and where in the template (1-based line and column).
@@ -85,6 +89,7 @@ pub(super) fn compile(name: Option<&str>, text: &str) -> Result<(Template, Shape
     let shape = Shape {
         depth: deepest,
         partials: walk.partials,
+        helpers: walk.helpers,
     };
     Ok((template, shape))
 }
@@ -213,6 +218,7 @@ fn dismantle(t: Template) {
 #[derive(Default)]
 struct Walk {
     partials: Vec<PartialRef>,
+    helpers: BTreeSet<&'static str>,
 }
 
 type At = (usize, usize);
@@ -235,7 +241,7 @@ impl Walk {
                 let name = h.name.as_name().ok_or_else(|| {
                     Problem::at(at, "a block must name its helper: {{#if …}}".into())
                 })?;
-                check_call(name, h.params.len(), true, at)?;
+                self.call(name, h.params.len(), true, at)?;
                 self.parameters(h, depth, at)?;
                 for t in h.template.iter().chain(&h.inverse) {
                     self.template(t, depth + 1, at)?;
@@ -297,7 +303,7 @@ impl Walk {
                 if let Some(n) = name.as_name()
                     && (!name_only || signature(n).is_some())
                 {
-                    check_call(n, h.params.len(), false, at)?;
+                    self.call(n, h.params.len(), false, at)?;
                 }
             }
         }
@@ -308,12 +314,19 @@ impl Walk {
         match s.as_element() {
             TemplateElement::Expression(h) => {
                 if let Some(n) = h.name.as_name() {
-                    check_call(n, h.params.len(), false, at)?;
+                    self.call(n, h.params.len(), false, at)?;
                 }
                 self.parameters(h, depth, at)
             }
             other => self.element(other, depth, at),
         }
+    }
+
+    /// Check a helper call and note the helper as used.
+    fn call(&mut self, name: &str, args: usize, block: bool, at: At) -> Result<(), Problem> {
+        let sig = check_call(name, args, block, at)?;
+        self.helpers.insert(sig.name);
+        Ok(())
     }
 
     fn parameters(&mut self, h: &HelperTemplate, depth: usize, at: At) -> Result<(), Problem> {
@@ -348,8 +361,9 @@ fn display(p: &Parameter) -> String {
     }
 }
 
-/// A call of helper `name` with `args` positional arguments, as a block or not.
-fn check_call(name: &str, args: usize, block: bool, at: At) -> Result<(), Problem> {
+/// A call of helper `name` with `args` positional arguments, as a block or
+/// not; the helper's signature when the call is right.
+fn check_call(name: &str, args: usize, block: bool, at: At) -> Result<&'static Signature, Problem> {
     let Some(sig) = signature(name) else {
         let known: Vec<_> = SIGNATURES.iter().map(|s| s.name).collect();
         return Err(Problem::at(
@@ -375,7 +389,7 @@ fn check_call(name: &str, args: usize, block: bool, at: At) -> Result<(), Proble
     if args < sig.fewest || args > sig.most {
         return Err(Problem::at(at, arity_message(sig, args)));
     }
-    Ok(())
+    Ok(sig)
 }
 
 fn arity_message(sig: &Signature, args: usize) -> String {

@@ -2,6 +2,9 @@
 //! Built in already: if, unless, each, with, lookup, raw, log, eq, ne, gt,
 //! gte, lt, lte, and, or, not, len.
 //!
+//! `pad` is new in cm-agent 0.2.0: a cookbook that calls it needs that
+//! agent (`crate::features`).
+//!
 //! [`SIGNATURES`] lists every helper a template may call with its arity, so
 //! a cookbook is checked when it is pushed, not when a node renders it.
 //! Helpers that can multiply their input (`join`, `indent`, `replace`)
@@ -85,6 +88,7 @@ pub(super) const SIGNATURES: &[Signature] = &[
     sig("upper", 1, 1, "S", Form::Inline),
     sig("lower", 1, 1, "S", Form::Inline),
     sig("replace", 3, 3, "S FROM TO", Form::Inline),
+    sig("pad", 2, 2, "NUMBER WIDTH", Form::Inline),
 ];
 
 pub(super) fn signature(name: &str) -> Option<&'static Signature> {
@@ -116,6 +120,7 @@ pub(super) fn register(r: &mut Handlebars<'static>) {
     r.register_helper("upper", Box::new(upper));
     r.register_helper("lower", Box::new(lower));
     r.register_helper("replace", Box::new(replace));
+    r.register_helper("pad", Box::new(Pad));
 }
 
 fn text(v: &Value) -> String {
@@ -242,5 +247,48 @@ impl HelperDef for IntOp {
             a.rem_euclid(b)
         };
         Ok(ScopedJson::Derived(Value::from(v)))
+    }
+}
+
+/// Most digits `pad` pads to: an i64 has at most 19 and a sign.
+pub const MAX_PAD_WIDTH: u64 = 20;
+
+/// `{{pad item 3}}` → `007`: an integer zero-padded to WIDTH characters, the
+/// sign included (Chef's `"%03d" % i`, Salt's `'%03d'|format(i)`, Puppet's
+/// `sprintf('%03d', $i)`). A wider number is left as it is.
+struct Pad;
+
+impl HelperDef for Pad {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let arg = |i: usize| -> Result<&Value, RenderError> {
+            let p = h
+                .param(i)
+                .ok_or(RenderErrorReason::ParamNotFoundForIndex("pad", i))?;
+            if p.is_value_missing() {
+                return Err(RenderErrorReason::MissingVariable(p.relative_path().cloned()).into());
+            }
+            Ok(p.value())
+        };
+        let number = arg(0)?;
+        let n = number.as_i64().ok_or_else(|| {
+            RenderErrorReason::Other(format!("pad: NUMBER must be an integer, found {number}"))
+        })?;
+        let width = arg(1)?;
+        let w = width
+            .as_u64()
+            .filter(|w| *w <= MAX_PAD_WIDTH)
+            .ok_or_else(|| {
+                RenderErrorReason::Other(format!(
+                    "pad: WIDTH must be an integer from 0 to {MAX_PAD_WIDTH}, found {width}"
+                ))
+            })?;
+        let padded = format!("{n:0w$}", w = w as usize);
+        Ok(ScopedJson::Derived(Value::String(padded)))
     }
 }

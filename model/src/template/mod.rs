@@ -80,6 +80,17 @@ pub fn check_inline(text: &str) -> Result<(), TemplateError> {
         .map_err(|p| TemplateError::checked(None, p))
 }
 
+/// The helpers a template (or a `{{…}}` string) calls, built-ins included;
+/// empty when it does not compile (loading refuses it then).
+pub fn helpers_called(text: &str) -> std::collections::BTreeSet<&'static str> {
+    if !text.contains("{{") {
+        return Default::default();
+    }
+    check::compile(None, text)
+        .map(|(_, shape)| shape.helpers)
+        .unwrap_or_default()
+}
+
 impl Templates {
     pub fn new() -> Templates {
         let mut registry = Handlebars::new();

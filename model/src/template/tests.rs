@@ -307,3 +307,56 @@ fn helpers_refuse_results_past_the_limit() {
     }
     assert_eq!(render("{{replace \"ab\" \"\" \"-\"}}").unwrap(), "-a-b-");
 }
+
+#[test]
+fn pad_zero_pads_integers_as_printf_does() {
+    let t = Templates::new();
+    let c =
+        Context::wraps(json!({"item": 7, "big": 12345, "neg": -7, "s": "7", "f": 1.5})).unwrap();
+    let r = |text: &str| t.render_str(text, &c);
+    assert_eq!(r("web-{{pad item 3}}").unwrap(), "web-007");
+    assert_eq!(r("{{pad big 3}}").unwrap(), "12345");
+    assert_eq!(r("{{pad neg 3}}").unwrap(), "-07");
+    assert_eq!(r("{{pad 0 2}}").unwrap(), "00");
+    assert_eq!(r("{{pad item 0}}").unwrap(), "7");
+    assert_eq!(r("{{pad (add item 1) 2}}").unwrap(), "08");
+    let err = r("{{pad s 3}}").unwrap_err();
+    assert!(
+        err.message
+            .contains("pad: NUMBER must be an integer, found \"7\""),
+        "{err}"
+    );
+    assert!(r("{{pad f 3}}").unwrap_err().message.contains("integer"));
+    let err = r("{{pad item 21}}").unwrap_err();
+    assert!(
+        err.message
+            .contains("WIDTH must be an integer from 0 to 20"),
+        "{err}"
+    );
+    assert!(
+        r("{{pad missing 3}}")
+            .unwrap_err()
+            .message
+            .contains("missing")
+    );
+}
+
+#[test]
+fn pad_arity_is_checked_at_load() {
+    let err = check_inline("{{pad item}}").unwrap_err();
+    assert!(
+        err.message
+            .contains("helper pad takes 2 arguments (pad NUMBER WIDTH), found 1"),
+        "{err}"
+    );
+    assert!(check_inline("{{pad item 3 4}}").is_err());
+    assert!(check_inline("{{#pad item 3}}x{{/pad}}").is_err());
+    assert!(check_inline("{{pad item 3}}").is_ok());
+}
+
+#[test]
+fn helpers_called_lists_every_helper_once() {
+    let used = helpers_called("{{#if (eq a 1)}}{{pad item 3}}{{/if}}{{pad x 2}} {{item}}");
+    assert_eq!(used.into_iter().collect::<Vec<_>>(), ["eq", "if", "pad"]);
+    assert!(helpers_called("no braces").is_empty());
+}

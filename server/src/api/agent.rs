@@ -184,6 +184,9 @@ impl Agent for AgentApi {
         let r = req.into_inner();
         crate::version::check_agent(&r.agent_version).map_err(Status::failed_precondition)?;
         self.state
+            .note_agent_version(&node, &r.agent_version)
+            .await?;
+        self.state
             .last_seen
             .lock()
             .await

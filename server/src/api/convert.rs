@@ -17,6 +17,7 @@ pub fn cookbook_row_to_pb(row: &CookbookVersionRow) -> pb::CookbookVersion {
         manifest: manifest_to_wire(manifest),
         created_at: row.created_at,
         pushed_by: row.pushed_by.clone(),
+        min_agent: row.min_agent.clone(),
     }
 }
 
@@ -44,6 +45,11 @@ pub fn plan(p: &Plan, catalog: &Catalog) -> pb::Plan {
                     manifest: manifest_to_wire(&e.manifest),
                     created_at: 0,
                     pushed_by: String::new(),
+                    min_agent: e
+                        .min_agent
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                 })
             })
             .collect(),

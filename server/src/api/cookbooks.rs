@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cm_model::cookbook::{Cookbook, MAX_FILE_BYTES, check_manifest};
+use cm_model::yaml::Reading;
 use cm_proto::v1::cookbooks_server::Cookbooks;
 use cm_proto::v1::{
     BlobChunk, CommitRequest, CommitResponse, CookbookId, CookbookVersion, Empty,
@@ -159,6 +160,9 @@ impl Cookbooks for CookbooksApi {
                 .map(|(k, v)| (k.clone(), v.to_string()))
                 .collect(),
             manifest: cookbook.manifest.clone(),
+            min_agent: cm_model::features::required_agent(&cookbook)
+                .agent
+                .to_string(),
         };
         let inserted = self
             .state
@@ -219,7 +223,8 @@ impl Cookbooks for CookbooksApi {
         let name = id.name.clone();
         let pinned = version.clone();
         let pins = move |doc: &crate::store::Document| {
-            cm_model::role::Environment::parse(std::path::Path::new(&doc.name), &doc.yaml)
+            let (file, reading) = (std::path::Path::new(&doc.name), Reading::AsBefore);
+            cm_model::role::Environment::parse_with(file, &doc.yaml, reading)
                 .is_ok_and(|env| env.cookbooks.get(&name).is_some_and(|r| r.matches(&pinned)))
         };
         let guard = self.state.plan_guard(

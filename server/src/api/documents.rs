@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cm_model::role::{Environment, Role};
+use cm_model::yaml::Reading;
 use cm_proto::v1::environments_server::Environments;
 use cm_proto::v1::roles_server::Roles;
 use cm_proto::v1::{Document, DocumentList, Empty, EnvironmentView, Name};
@@ -122,7 +123,8 @@ impl Environments for EnvironmentsApi {
         auth::admin(&self.state, &req).await?;
         let name = &req.get_ref().name;
         let row = show(&self.state, DocKind::Environment, name).await?;
-        let env = Environment::parse(Path::new(name), &row.yaml)
+        // As stored (State::roles says why).
+        let env = Environment::parse_with(Path::new(name), &row.yaml, Reading::AsBefore)
             .map_err(|e| Status::internal(e.to_string()))?;
         // What the unpinned cookbooks resolve to: the newest version, as a node would get it.
         let catalog = self.state.catalog().await?;

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cm_model::role::{Environment, Role};
+use cm_model::yaml::Reading;
 use semver::Version;
 use serde_json::Map;
 
@@ -67,14 +68,23 @@ impl World {
             error,
         };
         let mut world = World::default();
+        // As GetPlan reads them: as stored (State::roles says why).
         for d in &rows.roles {
-            let role = Role::parse(Path::new(&format!("roles/{}", d.name)), &d.yaml)
-                .map_err(|e| unreadable("role", &d.name, "yaml", e.to_string()))?;
+            let role = Role::parse_with(
+                Path::new(&format!("roles/{}", d.name)),
+                &d.yaml,
+                Reading::AsBefore,
+            )
+            .map_err(|e| unreadable("role", &d.name, "yaml", e.to_string()))?;
             world.roles.insert(role.name.clone(), role);
         }
         for d in &rows.environments {
-            let env = Environment::parse(Path::new(&format!("environments/{}", d.name)), &d.yaml)
-                .map_err(|e| unreadable("environment", &d.name, "yaml", e.to_string()))?;
+            let env = Environment::parse_with(
+                Path::new(&format!("environments/{}", d.name)),
+                &d.yaml,
+                Reading::AsBefore,
+            )
+            .map_err(|e| unreadable("environment", &d.name, "yaml", e.to_string()))?;
             world.environments.insert(env.name.clone(), env);
         }
         for row in &rows.cookbooks {
@@ -135,6 +145,9 @@ impl World {
             environment: environment.to_string(),
             roles: roles.to_vec(),
             attributes: Map::new(),
+            // A change is judged on what the server can resolve; a node's
+            // agent being too old is its own plan error, not the change's.
+            agent_version: None,
         };
         resolve(&PlanInputs {
             node: &view,
@@ -166,6 +179,14 @@ pub fn catalog_entry(
         depends,
         manifest: row.manifest.clone(),
         attributes,
+        min_agent: match row.min_agent.as_str() {
+            "" => None,
+            v => {
+                Some(Version::parse(v).map_err(|e| {
+                    format!("min_agent of {}@{}: {v:?}: {e}", row.name, row.version)
+                })?)
+            }
+        },
     })
 }
 
@@ -267,6 +288,7 @@ mod tests {
             manifest_digest: String::new(),
             created_at: 0,
             pushed_by: "test".into(),
+            min_agent: "0.1.0".into(),
         }
     }
 

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+mod agent_version;
 pub mod check;
 
 /// One pushed cookbook version, as plans need it.
@@ -27,6 +28,9 @@ pub struct CatalogEntry {
     pub manifest: Manifest,
     /// The cookbook's `attributes.yaml`.
     pub attributes: Map<String, Value>,
+    /// The lowest cm-agent that compiles it, recorded at push; `None` for a
+    /// version pushed before the server recorded it (any agent compiles it).
+    pub min_agent: Option<Version>,
 }
 
 /// Every pushed version of every cookbook.
@@ -52,6 +56,9 @@ pub struct NodeView {
     pub roles: Vec<String>,
     /// Admin-set attributes (`cmctl node set`).
     pub attributes: Map<String, Value>,
+    /// The cm-agent version the node last reported; `None` when unknown
+    /// (plan checks, a node that has not asked for a plan yet).
+    pub agent_version: Option<Version>,
 }
 
 /// A secret and the roles whose nodes may read it.
@@ -107,6 +114,18 @@ pub enum PlanError {
         node: String,
         source: solver::SolveError,
     },
+    #[error(
+        "node {node}: cookbook {cookbook} needs cm-agent >= {needs}, and the node runs cm-agent {runs}: upgrade its agent"
+    )]
+    AgentTooOld {
+        node: String,
+        /// `name@version`.
+        cookbook: String,
+        /// The versions, as text: a `Version` each would make every
+        /// resolution's error large.
+        needs: String,
+        runs: String,
+    },
 }
 
 impl PlanError {
@@ -118,6 +137,14 @@ impl PlanError {
                 format!("role {role} does not exist (cmctl role set)")
             }
             PlanError::Versions { source, .. } => source.to_string(),
+            PlanError::AgentTooOld {
+                cookbook,
+                needs,
+                runs,
+                ..
+            } => format!(
+                "cookbook {cookbook} needs cm-agent >= {needs}, and the node runs cm-agent {runs}: upgrade its agent"
+            ),
         }
     }
 }
@@ -193,6 +220,7 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
         .iter()
         .filter_map(|(n, v)| Some((n.as_str(), inputs.catalog.entry(n, v)?)))
         .collect();
+    agent_version::check(&node.name, node.agent_version.as_ref(), &chosen)?;
     let attributes = Attributes::merge(layers(inputs, &roots, &chosen, &roles));
     let node_roles: BTreeSet<&str> = node.roles.iter().map(String::as_str).collect();
     let secrets = inputs

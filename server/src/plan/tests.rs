@@ -14,6 +14,7 @@ fn entry(version: &str, depends: &[(&str, &str)], attrs: Value) -> CatalogEntry 
             .collect(),
         manifest: Manifest::default(),
         attributes: attrs.as_object().cloned().unwrap_or_default(),
+        min_agent: None,
     }
 }
 
@@ -78,6 +79,7 @@ impl Fixture {
                 environment: "production".into(),
                 roles: vec!["memcached".into()],
                 attributes: Map::new(),
+                agent_version: None,
             },
             environment: env(
                 "name: production\ncookbooks: {memcached: 1.0.0}\nattributes: {memcached: {memory_mb: 100}}\n",
@@ -193,4 +195,45 @@ fn missing_role_and_unsatisfiable_pins_are_explained() {
     f.environment = env("name: production\ncookbooks: {memcached: 3.0.0}\n");
     let e = f.resolve().unwrap_err().to_string();
     assert!(e.contains("memcached") && e.contains("production"), "{e}");
+}
+
+#[test]
+fn a_plan_needing_a_newer_agent_than_the_node_runs_is_a_plan_error() {
+    let mut f = Fixture::new();
+    f.node.roles = vec!["web".into()];
+    f.environment = env("name: production\n");
+    let needs = |c: &mut Catalog, name: &str, v: &str| {
+        for e in c.cookbooks.get_mut(name).unwrap() {
+            e.min_agent = Some(Version::parse(v).unwrap());
+        }
+    };
+    needs(&mut f.catalog, "memcached", "0.2.0");
+    // An agent that has not said its version is not refused here.
+    assert!(f.resolve().is_ok());
+    f.node.agent_version = Some(Version::new(0, 2, 0));
+    assert!(f.resolve().is_ok());
+    f.node.agent_version = Some(Version::new(0, 1, 4));
+    let e = f.resolve().unwrap_err();
+    assert_eq!(
+        e.reason(),
+        "cookbook memcached@1.1.0 needs cm-agent >= 0.2.0, and the node runs cm-agent 0.1.4: upgrade its agent"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("node n1: cookbook memcached@1.1.0"),
+        "{e}"
+    );
+    // The cookbook that needs the newest agent is named.
+    needs(&mut f.catalog, "apache_php", "0.3.0");
+    assert!(
+        f.resolve()
+            .unwrap_err()
+            .reason()
+            .contains("apache_php@2.0.0 needs cm-agent >= 0.3.0")
+    );
+    // Versions pushed before servers recorded it need nothing.
+    for versions in f.catalog.cookbooks.values_mut() {
+        versions.iter_mut().for_each(|e| e.min_agent = None);
+    }
+    assert!(f.resolve().is_ok());
 }

@@ -26,6 +26,9 @@ pub struct NewCookbookVersion {
     pub depends: BTreeMap<String, String>,
     /// Every file; sorted by path when stored.
     pub manifest: Manifest,
+    /// The lowest cm-agent version that compiles it (semver), as
+    /// `cm_model::features::required_agent` computes it at push.
+    pub min_agent: String,
 }
 
 /// A stored cookbook version.
@@ -41,12 +44,23 @@ pub struct CookbookVersionRow {
     /// Unix seconds.
     pub created_at: i64,
     pub pushed_by: String,
+    /// The lowest cm-agent version that compiles it; empty for a version
+    /// pushed before the server recorded it (read as before: see
+    /// [`CookbookVersionRow::pushed_before_min_agent`]).
+    pub min_agent: String,
 }
 
 impl CookbookVersionRow {
     /// The version parsed (stored versions always parse).
     pub fn semver(&self) -> Option<semver::Version> {
         semver::Version::parse(&self.version).ok()
+    }
+
+    /// Pushed before the server recorded the agent a version needs, and
+    /// before cm refused YAML values read two ways: agents read it as
+    /// before (`cm_model::yaml::Reading::AsBefore`).
+    pub fn pushed_before_min_agent(&self) -> bool {
+        self.min_agent.is_empty()
     }
 }
 
@@ -65,7 +79,7 @@ macro_rules! select_versions {
     ($($tail:literal)?) => {
         concat!(
             "SELECT name, version, description, depends_json, manifest_json, manifest_digest, \
-             created_at, pushed_by FROM cookbook_versions"
+             created_at, pushed_by, min_agent FROM cookbook_versions"
             $(, " ", $tail)?
         )
     };
@@ -84,6 +98,7 @@ fn row_to_version(row: &AnyRow) -> Result<CookbookVersionRow> {
         manifest_digest: row.try_get("manifest_digest")?,
         created_at: row.try_get("created_at")?,
         pushed_by: row.try_get("pushed_by")?,
+        min_agent: row.try_get("min_agent")?,
         name,
         version,
     })
@@ -111,6 +126,12 @@ fn normalize(new: &NewCookbookVersion) -> Result<(String, Manifest)> {
         StoreError::Invalid(format!(
             "cookbook {}: version {:?} is not semver (MAJOR.MINOR.PATCH): {e}",
             new.name, new.version
+        ))
+    })?;
+    semver::Version::parse(&new.min_agent).map_err(|e| {
+        StoreError::Invalid(format!(
+            "cookbook {} {version}: the agent it needs, {:?}, is not semver: {e}",
+            new.name, new.min_agent
         ))
     })?;
     let mut manifest = new.manifest.clone();
@@ -155,8 +176,8 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "INSERT INTO cookbook_versions (name, version, description, depends_json, \
-             manifest_json, manifest_digest, created_at, pushed_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name, version) DO NOTHING",
+             manifest_json, manifest_digest, created_at, pushed_by, min_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name, version) DO NOTHING",
         )
         .bind(&new.name)
         .bind(&version)
@@ -166,6 +187,7 @@ impl Store {
         .bind(&digest)
         .bind(now)
         .bind(who)
+        .bind(&new.min_agent)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 1 {

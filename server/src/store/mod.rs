@@ -85,6 +85,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "wire_runs_identity",
         include_str!("../../migrations/sqlite/0004_wire_runs_identity.sql"),
     ),
+    (
+        5,
+        "agent_versions",
+        include_str!("../../migrations/sqlite/0005_agent_versions.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -106,6 +111,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "wire_runs_identity",
         include_str!("../../migrations/postgres/0004_wire_runs_identity.sql"),
+    ),
+    (
+        5,
+        "agent_versions",
+        include_str!("../../migrations/postgres/0005_agent_versions.sql"),
     ),
 ];
 

@@ -76,6 +76,9 @@ pub struct NodeRow {
     /// Why the server has no valid plan for the node, as its last
     /// resolution found; empty when it has one.
     pub plan_error: String,
+    /// The cm-agent version the node last reported in GetPlan; empty
+    /// before it did.
+    pub agent_version: String,
 }
 
 impl NodeRow {
@@ -91,7 +94,7 @@ macro_rules! select_nodes {
         concat!(
             "SELECT name, environment, roles_json, attributes_json, facts_json, state, \
              cert_serial, cert_expires_at, enrolled_at, last_seen, last_run_json, plan_hash, \
-             plan_error FROM nodes"
+             plan_error, agent_version FROM nodes"
             $(, " ", $tail)?
         )
     };
@@ -121,6 +124,7 @@ pub(crate) fn node_from_row(row: &AnyRow) -> Result<NodeRow> {
         last_seen: row.try_get("last_seen")?,
         plan_hash: row.try_get("plan_hash")?,
         plan_error: row.try_get("plan_error")?,
+        agent_version: row.try_get("agent_version")?,
         name,
     })
 }
@@ -488,6 +492,29 @@ impl Store {
         self.set_column(
             "UPDATE nodes SET plan_hash = $1 WHERE name = $2",
             hash,
+            name,
+        )
+        .await
+    }
+
+    /// The cm-agent version a node last reported (empty: none yet).
+    pub async fn agent_version(&self, name: &str) -> Result<String> {
+        let row = sqlx::query("SELECT agent_version FROM nodes WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(row.try_get("agent_version")?),
+            None => Err(not_found(name)),
+        }
+    }
+
+    /// Record the cm-agent version a node reported (an agent's write of its
+    /// own node, no audit).
+    pub async fn set_agent_version(&self, name: &str, version: &str) -> Result<()> {
+        self.set_column(
+            "UPDATE nodes SET agent_version = $1 WHERE name = $2",
+            version,
             name,
         )
         .await

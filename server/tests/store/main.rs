@@ -94,6 +94,7 @@ macro_rules! on_both_engines {
 mod fixtures;
 
 mod admins;
+mod agent_versions;
 mod audit;
 mod cookbooks;
 mod documents;

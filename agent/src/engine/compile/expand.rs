@@ -15,7 +15,7 @@ use handlebars::Context;
 use serde_json::{Map, Value};
 
 use super::notifications::Pending;
-use super::render::Unit;
+use super::render::{Unit, brief};
 use super::{CompiledResource, Inputs, MAX_RUN_CONTENT_BYTES};
 
 /// Expand the run list: each recipe once, includes in place, first mention wins.
@@ -117,14 +117,10 @@ impl<'a> Walk<'a> {
         decl: &'a ResourceDecl,
         file: &PathBuf,
     ) -> Result<(), LoadError> {
-        let unit = Unit {
-            cookbook,
-            decl,
-            file,
-            templates: self.templates,
-            secrets: self.inputs.secrets,
-        };
-        for item in items(decl, self.condition_ctx).map_err(|m| unit.error_at("for_each", m))? {
+        let declared = Unit::new(cookbook, decl, file, self.templates, self.inputs.secrets);
+        let items =
+            items(decl, self.condition_ctx).map_err(|m| declared.error_at("for_each", m))?;
+        for item in items {
             let (ctx, cond) = match &item {
                 None => (None, None),
                 Some(v) => (
@@ -132,6 +128,11 @@ impl<'a> Walk<'a> {
                     Some(with(self.condition_ctx, "item", v)?),
                 ),
             };
+            let ctx = ctx.as_ref().unwrap_or(self.base_ctx);
+            // Named by its rendered name in every error, `when`'s included
+            // (a name that fails for an item `when` leaves out is no error).
+            let name = declared.render_name(ctx);
+            let unit = declared.for_item(name.as_deref().ok(), item.as_ref());
             if let Some(when) = &decl.when {
                 let cond_ctx = cond
                     .as_ref()
@@ -146,8 +147,7 @@ impl<'a> Walk<'a> {
                     "the run passes {MAX_RUN_RESOURCES} resources (for_each expansions included)"
                 )));
             }
-            let ctx = ctx.as_ref().unwrap_or(self.base_ctx);
-            let compiled = unit.render(ctx)?;
+            let compiled = unit.render(ctx, name)?;
             self.content_bytes += compiled.content.as_ref().map_or(0, |c| c.len() as u64);
             if self.content_bytes > MAX_RUN_CONTENT_BYTES {
                 return Err(unit.error(format!(
@@ -193,6 +193,14 @@ impl ToValue for Value {
 fn items(decl: &ResourceDecl, ctx: &Value) -> Result<Vec<Option<Value>>, String> {
     let list = match &decl.for_each {
         None => return Ok(vec![None]),
+        Some(range @ ForEach::Range { .. }) => {
+            return Ok(range
+                .literal_items()
+                .into_iter()
+                .flatten()
+                .map(Some)
+                .collect());
+        }
         Some(ForEach::Items(list)) => list,
         Some(ForEach::Path(path)) => {
             let mut v = ctx;
@@ -214,13 +222,4 @@ fn items(decl: &ResourceDecl, ctx: &Value) -> Result<Vec<Option<Value>>, String>
         ));
     }
     Ok(list.iter().cloned().map(Some).collect())
-}
-
-/// A value in a message: short, whatever its size.
-fn brief(v: &Value) -> String {
-    let text = v.to_string();
-    match text.char_indices().nth(80) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text,
-    }
 }

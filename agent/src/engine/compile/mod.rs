@@ -136,6 +136,6 @@ pub fn compile(inputs: &Inputs, templates: &Templates) -> Result<Vec<CompiledRes
     let expand::Walk {
         mut out, pending, ..
     } = walk;
-    notifications::resolve(&mut out, &pending, templates)?;
+    notifications::resolve(&mut out, &pending, templates, inputs.secrets)?;
     Ok(out)
 }

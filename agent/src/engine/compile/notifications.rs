@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use cm_model::LoadError;
 use cm_model::recipe::ResourceDecl;
+use cm_model::secrets::Secrets;
 use cm_model::template::Templates;
 use handlebars::Context;
 
@@ -25,18 +26,19 @@ pub(super) fn resolve(
     out: &mut [CompiledResource],
     pending: &[Pending],
     templates: &Templates,
+    secrets: &Secrets,
 ) -> Result<(), LoadError> {
     let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
     for (i, r) in out.iter().enumerate() {
         by_id.entry(r.id()).or_insert(i);
     }
     for p in pending {
-        let name = out[p.index].name.clone();
+        let name = secrets.redact(&out[p.index].name);
         let err = |key: &str, m: String| {
             LoadError::new(
                 &p.unit_file,
                 p.decl.pos_of(key),
-                format!("{}[{name}] {key}: {m}", p.decl.kind.name),
+                format!("{}[{name}] {key}: {}", p.decl.kind.name, secrets.redact(&m)),
             )
         };
         let target = |key: &str, ty: &str, target: &str| -> Result<usize, LoadError> {

@@ -2,6 +2,12 @@
 //! through handlebars, then its spec's checks and content
 //! ([`cm_model::resources::Spec::content`]), and whether a secret ended up
 //! in any of it.
+//!
+//! Every error names the resource as the run does, `type[rendered name]`,
+//! whatever went wrong (a property, a guard, a template, a file): one
+//! declaration expanded by `for_each` is several resources, and the
+//! declaration's `{{item}}` would not say which. Only a name that does not
+//! render is named as written, with its item.
 
 use std::path::PathBuf;
 
@@ -16,22 +22,60 @@ use serde_json::{Map, Value};
 
 use super::CompiledResource;
 
-/// One resource declaration in its cookbook, being rendered.
+/// One resource declaration in its cookbook, being rendered (for one
+/// `for_each` item: see [`Unit::for_item`]).
+#[derive(Clone)]
 pub(super) struct Unit<'a> {
     pub(super) cookbook: &'a Cookbook,
     pub(super) decl: &'a ResourceDecl,
     pub(super) file: &'a PathBuf,
     pub(super) templates: &'a Templates,
     pub(super) secrets: &'a Secrets,
+    /// How errors name the resource: `type[name]`.
+    pub(super) label: String,
 }
 
-impl Unit<'_> {
+impl<'a> Unit<'a> {
+    /// The declaration as a whole, named as written (a `for_each` that
+    /// fails before any item).
+    pub(super) fn new(
+        cookbook: &'a Cookbook,
+        decl: &'a ResourceDecl,
+        file: &'a PathBuf,
+        templates: &'a Templates,
+        secrets: &'a Secrets,
+    ) -> Unit<'a> {
+        Unit {
+            cookbook,
+            decl,
+            file,
+            templates,
+            secrets,
+            label: format!("{}[{}]", decl.kind.name, decl.name),
+        }
+    }
+
+    /// The resource of one item, named by its rendered `name`; a name that
+    /// did not render is named as written, with the item.
+    pub(super) fn for_item(&self, name: Option<&str>, item: Option<&Value>) -> Unit<'a> {
+        let label = match (name, item) {
+            // As the run's output names it: a secret in it redacted.
+            (Some(name), _) => format!("{}[{}]", self.decl.kind.name, self.secrets.redact(name)),
+            (None, Some(item)) => format!("{} (for_each item {})", self.label, brief(item)),
+            (None, None) => self.label.clone(),
+        };
+        Unit {
+            label,
+            ..self.clone()
+        }
+    }
+
     /// An error about the resource as a whole, at its first line.
     pub(super) fn error(&self, message: impl std::fmt::Display) -> LoadError {
         LoadError::new(
             self.file,
             self.decl.at,
-            format!("{}[{}]: {message}", self.decl.kind.name, self.decl.name),
+            format!("{}: {message}", self.label),
         )
     }
 
@@ -39,11 +83,15 @@ impl Unit<'_> {
         LoadError::new(
             self.file,
             self.decl.pos_of(key),
-            format!(
-                "{}[{}] {key}: {message}",
-                self.decl.kind.name, self.decl.name
-            ),
+            format!("{} {key}: {message}", self.label),
         )
+    }
+
+    /// The resource's name rendered with `ctx`, or why it does not render.
+    pub(super) fn render_name(&self, ctx: &Context) -> Result<String, String> {
+        self.templates
+            .render_str(&self.decl.name, ctx)
+            .map_err(|e| e.message)
     }
 
     fn render_str(&self, key: &str, text: &str, ctx: &Context) -> Result<String, LoadError> {
@@ -70,9 +118,15 @@ impl Unit<'_> {
         })
     }
 
-    pub(super) fn render(&self, ctx: &Context) -> Result<CompiledResource, LoadError> {
+    /// Render the resource; `name` is its name rendered with `ctx` (by
+    /// [`Unit::render_name`]).
+    pub(super) fn render(
+        &self,
+        ctx: &Context,
+        name: Result<String, String>,
+    ) -> Result<CompiledResource, LoadError> {
         let d = self.decl;
-        let name = self.render_str(d.kind.name, &d.name, ctx)?;
+        let name = name.map_err(|m| self.error_at(d.kind.name, m))?;
         let mut properties = Map::new();
         for (k, v) in &d.properties {
             properties.insert(k.clone(), self.render_value(k, v, ctx)?);
@@ -94,7 +148,7 @@ impl Unit<'_> {
             LoadError::new(
                 self.file,
                 d.pos_of(key),
-                format!("{}[{name}] {}: {}", d.kind.name, e.field, e.message),
+                format!("{} {}: {}", self.label, e.field, e.message),
             )
         })?;
         let guard = |k: &str, v: &Option<String>| {
@@ -133,6 +187,15 @@ impl Unit<'_> {
             holds_secret,
             origin: format!("{}:{}", self.file.display(), d.at.line),
         })
+    }
+}
+
+/// A value in a message: short, whatever its size.
+pub(super) fn brief(v: &Value) -> String {
+    let text = v.to_string();
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
     }
 }
 
