@@ -246,17 +246,22 @@ pub fn assemble(plan: &Plan, cache: &Cache) -> Result<Assembled, String> {
                 origin.display()
             ));
         }
-        let cookbook = Cookbook::from_manifest_with(&origin, &manifest_from_wire(&c.manifest), reading, |entry| {
-            cache.blob(&entry.sha256).ok_or_else(|| {
-                LoadError::in_file(
-                    &origin,
-                    format!(
-                        "{:?}: not in the local cache (or damaged); the next sync fetches it",
-                        entry.path
-                    ),
-                )
-            })
-        })
+        let cookbook = Cookbook::from_manifest_with(
+            &origin,
+            &manifest_from_wire(&c.manifest),
+            reading,
+            |entry| {
+                cache.blob(&entry.sha256).ok_or_else(|| {
+                    LoadError::in_file(
+                        &origin,
+                        format!(
+                            "{:?}: not in the local cache (or damaged); the next sync fetches it",
+                            entry.path
+                        ),
+                    )
+                })
+            },
+        )
         .map_err(|e| e.to_string())?;
         list.push(cookbook);
     }

@@ -23,9 +23,7 @@ impl State {
             .is_some_and(|v| v == version);
         let stored = self.store.agent_version(node).await?;
         if stored != version {
-            self.store
-                .set_agent_version(node, version)
-                .await?;
+            self.store.set_agent_version(node, version).await?;
         }
         if !seen_here || stored != version {
             self.plans.write().await.remove(node);
