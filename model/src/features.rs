@@ -201,6 +201,77 @@ mod tests {
         Cookbook::from_files(Path::new("c"), all).unwrap()
     }
 
+    /// What cm-agent 0.1.0 compiles; never grows.
+    const FIRST_AGENT_TYPES: &[&str] = &[
+        "file",
+        "directory",
+        "template",
+        "link",
+        "package",
+        "service",
+        "user",
+        "group",
+        "execute",
+        "cron",
+        "remote_file",
+        "apt_repository",
+    ];
+    const FIRST_AGENT_HELPERS: &[&str] = &[
+        "if",
+        "unless",
+        "each",
+        "with",
+        "lookup",
+        "raw",
+        "log",
+        "eq",
+        "ne",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "and",
+        "or",
+        "not",
+        "len",
+        "join",
+        "default",
+        "json",
+        "indent",
+        "shell_quote",
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "mod",
+        "min",
+        "max",
+        "upper",
+        "lower",
+        "replace",
+    ];
+
+    /// A type or helper added after the first agent without its line in
+    /// FEATURES would reach older agents, which fail on it instead of
+    /// keeping their last good plan.
+    #[test]
+    fn every_type_and_helper_newer_than_the_first_agent_is_a_feature() {
+        let listed = |usage: Usage| FEATURES.iter().any(|f| f.usage == usage);
+        for t in crate::resources::TYPES {
+            assert!(
+                FIRST_AGENT_TYPES.contains(&t.name) || listed(Usage::ResourceType(t.name)),
+                "resource type {} is new: add it to FEATURES with the agent version that first has it",
+                t.name
+            );
+        }
+        for h in crate::template::helper_names() {
+            assert!(
+                FIRST_AGENT_HELPERS.contains(&h) || listed(Usage::Helper(h)),
+                "helper {h} is new: add it to FEATURES with the agent version that first has it"
+            );
+        }
+    }
+
     #[test]
     fn every_feature_names_a_semver_newer_than_the_first_agent() {
         let first = Version::parse(FIRST_AGENT).unwrap();

@@ -1,7 +1,7 @@
 //! What the server takes of a run report before it stores it: the report
 //! must be the sender's own, and must not say it started in the future.
 //!
-//! A node writes only its own reports (DESIGN.md section 7): a report whose
+//! A node writes only its own reports (docs/architecture.md, "Invariants"): a report whose
 //! node field names another node is refused, not quietly filed under the
 //! sender. Its start time is the agent's clock: one further ahead of the
 //! server's than [`CLOCK_SKEW_SECS`] is refused, since it would sort above

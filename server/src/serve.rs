@@ -25,7 +25,7 @@ use crate::ops::maintenance::{self, Maintenance};
 use crate::pki::Pki;
 use crate::secretbox::SecretKey;
 use crate::state::{Settings, State};
-use crate::store::Store;
+use crate::store::{Store, redact_url};
 use crate::wire::{WireLimits, accept, calls};
 use crate::{recompute, replication};
 use cm_model::credential::Credential;
@@ -381,17 +381,5 @@ async fn flush_once(state: &State) {
         && let Err(e) = state.store.record_last_seen(&batch).await
     {
         tracing::warn!(error = %e, nodes = batch.len(), "cannot record check-ins");
-    }
-}
-
-/// A database URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_string(),
     }
 }

@@ -227,6 +227,11 @@ fn mentions(code: &str, ident: &str) -> bool {
 /// Every `.rs` file under `dir`: not in target/ (fuzz's build dir too) nor
 /// in a hidden directory.
 fn rust_sources(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    files_ending(dir, &["rs"])
+}
+
+/// Every file under `dir` with one of these extensions, as [`rust_sources`].
+fn files_ending(dir: &std::path::Path, extensions: &[&str]) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -237,7 +242,10 @@ fn rust_sources(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
                 if !name.starts_with('.') && name != "target" {
                     stack.push(path);
                 }
-            } else if path.extension().is_some_and(|e| e == "rs") {
+            } else if path
+                .extension()
+                .is_some_and(|e| extensions.iter().any(|x| e == *x))
+            {
                 files.push(path);
             }
         }
@@ -305,4 +313,58 @@ fn every_allowed_unsafe_is_listed_in_the_decisions() {
         unlisted.is_empty(),
         "unsafe allowed in files docs/decisions.md does not list: {unlisted:?}"
     );
+}
+
+/// A clone stands alone: no code, doc, script or config cites the design
+/// notes the project started from, which live outside the repository.
+#[test]
+fn nothing_cites_files_outside_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    // Spelled in halves so this file does not match itself.
+    let outside = [
+        concat!("DESIGN", ".md"),
+        concat!("STACK", ".md"),
+        concat!("STYLE", ".md"),
+        concat!("ANCHORS", ".md"),
+        concat!("../", "shared"),
+    ];
+    let files = files_ending(
+        root,
+        &["rs", "md", "sh", "toml", "yaml", "yml", "proto", "sql"],
+    );
+    assert!(files.len() > 100, "found only {} files", files.len());
+    let mut citing = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for name in outside.iter().filter(|n| text.contains(*n)) {
+            citing.push(format!(
+                "{}: {name}",
+                file.strip_prefix(root).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        citing.is_empty(),
+        "cite docs/architecture.md or docs/decisions.md instead: {citing:?}"
+    );
+}
+
+/// One module-file style: a module with submodules is `foo/mod.rs`, never
+/// `foo.rs` beside a `foo/` directory.
+#[test]
+fn modules_with_submodules_are_folders_with_mod_rs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let mut both = Vec::new();
+    for file in rust_sources(root) {
+        let beside = file.with_extension("");
+        let name = beside.file_name().unwrap_or_default();
+        if name != "main" && name != "lib" && beside.is_dir() {
+            both.push(file.strip_prefix(root).unwrap().display().to_string());
+        }
+    }
+    assert!(both.is_empty(), "move these to FOLDER/mod.rs: {both:?}");
 }

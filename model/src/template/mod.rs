@@ -24,6 +24,11 @@ pub use depth::MAX_DEPTH;
 use output::LimitedWriter;
 pub use output::MAX_OUTPUT_BYTES;
 
+/// The name of every helper a template may call.
+pub fn helper_names() -> impl Iterator<Item = &'static str> {
+    helpers::SIGNATURES.iter().map(|s| s.name)
+}
+
 /// The registry of every loaded cookbook's templates.
 pub struct Templates {
     registry: Handlebars<'static>,

@@ -2,10 +2,12 @@
 //!
 //! YAML 1.1 and the parser cm uses read `yes`, `no`, `on`, `off`, `y` and
 //! `n` as booleans, `0644` as the float 644.0, `0x1F` as 31 and `1_000` as
-//! 1000, where YAML 1.2 (and most people) read text or another number. cm
-//! refuses these forms in what people write, with the quoted form to write
-//! instead, so that no value changes type or number behind its author's
-//! back. Mapping keys are not checked: cm reads every key as text.
+//! 1000, where YAML 1.2 (and most people) read text or another number;
+//! `1.10` comes back as `1.1` (a version number lost) and `1e3`, text to
+//! YAML 1.1, as `1000.0`. cm refuses these forms in what people write,
+//! with the quoted form to write instead, so that no value changes type or
+//! number behind its author's back. Mapping keys are not checked: cm reads
+//! every key as text.
 
 /// What is ambiguous about a plain scalar, and what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +21,10 @@ pub(crate) enum Ambiguity {
     Spelling { text: String, number: String },
     /// An integer too large for 64 bits: read as an inexact float.
     TooLarge { text: String },
+    /// A decimal that does not come back as written (`1.10`, `.5`, `01.5`,
+    /// digits past a float's precision) or that YAML 1.1 reads as text
+    /// (`1e3`): read as the number `number`.
+    Float { text: String, number: String },
 }
 
 impl Ambiguity {
@@ -33,6 +39,9 @@ impl Ambiguity {
             }
             Ambiguity::TooLarge { text } => format!(
                 "{text} is too large for an integer (at most 64 bits): write \"{text}\" (quoted) for the string"
+            ),
+            Ambiguity::Float { text, number } => format!(
+                "{text} is read as the number {number}: write \"{text}\" (quoted) for the string, or {number} for the number"
             ),
         }
     }
@@ -98,7 +107,39 @@ pub(crate) fn ambiguity(text: &str) -> Option<Ambiguity> {
             text: t.to_string(),
         });
     }
-    None
+    float_ambiguity(t, unsigned)
+}
+
+/// A plain decimal with a point or an exponent (YAML 1.2's float form) is
+/// fine only when it is written as it reads back: `1.5`, `0.25`, `100.0`.
+fn float_ambiguity(t: &str, unsigned: &str) -> Option<Ambiguity> {
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    let is_float = (fraction.is_some() || exponent.is_some())
+        && digits(whole)
+        && fraction.is_none_or(digits)
+        && !(whole.is_empty() && fraction.is_none_or(str::is_empty))
+        && exponent.is_none_or(|e| {
+            let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+            !e.is_empty() && digits(e)
+        });
+    if !is_float {
+        return None;
+    }
+    let value: f64 = t.parse().ok()?;
+    let number = serde_json::Value::from(value).to_string();
+    let written = t.strip_prefix('+').unwrap_or(t);
+    (exponent.is_some() || number != written).then(|| Ambiguity::Float {
+        text: t.to_string(),
+        number,
+    })
 }
 
 /// The booleans of YAML 1.1, in any case, as the parser reads them.
@@ -206,6 +247,29 @@ mod tests {
     }
 
     #[test]
+    fn decimals_that_do_not_read_back_as_written_are_ambiguous() {
+        for (text, number) in [
+            ("1.10", "1.1"),
+            ("8.10", "8.1"),
+            (".5", "0.5"),
+            ("01.5", "1.5"),
+            ("1.", "1.0"),
+            ("1e3", "1000.0"),
+            ("1.5e3", "1500.0"),
+            ("0.12345678901234567890", "0.12345678901234568"),
+        ] {
+            match ambiguity(text) {
+                Some(Ambiguity::Float { number: n, .. }) => assert_eq!(n, number, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            ambiguity("8.10").unwrap().advice(),
+            "8.10 is read as the number 8.1: write \"8.10\" (quoted) for the string, or 8.1 for the number"
+        );
+    }
+
+    #[test]
     fn plain_numbers_and_words_are_not_ambiguous() {
         for text in [
             "0",
@@ -215,7 +279,8 @@ mod tests {
             "-12",
             "+3",
             "1.5",
-            "1e3",
+            "-2.25",
+            "100.0",
             "18446744073709551615",
             "-9223372036854775808",
             "yesterday",

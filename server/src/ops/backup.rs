@@ -19,8 +19,8 @@ use super::manifest::{BackupFile, BackupManifest, FORMAT};
 use super::snapshot;
 use crate::blobs::{BlobError, Blobs};
 use crate::pki::Ca;
-use crate::serve::{Config, redact_url};
-use crate::store::unix_now;
+use crate::serve::Config;
+use crate::store::{redact_url, unix_now};
 
 /// The database file, in a data dir and in a backup.
 pub const DATABASE: &str = "cm.db";

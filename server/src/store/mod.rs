@@ -358,21 +358,79 @@ pub(crate) fn from_json<T: DeserializeOwned>(
     serde_json::from_str(text).map_err(|e| StoreError::corrupt(table, key, column, e))
 }
 
-/// A URL without its password, for error messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
+/// A database URL without its secrets, for messages: the password of its
+/// user part and the value of every query parameter that may hold one
+/// (`?password=`, `sslpassword`, ...). A URL that does not parse but may
+/// hold a secret is not shown at all.
+pub fn redact_url(raw: &str) -> String {
+    let secret_key = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        ["pass", "secret", "token", "key"]
+            .iter()
+            .any(|s| k.contains(s))
+    };
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return if raw.contains('@') || secret_key(raw) {
+            "(a database URL that does not parse, not shown: it may hold a password)".into()
+        } else {
+            raw.to_string()
+        };
+    };
+    let hides_password = url.password().is_some();
+    let hides_query = url.query_pairs().any(|(k, _)| secret_key(&k));
+    if !hides_password && !hides_query {
+        return raw.to_string();
     }
+    if hides_password {
+        let _ = url.set_password(Some("***"));
+    }
+    if hides_query {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_key(&k) {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_urls_are_shown_without_their_secrets() {
+        for (url, shown) in [
+            (
+                "postgres://cm:hunter2@db:5432/cm",
+                "postgres://cm:***@db:5432/cm",
+            ),
+            (
+                "postgres://db/cm?user=cm&password=hunter2&sslmode=require",
+                "postgres://db/cm?user=cm&password=***&sslmode=require",
+            ),
+            (
+                "postgres://db/cm?sslpassword=hunter2",
+                "postgres://db/cm?sslpassword=***",
+            ),
+            (
+                "sqlite:///var/lib/cm/state.db",
+                "sqlite:///var/lib/cm/state.db",
+            ),
+            ("postgres://db/cm", "postgres://db/cm"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+        let odd = redact_url("postgres://cm:hunter2@[::1");
+        assert!(!odd.contains("hunter2"), "{odd}");
+    }
 
     #[test]
     fn every_migration_file_is_embedded() {
