@@ -46,12 +46,12 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-/// Unix seconds as UTC `YYYY-MM-DD HH:MM:SS` (no time zone database needed).
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (no time zone database needed).
 pub fn time(secs: i64) -> String {
     if secs <= 0 {
         return "-".into();
     }
-    cm_model::time::utc(secs)
+    format!("{} UTC", cm_model::time::utc(secs))
 }
 
 /// How long ago (or until) `secs`, for columns people scan: "3 minutes ago".
@@ -77,7 +77,7 @@ mod tests {
     #[test]
     fn time_is_utc() {
         assert_eq!(time(0), "-");
-        assert_eq!(time(1_795_611_215), "2026-11-25 12:53:35");
+        assert_eq!(time(1_795_611_215), "2026-11-25 12:53:35 UTC");
     }
 
     #[test]

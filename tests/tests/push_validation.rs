@@ -110,6 +110,16 @@ async fn commits_a_node_would_refuse_are_refused_and_leave_no_version() {
     );
     let cases: Vec<(&str, Vec<File>, &str)> = vec![
         (
+            "a value YAML reads two ways",
+            vec![file("attributes.yaml", "c:\n  listen: off\n")],
+            "attributes.yaml:2:11: off is read as the boolean false",
+        ),
+        (
+            "a decimal that does not read back",
+            vec![file("attributes.yaml", "c:\n  php: 8.10\n")],
+            "write \"8.10\" (quoted)",
+        ),
+        (
             "one path twice",
             vec![file("files/a", "x"), file("files/a", "y")],
             "\"files/a\" names the same file as \"files/a\"",
@@ -267,6 +277,10 @@ async fn roles_and_environments_a_node_would_refuse_are_refused_at_set() {
             "name: web\ncookbooks: {memcached: '>= 1.0.0+b'}\n",
             "build metadata",
         ),
+        (
+            "name: web\nattributes:\n  enabled: On\n",
+            "or \"On\" quoted for the string",
+        ),
     ] {
         let err = roles.set(doc(yaml)).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{yaml}: {err:?}");
@@ -280,6 +294,10 @@ async fn roles_and_environments_a_node_would_refuse_are_refused_at_set() {
         (
             "name: production\nattributes: {key: !!binary aGk=}\n",
             "YAML tag",
+        ),
+        (
+            "name: production\nattributes: {mode: 0644}\n",
+            "write \"0644\" (quoted)",
         ),
     ] {
         let err = envs.set(doc(yaml)).await.unwrap_err();

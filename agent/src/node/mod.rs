@@ -397,7 +397,7 @@ impl Node {
             Ok(new) => {
                 // The old certificate is revoked now: keep using the new one
                 // even if it cannot be written yet; the next run writes it.
-                tracing::info!(expires_at = new.expires_at, "certificate renewed");
+                tracing::info!(expires = %cm_model::time::utc_and_relative(new.expires_at, now()), "certificate renewed");
                 self.adopt(new)
             }
             Err(RemoteError::Revoked(m)) => Err(revoked(m)),

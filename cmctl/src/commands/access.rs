@@ -66,7 +66,7 @@ pub async fn token_list(channel: Channel, format: Format) -> Result<()> {
                 t.id.clone(),
                 t.roles.join(","),
                 t.environment.clone(),
-                output::time(t.expires_at),
+                output::when(t.expires_at),
                 t.uses_left.to_string(),
                 if t.revoked {
                     "revoked".into()
