@@ -18,6 +18,7 @@ pub mod features;
 pub mod for_each;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod log_writer;
 pub mod manifest;
 pub mod metadata;
 pub mod paths;

@@ -4,6 +4,15 @@
 // unwrap (docs/decisions.md, "Lints").
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+/// `eprintln!` that never panics: with stderr closed there is nobody to
+/// tell, and the exit code still says how it ended.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -156,12 +165,12 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(cm_model::log_writer::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            tell!("error: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -185,7 +194,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            tell!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -214,19 +223,19 @@ async fn serve_until_signal(config: Config) -> Result<()> {
     }
     let data_dir = config.data_dir.clone();
     let running = serve::start(config).await?;
-    eprintln!(
+    tell!(
         "cm-server {} serving gRPC on {} and HTTP on {}",
         cm_proto::VERSION,
         running.grpc_addr,
         running.http_addr
     );
-    eprintln!("data dir: {}", data_dir.display());
-    eprintln!(
+    tell!("data dir: {}", data_dir.display());
+    tell!(
         "CA fingerprint (sha256): {}",
         running.state.pki.ca().fingerprint()
     );
     if let Some(path) = &running.credential {
-        eprintln!(
+        tell!(
             "admin credential written to {} (cmctl finds it there, or set CM_CREDENTIAL)",
             path.display()
         );
@@ -236,7 +245,7 @@ async fn serve_until_signal(config: Config) -> Result<()> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-    eprintln!("stopping");
+    tell!("stopping");
     running.stop().await;
     Ok(())
 }

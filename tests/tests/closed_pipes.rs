@@ -98,3 +98,29 @@ fn the_agent_finishes_its_run_when_its_reader_goes_away() {
         "hello\n"
     );
 }
+
+/// With stdout and stderr both gone, a failing command still ends with its
+/// own exit code, not a panic's 101.
+#[test]
+fn the_agent_and_the_server_keep_their_exit_codes_when_stderr_is_gone() {
+    for (name, args) in [
+        (
+            "cm-agent",
+            vec!["run", "--once", "--config", "/nonexistent/agent.yaml"],
+        ),
+        ("cm-server", vec!["--data-dir", "/proc/cm-cannot-be-here"]),
+    ] {
+        let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe().expect("pipe");
+        drop(read);
+        let status = Command::new(bin(name))
+            .args(&args)
+            .stdout(Stdio::from(write.try_clone().expect("dup")))
+            .stderr(Stdio::from(write))
+            .status()
+            .expect("the binary runs");
+        assert!(
+            matches!(status.code(), Some(1..=5)),
+            "{name} {args:?}: {status:?}"
+        );
+    }
+}

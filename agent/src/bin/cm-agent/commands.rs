@@ -27,7 +27,7 @@ pub async fn run_once(config: Config, opts: RunOptions, format: Format) -> ExitC
         Err(cm_agent::remote::RemoteError::Revoked(m)) => return fatal(&Fatal::Revoked(m)),
         Err(cm_agent::remote::RemoteError::Local(m)) => return fatal(&Fatal::Setup(m)),
         Err(e) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -113,7 +113,7 @@ pub fn run_apply(run: &LocalRun, format: Format, lock_path: PathBuf, lock_wait: 
     } else {
         match serde_json::to_string_pretty(&report) {
             Ok(j) => output::say(format_args!("{j}")),
-            Err(e) => eprintln!("error: cannot print the report: {e}"),
+            Err(e) => tell!("error: cannot print the report: {e}"),
         }
     }
     if report.succeeded() {

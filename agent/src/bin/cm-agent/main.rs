@@ -19,6 +19,15 @@ use cm_agent::node::{Fatal, RunOptions};
 use cli::{Cli, Command, LogFormat, Settings};
 use commands::{run_apply, run_once};
 
+/// `eprintln!` that never panics: with stderr closed there is nobody to
+/// tell, and the exit code still says how it ended.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod commands;
 
@@ -31,7 +40,7 @@ fn init_logs(format: LogFormat, default: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(cm_model::log_writer::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -110,7 +119,7 @@ fn main() -> ExitCode {
         // What user-data runs: without its file there is nothing to start
         // from, and nothing may be created on the machine.
         Command::Start { config } if !config.exists() => {
-            eprintln!(
+            tell!(
                 "error: {} does not exist: `cmctl userdata` writes it before `cm-agent start`",
                 config.display()
             );
@@ -119,11 +128,11 @@ fn main() -> ExitCode {
         Command::Start { config } => with_config(Settings::file_only(config), |config| {
             match runtime().block_on(boot::start(&config)) {
                 Ok(Started::Systemd) => {
-                    eprintln!("cm-agent: started as the systemd unit cm-agent.service");
+                    tell!("cm-agent: started as the systemd unit cm-agent.service");
                     ExitCode::SUCCESS
                 }
                 Ok(Started::InitScript { log }) => {
-                    eprintln!(
+                    tell!(
                         "cm-agent: started by {} (starts at boot too), logging to {}",
                         boot::INIT_SCRIPT,
                         log.display()
@@ -131,7 +140,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Ok(Started::Detached { pid, log }) => {
-                    eprintln!(
+                    tell!(
                         "cm-agent: daemon started (pid {pid}), logging to {}",
                         log.display()
                     );
@@ -142,11 +151,11 @@ fn main() -> ExitCode {
         }),
         Command::InstallService { config, now } => match boot::install_service(&config, now) {
             Ok(()) => {
-                eprintln!("wrote {}", boot::UNIT_PATH);
+                tell!("wrote {}", boot::UNIT_PATH);
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                tell!("error: {e}");
                 ExitCode::FAILURE
             }
         },
@@ -158,7 +167,7 @@ fn with_config(settings: Settings, f: impl FnOnce(Config) -> ExitCode) -> ExitCo
     match settings.load() {
         Ok(config) => f(config),
         Err(e) => {
-            eprintln!("error: {e}");
+            tell!("error: {e}");
             ExitCode::from(2)
         }
     }
@@ -166,7 +175,7 @@ fn with_config(settings: Settings, f: impl FnOnce(Config) -> ExitCode) -> ExitCo
 
 /// Refusals stop the agent with their own exit status (and no restart).
 fn fatal(e: &Fatal) -> ExitCode {
-    eprintln!("error: {e}");
+    tell!("error: {e}");
     match e {
         Fatal::Refused(_) => ExitCode::from(3),
         Fatal::Revoked(_) => ExitCode::from(4),
