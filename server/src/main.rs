@@ -101,9 +101,13 @@ struct ServeOpts {
 #[derive(Subcommand)]
 enum Command {
     /// Serve (the default).
+    #[command(
+        after_help = "Example:\n  cm-server serve --data-dir /var/lib/cm/server --listen 0.0.0.0:8443"
+    )]
     Serve,
     /// Back up the embedded default (database, blobs, CA, keys) into DIR, a
     /// new or empty directory; safe while the server is serving.
+    #[command(after_help = "Example:\n  cm-server backup /var/backups/cm-$(date +%F)")]
     Backup {
         /// Where to write the backup: a new or empty directory.
         dir: PathBuf,
@@ -113,6 +117,9 @@ enum Command {
     },
     /// Restore the backup in DIR into the data dir, which must be empty or
     /// absent; every file is verified first.
+    #[command(
+        after_help = "Examples:\n  cm-server restore --check /var/backups/cm-2026-12-01\n  cm-server restore /var/backups/cm-2026-12-01"
+    )]
     Restore {
         /// A directory `cm-server backup` wrote.
         dir: PathBuf,
@@ -248,4 +255,29 @@ async fn serve_until_signal(config: Config) -> Result<()> {
     tell!("stopping");
     running.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn every_command_has_help_and_an_example() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            assert!(sub.get_about().is_some(), "{name} has no help");
+            let example = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                example.contains(&format!("cm-server {name}")),
+                "{name} has no example"
+            );
+        }
+    }
 }

@@ -43,6 +43,9 @@ pub enum Command {
     ///
     /// Exit status: 0 when every resource converged, 1 when the run failed,
     /// 2 on a usage error.
+    #[command(
+        after_help = "Example:\n  cm-agent apply --cookbooks cookbooks --run-list memcached --attributes node.yaml --why-run"
+    )]
     Apply {
         /// Directory holding one cookbook per subdirectory.
         #[arg(long, value_name = "DIR")]
@@ -89,6 +92,9 @@ pub enum Command {
     /// 3 enrollment refused, 4 certificate revoked or expired, 5 converged
     /// the last good plan because the server has no valid plan for this
     /// node (plan error; the report's status is `warning`).
+    #[command(
+        after_help = "Examples:\n  cm-agent run --once\n  cm-agent run --once --why-run --format json"
+    )]
     Run {
         /// One run, then exit (the only mode: `daemon` keeps converging).
         #[arg(long, required = true)]
@@ -114,6 +120,7 @@ pub enum Command {
     /// supervisor). Exit status: 0 stopped by SIGTERM/SIGINT, 2 bad
     /// settings or another daemon running, 3 enrollment refused,
     /// 4 certificate revoked or expired.
+    #[command(after_help = "Example:\n  cm-agent daemon --config /etc/cm/agent.yaml")]
     Daemon {
         #[command(flatten)]
         settings: Settings,
@@ -132,12 +139,14 @@ pub enum Command {
     ///
     /// Everything comes from the settings file, so the daemon started at
     /// boot later reads exactly what this enrollment used.
+    #[command(after_help = "Example (the last line of a user-data script):\n  cm-agent start")]
     Start {
         /// Settings file.
         #[arg(long, value_name = "FILE", default_value = config::DEFAULT_FILE, env = "CM_CONFIG")]
         config: PathBuf,
     },
     /// Write the systemd unit (/etc/systemd/system/cm-agent.service).
+    #[command(after_help = "Example:\n  cm-agent install-service --now")]
     InstallService {
         /// The settings file the unit's daemon reads.
         #[arg(long, value_name = "FILE", default_value = config::DEFAULT_FILE, env = "CM_CONFIG")]
@@ -227,4 +236,29 @@ pub struct RunList(pub Vec<RecipeRef>);
 
 fn parse_run_list_arg(s: &str) -> Result<RunList, String> {
     parse_run_list(s).map(RunList)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn every_command_has_help_and_an_example() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            assert!(sub.get_about().is_some(), "{name} has no help");
+            let example = sub
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                example.contains(&format!("cm-agent {name}")),
+                "{name} has no example"
+            );
+        }
+    }
 }
