@@ -150,8 +150,13 @@ impl Config {
     /// The server URL, or why a run that needs one cannot start.
     pub fn server_url(&self) -> Result<&str, String> {
         self.server.as_deref().ok_or_else(|| {
+            let missing = if self.file.exists() {
+                ""
+            } else {
+                " (it does not exist)"
+            };
             format!(
-                "no server: set `server: https://HOST:8443` in {} or pass --server",
+                "no server: set `server: https://HOST:8443` in {}{missing} or pass --server",
                 self.file.display()
             )
         })

@@ -157,8 +157,8 @@ fn missing_settings_exit_2_naming_the_file_for_every_server_command() {
             c.arg("--config")
                 .arg(config)
                 .env("CM_STATE_DIR", s.dir.path().join("state"));
-            // `start` reads only its file, so a missing one is the whole story.
-            let said = if cmd == "start" && config == &missing {
+            // A missing file is said to be missing by every command.
+            let said = if config == &missing {
                 "does not exist"
             } else {
                 what

@@ -96,7 +96,7 @@ impl Blobs {
         }
         let mut builder = AmazonS3Builder::from_env().with_bucket_name(&options.bucket);
         if let Some(endpoint) = &options.endpoint {
-            let is_http = endpoint.starts_with("http://");
+            let is_http = url::Url::parse(endpoint).is_ok_and(|u| u.scheme() == "http");
             if is_http && !options.allow_http && !is_loopback_url(endpoint) {
                 return Err(BlobError::Config(format!(
                     "S3 endpoint {endpoint} is plain HTTP: use https, or allow http explicitly"
