@@ -368,3 +368,42 @@ fn modules_with_submodules_are_folders_with_mod_rs() {
     }
     assert!(both.is_empty(), "move these to FOLDER/mod.rs: {both:?}");
 }
+
+/// unwrap is denied at the root of every crate that ships (Cargo cannot
+/// scope the lint to some targets: docs/decisions.md, "Lints"), so every
+/// library and binary root of those crates carries the attribute.
+#[test]
+fn every_shipping_crate_root_denies_unwrap() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let mut roots = Vec::new();
+    for krate in ["model", "proto", "agent", "server", "cmctl"] {
+        let src = root.join(krate).join("src");
+        for file in rust_sources(&src) {
+            let dir = file.parent().unwrap();
+            let name = file.file_name().unwrap();
+            // src/lib.rs, src/main.rs, src/bin/NAME.rs, src/bin/NAME/main.rs
+            let crate_root = (dir == src && (name == "lib.rs" || name == "main.rs"))
+                || dir == src.join("bin")
+                || (dir.parent() == Some(&src.join("bin")) && name == "main.rs");
+            if crate_root {
+                roots.push(file);
+            }
+        }
+    }
+    assert!(roots.len() >= 7, "found only {roots:?}");
+    let missing: Vec<String> = roots
+        .iter()
+        .filter(|f| {
+            !std::fs::read_to_string(f)
+                .unwrap()
+                .contains("#![cfg_attr(not(test), deny(clippy::unwrap_used))]")
+        })
+        .map(|f| f.strip_prefix(root).unwrap().display().to_string())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "crate roots without the unwrap lint: {missing:?}"
+    );
+}
