@@ -349,34 +349,7 @@ pub enum AdminCommand {
 mod tests {
     use clap::CommandFactory;
 
-    /// Every command a user can run ends in a leaf; each says what it does
-    /// and shows an example under `--help`.
-    #[test]
-    fn every_leaf_command_has_help_and_an_example() {
-        fn walk(cmd: &clap::Command, path: String, missing: &mut Vec<String>) {
-            let subs: Vec<_> = cmd
-                .get_subcommands()
-                .filter(|s| s.get_name() != "help")
-                .collect();
-            for sub in &subs {
-                walk(sub, format!("{path} {}", sub.get_name()), missing);
-            }
-            if subs.is_empty() {
-                let about = cmd.get_about().map(ToString::to_string).unwrap_or_default();
-                let after = cmd
-                    .get_after_help()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                if about.trim().is_empty() || !after.contains("cmctl ") {
-                    missing.push(path);
-                }
-            }
-        }
-        let mut missing = Vec::new();
-        walk(&super::Cli::command(), "cmctl".into(), &mut missing);
-        assert!(missing.is_empty(), "no help or no example: {missing:?}");
-    }
-
+    /// Help and examples of every command: tests/tests/help.rs.
     #[test]
     fn the_command_line_is_consistent() {
         super::Cli::command().debug_assert();

@@ -256,28 +256,3 @@ async fn serve_until_signal(config: Config) -> Result<()> {
     running.stop().await;
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    use super::Cli;
-
-    #[test]
-    fn every_command_has_help_and_an_example() {
-        let cli = Cli::command();
-        cli.clone().debug_assert();
-        for sub in cli.get_subcommands() {
-            let name = sub.get_name();
-            assert!(sub.get_about().is_some(), "{name} has no help");
-            let example = sub
-                .get_after_help()
-                .map(|h| h.to_string())
-                .unwrap_or_default();
-            assert!(
-                example.contains(&format!("cm-server {name}")),
-                "{name} has no example"
-            );
-        }
-    }
-}

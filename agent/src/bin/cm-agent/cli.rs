@@ -237,28 +237,3 @@ pub struct RunList(pub Vec<RecipeRef>);
 fn parse_run_list_arg(s: &str) -> Result<RunList, String> {
     parse_run_list(s).map(RunList)
 }
-
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    use super::Cli;
-
-    #[test]
-    fn every_command_has_help_and_an_example() {
-        let cli = Cli::command();
-        cli.clone().debug_assert();
-        for sub in cli.get_subcommands() {
-            let name = sub.get_name();
-            assert!(sub.get_about().is_some(), "{name} has no help");
-            let example = sub
-                .get_after_help()
-                .map(|h| h.to_string())
-                .unwrap_or_default();
-            assert!(
-                example.contains(&format!("cm-agent {name}")),
-                "{name} has no example"
-            );
-        }
-    }
-}
