@@ -24,3 +24,13 @@ impl Write for QuietStderr {
         Ok(())
     }
 }
+
+/// `eprintln!` that never panics: with stderr closed there is nobody to
+/// tell, and the exit code still says how the command ended.
+#[macro_export]
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}

@@ -4,15 +4,7 @@
 // unwrap (docs/decisions.md, "Lints").
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-/// `eprintln!` that never panics: with stderr closed there is nobody to
-/// tell, and the exit code still says how it ended.
-macro_rules! tell {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
+use cm_model::tell;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

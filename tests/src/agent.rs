@@ -254,13 +254,19 @@ pub fn demo_role(name: &str, out: &Path, message: &str) -> String {
     )
 }
 
-/// Run cmctl as the bootstrap admin; returns stdout, panics with stderr on failure.
-pub async fn cmctl(server: &TestServer, args: &[&str]) -> String {
+/// cmctl as the bootstrap admin, without colour, not started yet.
+pub fn cmctl_command(server: &TestServer) -> Command {
     let mut c = Command::new(bin("cmctl"));
     c.arg("--credential")
         .arg(&server.credential)
-        .args(args)
         .env("NO_COLOR", "1");
+    c
+}
+
+/// Run cmctl as the bootstrap admin; returns stdout, panics with stderr on failure.
+pub async fn cmctl(server: &TestServer, args: &[&str]) -> String {
+    let mut c = cmctl_command(server);
+    c.args(args);
     let out = tokio::task::spawn_blocking(move || c.output().expect("cmctl runs"))
         .await
         .expect("cmctl finishes");
@@ -281,4 +287,17 @@ pub async fn set_role(server: &TestServer, yaml: &str) {
         &["role", "set", file.path().to_str().expect("utf-8")],
     )
     .await;
+}
+
+/// `cmctl node list`'s JSON entry for `name`, once plans have settled.
+pub async fn node_listed(server: &TestServer, name: &str) -> serde_json::Value {
+    server.running.state.recompute.settled().await;
+    let list: serde_json::Value =
+        serde_json::from_str(&cmctl(server, &["--format", "json", "node", "list"]).await).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} is not listed: {list}"))
 }

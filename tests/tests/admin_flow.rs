@@ -2,15 +2,11 @@
 //! tokens, secrets, audit; and the refusals.
 
 use assert_cmd::Command;
-use cm_e2e::{TestServer, bin, repo};
+use cm_e2e::{TestServer, repo};
 use predicates::prelude::*;
 
 fn cmctl(s: &TestServer) -> Command {
-    let mut c = Command::new(bin("cmctl"));
-    c.arg("--credential")
-        .arg(&s.credential)
-        .env("NO_COLOR", "1");
-    c
+    Command::from_std(cm_e2e::agent::cmctl_command(s))
 }
 
 /// Run blocking cmctl calls next to the async server.

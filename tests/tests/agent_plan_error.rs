@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use cm_e2e::TestServer;
-use cm_e2e::agent::{TestAgent, cmctl, demo_cookbook, demo_role};
+use cm_e2e::agent::{TestAgent, cmctl, demo_cookbook, demo_role, node_listed};
 
 /// A server with the demo cookbook, an unpinned production environment,
 /// and an agent (not run yet) whose role `role-n` writes into its dir.
@@ -44,18 +44,6 @@ async fn role(
     cmctl(server, &args).await;
 }
 
-async fn listed(server: &TestServer, name: &str) -> serde_json::Value {
-    server.running.state.recompute.settled().await;
-    let list: serde_json::Value =
-        serde_json::from_str(&cmctl(server, &["--format", "json", "node", "list"]).await).unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("{name} is not listed: {list}"))
-}
-
 fn read(path: std::path::PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -78,7 +66,7 @@ async fn a_broken_plan_converges_the_last_good_one_and_reports_a_warning_with_th
     assert_eq!(run.json["plan_hash"], first.json["plan_hash"]);
     assert_eq!(read(agent.out().join("message")), "hello\n");
 
-    let node = listed(&server, "node-w").await;
+    let node = node_listed(&server, "node-w").await;
     assert!(
         node["plan_error"]
             .as_str()
@@ -98,7 +86,7 @@ async fn a_broken_plan_converges_the_last_good_one_and_reports_a_warning_with_th
     assert_eq!(fixed.json["report"]["status"], "success");
     assert!(fixed.json["report"].get("plan_error").is_none());
     assert_eq!(read(agent.out().join("message")), "fixed\n");
-    let node = listed(&server, "node-w").await;
+    let node = node_listed(&server, "node-w").await;
     assert!(node["plan_error"].is_null(), "{node}");
     assert_eq!(node["last_run"]["status"], "success");
 }
@@ -120,7 +108,7 @@ async fn a_daemon_hears_its_plan_break_and_come_back_as_it_was() {
         )
         .await;
     assert_eq!(
-        listed(&server, "node-w").await["last_run"]["status"],
+        node_listed(&server, "node-w").await["last_run"]["status"],
         "warning"
     );
     // Put back as it was: the plan is the one the node already has, yet it
@@ -129,7 +117,7 @@ async fn a_daemon_hears_its_plan_break_and_come_back_as_it_was() {
     daemon
         .expect_log("converged", 2, Duration::from_secs(60))
         .await;
-    let node = listed(&server, "node-w").await;
+    let node = node_listed(&server, "node-w").await;
     assert_eq!(node["last_run"]["status"], "success", "{node}");
     assert!(node["plan_error"].is_null(), "{node}");
     let status = daemon.stop().await;

@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use cm_e2e::agent::{TestAgent, cmctl, demo_cookbook, demo_role, read, set_environment, set_role};
+use cm_e2e::agent::{
+    TestAgent, cmctl, demo_cookbook, demo_role, node_listed, read, set_environment, set_role,
+};
 use cm_e2e::{TestServer, enroll};
 use cm_model::cookbook::{Cookbook, read_tree};
 use cm_model::yaml::Reading;
@@ -25,18 +27,6 @@ fn demo_with_range(dir: &Path, version: &str) -> PathBuf {
     );
     std::fs::write(recipe, text).unwrap();
     root
-}
-
-async fn node_listed(server: &TestServer, name: &str) -> serde_json::Value {
-    server.running.state.recompute.settled().await;
-    let list: serde_json::Value =
-        serde_json::from_str(&cmctl(server, &["--format", "json", "node", "list"]).await).unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("{name} is not listed: {list}"))
 }
 
 async fn get_plan(

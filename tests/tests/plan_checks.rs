@@ -6,16 +6,12 @@
 
 use assert_cmd::Command;
 use cm_e2e::agent::{demo_cookbook, demo_role};
-use cm_e2e::{TestServer, bin, enroll};
+use cm_e2e::{TestServer, enroll};
 use cm_server::store::NodeEnrollment;
 use predicates::prelude::*;
 
 fn cmctl(s: &TestServer) -> Command {
-    let mut c = Command::new(bin("cmctl"));
-    c.arg("--credential")
-        .arg(&s.credential)
-        .env("NO_COLOR", "1");
-    c
+    Command::from_std(cm_e2e::agent::cmctl_command(s))
 }
 
 /// Run blocking cmctl calls next to the async server.

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use assert_cmd::Command;
-use cm_e2e::{TestServer, bin};
+use cm_e2e::TestServer;
 use cm_model::cookbook::Cookbook;
 use cm_model::manifest::sha256_hex;
 use cm_proto::v1::cookbooks_client::CookbooksClient;
@@ -324,11 +324,7 @@ async fn roles_and_environments_a_node_would_refuse_are_refused_at_set() {
 }
 
 fn cmctl(s: &TestServer) -> Command {
-    let mut c = Command::new(bin("cmctl"));
-    c.arg("--credential")
-        .arg(&s.credential)
-        .env("NO_COLOR", "1");
-    c
+    Command::from_std(cm_e2e::agent::cmctl_command(s))
 }
 
 async fn run(mut c: Command) -> assert_cmd::assert::Assert {

@@ -291,15 +291,7 @@ mod tests {
         super::super::ensure_state_dir(dir.path()).unwrap();
         let cache = Cache::new(dir.path());
         let meta = b"name: c\nversion: 1.0.0\n";
-        let entry = |path: &str, bytes: &[u8]| {
-            cache.put_blob(&sha256_hex(bytes), bytes).unwrap();
-            cm_proto::v1::ManifestEntry {
-                path: path.into(),
-                sha256: sha256_hex(bytes),
-                size: bytes.len() as u64,
-                mode: 0o644,
-            }
-        };
+        let entry = |path: &str, bytes: &[u8]| cached_entry(&cache, path, bytes);
         let plan = |extra: Vec<cm_proto::v1::ManifestEntry>| Plan {
             cookbooks: vec![CookbookVersion {
                 name: "c".into(),
@@ -323,18 +315,21 @@ mod tests {
         assert!(err.contains("names the same file"), "{err}");
     }
 
+    /// A manifest entry for `bytes`, which are put in the cache.
+    fn cached_entry(cache: &Cache, path: &str, bytes: &[u8]) -> cm_proto::v1::ManifestEntry {
+        cache.put_blob(&sha256_hex(bytes), bytes).unwrap();
+        cm_proto::v1::ManifestEntry {
+            path: path.into(),
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+            mode: 0o644,
+        }
+    }
+
     /// A plan of one cookbook `c` whose attributes.yaml is `attributes`,
     /// recorded as needing `min_agent`.
     fn plan_with_attributes(cache: &Cache, attributes: &str, min_agent: &str) -> Plan {
-        let entry = |path: &str, bytes: &[u8]| {
-            cache.put_blob(&sha256_hex(bytes), bytes).unwrap();
-            cm_proto::v1::ManifestEntry {
-                path: path.into(),
-                sha256: sha256_hex(bytes),
-                size: bytes.len() as u64,
-                mode: 0o644,
-            }
-        };
+        let entry = |path: &str, bytes: &[u8]| cached_entry(cache, path, bytes);
         Plan {
             cookbooks: vec![CookbookVersion {
                 name: "c".into(),

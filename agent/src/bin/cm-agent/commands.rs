@@ -1,5 +1,6 @@
 //! The commands that talk to a server or converge: output and exit codes.
 
+use cm_model::tell;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 // unwrap (docs/decisions.md, "Lints").
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+use cm_model::tell;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,15 +19,6 @@ use cm_agent::node::{Fatal, RunOptions};
 
 use cli::{Cli, Command, LogFormat, Settings};
 use commands::{run_apply, run_once};
-
-/// `eprintln!` that never panics: with stderr closed there is nobody to
-/// tell, and the exit code still says how it ended.
-macro_rules! tell {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
 
 mod cli;
 mod commands;
