@@ -5,7 +5,7 @@
 //! token for a role or environment that does not exist is refused.
 
 use assert_cmd::Command;
-use cm_e2e::agent::{demo_cookbook, demo_role};
+use cm_e2e::agent::{demo_cookbook, demo_role, node_listed};
 use cm_e2e::{TestServer, enroll};
 use cm_server::store::NodeEnrollment;
 use predicates::prelude::*;
@@ -62,21 +62,6 @@ async fn fleet() -> (TestServer, tempfile::TempDir) {
     (s, books)
 }
 
-async fn node(s: &TestServer, name: &str) -> serde_json::Value {
-    s.running.state.recompute.settled().await;
-    let list = json(
-        &run(s, &["--format", "json", "node", "list"])
-            .await
-            .success(),
-    );
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("{name} is not listed: {list}"))
-}
-
 async fn audit(s: &TestServer) -> Vec<serde_json::Value> {
     let events = json(&run(s, &["--format", "json", "audit"]).await.success());
     events.as_array().unwrap().clone()
@@ -103,7 +88,7 @@ async fn a_role_set_that_breaks_a_nodes_pin_is_refused_naming_it_and_forced_with
         shown["revision"], 1,
         "the refused change stored nothing: {shown}"
     );
-    assert!(node(&s, "web-1").await["plan_error"].is_null());
+    assert!(node_listed(&s, "web-1").await["plan_error"].is_null());
 
     set(&s, "role", &breaking, &["--force"]).await.success();
     let shown = json(
@@ -122,7 +107,7 @@ async fn a_role_set_that_breaks_a_nodes_pin_is_refused_naming_it_and_forced_with
     assert_eq!(after["broken"][0]["nodes"], serde_json::json!(["web-1"]));
     assert_eq!(after["broken"][0]["count"], 1);
     // The server knows the node's plan error before its agent runs.
-    let web1 = node(&s, "web-1").await;
+    let web1 = node_listed(&s, "web-1").await;
     let error = web1["plan_error"].as_str().unwrap_or_default();
     assert!(error.contains("demo") && error.contains(">= 2.0"), "{web1}");
     run(&s, &["node", "list"])
@@ -138,7 +123,7 @@ async fn a_role_set_that_breaks_a_nodes_pin_is_refused_naming_it_and_forced_with
     set(&s, "role", &role_web(None, "hello"), &[])
         .await
         .success();
-    assert!(node(&s, "web-1").await["plan_error"].is_null());
+    assert!(node_listed(&s, "web-1").await["plan_error"].is_null());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -162,8 +147,8 @@ async fn a_node_already_in_plan_error_does_not_block_unrelated_changes() {
         .stderr(predicate::str::contains(
             "db-1 (environment production, roles db,web)",
         ));
-    assert!(node(&s, "web-1").await["plan_error"].is_string());
-    assert!(node(&s, "db-1").await["plan_error"].is_null());
+    assert!(node_listed(&s, "web-1").await["plan_error"].is_string());
+    assert!(node_listed(&s, "db-1").await["plan_error"].is_null());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -202,7 +187,7 @@ async fn assigning_a_role_that_does_not_exist_is_refused_unless_forced() {
             predicate::str::contains("refused node.assign web-1 ghost")
                 .and(predicate::str::contains("role ghost does not exist")),
         );
-    let web1 = node(&s, "web-1").await;
+    let web1 = node_listed(&s, "web-1").await;
     assert_eq!(web1["roles"], serde_json::json!(["web"]));
     run(&s, &["node", "assign", "web-1", "ghost", "--force"])
         .await
@@ -213,7 +198,7 @@ async fn assigning_a_role_that_does_not_exist_is_refused_unless_forced() {
             .iter()
             .any(|e| e["what"] == "plan.force node.assign web-1 ghost")
     );
-    let web1 = node(&s, "web-1").await;
+    let web1 = node_listed(&s, "web-1").await;
     assert!(
         web1["plan_error"]
             .as_str()
@@ -224,7 +209,7 @@ async fn assigning_a_role_that_does_not_exist_is_refused_unless_forced() {
     run(&s, &["node", "unassign", "web-1", "ghost"])
         .await
         .success();
-    assert!(node(&s, "web-1").await["plan_error"].is_null());
+    assert!(node_listed(&s, "web-1").await["plan_error"].is_null());
 }
 
 #[tokio::test(flavor = "multi_thread")]
