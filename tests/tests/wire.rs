@@ -161,6 +161,10 @@ async fn connections_over_the_handshake_cap_are_answered_resource_exhausted() {
     })
     .await;
     let admin = s.admin().await;
+    // The client is done with its TLS before the server is (it still reads
+    // the client's Finished): wait for that permit, or a stalled
+    // connection and this one look like the two held handshakes.
+    wait_for_handshakes(&s, 0).await;
     // Two connections that never send a ClientHello hold both handshakes.
     let mut stalled = Vec::new();
     for _ in 0..2 {
