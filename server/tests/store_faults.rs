@@ -1,13 +1,18 @@
 //! The store under faults, with the real engines: SQLite on a full disk (a
 //! small tmpfs, so this runs as root; under `CI=true` a mount that fails is
 //! a failure, elsewhere the test says so and passes) and locked by another
-//! process; PostgreSQL gone away (behind a TCP relay the test cuts; it
-//! needs `CM_TEST_POSTGRES_URL`, as `scripts/with-postgres.sh` sets).
+//! process; PostgreSQL gone away (behind a TCP relay the test cuts) and
+//! PostgreSQL not answering a statement (it waits on a lock another
+//! connection holds); these need `CM_TEST_POSTGRES_URL`, as
+//! `scripts/with-postgres.sh` sets.
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cm_server::store::{Store, StoreError};
+use sqlx::Connection;
 
 /// A tmpfs of `size` mounted on a temp dir, unmounted on drop.
 struct Tmpfs {
@@ -215,6 +220,54 @@ async fn a_postgresql_gone_away_is_unavailable_with_its_cause() {
         "database",
         "{status:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgresql_that_does_not_answer_fails_the_call_in_time() {
+    let Some(db) = support::PgDatabase::create("silent").await else {
+        return;
+    };
+    let store = Store::open(&db.url).await.unwrap();
+    put(&store, "before").await.unwrap();
+
+    // Another session holds the table: every statement reading it waits,
+    // on a connection that stays up, as on a stopped database.
+    let mut holder = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let mut holding = holder.begin().await.unwrap();
+    sqlx::query("LOCK TABLE secrets IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *holding)
+        .await
+        .unwrap();
+    let err = store
+        .secrets()
+        .await
+        .expect_err("a statement nobody answers ends");
+    let status = cm_server::api::status::status(err);
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(
+        status.metadata().get(cm_proto::STATUS_CAUSE).unwrap(),
+        "database",
+        "{status:?}"
+    );
+    assert!(
+        status.message().contains("did not answer in time"),
+        "{status:?}"
+    );
+
+    // Once the database answers again, so does the store.
+    holding.rollback().await.unwrap();
+    holder.close().await.unwrap();
+    put(&store, "after").await.unwrap();
+    let names: Vec<_> = store
+        .secrets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["after", "before"]);
+    store.close().await;
+    db.drop().await;
 }
 
 /// The host and port of a `postgres://user:pass@host:port/db` URL.

@@ -74,6 +74,9 @@ fn database_unavailable(e: Option<&sqlx::Error>) -> Status {
     }
     let what = match e {
         Some(sqlx::Error::PoolTimedOut) => "the database did not answer in time",
+        Some(sqlx::Error::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+            "the database did not answer in time"
+        }
         Some(sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed) => {
             "the database cannot be reached"
         }

@@ -6,6 +6,7 @@ use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::pools::InTime;
 use super::{Result, Store, StoreError, audit, certs, lock_row, unix_now};
 
 /// An admin.
@@ -61,6 +62,7 @@ impl Store {
         .bind(now)
         .bind(who)
         .execute(&mut *tx)
+        .in_time()
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!("admin {name} already exists")));
@@ -74,7 +76,7 @@ impl Store {
             Some(json!({"name": name, "cert_serial": cert_serial})),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(AdminRow {
             name: name.to_string(),
             cert_serial: cert_serial.to_string(),
@@ -88,6 +90,7 @@ impl Store {
     pub async fn admins(&self) -> Result<Vec<AdminRow>> {
         let rows = sqlx::query(select_admins!("WHERE removed = 0 ORDER BY name"))
             .fetch_all(&self.pool)
+            .in_time()
             .await?;
         rows.iter().map(admin_from_row).collect()
     }
@@ -97,6 +100,7 @@ impl Store {
         let row = sqlx::query(select_admins!("WHERE name = $1"))
             .bind(name)
             .fetch_optional(&self.pool)
+            .in_time()
             .await?;
         match row {
             Some(row) => admin_from_row(&row),
@@ -113,6 +117,7 @@ impl Store {
         // not leave none.
         sqlx::query("UPDATE admins SET removed = removed WHERE removed = 0")
             .execute(&mut *tx)
+            .in_time()
             .await?;
         let not_found = || StoreError::NotFound(format!("admin {name} does not exist"));
         if !lock_row(
@@ -127,6 +132,7 @@ impl Store {
         let row = sqlx::query(select_admins!("WHERE name = $1"))
             .bind(name)
             .fetch_one(&mut *tx)
+            .in_time()
             .await?;
         let admin = admin_from_row(&row)?;
         if admin.removed {
@@ -134,6 +140,7 @@ impl Store {
         }
         let active: i64 = sqlx::query("SELECT COUNT(*) AS n FROM admins WHERE removed = 0")
             .fetch_one(&mut *tx)
+            .in_time()
             .await?
             .try_get("n")?;
         if active <= 1 {
@@ -144,6 +151,7 @@ impl Store {
         sqlx::query("UPDATE admins SET removed = 1 WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
+            .in_time()
             .await?;
         certs::revoke(
             &mut tx,
@@ -161,7 +169,7 @@ impl Store {
             None,
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(())
     }
 }

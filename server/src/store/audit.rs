@@ -8,6 +8,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::pools::InTime;
 use super::{Result, Store};
 
 /// One admin change.
@@ -44,6 +45,7 @@ pub(crate) async fn record(
     .bind(before.map(|v| v.to_string()))
     .bind(after.map(|v| v.to_string()))
     .execute(conn)
+    .in_time()
     .await?;
     Ok(())
 }
@@ -86,6 +88,7 @@ impl Store {
                 .bind(who)
                 .bind(limit)
                 .fetch_all(&self.pool)
+                .in_time()
                 .await?
             }
             None => {
@@ -95,6 +98,7 @@ impl Store {
                 )
                 .bind(limit)
                 .fetch_all(&self.pool)
+                .in_time()
                 .await?
             }
         };

@@ -5,6 +5,7 @@
 use sqlx::AnyConnection;
 use sqlx::Row;
 
+use super::pools::InTime;
 use super::{Result, Store};
 
 /// One revoked certificate.
@@ -37,6 +38,7 @@ pub(crate) async fn revoke(
     .bind(reason)
     .bind(now)
     .execute(conn)
+    .in_time()
     .await?;
     Ok(done.rows_affected() > 0)
 }
@@ -47,7 +49,7 @@ impl Store {
     pub async fn revoke_serial(&self, serial: &str, reason: &str, now: i64) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let fresh = revoke(&mut tx, serial, reason, now).await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(fresh)
     }
 
@@ -56,6 +58,7 @@ impl Store {
         let row = sqlx::query("SELECT serial FROM revocations WHERE serial = $1")
             .bind(serial)
             .fetch_optional(&self.pool)
+            .in_time()
             .await?;
         Ok(row.is_some())
     }
@@ -66,6 +69,7 @@ impl Store {
             sqlx::query("SELECT serial, reason, revoked_at FROM revocations WHERE serial = $1")
                 .bind(serial)
                 .fetch_optional(&self.pool)
+                .in_time()
                 .await?;
         row.map(|row| {
             Ok(Revocation {
@@ -83,6 +87,7 @@ impl Store {
             "SELECT serial, reason, revoked_at FROM revocations ORDER BY revoked_at, serial",
         )
         .fetch_all(&self.pool)
+        .in_time()
         .await?;
         rows.iter()
             .map(|row| {

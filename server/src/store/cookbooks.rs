@@ -13,6 +13,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::plan_guard::{self, PlanGuard, Scope};
+use super::pools::InTime;
 use super::{Document, Result, Store, StoreError, audit, from_json, to_json, unix_now};
 
 /// A cookbook version as pushed.
@@ -148,7 +149,10 @@ fn normalize(new: &NewCookbookVersion) -> Result<(String, Manifest)> {
 /// Every stored version, on the caller's connection (so a transaction sees
 /// its own view), in no particular order.
 pub(crate) async fn list(conn: &mut AnyConnection) -> Result<Vec<CookbookVersionRow>> {
-    let rows = sqlx::query(select_versions!()).fetch_all(conn).await?;
+    let rows = sqlx::query(select_versions!())
+        .fetch_all(conn)
+        .in_time()
+        .await?;
     rows.iter().map(row_to_version).collect()
 }
 
@@ -189,6 +193,7 @@ impl Store {
         .bind(who)
         .bind(&new.min_agent)
         .execute(&mut *tx)
+        .in_time()
         .await?;
         if done.rows_affected() == 1 {
             audit::record(
@@ -200,15 +205,16 @@ impl Store {
                 Some(audit_view(&new.name, &version, &digest, &new.description)),
             )
             .await?;
-            tx.commit().await?;
+            tx.commit().in_time().await?;
             return Ok(Inserted::Created);
         }
         let row = sqlx::query(select_versions!("WHERE name = $1 AND version = $2"))
             .bind(&new.name)
             .bind(&version)
             .fetch_one(&mut *tx)
+            .in_time()
             .await?;
-        tx.rollback().await?;
+        tx.rollback().in_time().await?;
         let existing = row_to_version(&row)?;
         let differs = if existing.manifest_digest != digest {
             Some("files")
@@ -237,11 +243,13 @@ impl Store {
                 sqlx::query(select_versions!("WHERE name = $1"))
                     .bind(name)
                     .fetch_all(&self.pool)
+                    .in_time()
                     .await?
             }
             None => {
                 sqlx::query(select_versions!())
                     .fetch_all(&self.pool)
+                    .in_time()
                     .await?
             }
         };
@@ -263,6 +271,7 @@ impl Store {
             .bind(name)
             .bind(&canonical)
             .fetch_optional(&self.pool)
+            .in_time()
             .await?;
         match row {
             Some(row) => row_to_version(&row),
@@ -310,6 +319,7 @@ impl Store {
         }
         sqlx::query("UPDATE documents SET revision = revision WHERE kind = 'environment'")
             .execute(&mut *tx)
+            .in_time()
             .await?;
         let environments = super::documents::list(&mut tx, super::DocKind::Environment).await?;
         let pinned_by: Vec<&str> = environments
@@ -332,6 +342,7 @@ impl Store {
             .bind(name)
             .bind(&existing.version)
             .execute(&mut *tx)
+            .in_time()
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!(
@@ -352,7 +363,7 @@ impl Store {
             None,
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(())
     }
 
@@ -361,6 +372,7 @@ impl Store {
     pub async fn referenced_blobs(&self) -> Result<HashSet<String>> {
         let rows = sqlx::query("SELECT name, version, manifest_json FROM cookbook_versions")
             .fetch_all(&self.pool)
+            .in_time()
             .await?;
         let mut digests = HashSet::new();
         for row in &rows {

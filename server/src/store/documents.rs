@@ -8,6 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::plan_guard::{self, PlanGuard, Scope};
+use super::pools::InTime;
 use super::{Result, Saved, Store, StoreError, audit, unix_now};
 
 /// Which kind of document.
@@ -70,6 +71,7 @@ pub(crate) async fn list(conn: &mut AnyConnection, kind: DocKind) -> Result<Vec<
     )
     .bind(kind.as_str())
     .fetch_all(conn)
+    .in_time()
     .await?;
     rows.iter()
         .map(|row| document_from_row(kind, row))
@@ -128,9 +130,10 @@ impl Store {
         .bind(now)
         .bind(who)
         .fetch_optional(&mut *tx)
+        .in_time()
         .await?;
         let Some(written) = written else {
-            tx.rollback().await?;
+            tx.rollback().in_time().await?;
             let current = self.document(kind, name).await?;
             return Ok(Saved {
                 value: current,
@@ -149,6 +152,7 @@ impl Store {
         .bind(now)
         .bind(who)
         .execute(&mut *tx)
+        .in_time()
         .await?;
         let before = sqlx::query(
             "SELECT yaml FROM document_revisions WHERE kind = $1 AND name = $2 AND revision = $3",
@@ -157,6 +161,7 @@ impl Store {
         .bind(name)
         .bind(revision - 1)
         .fetch_optional(&mut *tx)
+        .in_time()
         .await?;
         let before = match before {
             Some(row) => {
@@ -173,7 +178,7 @@ impl Store {
             Some(json!({"revision": revision, "yaml": yaml})),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(Saved {
             value: Document {
                 kind,
@@ -196,6 +201,7 @@ impl Store {
         .bind(kind.as_str())
         .bind(name)
         .fetch_optional(&self.pool)
+        .in_time()
         .await?;
         match row {
             Some(row) => document_from_row(kind, &row),
@@ -218,6 +224,7 @@ impl Store {
         .bind(kind.as_str())
         .bind(name)
         .fetch_all(&self.pool)
+        .in_time()
         .await?;
         if rows.is_empty() {
             return Err(not_found(kind, name));

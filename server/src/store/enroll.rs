@@ -28,6 +28,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::nodes::{self, NodeRow, NodeState, parse_facts};
+use super::pools::InTime;
 use super::{Result, Store, StoreError, TokenRefusal, audit, from_json, to_json};
 
 /// What a node brings to its enrollment.
@@ -98,6 +99,7 @@ async fn retire_if_expired(
     .bind(&e.name)
     .bind(e.now)
     .execute(&mut *conn)
+    .in_time()
     .await?;
     if locked.rows_affected() == 0 {
         return Ok(None);
@@ -143,6 +145,7 @@ async fn write_node(
     .bind(e.cert_expires_at)
     .bind(e.now)
     .execute(&mut *conn)
+    .in_time()
     .await?;
     if done.rows_affected() == 0 {
         // Read again: on PostgreSQL the holder may have committed after our
@@ -188,6 +191,7 @@ async fn refusal(conn: &mut AnyConnection, token_hash: &str, now: i64) -> Result
         sqlx::query("SELECT id, expires_at, uses_left, revoked FROM tokens WHERE secret_hash = $1")
             .bind(token_hash)
             .fetch_optional(conn)
+            .in_time()
             .await?;
     let Some(row) = row else {
         return Ok(StoreError::Denied(TokenRefusal::Unknown));
@@ -225,7 +229,7 @@ impl Store {
         let facts = parse_facts(&e.facts_json)?;
         let mut tx = self.write_tx().await?;
         let enrolled = write_node(&mut tx, e, &facts, environment, roles, who).await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(enrolled)
     }
 
@@ -252,10 +256,11 @@ impl Store {
         .bind(token_hash)
         .bind(e.now)
         .fetch_optional(&mut *tx)
+        .in_time()
         .await?;
         let Some(used) = used else {
             let refused = refusal(&mut tx, token_hash, e.now).await?;
-            tx.rollback().await?;
+            tx.rollback().in_time().await?;
             return Err(refused);
         };
         let id: String = used.try_get("id")?;
@@ -271,7 +276,7 @@ impl Store {
             &format!("token:{id}"),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         enrolled.token_id = Some(id);
         Ok(enrolled)
     }

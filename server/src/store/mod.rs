@@ -46,6 +46,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, SqlSafeStr};
 
+use pools::InTime;
+
 pub use admins::AdminRow;
 pub use audit::AuditEvent;
 pub use certs::Revocation;
@@ -269,7 +271,7 @@ impl Store {
     pub(crate) async fn write_tx(&self) -> Result<Tx> {
         Ok(match self.engine {
             Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.writer.begin().await?,
+            Engine::Postgres => self.writer.begin().in_time().await?,
         })
     }
 }
@@ -331,7 +333,7 @@ pub(crate) async fn lock_row(
     sql: &'static str,
     key: &str,
 ) -> Result<bool> {
-    let done = sqlx::query(sql).bind(key).execute(conn).await?;
+    let done = sqlx::query(sql).bind(key).execute(conn).in_time().await?;
     Ok(done.rows_affected() > 0)
 }
 

@@ -11,6 +11,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::plan_guard::{self, PlanGuard, Scope};
+use super::pools::InTime;
 use super::{
     Result, RunRow, Saved, Store, StoreError, audit, certs, from_json, lock_row, to_json, unix_now,
 };
@@ -138,6 +139,7 @@ pub(crate) async fn fetch(conn: &mut AnyConnection, name: &str) -> Result<Option
     let row = sqlx::query(select_nodes!("WHERE name = $1"))
         .bind(name)
         .fetch_optional(conn)
+        .in_time()
         .await?;
     row.as_ref().map(node_from_row).transpose()
 }
@@ -212,6 +214,7 @@ pub(crate) async fn retire_locked(
     sqlx::query("UPDATE nodes SET state = 'retired' WHERE name = $1")
         .bind(name)
         .execute(&mut *conn)
+        .in_time()
         .await?;
     let reason = match why {
         None => format!("node {name} retired"),
@@ -253,11 +256,13 @@ impl Store {
                 sqlx::query(select_nodes!("WHERE environment = $1 ORDER BY name"))
                     .bind(env)
                     .fetch_all(&self.pool)
+                    .in_time()
                     .await?
             }
             None => {
                 sqlx::query(select_nodes!("ORDER BY name"))
                     .fetch_all(&self.pool)
+                    .in_time()
                     .await?
             }
         };
@@ -391,7 +396,7 @@ impl Store {
         refuse_retired(&node, &what)?;
         let roles_before = node.roles.clone();
         let Some((before, after)) = change(&mut node)? else {
-            tx.rollback().await?;
+            tx.rollback().in_time().await?;
             return Ok(Saved {
                 value: node,
                 changed: false,
@@ -411,9 +416,10 @@ impl Store {
             .bind(to_json(&node.attributes))
             .bind(name)
             .execute(&mut *tx)
+            .in_time()
             .await?;
         audit::record(&mut tx, now, who, what, before, after).await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(Saved {
             value: node,
             changed: true,
@@ -428,14 +434,14 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let mut node = fetch_locked(&mut tx, name).await?;
         if node.state == NodeState::Retired {
-            tx.rollback().await?;
+            tx.rollback().in_time().await?;
             return Ok(Saved {
                 value: node,
                 changed: false,
             });
         }
         retire_locked(&mut tx, &node, who, None, now).await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         node.state = NodeState::Retired;
         Ok(Saved {
             value: node,
@@ -471,6 +477,7 @@ impl Store {
             .bind(expires_at)
             .bind(name)
             .execute(&mut *tx)
+            .in_time()
             .await?;
         if node.cert_serial != serial {
             certs::revoke(
@@ -481,7 +488,7 @@ impl Store {
             )
             .await?;
         }
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         node.cert_serial = serial.to_string();
         node.cert_expires_at = expires_at;
         Ok(node)
@@ -502,6 +509,7 @@ impl Store {
         let row = sqlx::query("SELECT agent_version FROM nodes WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
+            .in_time()
             .await?;
         match row {
             Some(row) => Ok(row.try_get("agent_version")?),
@@ -545,9 +553,10 @@ impl Store {
                     .bind(value)
                     .bind(name)
                     .execute(&mut *tx)
+                    .in_time()
                     .await?;
             }
-            tx.commit().await?;
+            tx.commit().in_time().await?;
         }
         Ok(())
     }
@@ -559,6 +568,7 @@ impl Store {
             .bind(value)
             .bind(name)
             .execute(&self.writer)
+            .in_time()
             .await?;
         if done.rows_affected() == 0 {
             return Err(not_found(name));
@@ -586,6 +596,7 @@ impl Store {
         let unreachable: HashSet<String> =
             sqlx::query("SELECT name FROM nodes WHERE state = 'unreachable'")
                 .fetch_all(&mut *tx)
+                .in_time()
                 .await?
                 .iter()
                 .map(|row| row.try_get("name"))
@@ -600,12 +611,13 @@ impl Store {
             .bind(at)
             .bind(name)
             .execute(&mut *tx)
+            .in_time()
             .await?;
             if done.rows_affected() > 0 && unreachable.contains(name) {
                 revived.push(name.to_string());
             }
         }
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(revived)
     }
 
@@ -618,6 +630,7 @@ impl Store {
         )
         .bind(seen_before)
         .fetch_all(&self.writer)
+        .in_time()
         .await?;
         let mut names = rows
             .iter()

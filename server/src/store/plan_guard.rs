@@ -19,6 +19,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::cookbooks::CookbookVersionRow;
+use super::pools::InTime;
 use super::{DocKind, Document, Engine, Result, StoreError, audit, from_json};
 
 /// How many nodes of a broken group a refusal or an audit row names; the
@@ -141,6 +142,7 @@ pub(crate) async fn lock_plans(conn: &mut AnyConnection, engine: Engine) -> Resu
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PLAN_LOCK)
             .execute(conn)
+            .in_time()
             .await?;
     }
     Ok(())
@@ -152,7 +154,7 @@ async fn fleet_groups(conn: &mut AnyConnection) -> Result<Vec<(NodeGroup, String
         "SELECT environment, roles_json, COUNT(*) AS nodes FROM nodes \
          WHERE state <> 'retired' GROUP BY environment, roles_json ORDER BY environment, roles_json",
     )
-    .fetch_all(conn)
+    .fetch_all(conn).in_time()
     .await?;
     rows.iter()
         .map(|row| {
@@ -271,6 +273,7 @@ async fn named_nodes(
     .bind(roles_json)
     .bind(NAMED_NODES as i64)
     .fetch_all(conn)
+    .in_time()
     .await?;
     rows.iter()
         .map(|r| r.try_get("name").map_err(StoreError::from))

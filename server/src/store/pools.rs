@@ -10,6 +10,14 @@
 //!   both.
 //! - A connection is waited for at most [`ACQUIRE_TIMEOUT`]: a PostgreSQL
 //!   that cannot be reached fails calls in seconds, not half a minute.
+//! - Every statement is waited for at most [`STATEMENT_DEADLINE`]
+//!   ([`InTime`]): a PostgreSQL that stops answering on a connection that
+//!   stays up (a stopped process, a lock nobody releases, a network path
+//!   that drops packets without a reset) fails the call instead of holding
+//!   it, and the background passes with it, until TCP gives up. sqlx has no
+//!   socket timeout to ask for; the connection given up on is closed when
+//!   the pool next hands it out (its ping fails, or it still counts a
+//!   transaction).
 //! - A transaction the database ended by itself (SQLite rolls back when the
 //!   disk is full) is still counted as open by sqlx, and every later
 //!   `BEGIN` on that connection would fail ("non-zero transaction depth")
@@ -18,8 +26,10 @@
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, AssertSqlSafe, Connection};
+use tokio::time::error::Elapsed;
 
 use super::{Engine, Result};
 
@@ -29,6 +39,37 @@ pub const FOREIGN_LOCK_WAIT: Duration = Duration::from_secs(2);
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a SQLite write waits for the server's own writes before it.
 pub const WRITER_QUEUE: Duration = Duration::from_secs(60);
+/// How long one statement (a query, a commit) may take to be answered.
+pub const STATEMENT_DEADLINE: Duration = Duration::from_secs(15);
+
+/// A database call that fails with a time-out error once it has waited
+/// [`STATEMENT_DEADLINE`] (`api::status` says "the database did not answer
+/// in time").
+pub(crate) trait InTime<T>: Future<Output = Result<T, sqlx::Error>> + Sized {
+    fn in_time(self) -> Answered<Self, T> {
+        tokio::time::timeout(STATEMENT_DEADLINE, self).map(answered::<T> as fn(_) -> _)
+    }
+}
+
+impl<F, T> InTime<T> for F where F: Future<Output = Result<T, sqlx::Error>> {}
+
+/// The future [`InTime::in_time`] returns (named, so it stays `Send`).
+pub(crate) type Answered<F, T> = futures::future::Map<
+    tokio::time::Timeout<F>,
+    fn(Result<Result<T, sqlx::Error>, Elapsed>) -> Result<T, sqlx::Error>,
+>;
+
+fn answered<T>(r: Result<Result<T, sqlx::Error>, Elapsed>) -> Result<T, sqlx::Error> {
+    r.unwrap_or_else(|_| {
+        Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the database did not answer within {} s",
+                STATEMENT_DEADLINE.as_secs()
+            ),
+        )))
+    })
+}
 
 /// Set on every SQLite connection. `synchronous = FULL` rather than NORMAL:
 /// in WAL mode NORMAL may lose the last commits on power loss, and an admin
@@ -58,10 +99,13 @@ fn options(engine: Engine) -> AnyPoolOptions {
         Engine::Sqlite => options.after_connect(|conn, _meta| {
             Box::pin(async move {
                 for pragma in SQLITE_PRAGMAS {
-                    sqlx::query(*pragma).execute(&mut *conn).await?;
+                    sqlx::query(*pragma).execute(&mut *conn).in_time().await?;
                 }
                 let busy = format!("PRAGMA busy_timeout = {}", FOREIGN_LOCK_WAIT.as_millis());
-                sqlx::query(AssertSqlSafe(busy)).execute(&mut *conn).await?;
+                sqlx::query(AssertSqlSafe(busy))
+                    .execute(&mut *conn)
+                    .in_time()
+                    .await?;
                 Ok(())
             })
         }),
@@ -90,4 +134,60 @@ pub(super) async fn connect(engine: Engine, url: &str) -> Result<Pools> {
         .await?;
     let read = options(engine).connect(url).await?;
     Ok(Pools { read, write })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The calls that send a statement and wait for its answer.
+    const STATEMENTS: &[&str] = &[
+        ".execute(",
+        ".fetch_one(",
+        ".fetch_optional(",
+        ".fetch_all(",
+        ".commit(",
+        ".rollback(",
+    ];
+
+    /// The end of the call whose `(` is at `open`.
+    fn close_of(text: &str, open: usize) -> usize {
+        let mut depth = 0;
+        for (i, c) in text[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' if depth == 1 => return open + i + 1,
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+        panic!("unbalanced call at byte {open}")
+    }
+
+    #[test]
+    fn every_statement_of_the_store_is_waited_for_in_time() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+        let mut late = Vec::new();
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            // This module's own tests name the calls.
+            let text = text.split("#[cfg(test)]").next().unwrap();
+            for call in STATEMENTS {
+                for (at, _) in text.match_indices(call) {
+                    let after = text[close_of(text, at + call.len() - 1)..].trim_start();
+                    if after.starts_with(".await") {
+                        let line = text[..at].lines().count();
+                        late.push(format!("{}:{line}: {call}", path.display()));
+                    }
+                    seen += 1;
+                }
+            }
+        }
+        assert!(
+            seen > 50,
+            "only {seen} statements found in {}",
+            dir.display()
+        );
+        assert!(late.is_empty(), "awaited without .in_time(): {late:#?}");
+    }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::pools::InTime;
 use super::{Result, Store, StoreError, lock_row, to_json};
 
 /// One run of an agent, as it reported it.
@@ -104,6 +105,7 @@ impl Store {
         let identity: String = sqlx::query("SELECT identity FROM nodes WHERE name = $1")
             .bind(&run.node)
             .fetch_one(&mut *tx)
+            .in_time()
             .await?
             .try_get("identity")?;
         let summary = RunRow {
@@ -116,6 +118,7 @@ impl Store {
             .bind(to_json(&summary))
             .bind(&run.node)
             .execute(&mut *tx)
+            .in_time()
             .await?;
         let row = sqlx::query(
             "INSERT INTO runs (node, at, status, resources_total, resources_changed, \
@@ -137,9 +140,10 @@ impl Store {
         .bind(run.received_at)
         .bind(&identity)
         .fetch_one(&mut *tx)
+        .in_time()
         .await?;
         let id: i64 = row.try_get("id")?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(id)
     }
 
@@ -153,6 +157,7 @@ impl Store {
         .bind(node)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
+        .in_time()
         .await?;
         rows.iter().map(run_from_row).collect()
     }
@@ -169,12 +174,14 @@ impl Store {
                 .bind(node)
                 .bind(limit)
                 .fetch_all(&self.pool)
+                .in_time()
                 .await?
             }
             None => {
                 sqlx::query(select_runs!("ORDER BY at DESC, id DESC LIMIT $1"))
                     .bind(limit)
                     .fetch_all(&self.pool)
+                    .in_time()
                     .await?
             }
         };
@@ -187,6 +194,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM runs WHERE at < $1")
             .bind(older_than)
             .execute(&self.writer)
+            .in_time()
             .await?;
         Ok(done.rows_affected())
     }

@@ -7,6 +7,7 @@ use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::pools::InTime;
 use super::{Result, Saved, Store, StoreError, audit, from_json, lock_row, to_json, unix_now};
 
 /// A stored secret.
@@ -90,10 +91,11 @@ impl Store {
             let row = sqlx::query(select_secrets!("WHERE name = $1"))
                 .bind(name)
                 .fetch_one(&mut *tx)
+                .in_time()
                 .await?;
             let existing = secret_from_row(&row)?;
             if existing.ciphertext == ciphertext && existing.roles == roles {
-                tx.rollback().await?;
+                tx.rollback().in_time().await?;
                 return Ok(Saved {
                     value: existing,
                     changed: false,
@@ -115,6 +117,7 @@ impl Store {
         .bind(now)
         .bind(who)
         .execute(&mut *tx)
+        .in_time()
         .await?;
         audit::record(
             &mut tx,
@@ -125,7 +128,7 @@ impl Store {
             Some(json!({"roles": roles})),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(Saved {
             value: secret,
             changed: true,
@@ -136,6 +139,7 @@ impl Store {
     pub async fn secrets(&self) -> Result<Vec<SecretRow>> {
         let rows = sqlx::query(select_secrets!("ORDER BY name"))
             .fetch_all(&self.pool)
+            .in_time()
             .await?;
         rows.iter().map(secret_from_row).collect()
     }
@@ -146,6 +150,7 @@ impl Store {
         let row = sqlx::query("DELETE FROM secrets WHERE name = $1 RETURNING roles_json")
             .bind(name)
             .fetch_optional(&mut *tx)
+            .in_time()
             .await?;
         let Some(row) = row else {
             return Err(StoreError::NotFound(format!(
@@ -163,7 +168,7 @@ impl Store {
             None,
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 
+use super::pools::InTime;
 use super::{Result, Store, unix_now};
 
 impl Store {
@@ -12,6 +13,7 @@ impl Store {
         let row = sqlx::query("SELECT value FROM cluster_settings WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
+            .in_time()
             .await?;
         Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
@@ -29,10 +31,12 @@ impl Store {
         .bind(value)
         .bind(unix_now())
         .execute(&self.writer)
+        .in_time()
         .await?;
         let row = sqlx::query("SELECT value FROM cluster_settings WHERE key = $1")
             .bind(key)
             .fetch_one(&self.pool)
+            .in_time()
             .await?;
         Ok(row.try_get("value")?)
     }

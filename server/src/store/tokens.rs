@@ -7,6 +7,7 @@ use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::pools::InTime;
 use super::{Result, Saved, Store, StoreError, audit, from_json, lock_row, to_json, unix_now};
 
 /// A token to create. The caller makes the id and the secret and hashes
@@ -117,6 +118,7 @@ impl Store {
         .bind(now)
         .bind(who)
         .execute(&mut *tx)
+        .in_time()
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!(
@@ -133,7 +135,7 @@ impl Store {
             Some(token.audit_view()),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(token)
     }
 
@@ -141,6 +143,7 @@ impl Store {
     pub async fn tokens(&self) -> Result<Vec<TokenRow>> {
         let rows = sqlx::query(select_tokens!("ORDER BY created_at DESC, id"))
             .fetch_all(&self.pool)
+            .in_time()
             .await?;
         rows.iter().map(token_from_row).collect()
     }
@@ -150,6 +153,7 @@ impl Store {
         let row = sqlx::query(select_tokens!("WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
+            .in_time()
             .await?;
         match row {
             Some(row) => token_from_row(&row),
@@ -173,10 +177,11 @@ impl Store {
         let row = sqlx::query(select_tokens!("WHERE id = $1"))
             .bind(id)
             .fetch_one(&mut *tx)
+            .in_time()
             .await?;
         let mut token = token_from_row(&row)?;
         if token.revoked {
-            tx.rollback().await?;
+            tx.rollback().in_time().await?;
             return Ok(Saved {
                 value: token,
                 changed: false,
@@ -186,6 +191,7 @@ impl Store {
         sqlx::query("UPDATE tokens SET revoked = 1 WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
+            .in_time()
             .await?;
         token.revoked = true;
         audit::record(
@@ -197,7 +203,7 @@ impl Store {
             Some(token.audit_view()),
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().in_time().await?;
         Ok(Saved {
             value: token,
             changed: true,
