@@ -30,6 +30,7 @@ use sqlx::{AssertSqlSafe, SqlSafeStr};
 use tokio::task::JoinHandle;
 
 use crate::state::State;
+use crate::store::InTime;
 
 /// The PostgreSQL channel replicas notify each other on.
 pub const CHANNEL: &str = "cm_changes";
@@ -84,6 +85,7 @@ pub async fn notify(state: &State, reason: &str) {
     let sql = format!("NOTIFY {CHANNEL}, '{text}'");
     if let Err(e) = sqlx::query(AssertSqlSafe(sql).into_sql_str())
         .execute(state.store.pool())
+        .in_time()
         .await
     {
         tracing::warn!(error = %e, %reason, "cannot notify the other replicas of a change");

@@ -46,7 +46,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, SqlSafeStr};
 
-use pools::InTime;
+pub(crate) use pools::InTime;
 
 pub use admins::AdminRow;
 pub use audit::AuditEvent;
