@@ -4,11 +4,18 @@
 //! recompute (see [`crate::recompute`]); this hub delivers, and remembers
 //! the last hash it told or showed each node, so that a replica wakes its
 //! own watchers even when another replica already recorded the new hash.
+//!
+//! Delivery is per node and keeps only the latest event: a stream that
+//! falls behind (a slow agent, a pass that changes thousands of plans at
+//! once) is handed its newest plan hash when it reads again, never nothing,
+//! and a change costs one send to that node's streams, not one message to
+//! every stream of the replica.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
 /// A node's plan changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,64 +25,153 @@ pub struct PlanChanged {
     pub reason: String,
 }
 
-/// One sender, a receiver per Watch stream.
-#[derive(Debug)]
-pub struct WatchHub {
-    tx: broadcast::Sender<PlanChanged>,
-    /// Node → the plan hash this replica last told it (an event) or saw it
+/// What a node's streams read: the latest event, `None` before the first.
+pub type NodeEvents = watch::Receiver<Option<PlanChanged>>;
+
+/// What the hub knows of one node.
+#[derive(Debug, Default)]
+struct Slot {
+    /// The plan hash this replica last told the node (an event) or saw it
     /// hold (a recomputation, a Watch call).
-    last_told: Mutex<HashMap<String, String>>,
+    told: Option<String>,
+    /// Its streams on this replica, while it has any.
+    events: Option<watch::Sender<Option<PlanChanged>>>,
 }
 
-impl Default for WatchHub {
-    fn default() -> Self {
-        Self::new()
-    }
+#[derive(Debug, Default)]
+pub struct WatchHub {
+    nodes: Mutex<HashMap<String, Slot>>,
+    published: AtomicU64,
 }
 
 impl WatchHub {
     pub fn new() -> WatchHub {
-        // A lagging stream skips ahead; the agent re-asks for its plan anyway.
-        let (tx, _) = broadcast::channel(4096);
-        WatchHub {
-            tx,
-            last_told: Mutex::new(HashMap::new()),
-        }
+        WatchHub::default()
     }
 
-    fn told(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        // A map of strings replaced whole: never left half-written.
-        self.last_told.lock().unwrap_or_else(|e| e.into_inner())
+    fn nodes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        // Every change to the map is one insert or one field replaced:
+        // never left half-written by a panic.
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Tell `event.node`'s streams; one that is reading something else
+    /// finds this event (or a newer one) when it reads next.
     pub fn publish(&self, event: PlanChanged) {
-        self.note(&event.node, &event.plan_hash);
-        let _ = self.tx.send(event);
+        self.published.fetch_add(1, Ordering::Relaxed);
+        let mut nodes = self.nodes();
+        let slot = nodes.entry(event.node.clone()).or_default();
+        slot.told = Some(event.plan_hash.clone());
+        if let Some(events) = &slot.events {
+            if events.receiver_count() == 0 {
+                slot.events = None;
+            } else {
+                events.send_replace(Some(event));
+            }
+        }
     }
 
     /// Remember that `node`'s plan hash is `hash` as far as this replica's
     /// watchers know.
     pub fn note(&self, node: &str, hash: &str) {
-        let mut told = self.told();
-        match told.get_mut(node) {
-            Some(h) if h == hash => {}
-            Some(h) => *h = hash.to_string(),
+        let mut nodes = self.nodes();
+        match nodes.get_mut(node) {
+            Some(slot) if slot.told.as_deref() == Some(hash) => {}
+            Some(slot) => slot.told = Some(hash.to_string()),
             None => {
-                told.insert(node.to_string(), hash.to_string());
+                nodes.insert(
+                    node.to_string(),
+                    Slot {
+                        told: Some(hash.to_string()),
+                        events: None,
+                    },
+                );
             }
         }
     }
 
     /// The hash this replica last told or saw for `node`, if any.
     pub fn last_told(&self, node: &str) -> Option<String> {
-        self.told().get(node).cloned()
+        self.nodes().get(node).and_then(|s| s.told.clone())
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<PlanChanged> {
-        self.tx.subscribe()
+    /// The events of `node` from now on (what was published before is
+    /// already seen).
+    pub fn subscribe(&self, node: &str) -> NodeEvents {
+        let mut nodes = self.nodes();
+        let slot = nodes.entry(node.to_string()).or_default();
+        match &slot.events {
+            Some(events) => events.subscribe(),
+            None => {
+                let (events, rx) = watch::channel(None);
+                slot.events = Some(events);
+                rx
+            }
+        }
     }
 
+    /// Watch streams open on this replica.
     pub fn watchers(&self) -> usize {
-        self.tx.receiver_count()
+        self.nodes()
+            .values()
+            .filter_map(|s| s.events.as_ref())
+            .map(|e| e.receiver_count())
+            .sum()
+    }
+
+    /// Events published since the server started (each wakes at most one
+    /// node's streams).
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changed(node: &str, hash: &str) -> PlanChanged {
+        PlanChanged {
+            node: node.into(),
+            plan_hash: hash.into(),
+            reason: "test".into(),
+        }
+    }
+
+    #[test]
+    fn a_stream_that_fell_behind_gets_its_latest_hash() {
+        let hub = WatchHub::new();
+        let mut mine = hub.subscribe("web-1");
+        hub.publish(changed("web-1", "a"));
+        // More changes than any queue would hold, none of them its own...
+        for i in 0..10_000 {
+            hub.publish(changed(&format!("other-{i}"), "x"));
+        }
+        // ...and then its own again: it reads the newest, once.
+        hub.publish(changed("web-1", "b"));
+        assert!(mine.has_changed().unwrap());
+        let seen = mine.borrow_and_update().clone().unwrap();
+        assert_eq!(seen.plan_hash, "b");
+        assert!(!mine.has_changed().unwrap());
+        assert_eq!(hub.last_told("web-1").as_deref(), Some("b"));
+        assert_eq!(hub.published(), 10_002);
+    }
+
+    #[test]
+    fn a_stream_hears_only_its_node() {
+        let hub = WatchHub::new();
+        let mine = hub.subscribe("web-1");
+        let twin = hub.subscribe("web-1");
+        assert_eq!(hub.watchers(), 2);
+        hub.publish(changed("web-2", "a"));
+        assert!(!mine.has_changed().unwrap());
+        hub.publish(changed("web-1", "c"));
+        assert!(mine.has_changed().unwrap() && twin.has_changed().unwrap());
+        drop((mine, twin));
+        assert_eq!(hub.watchers(), 0);
+        // The last stream gone, the next event drops the channel.
+        hub.publish(changed("web-1", "d"));
+        assert!(hub.nodes()["web-1"].events.is_none());
+        assert_eq!(hub.last_told("web-1").as_deref(), Some("d"));
     }
 }

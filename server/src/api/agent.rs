@@ -13,7 +13,7 @@ use cm_proto::v1::{
     GetPlanRequest, GetPlanResponse, RenewRequest, RunSummary, WatchEvent, WatchRequest,
 };
 use sha2::{Digest, Sha256};
-use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::WatchStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
@@ -294,7 +294,7 @@ impl Agent for AgentApi {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (node, _) = auth::node(&self.state, &req).await?;
         let known = req.into_inner().plan_hash;
-        let rx = self.state.hub.subscribe();
+        let rx = self.state.hub.subscribe(&node);
         // A node without a valid plan still watches: it is told once (an
         // empty hash) so that its agent runs and reports the error, and it
         // hears of its next valid plan.
@@ -313,13 +313,14 @@ impl Agent for AgentApi {
             plan_hash: current.clone(),
             reason,
         });
-        let events = BroadcastStream::new(rx).filter_map(move |e| match e {
-            Ok(ev) if ev.node == node => Some(Ok(WatchEvent {
-                plan_hash: ev.plan_hash,
-                reason: ev.reason,
-            })),
-            // Lagged: skip ahead; the agent asks for its plan on any event anyway.
-            _ => None,
+        // Only this node's events, the newest when the stream fell behind.
+        let events = WatchStream::from_changes(rx).filter_map(|e| {
+            e.map(|e| {
+                Ok(WatchEvent {
+                    plan_hash: e.plan_hash,
+                    reason: e.reason,
+                })
+            })
         });
         let mut stopping = self.stopping.clone();
         let stop = async move {
