@@ -4,11 +4,12 @@
 //! retried with exponential backoff and jitter; a refused token or a
 //! revoked certificate stops the daemon with a message, never a retry storm.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use cm_proto::v1::WatchRequest;
 use cm_proto::v1::agent_client::AgentClient;
+use cm_proto::v1::{Empty, WatchRequest};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep, sleep_until};
 use tonic::transport::Channel;
@@ -16,8 +17,8 @@ use tonic::transport::Channel;
 use crate::config::Config;
 use crate::lock::RunLock;
 use crate::node::{Connected, Fatal, RunOptions, connect_with_backoff};
-use crate::remote::RemoteError;
 use crate::remote::backoff::{Backoff, random_up_to};
+use crate::remote::{RemoteError, now};
 use crate::signals::STOP;
 
 /// What the watch task tells the main loop.
@@ -53,11 +54,16 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
 
     let (known_tx, known_rx) = watch::channel(node.plan_hash().unwrap_or_default());
     let (events_tx, mut events) = mpsc::channel(16);
-    let mut watcher = tokio::spawn(watch_loop(
-        node.channel(),
-        known_rx.clone(),
-        events_tx.clone(),
-    ));
+    let busy = Busy::default();
+    let spawn_follow = |channel: Channel| {
+        tokio::spawn(follow(
+            channel,
+            known_rx.clone(),
+            events_tx.clone(),
+            busy.clone(),
+        ))
+    };
+    let mut watcher = spawn_follow(node.channel());
     let mut watching_as = node.identity.cert_pem.clone();
 
     let mut cause = "starting";
@@ -68,10 +74,13 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
     loop {
         tracing::info!(cause, "converging");
         notify(&[sd_notify::NotifyState::Status("converging")]);
+        busy.start();
+        let progress = busy.clone();
         let out = node
-            .run(&opts, &STOP, Box::new(|_| {}))
+            .run(&opts, &STOP, Box::new(move |_| progress.start()))
             .await
             .inspect_err(|e| tracing::error!("{e}"))?;
+        busy.stop();
         log_outcome(&out);
         if let Some(h) = &out.plan_hash {
             let _ = known_tx.send(h.clone());
@@ -79,11 +88,7 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
         // A renewal revoked the certificate the stream reconnects with.
         if node.identity.cert_pem != watching_as {
             watcher.abort();
-            watcher = tokio::spawn(watch_loop(
-                node.channel(),
-                known_rx.clone(),
-                events_tx.clone(),
-            ));
+            watcher = spawn_follow(node.channel());
             watching_as = node.identity.cert_pem.clone();
         }
         if STOP.load(Ordering::SeqCst) {
@@ -144,7 +149,7 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
                         if !node.adopt_newer_identity()? && !node.still_accepted().await {
                             return Err(Fatal::Revoked(m));
                         }
-                        watcher = tokio::spawn(watch_loop(node.channel(), known_rx.clone(), events_tx.clone()));
+                        watcher = spawn_follow(node.channel());
                         watching_as = node.identity.cert_pem.clone();
                     }
                     None => {}
@@ -215,6 +220,68 @@ fn one_daemon(config: &Config) -> Result<RunLock, Fatal> {
             "another cm-agent daemon is running on this node ({e})"
         ))
     })
+}
+
+/// How often the daemon tells the server it is alive.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
+/// A converge that has finished no resource for this long is stuck: the
+/// heartbeats stop, so the server calls the node unreachable.
+const STUCK_AFTER: i64 = 600;
+
+/// When the converge in progress last moved (unix seconds; 0: idle).
+#[derive(Clone, Default)]
+struct Busy(Arc<AtomicI64>);
+
+impl Busy {
+    fn start(&self) {
+        self.0.store(now(), Ordering::Relaxed);
+    }
+
+    fn stop(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    fn stuck(&self) -> bool {
+        let since = self.0.load(Ordering::Relaxed);
+        since != 0 && now() - since > STUCK_AFTER
+    }
+}
+
+/// The watch stream and the heartbeats, for one certificate.
+async fn follow(
+    channel: Channel,
+    known: watch::Receiver<String>,
+    events: mpsc::Sender<Event>,
+    busy: Busy,
+) {
+    tokio::join!(
+        watch_loop(channel.clone(), known, events),
+        heartbeat_loop(channel, busy)
+    );
+}
+
+/// Beat every minute while the daemon is not stuck. A server too old to
+/// know heartbeats is not asked again.
+async fn heartbeat_loop(channel: Channel, busy: Busy) {
+    let mut client = AgentClient::new(channel);
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tick.tick().await;
+        if busy.stuck() {
+            tracing::warn!(
+                "a converge has made no progress for 10 minutes: not telling the server this node is alive"
+            );
+            continue;
+        }
+        match client.heartbeat(Empty {}).await {
+            Ok(_) => {}
+            Err(s) if s.code() == tonic::Code::Unimplemented => {
+                tracing::info!("the server takes no heartbeats (older than cm-server 0.3.0)");
+                return;
+            }
+            Err(s) => tracing::debug!(error = %RemoteError::from(s), "heartbeat not delivered"),
+        }
+    }
 }
 
 /// Follow the watch stream, reconnecting with backoff.

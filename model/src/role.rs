@@ -20,6 +20,8 @@
 //!   memcached: 1.0.0
 //! attributes: {}
 //! splay_seconds: 30     # spread plan-change wake-ups over this many seconds
+//! unreachable_after_seconds: 180  # silent this long: listed, reachable: false
+//! expire_after_seconds: 900       # silent this long: out of the cluster view
 //! ```
 
 use std::collections::BTreeMap;
@@ -56,7 +58,19 @@ pub struct Environment {
     pub attributes: Map<String, Value>,
     /// Agents wait a random 0..splay seconds before converging a new plan.
     pub splay_seconds: u32,
+    /// A node silent this long is unreachable (still in the cluster view).
+    pub unreachable_after_seconds: u32,
+    /// A node silent this long expires: out of the view, ordinals freed.
+    pub expire_after_seconds: u32,
 }
+
+/// Agents send a heartbeat every minute: two missed ones at least before a
+/// node is called unreachable.
+pub const MIN_UNREACHABLE_AFTER: u32 = 120;
+pub const DEFAULT_UNREACHABLE_AFTER: u32 = 180;
+pub const DEFAULT_EXPIRE_AFTER: u32 = 900;
+/// Thirty days.
+const MAX_TIMER: u32 = 30 * 24 * 3600;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +98,18 @@ struct RawEnvironment {
     attributes: Map<String, Value>,
     #[serde(default)]
     splay_seconds: u32,
+    #[serde(default = "default_unreachable_after")]
+    unreachable_after_seconds: u32,
+    #[serde(default = "default_expire_after")]
+    expire_after_seconds: u32,
+}
+
+fn default_unreachable_after() -> u32 {
+    DEFAULT_UNREACHABLE_AFTER
+}
+
+fn default_expire_after() -> u32 {
+    DEFAULT_EXPIRE_AFTER
 }
 
 fn pos(s: &Spanned<String>) -> Pos {
@@ -171,12 +197,33 @@ impl Environment {
         if raw.splay_seconds > 3600 {
             return Err(LoadError::in_file(file, "splay_seconds: at most 3600"));
         }
+        let (unreachable, expire) = (raw.unreachable_after_seconds, raw.expire_after_seconds);
+        if !(MIN_UNREACHABLE_AFTER..=MAX_TIMER).contains(&unreachable) {
+            return Err(LoadError::in_file(
+                file,
+                format!(
+                    "unreachable_after_seconds: {unreachable} is outside \
+                     {MIN_UNREACHABLE_AFTER}..={MAX_TIMER} (agents beat every 60 s)"
+                ),
+            ));
+        }
+        if expire <= unreachable || expire > MAX_TIMER {
+            return Err(LoadError::in_file(
+                file,
+                format!(
+                    "expire_after_seconds: {expire} must be over unreachable_after_seconds \
+                     ({unreachable}) and at most {MAX_TIMER}"
+                ),
+            ));
+        }
         Ok(Environment {
             name: raw.name.value,
             description: raw.description,
             cookbooks: constraints(file, raw.cookbooks, true)?,
             attributes: raw.attributes,
             splay_seconds: raw.splay_seconds,
+            unreachable_after_seconds: unreachable,
+            expire_after_seconds: expire,
         })
     }
 
@@ -188,6 +235,8 @@ impl Environment {
             cookbooks: BTreeMap::new(),
             attributes: Map::new(),
             splay_seconds: 0,
+            unreachable_after_seconds: DEFAULT_UNREACHABLE_AFTER,
+            expire_after_seconds: DEFAULT_EXPIRE_AFTER,
         }
     }
 }
@@ -195,6 +244,40 @@ impl Environment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_timers_default_and_are_checked() {
+        let f = Path::new("environments/prod.yaml");
+        let e = Environment::parse(f, "name: prod\n").unwrap();
+        assert_eq!(
+            (e.unreachable_after_seconds, e.expire_after_seconds),
+            (180, 900)
+        );
+        let e = Environment::parse(
+            f,
+            "name: prod\nunreachable_after_seconds: 300\nexpire_after_seconds: 3600\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (e.unreachable_after_seconds, e.expire_after_seconds),
+            (300, 3600)
+        );
+        let err = Environment::parse(f, "name: prod\nunreachable_after_seconds: 60\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unreachable_after_seconds: 60 is outside 120"),
+            "{err}"
+        );
+        let err = Environment::parse(f, "name: prod\nexpire_after_seconds: 180\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expire_after_seconds: 180 must be over"),
+            "{err}"
+        );
+        assert!(err.contains("environments/prod.yaml"), "{err}");
+    }
 
     #[test]
     fn role_parses_run_list_attributes_and_constraints() {

@@ -273,7 +273,7 @@ pub async fn start(config: Config) -> Result<Running> {
         if let Some(r) = replication {
             r.stop();
         }
-        flush_once(&flush_state).await;
+        flush_state.flush_check_ins().await;
         let _ = http_tx.send(());
     });
     Ok(Running {
@@ -366,20 +366,14 @@ async fn bootstrap_admin(
     Ok(Some(path))
 }
 
-/// Check-ins are kept in memory and written in batches.
+/// Check-ins are kept in memory and written in batches, then the
+/// membership verdicts are passed (`state::membership`).
 async fn flush_check_ins(state: Arc<State>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut tick = tokio::time::interval(crate::store::PASS_EVERY);
     loop {
         tick.tick().await;
-        flush_once(&state).await;
-    }
-}
-
-async fn flush_once(state: &State) {
-    let batch: Vec<(String, i64)> = state.last_seen.lock().await.drain().collect();
-    if !batch.is_empty()
-        && let Err(e) = state.store.record_last_seen(&batch).await
-    {
-        tracing::warn!(error = %e, nodes = batch.len(), "cannot record check-ins");
+        if let Err(e) = state.membership_pass(crate::state::now()).await {
+            tracing::warn!(error = %e, "cannot pass the membership verdicts");
+        }
     }
 }

@@ -142,6 +142,7 @@ async fn agent_calls(ch: Channel) -> Vec<(&'static str, Code)> {
             code(g.report_run(RunSummary::default()).await),
         ),
         ("agent.watch", code(g.watch(WatchRequest::default()).await)),
+        ("agent.heartbeat", code(g.heartbeat(Empty {}).await)),
     ]
 }
 

@@ -103,9 +103,13 @@ impl AgentApi {
             tracing::info!(node = %r.node_name, old_serial = %serial, "retired the node whose certificate expired");
         }
         tracing::info!(node = %r.node_name, "node enrolled");
-        // A new node changes no other node's plan (until the cluster view
-        // lists members), so only its own plan is resolved: an autoscaling
-        // burst must not recompute the fleet once per enrollment.
+        // It joined its roles: the plans that list them change. The
+        // background pass finds them; a burst of enrollments is one pass.
+        if !enrolled.node.roles.is_empty() {
+            let roles = enrolled.node.roles.join(", ");
+            let reason = format!("node {} joined {roles}", r.node_name);
+            self.state.changed(&reason).await;
+        }
         match self.state.plan_for(&r.node_name).await {
             Ok(plan) => self
                 .state
@@ -282,6 +286,13 @@ impl Agent for AgentApi {
             ..convert::run_row(&run)
         };
         self.state.store.insert_run(&row).await.map_err(status)?;
+        self.state.last_seen.lock().await.insert(node, now());
+        Ok(Response::new(Empty {}))
+    }
+
+    async fn heartbeat(&self, req: Request<Empty>) -> Result<Response<Empty>, Status> {
+        let (node, _) = auth::node(&self.state, &req).await?;
+        // Written with the next batch of check-ins (a few seconds).
         self.state.last_seen.lock().await.insert(node, now());
         Ok(Response::new(Empty {}))
     }

@@ -48,12 +48,7 @@ impl NodesApi {
 
     /// Flush pending check-ins so `last_seen` is current in what we show.
     async fn flush(&self) {
-        let batch: Vec<(String, i64)> = self.state.last_seen.lock().await.drain().collect();
-        if !batch.is_empty()
-            && let Err(e) = self.state.store.record_last_seen(&batch).await
-        {
-            tracing::warn!(error = %e, "cannot record check-ins");
-        }
+        self.state.flush_check_ins().await;
     }
 }
 

@@ -32,6 +32,7 @@ use crate::store::{DocKind, NodeRow, NodeState, PlanGuard, Store, StoreError};
 use crate::watch::{PlanChanged, WatchHub};
 
 mod agent_versions;
+mod membership;
 
 /// Settings the operator chooses at start.
 #[derive(Debug, Clone)]
@@ -58,7 +59,10 @@ struct SharedInputs {
     environments: BTreeMap<String, Environment>,
     catalog: Arc<Catalog>,
     secrets: Vec<SecretGrant>,
-    cluster: Map<String, Value>,
+    /// Environment → `cluster.<role>` (see [`crate::cluster_view`]).
+    cluster: crate::cluster_view::View,
+    /// `cluster.<role>` of an environment without members: every role, empty.
+    no_members: Map<String, Value>,
 }
 
 pub struct State {
@@ -278,11 +282,11 @@ impl State {
             return Ok(s.clone());
         }
         let roles = self.roles().await?;
-        // cluster.<role>: a list for every role the server knows (membership comes later).
-        let cluster = roles
-            .keys()
-            .map(|r| (r.clone(), Value::Array(Vec::new())))
-            .collect();
+        let members = self.store.members(None, None).await?;
+        let nodes = self.store.nodes(None, None).await?;
+        let by_name = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let cluster = crate::cluster_view::build(roles.keys(), &members, &by_name);
+        let no_members = crate::cluster_view::empty(roles.keys());
         let shared = Arc::new(SharedInputs {
             generation,
             environments: self.environments().await?,
@@ -290,6 +294,7 @@ impl State {
             secrets: self.secret_grants().await?,
             roles,
             cluster,
+            no_members,
         });
         let mut slot = self.shared.write().await;
         if slot.as_ref().is_none_or(|s| s.generation <= generation) {
@@ -404,7 +409,10 @@ impl State {
             roles: &shared.roles,
             catalog: &shared.catalog,
             secrets: &shared.secrets,
-            cluster: &shared.cluster,
+            cluster: shared
+                .cluster
+                .get(&row.environment)
+                .unwrap_or(&shared.no_members),
         }) {
             Ok(plan) => Arc::new(plan),
             Err(e) => return Ok(Err(e)),

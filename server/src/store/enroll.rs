@@ -161,6 +161,7 @@ async fn write_node(
     let node = nodes::fetch(conn, &e.name)
         .await?
         .ok_or_else(|| nodes::not_found(&e.name))?;
+    super::membership::reconcile(conn, &node, e.now).await?;
     audit::record(
         conn,
         e.now,

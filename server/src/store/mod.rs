@@ -31,6 +31,7 @@ mod cookbooks;
 mod documents;
 mod enroll;
 mod error;
+mod membership;
 mod nodes;
 mod plan_guard;
 mod pools;
@@ -55,6 +56,7 @@ pub use cookbooks::{CookbookVersionRow, Inserted, NewCookbookVersion};
 pub use documents::{DocKind, Document};
 pub use enroll::{EnrolledNode, NodeEnrollment, validate_node_name};
 pub use error::{Result, StoreError, TokenRefusal};
+pub use membership::{MemberRow, PASS_EVERY, Timers, Verdicts, is_member};
 pub use nodes::{NodeRow, NodeState};
 pub use plan_guard::{
     BreaksPlans, BrokenGroup, BrokenNodes, NAMED_NODES, NodeGroup, PlanCheck, PlanGuard, PlanRows,
@@ -92,6 +94,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "agent_versions",
         include_str!("../../migrations/sqlite/0005_agent_versions.sql"),
     ),
+    (
+        6,
+        "membership",
+        include_str!("../../migrations/sqlite/0006_membership.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -118,6 +125,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "agent_versions",
         include_str!("../../migrations/postgres/0005_agent_versions.sql"),
+    ),
+    (
+        6,
+        "membership",
+        include_str!("../../migrations/postgres/0006_membership.sql"),
     ),
 ];
 

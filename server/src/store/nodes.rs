@@ -10,6 +10,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::membership;
 use super::plan_guard::{self, PlanGuard, Scope};
 use super::pools::InTime;
 use super::{
@@ -21,8 +22,13 @@ use super::{
 pub enum NodeState {
     /// Checking in; a member of its roles in the cluster view.
     Active,
-    /// Stopped checking in for longer than the timeout.
+    /// Silent for longer than its environment's `unreachable_after`:
+    /// still a member, shown `reachable: false`.
     Unreachable,
+    /// Silent for longer than `expire_after`: out of the cluster view, its
+    /// ordinals free; its certificate stays valid, so it rejoins when it
+    /// checks in again. Its name is taken only after a retirement.
+    Expired,
     /// Removed by an admin (or by an expired certificate); its certificate
     /// is revoked and its name may be enrolled again.
     Retired,
@@ -33,6 +39,7 @@ impl NodeState {
         match self {
             NodeState::Active => "active",
             NodeState::Unreachable => "unreachable",
+            NodeState::Expired => "expired",
             NodeState::Retired => "retired",
         }
     }
@@ -41,6 +48,7 @@ impl NodeState {
         match s {
             "active" => Some(NodeState::Active),
             "unreachable" => Some(NodeState::Unreachable),
+            "expired" => Some(NodeState::Expired),
             "retired" => Some(NodeState::Retired),
             _ => None,
         }
@@ -212,6 +220,11 @@ pub(crate) async fn retire_locked(
 ) -> Result<()> {
     let name = &node.name;
     sqlx::query("UPDATE nodes SET state = 'retired' WHERE name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .in_time()
+        .await?;
+    sqlx::query("DELETE FROM memberships WHERE node = $1")
         .bind(name)
         .execute(&mut *conn)
         .in_time()
@@ -418,6 +431,9 @@ impl Store {
             .execute(&mut *tx)
             .in_time()
             .await?;
+        if node.roles != roles_before {
+            membership::reconcile(&mut tx, &node, now).await?;
+        }
         audit::record(&mut tx, now, who, what, before, after).await?;
         tx.commit().in_time().await?;
         Ok(Saved {
@@ -578,8 +594,9 @@ impl Store {
 
     /// Record a batch of check-ins (node, unix seconds) in one transaction.
     /// A check-in never moves `last_seen` back, skips retired and unknown
-    /// nodes, and makes an unreachable node active again. Returns the nodes
-    /// that came back from unreachable (their roles' members changed).
+    /// nodes, and makes an unreachable or expired node active again (an
+    /// expired one rejoins its roles with the lowest free ordinals). Returns
+    /// the nodes that came back (their roles' members changed).
     pub async fn record_last_seen(&self, batch: &[(String, i64)]) -> Result<Vec<String>> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -603,6 +620,9 @@ impl Store {
                 .collect::<Result<_, _>>()?;
         let mut revived = Vec::new();
         for (name, at) in latest {
+            if membership::rejoin(&mut tx, name, at).await? {
+                revived.push(name.to_string());
+            }
             let done = sqlx::query(
                 "UPDATE nodes SET last_seen = $1, \
                  state = CASE WHEN state = 'unreachable' THEN 'active' ELSE state END \

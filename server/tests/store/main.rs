@@ -99,6 +99,7 @@ mod audit;
 mod cookbooks;
 mod documents;
 mod enrollment;
+mod membership;
 mod nodes;
 mod plan_checks;
 mod reopen;

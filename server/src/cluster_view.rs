@@ -1,0 +1,158 @@
+//! The cluster view as plans carry it: `cluster.<role>`, the role's members
+//! in the node's own environment, sorted by ordinal. Each member is a small
+//! documented object (docs/cookbooks.md, "The cluster view"); nothing else
+//! of one node reaches another node's plan, and every value is checked
+//! again here (an address is an IP, strings are short and printable).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value, json};
+
+use crate::store::{MemberRow, NodeRow, NodeState};
+
+/// Longest string value of a member.
+const MAX_STRING: usize = 255;
+
+/// Environment → role → members.
+pub type View = BTreeMap<String, Map<String, Value>>;
+
+/// Build the view of every environment: each role the server knows is
+/// listed (empty when it has no members), so a template reading
+/// `cluster.<role>` of a role nobody holds yet gets an empty list.
+pub fn build<'a>(
+    roles: impl Iterator<Item = &'a String> + Clone,
+    members: &[MemberRow],
+    nodes: &HashMap<&str, &NodeRow>,
+) -> View {
+    let mut view = View::new();
+    for m in members {
+        let Some(node) = nodes.get(m.node.as_str()) else {
+            continue;
+        };
+        let roles_of_env = view
+            .entry(m.environment.clone())
+            .or_insert_with(|| empty(roles.clone()));
+        let list = roles_of_env
+            .entry(m.role.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = list {
+            list.push(member(node, m.ordinal));
+        }
+    }
+    view
+}
+
+/// Every known role with no members.
+pub fn empty<'a>(roles: impl Iterator<Item = &'a String>) -> Map<String, Value> {
+    roles
+        .map(|r| (r.clone(), Value::Array(Vec::new())))
+        .collect()
+}
+
+/// One member as templates see it.
+fn member(node: &NodeRow, ordinal: i64) -> Value {
+    let facts = &node.facts;
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).and_then(printable);
+    let os = json!({
+        "id": text(facts.pointer("/os/id")),
+        "version_id": text(facts.pointer("/os/version_id")),
+        "codename": text(facts.pointer("/os/version_codename")),
+    });
+    json!({
+        "name": node.name,
+        "ordinal": ordinal,
+        "address": address(facts),
+        "zone": text(facts.pointer("/ec2/availability_zone")),
+        "reachable": node.state == NodeState::Active,
+        "state": node.state.as_str(),
+        "facts": {
+            "hostname": text(facts.get("hostname")),
+            "cpus": facts.get("cpu_count").and_then(Value::as_u64),
+            "memory_mib": facts.get("memory_mib").and_then(Value::as_u64),
+            "arch": text(facts.get("arch")),
+            "os": os,
+        },
+    })
+}
+
+/// The private address peers reach the node on: EC2's local IPv4, else the
+/// default route's IPv4, else its IPv6; `null` when none is an IP.
+fn address(facts: &Value) -> Value {
+    [
+        facts.pointer("/ec2/local_ipv4"),
+        facts.get("ipaddress"),
+        facts.get("ip6address"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter_map(Value::as_str)
+    .find_map(|s| s.parse::<std::net::IpAddr>().ok())
+    .map_or(Value::Null, |ip| Value::String(ip.to_string()))
+}
+
+/// A short string without control characters, else nothing.
+fn printable(s: &str) -> Option<String> {
+    (s.len() <= MAX_STRING && !s.chars().any(char::is_control)).then(|| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, state: NodeState, facts: Value) -> NodeRow {
+        NodeRow {
+            name: name.into(),
+            environment: "prod".into(),
+            roles: vec!["cache".into()],
+            attributes: Map::new(),
+            facts,
+            state,
+            cert_serial: String::new(),
+            cert_expires_at: 0,
+            enrolled_at: 0,
+            last_seen: 0,
+            last_run: None,
+            plan_hash: String::new(),
+            plan_error: String::new(),
+            agent_version: String::new(),
+        }
+    }
+
+    fn row(node: &str, ordinal: i64) -> MemberRow {
+        MemberRow {
+            environment: "prod".into(),
+            role: "cache".into(),
+            ordinal,
+            node: node.into(),
+            joined_at: 0,
+        }
+    }
+
+    #[test]
+    fn members_carry_checked_values_only() {
+        let a = node(
+            "a",
+            NodeState::Active,
+            json!({
+                "ipaddress": "10.0.0.5; reboot", "ip6address": "fd00::1",
+                "hostname": "a\u{1b}[2J", "cpu_count": 2, "memory_mib": 3931,
+                "ec2": {"availability_zone": "eu-west-1a", "local_ipv4": "10.1.2.3"},
+                "secret_fact": "never shown",
+            }),
+        );
+        let b = node("b", NodeState::Unreachable, json!({"ipaddress": "bogus"}));
+        let nodes = HashMap::from([("a", &a), ("b", &b)]);
+        let roles = ["cache".to_string(), "web".to_string()];
+        let view = build(roles.iter(), &[row("a", 0), row("b", 1)], &nodes);
+        let cache = &view["prod"]["cache"];
+        assert_eq!(cache[0]["address"], "10.1.2.3", "EC2's address first");
+        assert_eq!(cache[0]["zone"], "eu-west-1a");
+        assert_eq!(cache[0]["facts"]["hostname"], Value::Null);
+        assert_eq!(cache[0]["reachable"], true);
+        assert!(!cache[0].to_string().contains("never shown"));
+        assert_eq!(cache[1]["address"], Value::Null);
+        assert_eq!(cache[1]["reachable"], false);
+        assert_eq!(cache[1]["ordinal"], 1);
+        assert_eq!(view["prod"]["web"], json!([]), "every known role is listed");
+    }
+}

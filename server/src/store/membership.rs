@@ -1,0 +1,352 @@
+//! The cluster view's membership: the members of each (environment, role),
+//! each with a stable ordinal (0-based, the lowest free one taken on
+//! joining), and the verdicts that move nodes between active, unreachable
+//! and expired.
+//!
+//! The store decides, never one replica's memory: an ordinal is taken in
+//! the transaction that makes the node a member, under the unique
+//! (environment, role, ordinal) index, and a verdict is a conditional
+//! update any replica may run; only one wins.
+//!
+//! A node is a member of its roles while it is active or unreachable. An
+//! expired or retired node is in no role, and its ordinals are free.
+
+use std::collections::BTreeSet;
+
+use sqlx::{AnyConnection, Row};
+
+use super::nodes::{self, NodeRow, NodeState};
+use super::pools::InTime;
+use super::{Result, Store, StoreError};
+
+/// The cluster setting holding when the last verdict pass ran (unix
+/// seconds): a longer gap is time the server was down.
+const PASS_AT: &str = "membership_pass_at";
+
+/// How often a server passes verdicts; a gap between passes longer than
+/// [`DOWNTIME_AFTER`] is credited to every node instead of counted
+/// against it.
+pub const PASS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// The gap between two passes that counts as the server's own downtime.
+pub const DOWNTIME_AFTER: i64 = 60;
+
+/// One member of a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    pub environment: String,
+    pub role: String,
+    pub ordinal: i64,
+    pub node: String,
+    pub joined_at: i64,
+}
+
+/// An environment's liveness timers, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    pub unreachable_after: i64,
+    pub expire_after: i64,
+}
+
+/// What one verdict pass changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Verdicts {
+    /// Nodes now unreachable (still members).
+    pub unreachable: Vec<String>,
+    /// Nodes now expired (out of their roles, ordinals freed).
+    pub expired: Vec<String>,
+    /// Seconds of the server's own downtime credited to every node.
+    pub credited: i64,
+}
+
+impl Verdicts {
+    pub fn is_empty(&self) -> bool {
+        self.unreachable.is_empty() && self.expired.is_empty()
+    }
+}
+
+fn member_from_row(row: &sqlx::any::AnyRow) -> Result<MemberRow> {
+    Ok(MemberRow {
+        environment: row.try_get("environment")?,
+        role: row.try_get("role")?,
+        ordinal: row.try_get("ordinal")?,
+        node: row.try_get("node")?,
+        joined_at: row.try_get("joined_at")?,
+    })
+}
+
+/// Whether a node in `state` is a member of its roles.
+pub fn is_member(state: NodeState) -> bool {
+    matches!(state, NodeState::Active | NodeState::Unreachable)
+}
+
+/// Bring `node`'s memberships in line with its row, on the caller's
+/// transaction (which has the row locked or just wrote it): out of roles it
+/// left or an environment it left, into the roles it has (lowest free
+/// ordinal). True when anything changed.
+pub(crate) async fn reconcile(conn: &mut AnyConnection, node: &NodeRow, now: i64) -> Result<bool> {
+    let wanted: BTreeSet<&str> = match is_member(node.state) {
+        true => node.roles.iter().map(String::as_str).collect(),
+        false => BTreeSet::new(),
+    };
+    let rows = sqlx::query("SELECT environment, role FROM memberships WHERE node = $1")
+        .bind(&node.name)
+        .fetch_all(&mut *conn)
+        .in_time()
+        .await?;
+    let mut held = BTreeSet::new();
+    let mut changed = false;
+    for row in &rows {
+        let environment: String = row.try_get("environment")?;
+        let role: String = row.try_get("role")?;
+        if environment == node.environment && wanted.contains(role.as_str()) {
+            held.insert(role);
+            continue;
+        }
+        sqlx::query("DELETE FROM memberships WHERE node = $1 AND role = $2")
+            .bind(&node.name)
+            .bind(&role)
+            .execute(&mut *conn)
+            .in_time()
+            .await?;
+        changed = true;
+    }
+    for role in wanted.into_iter().filter(|r| !held.contains(*r)) {
+        join(conn, &node.environment, role, &node.name, now).await?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+/// Take the lowest free ordinal of (environment, role) for `node`. A
+/// replica racing for the same ordinal waits on the unique index, finds it
+/// taken and tries the next.
+async fn join(
+    conn: &mut AnyConnection,
+    environment: &str,
+    role: &str,
+    node: &str,
+    now: i64,
+) -> Result<i64> {
+    const TRIES: usize = 16;
+    for _ in 0..TRIES {
+        let taken: Vec<i64> = sqlx::query(
+            "SELECT ordinal FROM memberships WHERE environment = $1 AND role = $2 \
+             ORDER BY ordinal",
+        )
+        .bind(environment)
+        .bind(role)
+        .fetch_all(&mut *conn)
+        .in_time()
+        .await?
+        .iter()
+        .map(|r| r.try_get("ordinal"))
+        .collect::<Result<_, _>>()?;
+        let free = lowest_free(&taken);
+        let done = sqlx::query(
+            "INSERT INTO memberships (environment, role, ordinal, node, joined_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(environment)
+        .bind(role)
+        .bind(free)
+        .bind(node)
+        .bind(now)
+        .execute(&mut *conn)
+        .in_time()
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(free);
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "node {node} could not take an ordinal in role {role} of environment {environment}: \
+         too many nodes joined at once; try again"
+    )))
+}
+
+/// The lowest ordinal missing from `taken` (sorted).
+fn lowest_free(taken: &[i64]) -> i64 {
+    let mut want = 0;
+    for &t in taken {
+        if t != want {
+            break;
+        }
+        want += 1;
+    }
+    want
+}
+
+impl Store {
+    /// Members, sorted by environment, role and ordinal; `None` for all.
+    pub async fn members(
+        &self,
+        environment: Option<&str>,
+        role: Option<&str>,
+    ) -> Result<Vec<MemberRow>> {
+        let rows = sqlx::query(
+            "SELECT environment, role, ordinal, node, joined_at FROM memberships \
+             WHERE ($1 = '' OR environment = $1) AND ($2 = '' OR role = $2) \
+             ORDER BY environment, role, ordinal",
+        )
+        .bind(environment.unwrap_or(""))
+        .bind(role.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .in_time()
+        .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    /// Pass the liveness verdicts at `now`: active nodes silent longer than
+    /// their environment's `unreachable_after` become unreachable, and
+    /// nodes silent longer than `expire_after` expire (out of their roles).
+    /// A gap since the last pass longer than [`DOWNTIME_AFTER`] was the
+    /// server's own downtime: it is first added to every node's last check-in,
+    /// so nodes are not blamed for it. Any replica may run it; each verdict
+    /// is taken once.
+    pub async fn pass_verdicts(
+        &self,
+        now: i64,
+        timers: impl Fn(&str) -> Timers,
+    ) -> Result<Verdicts> {
+        let mut tx = self.write_tx().await?;
+        let mut verdicts = Verdicts {
+            credited: credit_downtime(&mut tx, now).await?,
+            ..Verdicts::default()
+        };
+        let environments: Vec<String> = sqlx::query(
+            "SELECT DISTINCT environment FROM nodes \
+             WHERE state IN ('active', 'unreachable') ORDER BY environment",
+        )
+        .fetch_all(&mut *tx)
+        .in_time()
+        .await?
+        .iter()
+        .map(|r| r.try_get("environment"))
+        .collect::<Result<_, _>>()?;
+        for environment in environments {
+            let t = timers(&environment);
+            let expired = names(
+                sqlx::query(
+                    "UPDATE nodes SET state = 'expired' WHERE environment = $1 \
+                     AND state IN ('active', 'unreachable') AND last_seen < $2 RETURNING name",
+                )
+                .bind(&environment)
+                .bind(now - t.expire_after)
+                .fetch_all(&mut *tx)
+                .in_time()
+                .await?,
+            )?;
+            for name in &expired {
+                sqlx::query("DELETE FROM memberships WHERE node = $1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .in_time()
+                    .await?;
+            }
+            verdicts.expired.extend(expired);
+            verdicts.unreachable.extend(names(
+                sqlx::query(
+                    "UPDATE nodes SET state = 'unreachable' WHERE environment = $1 \
+                     AND state = 'active' AND last_seen < $2 RETURNING name",
+                )
+                .bind(&environment)
+                .bind(now - t.unreachable_after)
+                .fetch_all(&mut *tx)
+                .in_time()
+                .await?,
+            )?);
+        }
+        tx.commit().in_time().await?;
+        verdicts.unreachable.sort();
+        verdicts.expired.sort();
+        Ok(verdicts)
+    }
+}
+
+/// Bring back an expired node that checked in: active, and a member of
+/// its roles again with the lowest free ordinals. False when it was not
+/// expired (another replica brought it back first).
+pub(crate) async fn rejoin(conn: &mut AnyConnection, name: &str, now: i64) -> Result<bool> {
+    let done =
+        sqlx::query("UPDATE nodes SET state = 'active' WHERE name = $1 AND state = 'expired'")
+            .bind(name)
+            .execute(&mut *conn)
+            .in_time()
+            .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let node = nodes::fetch(conn, name)
+        .await?
+        .ok_or_else(|| nodes::not_found(name))?;
+    reconcile(conn, &node, now).await?;
+    Ok(true)
+}
+
+fn names(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<String>> {
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get("name"))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Record this pass; when the last one is older than [`DOWNTIME_AFTER`],
+/// add the gap to the last check-in of every node in the view and return
+/// it. The setting moves by a conditional update, so of two replicas
+/// ending the same downtime only one credits it.
+async fn credit_downtime(conn: &mut AnyConnection, now: i64) -> Result<i64> {
+    let last: Option<String> = sqlx::query("SELECT value FROM cluster_settings WHERE key = $1")
+        .bind(PASS_AT)
+        .fetch_optional(&mut *conn)
+        .in_time()
+        .await?
+        .map(|r| r.try_get("value"))
+        .transpose()?;
+    let Some(last) = last else {
+        sqlx::query(
+            "INSERT INTO cluster_settings (key, value, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(PASS_AT)
+        .bind(now.to_string())
+        .bind(now)
+        .execute(&mut *conn)
+        .in_time()
+        .await?;
+        return Ok(0);
+    };
+    let moved = sqlx::query("UPDATE cluster_settings SET value = $1 WHERE key = $2 AND value = $3")
+        .bind(now.to_string())
+        .bind(PASS_AT)
+        .bind(&last)
+        .execute(&mut *conn)
+        .in_time()
+        .await?;
+    let gap = now - last.parse::<i64>().unwrap_or(now);
+    if moved.rows_affected() == 0 || gap <= DOWNTIME_AFTER {
+        return Ok(0);
+    }
+    sqlx::query(
+        "UPDATE nodes SET last_seen = last_seen + $1 \
+         WHERE state IN ('active', 'unreachable') AND last_seen <= $2",
+    )
+    .bind(gap)
+    .bind(now - gap)
+    .execute(&mut *conn)
+    .in_time()
+    .await?;
+    Ok(gap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lowest_free;
+
+    #[test]
+    fn the_lowest_free_ordinal_fills_the_first_gap() {
+        assert_eq!(lowest_free(&[]), 0);
+        assert_eq!(lowest_free(&[0, 1, 2]), 3);
+        assert_eq!(lowest_free(&[1, 2]), 0);
+        assert_eq!(lowest_free(&[0, 2, 3]), 1);
+    }
+}
