@@ -54,6 +54,21 @@ pub const FEATURES: &[Feature] = &[
         since: "0.2.0",
         usage: Usage::Helper("pad"),
     },
+    Feature {
+        what: "the first helper",
+        since: "0.3.0",
+        usage: Usage::Helper("first"),
+    },
+    Feature {
+        what: "the addresses helper",
+        since: "0.3.0",
+        usage: Usage::Helper("addresses"),
+    },
+    Feature {
+        what: "the cassandra_token helper",
+        since: "0.3.0",
+        usage: Usage::Helper("cassandra_token"),
+    },
 ];
 
 /// The lowest agent that compiles a cookbook, and the features that say so.
@@ -280,6 +295,22 @@ mod tests {
         }
     }
 
+    /// An agent refuses a cookbook that needs a newer agent than itself: a
+    /// feature marked newer than the version that ships it would make the
+    /// agent refuse its own feature.
+    #[test]
+    fn every_feature_ships_in_this_version_or_before() {
+        let this = Version::parse(env!("CARGO_PKG_VERSION")).unwrap();
+        for f in FEATURES {
+            assert!(
+                since(f) <= this,
+                "{} is marked new in {}, but this is {this}: bump the workspace version",
+                f.what,
+                f.since
+            );
+        }
+    }
+
     #[test]
     fn a_cookbook_of_old_features_needs_the_first_agent() {
         let c = cookbook(&[(
@@ -324,6 +355,35 @@ mod tests {
         assert_eq!(
             required_agent(&both).to_string(),
             "cm-agent >= 0.2.0 (for for_each: {range: [FROM, TO]}, the pad helper)"
+        );
+    }
+
+    #[test]
+    fn a_cluster_helper_anywhere_needs_0_3_0_whatever_older_features_it_also_uses() {
+        for files in [
+            vec![(
+                "templates/seeds.hbs",
+                "seeds: \"{{addresses (first cluster.cassandra 3) \"\" \",\"}}\"\n",
+            )],
+            vec![(
+                "recipes/default.yaml",
+                "- file: /etc/token\n  content: '{{cassandra_token 0 3 \"Murmur3Partitioner\"}}'\n",
+            )],
+            vec![(
+                "recipes/default.yaml",
+                "- directory: '/srv/{{pad item 2}}'\n  for_each: {range: [1, 3]}\n  only_if: 'test -n \"{{addresses cluster.m 11211 \",\" reachable=true}}\"'\n",
+            )],
+        ] {
+            let req = required_agent(&cookbook(&files));
+            assert_eq!(req.agent.to_string(), "0.3.0", "{files:?}");
+        }
+        let seeds = cookbook(&[(
+            "templates/seeds.hbs",
+            "{{#each (first cluster.cassandra 3)}}{{address}} {{/each}}{{addresses cluster.cassandra \"\" \",\"}}\n",
+        )]);
+        assert_eq!(
+            required_agent(&seeds).to_string(),
+            "cm-agent >= 0.3.0 (for the first helper, the addresses helper)"
         );
     }
 }

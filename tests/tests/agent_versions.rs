@@ -17,17 +17,24 @@ use cm_proto::v1::agent_client::AgentClient;
 use cm_proto::v1::{GetPlanRequest, Plan};
 use cm_server::store::{DocKind, NewCookbookVersion};
 
-/// demo `version`, with a resource per item of a range (new in cm-agent 0.2.0).
-fn demo_with_range(dir: &Path, version: &str) -> PathBuf {
+/// demo `version`, with a resource per item of a range (new in cm-agent
+/// 0.2.0) and a file of the web members' addresses (the addresses helper,
+/// new in 0.3.0): it needs the newer.
+fn demo_with_new_features(dir: &Path, version: &str) -> PathBuf {
     let root = demo_cookbook(dir, version);
     let recipe = root.join("recipes/default.yaml");
     let mut text = read(recipe.clone());
     text.push_str(
-        "- directory: \"{{attrs.demo.dir}}/slot-{{pad item 2}}\"\n  for_each: {range: [1, 2]}\n",
+        "- directory: \"{{attrs.demo.dir}}/slot-{{pad item 2}}\"\n  for_each: {range: [1, 2]}\n\
+         - file: \"{{attrs.demo.dir}}/members\"\n  content: '{{addresses cluster.web 80 \",\"}}'\n",
     );
     std::fs::write(recipe, text).unwrap();
     root
 }
+
+/// An agent the server serves (one minor version behind it) that is older
+/// than the features of [`demo_with_new_features`].
+const OLD_AGENT: &str = "0.2.9";
 
 async fn get_plan(
     agent: &mut AgentClient<tonic::transport::Channel>,
@@ -48,12 +55,10 @@ async fn a_plan_needing_a_newer_agent_is_a_plan_error_for_an_older_one() {
     let books = tempfile::tempdir().unwrap();
     let old = demo_cookbook(books.path(), "1.0.0");
     cmctl(&server, &["push", "cookbook", old.to_str().unwrap()]).await;
-    let new = demo_with_range(books.path(), "2.0.0");
+    let new = demo_with_new_features(books.path(), "2.0.0");
     let pushed = cmctl(&server, &["push", "cookbook", new.to_str().unwrap()]).await;
     assert!(
-        pushed.contains(
-            "needs cm-agent >= 0.2.0 (for for_each: {range: [FROM, TO]}, the pad helper)"
-        ),
+        pushed.contains("needs cm-agent >= 0.3.0 (for the addresses helper)"),
         "{pushed}"
     );
 
@@ -69,8 +74,8 @@ async fn a_plan_needing_a_newer_agent_is_a_plan_error_for_an_older_one() {
         }
     };
     let (json, human) = show("2.0.0").await;
-    assert_eq!(json["min_agent"], "0.2.0", "{json}");
-    assert!(human.contains("needs cm-agent >= 0.2.0\n"), "{human}");
+    assert_eq!(json["min_agent"], "0.3.0", "{json}");
+    assert!(human.contains("needs cm-agent >= 0.3.0\n"), "{human}");
     let (json, human) = show("1.0.0").await;
     assert_eq!(json["min_agent"], "0.1.0", "{json}");
     assert!(human.contains("needs cm-agent >= 0.1.0\n"), "{human}");
@@ -87,7 +92,7 @@ async fn a_plan_needing_a_newer_agent_is_a_plan_error_for_an_older_one() {
     let mut agent = AgentClient::new(server.channel(Some((&cert, &key))).await);
 
     // An older agent gets the plan error, marked as one, naming the version.
-    let refused = get_plan(&mut agent, "0.1.9").await.unwrap_err();
+    let refused = get_plan(&mut agent, OLD_AGENT).await.unwrap_err();
     assert_eq!(
         refused.code(),
         tonic::Code::FailedPrecondition,
@@ -99,7 +104,7 @@ async fn a_plan_needing_a_newer_agent_is_a_plan_error_for_an_older_one() {
             .contains_key(cm_proto::PLAN_ERROR_METADATA),
         "{refused:?}"
     );
-    let reason = "cookbook demo@2.0.0 needs cm-agent >= 0.2.0, and the node runs cm-agent 0.1.9: upgrade its agent";
+    let reason = "cookbook demo@2.0.0 needs cm-agent >= 0.3.0, and the node runs cm-agent 0.2.9: upgrade its agent";
     assert!(refused.message().ends_with(reason), "{}", refused.message());
     // The node list says so, and a recomputation of every plan keeps it.
     assert_eq!(node_listed(&server, "web-1").await["plan_error"], reason);
@@ -113,7 +118,7 @@ async fn a_plan_needing_a_newer_agent_is_a_plan_error_for_an_older_one() {
         "name: production\nsplay_seconds: 0\ncookbooks: {demo: 1.0.0}\n",
     )
     .await;
-    let plan = get_plan(&mut agent, "0.1.9").await.unwrap();
+    let plan = get_plan(&mut agent, OLD_AGENT).await.unwrap();
     assert_eq!(
         (
             plan.cookbooks[0].version.as_str(),
@@ -130,18 +135,18 @@ async fn a_plan_needing_a_newer_agent_is_a_plan_error_for_an_older_one() {
         "name: production\nsplay_seconds: 0\n",
     )
     .await;
-    assert!(get_plan(&mut agent, "0.1.9").await.is_err());
+    assert!(get_plan(&mut agent, OLD_AGENT).await.is_err());
     let plan = get_plan(&mut agent, cm_proto::VERSION).await.unwrap();
     assert_eq!(
         (
             plan.cookbooks[0].version.as_str(),
             plan.cookbooks[0].min_agent.as_str()
         ),
-        ("2.0.0", "0.2.0")
+        ("2.0.0", "0.3.0")
     );
     assert!(node_listed(&server, "web-1").await["plan_error"].is_null());
     // And an agent that goes back is refused again, not served from cache.
-    assert!(get_plan(&mut agent, "0.1.9").await.is_err());
+    assert!(get_plan(&mut agent, OLD_AGENT).await.is_err());
 }
 
 /// Store demo 1.0.0 from `dir` as a server before this change would have:

@@ -1,6 +1,7 @@
 //! Compiling a template and checking it before any node renders it: its
-//! nesting (see [`super::depth`]), every helper it calls and with how many
-//! arguments, and the partials it includes. The same check runs for a
+//! nesting (see [`super::depth`]), every helper it calls with how many
+//! arguments (and which `key=value` ones, for the helpers that list them),
+//! and the partials it includes. The same check runs for a
 //! template file and for `{{…}}` in a recipe string, in cmctl, on the server
 //! and in the agent.
 //!
@@ -241,7 +242,7 @@ impl Walk {
                 let name = h.name.as_name().ok_or_else(|| {
                     Problem::at(at, "a block must name its helper: {{#if …}}".into())
                 })?;
-                self.call(name, h.params.len(), true, at)?;
+                self.call(name, h, true, at)?;
                 self.parameters(h, depth, at)?;
                 for t in h.template.iter().chain(&h.inverse) {
                     self.template(t, depth + 1, at)?;
@@ -303,7 +304,7 @@ impl Walk {
                 if let Some(n) = name.as_name()
                     && (!name_only || signature(n).is_some())
                 {
-                    self.call(n, h.params.len(), false, at)?;
+                    self.call(n, h, false, at)?;
                 }
             }
         }
@@ -314,7 +315,7 @@ impl Walk {
         match s.as_element() {
             TemplateElement::Expression(h) => {
                 if let Some(n) = h.name.as_name() {
-                    self.call(n, h.params.len(), false, at)?;
+                    self.call(n, h, false, at)?;
                 }
                 self.parameters(h, depth, at)
             }
@@ -323,8 +324,8 @@ impl Walk {
     }
 
     /// Check a helper call and note the helper as used.
-    fn call(&mut self, name: &str, args: usize, block: bool, at: At) -> Result<(), Problem> {
-        let sig = check_call(name, args, block, at)?;
+    fn call(&mut self, name: &str, h: &HelperTemplate, block: bool, at: At) -> Result<(), Problem> {
+        let sig = check_call(name, h, block, at)?;
         self.helpers.insert(sig.name);
         Ok(())
     }
@@ -361,9 +362,15 @@ fn display(p: &Parameter) -> String {
     }
 }
 
-/// A call of helper `name` with `args` positional arguments, as a block or
-/// not; the helper's signature when the call is right.
-fn check_call(name: &str, args: usize, block: bool, at: At) -> Result<&'static Signature, Problem> {
+/// A call `h` of helper `name`, as a block or not; the helper's signature
+/// when the call is right.
+fn check_call(
+    name: &str,
+    h: &HelperTemplate,
+    block: bool,
+    at: At,
+) -> Result<&'static Signature, Problem> {
+    let args = h.params.len();
     let Some(sig) = signature(name) else {
         let known: Vec<_> = SIGNATURES.iter().map(|s| s.name).collect();
         return Err(Problem::at(
@@ -388,6 +395,23 @@ fn check_call(name: &str, args: usize, block: bool, at: At) -> Result<&'static S
     }
     if args < sig.fewest || args > sig.most {
         return Err(Problem::at(at, arity_message(sig, args)));
+    }
+    if let Some(allowed) = sig.hash {
+        // The hash is a HashMap: the first unknown key in order, so the
+        // message is the same on every run.
+        let mut unknown: Vec<&str> = h
+            .hash
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !allowed.contains(k))
+            .collect();
+        unknown.sort_unstable();
+        if let Some(key) = unknown.first() {
+            return Err(Problem::at(
+                at,
+                format!("helper {name} does not take {key}=… ({name} {})", sig.usage),
+            ));
+        }
     }
     Ok(sig)
 }

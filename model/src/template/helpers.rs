@@ -2,13 +2,16 @@
 //! Built in already: if, unless, each, with, lookup, raw, log, eq, ne, gt,
 //! gte, lt, lte, and, or, not, len.
 //!
-//! `pad` is new in cm-agent 0.2.0: a cookbook that calls it needs that
-//! agent (`crate::features`).
+//! `pad` is new in cm-agent 0.2.0, and the cluster helpers (`first`,
+//! `addresses`, `cassandra_token`, in [`super::cluster_helpers`]) in 0.3.0:
+//! a cookbook that calls them needs that agent (`crate::features`).
 //!
-//! [`SIGNATURES`] lists every helper a template may call with its arity, so
-//! a cookbook is checked when it is pushed, not when a node renders it.
-//! Helpers that can multiply their input (`join`, `indent`, `replace`)
-//! refuse a result over [`MAX_OUTPUT_BYTES`] before building it.
+//! [`SIGNATURES`] lists every helper a template may call with its arity
+//! (and, for the helpers newer than that check, the `key=value` hash
+//! arguments it takes), so a cookbook is checked when it is pushed, not
+//! when a node renders it.
+//! Helpers that can multiply their input (`join`, `indent`, `replace`,
+//! `addresses`) refuse a result over [`MAX_OUTPUT_BYTES`] before building it.
 
 use handlebars::{
     Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
@@ -36,6 +39,10 @@ pub(super) struct Signature {
     /// The arguments, for messages: `LIST SEP`.
     pub usage: &'static str,
     pub form: Form,
+    /// The hash arguments (`key=value`) it takes. `None`: not checked, for
+    /// the helpers older than the check, which accepted any and ignored
+    /// them; refusing them now would refuse versions already pushed.
+    pub hash: Option<&'static [&'static str]>,
 }
 
 const fn sig(
@@ -51,6 +58,17 @@ const fn sig(
         most,
         usage,
         form,
+        hash: None,
+    }
+}
+
+impl Signature {
+    /// The hash arguments it takes, and no others.
+    const fn hash(self, keys: &'static [&'static str]) -> Signature {
+        Signature {
+            hash: Some(keys),
+            ..self
+        }
     }
 }
 
@@ -89,6 +107,23 @@ pub(super) const SIGNATURES: &[Signature] = &[
     sig("lower", 1, 1, "S", Form::Inline),
     sig("replace", 3, 3, "S FROM TO", Form::Inline),
     sig("pad", 2, 2, "NUMBER WIDTH", Form::Inline),
+    sig("first", 2, 2, "LIST N", Form::Inline).hash(&[]),
+    sig(
+        "addresses",
+        3,
+        3,
+        "LIST PORT SEP [reachable=true]",
+        Form::Inline,
+    )
+    .hash(&["reachable"]),
+    sig(
+        "cassandra_token",
+        3,
+        3,
+        "ORDINAL COUNT PARTITIONER",
+        Form::Inline,
+    )
+    .hash(&[]),
 ];
 
 pub(super) fn signature(name: &str) -> Option<&'static Signature> {
@@ -96,7 +131,7 @@ pub(super) fn signature(name: &str) -> Option<&'static Signature> {
 }
 
 /// The error a helper returns instead of building a result past the limit.
-fn too_large(helper: &str) -> RenderError {
+pub(super) fn too_large(helper: &str) -> RenderError {
     RenderErrorReason::Other(format!(
         "{helper}: the result would be larger than {} MiB",
         MAX_OUTPUT_BYTES >> 20
@@ -121,6 +156,7 @@ pub(super) fn register(r: &mut Handlebars<'static>) {
     r.register_helper("lower", Box::new(lower));
     r.register_helper("replace", Box::new(replace));
     r.register_helper("pad", Box::new(Pad));
+    super::cluster_helpers::register(r);
 }
 
 fn text(v: &Value) -> String {

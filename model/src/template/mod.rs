@@ -7,10 +7,12 @@
 //! `{{> memcached/header.hbs}}`. Every template is checked when its cookbook
 //! is loaded (cmctl, the server and the agent load cookbooks the same way):
 //! nesting at most [`MAX_DEPTH`] deep, helpers that exist called with the
-//! right number of arguments, partials that exist and do not include each
-//! other. Rendering stops with an error past [`MAX_OUTPUT_BYTES`].
+//! right number of arguments (and, for the helpers that list them, only the
+//! `key=value` arguments they take), partials that exist and do not include
+//! each other. Rendering stops with an error past [`MAX_OUTPUT_BYTES`].
 
 mod check;
+mod cluster_helpers;
 mod depth;
 mod helpers;
 mod output;
@@ -213,5 +215,7 @@ fn render_error(name: Option<&str>, e: handlebars::RenderError) -> TemplateError
     }
 }
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod tests;
