@@ -30,6 +30,8 @@ pub enum Usage {
     ResourceKey(&'static str),
     /// `for_each: {range: [FROM, TO]}`.
     ForEachRange,
+    /// `cluster:` in `metadata.yaml` (older agents refuse the key).
+    MetadataCluster,
 }
 
 /// A feature of the cookbook format and the agent that first compiles it.
@@ -68,6 +70,11 @@ pub const FEATURES: &[Feature] = &[
         what: "the cassandra_token helper",
         since: "0.3.0",
         usage: Usage::Helper("cassandra_token"),
+    },
+    Feature {
+        what: "cluster: in metadata.yaml",
+        since: "0.3.0",
+        usage: Usage::MetadataCluster,
     },
 ];
 
@@ -123,11 +130,15 @@ struct Used {
     types: BTreeSet<&'static str>,
     keys: BTreeSet<String>,
     for_each_range: bool,
+    metadata_cluster: bool,
 }
 
 impl Used {
     fn of(cookbook: &Cookbook) -> Used {
-        let mut used = Used::default();
+        let mut used = Used {
+            metadata_cluster: !cookbook.metadata.cluster.is_none(),
+            ..Used::default()
+        };
         for text in cookbook.templates.values() {
             used.helpers.extend(crate::template::helpers_called(text));
         }
@@ -184,6 +195,7 @@ impl Used {
             Usage::ResourceType(name) => self.types.contains(name),
             Usage::ResourceKey(key) => self.keys.contains(key),
             Usage::ForEachRange => self.for_each_range,
+            Usage::MetadataCluster => self.metadata_cluster,
         }
     }
 }
@@ -321,6 +333,19 @@ mod tests {
         assert_eq!(req.agent.to_string(), FIRST_AGENT);
         assert!(req.because.is_empty());
         assert_eq!(req.to_string(), "cm-agent >= 0.1.0");
+    }
+
+    #[test]
+    fn a_cluster_declaration_needs_0_3_0() {
+        let declared = cookbook(&[(
+            "metadata.yaml",
+            "name: c\nversion: 1.0.0\ncluster: [memcached]\n",
+        )]);
+        let req = required_agent(&declared);
+        assert_eq!(
+            req.to_string(),
+            "cm-agent >= 0.3.0 (for cluster: in metadata.yaml)"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `metadata.yaml`: a cookbook's name, version and dependencies.
+//! `metadata.yaml`: a cookbook's name, version, dependencies, and the roles
+//! of the cluster view its templates and recipes read (`cluster:`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +21,46 @@ pub struct Metadata {
     /// Cookbook name → version constraint (`">= 1.2, < 2"`, `"~1.4"`, `"*"`).
     #[serde(default)]
     pub depends: BTreeMap<String, VersionReq>,
+    /// The roles whose members plans using this cookbook carry.
+    #[serde(default)]
+    pub cluster: ClusterRoles,
+}
+
+/// `cluster:` in `metadata.yaml`: which roles' members a plan carries for
+/// this cookbook. Only those: a node is woken by a membership change only
+/// when its plan reads the role that changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterRoles {
+    /// None (the default).
+    #[default]
+    None,
+    /// `cluster: [memcached, web]`.
+    Roles(Vec<String>),
+    /// `cluster: all`: every role of the environment (monitoring).
+    All,
+}
+
+impl ClusterRoles {
+    pub fn is_none(&self) -> bool {
+        matches!(self, ClusterRoles::None)
+    }
+
+    /// Whether a plan with this declaration carries `role`.
+    pub fn reads(&self, role: &str) -> bool {
+        match self {
+            ClusterRoles::None => false,
+            ClusterRoles::Roles(roles) => roles.iter().any(|r| r == role),
+            ClusterRoles::All => true,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCluster {
+    Word(String),
+    Roles(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -31,6 +72,7 @@ struct RawMetadata {
     description: String,
     #[serde(default)]
     depends: BTreeMap<String, Spanned<String>>,
+    cluster: Option<Spanned<RawCluster>>,
 }
 
 impl Metadata {
@@ -73,12 +115,36 @@ impl Metadata {
             })?;
             depends.insert(dep, parsed);
         }
+        let cluster = match raw.cluster {
+            None => ClusterRoles::None,
+            Some(c) => cluster_roles(c.value).map_err(|m| {
+                LoadError::new(file, Pos::of(&c.referenced), format!("cluster: {m}"))
+            })?,
+        };
         Ok(Metadata {
             name: raw.name.value,
             version,
             description: raw.description,
             depends,
+            cluster,
         })
+    }
+}
+
+fn cluster_roles(raw: RawCluster) -> Result<ClusterRoles, String> {
+    match raw {
+        RawCluster::Word(w) if w == "all" => Ok(ClusterRoles::All),
+        RawCluster::Word(w) => Err(format!(
+            "{w:?}: write `all` or a list of roles (cluster: [memcached])"
+        )),
+        RawCluster::Roles(mut roles) => {
+            for r in &roles {
+                check_name(r)?;
+            }
+            roles.sort();
+            roles.dedup();
+            Ok(ClusterRoles::Roles(roles))
+        }
     }
 }
 
@@ -124,6 +190,28 @@ mod tests {
         let m = parse("name: web\nversion: 1.2.3\ndepends:\n  memcached: '>= 1.0, < 2'\n").unwrap();
         assert_eq!(m.version, Version::new(1, 2, 3));
         assert!(m.depends["memcached"].matches(&Version::new(1, 9, 0)));
+    }
+
+    #[test]
+    fn cluster_names_roles_or_all() {
+        let m = parse("name: web\nversion: 1.0.0\n").unwrap();
+        assert!(m.cluster.is_none() && !m.cluster.reads("web"));
+        let m = parse("name: web\nversion: 1.0.0\ncluster: [memcached, web, memcached]\n").unwrap();
+        assert_eq!(
+            m.cluster,
+            ClusterRoles::Roles(vec!["memcached".into(), "web".into()])
+        );
+        assert!(m.cluster.reads("memcached") && !m.cluster.reads("nagios"));
+        let m = parse("name: nagios\nversion: 1.0.0\ncluster: all\n").unwrap();
+        assert!(m.cluster.reads("anything"));
+        let err = parse("name: web\nversion: 1.0.0\ncluster: some\n").unwrap_err();
+        assert_eq!(err.pos.line, 3);
+        assert!(err.message.contains("write `all` or a list"), "{err}");
+        let err = parse("name: web\nversion: 1.0.0\ncluster: [Web]\n").unwrap_err();
+        assert!(
+            err.message.starts_with("cluster: \"Web\" must start"),
+            "{err}"
+        );
     }
 
     #[test]

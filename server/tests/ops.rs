@@ -105,6 +105,7 @@ impl Server {
             depends: BTreeMap::new(),
             manifest: Manifest { entries },
             min_agent: "0.1.0".into(),
+            cluster: Default::default(),
         };
         self.store
             .insert_cookbook_version(&version, "admin")

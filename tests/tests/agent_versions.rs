@@ -166,6 +166,7 @@ async fn push_as_before(server: &TestServer, dir: &Path) {
         depends: Default::default(),
         manifest: cookbook.manifest.clone(),
         min_agent: "0.1.0".into(),
+        cluster: Default::default(),
     };
     state
         .store

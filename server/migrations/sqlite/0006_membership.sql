@@ -2,7 +2,9 @@
 -- fourth state, `expired` (silent past its environment's expire_after: out
 -- of the view, its certificate still valid), and each (environment, role)
 -- its members with stable ordinals, unique per role, the lowest free one
--- taken on joining. SQLite cannot change a CHECK in place: the nodes table
+-- taken on joining. Cookbook versions record the roles of the view they
+-- read (`cluster:` in metadata.yaml, JSON; empty before 0.3.0, when no
+-- cookbook could declare any), read with the catalog, not from blobs. SQLite cannot change a CHECK in place: the nodes table
 -- is copied into one that allows the new state.
 
 CREATE TABLE nodes_new (
@@ -43,3 +45,5 @@ CREATE TABLE memberships (
     PRIMARY KEY (node, role),
     UNIQUE (environment, role, ordinal)
 );
+
+ALTER TABLE cookbook_versions ADD COLUMN cluster_json TEXT NOT NULL DEFAULT '';

@@ -163,6 +163,7 @@ impl Cookbooks for CookbooksApi {
             min_agent: cm_model::features::required_agent(&cookbook)
                 .agent
                 .to_string(),
+            cluster: cookbook.metadata.cluster.clone(),
         };
         let inserted = self
             .state

@@ -179,6 +179,7 @@ pub fn catalog_entry(
         depends,
         manifest: row.manifest.clone(),
         attributes,
+        cluster: row.cluster.clone(),
         min_agent: match row.min_agent.as_str() {
             "" => None,
             v => {
@@ -289,6 +290,7 @@ mod tests {
             created_at: 0,
             pushed_by: "test".into(),
             min_agent: "0.1.0".into(),
+            cluster: Default::default(),
         }
     }
 

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cm_model::attributes::{Attributes, Layer, Source};
 use cm_model::manifest::Manifest;
+use cm_model::metadata::ClusterRoles;
 use cm_model::role::{Environment, Role};
 use cm_model::runlist::RecipeRef;
 use cm_model::secrets::SecretString;
@@ -31,6 +32,8 @@ pub struct CatalogEntry {
     /// The lowest cm-agent that compiles it, recorded at push; `None` for a
     /// version pushed before the server recorded it (any agent compiles it).
     pub min_agent: Option<Version>,
+    /// The roles of the cluster view it reads (`cluster:` in its metadata).
+    pub cluster: ClusterRoles,
 }
 
 /// Every pushed version of every cookbook.
@@ -76,7 +79,8 @@ pub struct PlanInputs<'a> {
     pub roles: &'a BTreeMap<String, Role>,
     pub catalog: &'a Catalog,
     pub secrets: &'a [SecretGrant],
-    /// `cluster.<role>`: a list for every role the server knows.
+    /// `cluster.<role>` of the node's environment: a list for every role
+    /// the server knows; the plan keeps the roles its cookbooks declare.
     pub cluster: &'a Map<String, Value>,
 }
 
@@ -244,7 +248,12 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
         run_list,
         cookbooks,
         attributes,
-        cluster: inputs.cluster.clone(),
+        cluster: inputs
+            .cluster
+            .iter()
+            .filter(|(role, _)| chosen.values().any(|e| e.cluster.reads(role)))
+            .map(|(role, members)| (role.clone(), members.clone()))
+            .collect(),
         secrets,
         splay_seconds: inputs.environment.splay_seconds,
         unpinned: resolution.unpinned,

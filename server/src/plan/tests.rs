@@ -15,6 +15,7 @@ fn entry(version: &str, depends: &[(&str, &str)], attrs: Value) -> CatalogEntry 
         manifest: Manifest::default(),
         attributes: attrs.as_object().cloned().unwrap_or_default(),
         min_agent: None,
+        cluster: Default::default(),
     }
 }
 
@@ -236,4 +237,34 @@ fn a_plan_needing_a_newer_agent_than_the_node_runs_is_a_plan_error() {
         versions.iter_mut().for_each(|e| e.min_agent = None);
     }
     assert!(f.resolve().is_ok());
+}
+
+#[test]
+fn a_plan_carries_only_the_roles_its_cookbooks_declare() {
+    use cm_model::metadata::ClusterRoles;
+    let mut f = Fixture::new();
+    f.cluster
+        .insert("web".into(), json!([{"name": "w1", "ordinal": 0}]));
+    // memcached declares nothing: a web node joining moves nothing.
+    let quiet = f.resolve().unwrap();
+    assert!(quiet.cluster.is_empty(), "{:?}", quiet.cluster);
+    f.cluster
+        .insert("web".into(), json!([{"name": "w1"}, {"name": "w2"}]));
+    assert_eq!(f.resolve().unwrap().hash, quiet.hash);
+
+    // Declaring web: the plan lists its members, and follows them.
+    for e in f.catalog.cookbooks.get_mut("memcached").unwrap() {
+        e.cluster = ClusterRoles::Roles(vec!["web".into()]);
+    }
+    let reads = f.resolve().unwrap();
+    assert_eq!(reads.cluster.keys().collect::<Vec<_>>(), ["web"]);
+    assert_eq!(reads.cluster["web"][1]["name"], "w2");
+    assert_ne!(reads.hash, quiet.hash);
+
+    // `all`: every role of the view.
+    for e in f.catalog.cookbooks.get_mut("memcached").unwrap() {
+        e.cluster = ClusterRoles::All;
+    }
+    let all = f.resolve().unwrap();
+    assert_eq!(all.cluster.keys().collect::<Vec<_>>(), ["memcached", "web"]);
 }

@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 
 use cm_model::manifest::Manifest;
+use cm_model::metadata::ClusterRoles;
 use serde_json::json;
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -30,6 +31,8 @@ pub struct NewCookbookVersion {
     /// The lowest cm-agent version that compiles it (semver), as
     /// `cm_model::features::required_agent` computes it at push.
     pub min_agent: String,
+    /// `cluster:` of its metadata: the roles of the view it reads.
+    pub cluster: ClusterRoles,
 }
 
 /// A stored cookbook version.
@@ -49,6 +52,8 @@ pub struct CookbookVersionRow {
     /// pushed before the server recorded it (read as before: see
     /// [`CookbookVersionRow::pushed_before_min_agent`]).
     pub min_agent: String,
+    /// `cluster:` of its metadata (none for versions pushed before 0.3.0).
+    pub cluster: ClusterRoles,
 }
 
 impl CookbookVersionRow {
@@ -80,7 +85,7 @@ macro_rules! select_versions {
     ($($tail:literal)?) => {
         concat!(
             "SELECT name, version, description, depends_json, manifest_json, manifest_digest, \
-             created_at, pushed_by, min_agent FROM cookbook_versions"
+             created_at, pushed_by, min_agent, cluster_json FROM cookbook_versions"
             $(, " ", $tail)?
         )
     };
@@ -92,7 +97,12 @@ fn row_to_version(row: &AnyRow) -> Result<CookbookVersionRow> {
     let key = format!("{name} {version}");
     let depends_json: String = row.try_get("depends_json")?;
     let manifest_json: String = row.try_get("manifest_json")?;
+    let cluster_json: String = row.try_get("cluster_json")?;
     Ok(CookbookVersionRow {
+        cluster: match cluster_json.as_str() {
+            "" => ClusterRoles::None,
+            json => from_json(json, "cookbook version", &key, "cluster_json")?,
+        },
         depends: from_json(&depends_json, "cookbook version", &key, "depends_json")?,
         manifest: from_json(&manifest_json, "cookbook version", &key, "manifest_json")?,
         description: row.try_get("description")?,
@@ -180,8 +190,9 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "INSERT INTO cookbook_versions (name, version, description, depends_json, \
-             manifest_json, manifest_digest, created_at, pushed_by, min_agent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name, version) DO NOTHING",
+             manifest_json, manifest_digest, created_at, pushed_by, min_agent, cluster_json) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (name, version) DO NOTHING",
         )
         .bind(&new.name)
         .bind(&version)
@@ -192,6 +203,10 @@ impl Store {
         .bind(now)
         .bind(who)
         .bind(&new.min_agent)
+        .bind(match &new.cluster {
+            ClusterRoles::None => String::new(),
+            declared => to_json(declared),
+        })
         .execute(&mut *tx)
         .in_time()
         .await?;

@@ -15,6 +15,7 @@ async fn versions_record_the_agent_they_need_and_those_pushed_before_none(db: &m
     let s = &db.store;
     let new = NewCookbookVersion {
         min_agent: "0.2.0".into(),
+        cluster: Default::default(),
         ..cookbook("ranges", "1.0.0", &[("metadata.yaml", "m")])
     };
     s.insert_cookbook_version(&new, ALICE).await.unwrap();
@@ -23,6 +24,7 @@ async fn versions_record_the_agent_they_need_and_those_pushed_before_none(db: &m
     assert!(!row.pushed_before_min_agent());
     let junk = NewCookbookVersion {
         min_agent: "soon".into(),
+        cluster: Default::default(),
         ..cookbook("ranges", "1.0.1", &[])
     };
     match s.insert_cookbook_version(&junk, ALICE).await {

@@ -33,6 +33,7 @@ pub fn cookbook(name: &str, version: &str, files: &[(&str, &str)]) -> NewCookboo
             entries: files.iter().rev().map(|(p, c)| entry(p, c)).collect(),
         },
         min_agent: "0.1.0".into(),
+        cluster: Default::default(),
     }
 }
 
