@@ -23,6 +23,8 @@ pub struct LocalRun {
     /// Facts to use instead of gathering them.
     pub node: Option<PathBuf>,
     pub cluster: Option<PathBuf>,
+    /// `member.<role>.ordinal`, as the server sends it.
+    pub member: Option<PathBuf>,
     pub secrets: Option<PathBuf>,
     pub why_run: bool,
     pub backup_dir: PathBuf,
@@ -83,6 +85,10 @@ pub fn prepare(run: &LocalRun) -> Result<Prepared, LoadError> {
         }
         None => Value::Object(Map::new()),
     };
+    let member = match &run.member {
+        Some(p) => Value::Object(yaml_map(p, "member ordinals")?),
+        None => Value::Object(Map::new()),
+    };
     let secrets = match &run.secrets {
         Some(p) => {
             let text = std::fs::read_to_string(p)
@@ -99,6 +105,7 @@ pub fn prepare(run: &LocalRun) -> Result<Prepared, LoadError> {
         node: &node,
         secrets: &secrets,
         cluster: &cluster,
+        member: &member,
     };
     let resources = engine::compile(&inputs, &templates)?;
     Ok(Prepared { resources, secrets })

@@ -225,8 +225,11 @@ fn one_daemon(config: &Config) -> Result<RunLock, Fatal> {
 /// How often the daemon tells the server it is alive.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
 /// A converge that has finished no resource for this long is stuck: the
-/// heartbeats stop, so the server calls the node unreachable.
-const STUCK_AFTER: i64 = 600;
+/// heartbeats stop, so the server calls the node unreachable. Longer than
+/// the longest a resource may take (apt, 30 minutes).
+const STUCK_AFTER: i64 = 45 * 60;
+/// How long one heartbeat may take.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// When the converge in progress last moved (unix seconds; 0: idle).
 #[derive(Clone, Default)]
@@ -261,23 +264,25 @@ async fn follow(
 }
 
 /// Beat every minute while the daemon is not stuck. A server too old to
-/// know heartbeats is not asked again.
+/// know heartbeats (a replica not yet upgraded) is asked again later.
 async fn heartbeat_loop(channel: Channel, busy: Busy) {
     let mut client = AgentClient::new(channel);
     let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         if busy.stuck() {
             tracing::warn!(
-                "a converge has made no progress for 10 minutes: not telling the server this node is alive"
+                "a converge has made no progress for 45 minutes: not telling the server this node is alive"
             );
             continue;
         }
-        match client.heartbeat(Empty {}).await {
+        let mut beat = tonic::Request::new(Empty {});
+        beat.set_timeout(HEARTBEAT_TIMEOUT);
+        match client.heartbeat(beat).await {
             Ok(_) => {}
             Err(s) if s.code() == tonic::Code::Unimplemented => {
-                tracing::info!("the server takes no heartbeats (older than cm-server 0.3.0)");
-                return;
+                tracing::debug!("the server takes no heartbeats (older than cm-server 0.3.0)");
             }
             Err(s) => tracing::debug!(error = %RemoteError::from(s), "heartbeat not delivered"),
         }

@@ -192,3 +192,34 @@ fn help_describes_apply() {
         .success()
         .stdout(predicate::str::contains("--why-run").and(predicate::str::contains("--run-list")));
 }
+
+#[test]
+fn cluster_and_member_files_stand_in_for_the_servers_view() {
+    let s = sandbox();
+    s.cookbook(
+        "ring",
+        &[(
+            "recipes/default.yaml",
+            "- file: \"{{attrs.root}}/ring\"\n  content: \"me {{member.ring.ordinal}} of {{len cluster.ring}}: {{addresses cluster.ring 7000 \\\",\\\"}}\\n\"\n",
+        )],
+    );
+    let cluster = s.dir.path().join("cluster.yaml");
+    std::fs::write(
+        &cluster,
+        "ring:\n  - {name: a, ordinal: 0, address: 10.0.0.1}\n  - {name: b, ordinal: 1, address: 'fd00::2'}\n",
+    )
+    .unwrap();
+    let member = s.dir.path().join("member.yaml");
+    std::fs::write(&member, "ring: {ordinal: 1}\n").unwrap();
+    agent(&s, "ring")
+        .arg("--cluster")
+        .arg(&cluster)
+        .arg("--member")
+        .arg(&member)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(s.root().join("ring")).unwrap(),
+        "me 1 of 2: 10.0.0.1:7000,[fd00::2]:7000\n"
+    );
+}

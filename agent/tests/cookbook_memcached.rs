@@ -26,6 +26,7 @@ fn rendered_conf(attributes: Option<&str>) -> String {
         attributes: attrs,
         node: Some(repo().join("agent/tests/fixtures/node-4g.yaml")),
         cluster: None,
+        member: None,
         secrets: None,
         why_run: true,
         backup_dir: dir.path().join("backup"),

@@ -57,6 +57,11 @@ pub enum Command {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// The cluster view: each role's members, their ordinals and state.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Enrollment tokens.
     Token {
         #[command(subcommand)]
@@ -201,6 +206,25 @@ pub enum DocCommand {
         after_help = "Examples:\n  cmctl role history memcached\n  cmctl env history production"
     )]
     History { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// Members of each role, by environment and ordinal: node, state, address, last check-in.
+    ///
+    /// Members are the active and unreachable nodes of a role; plans carry
+    /// the same lists to the cookbooks that declare the role.
+    #[command(
+        after_help = "Examples:\n  cmctl cluster show\n  cmctl cluster show --env production --role cassandra --format json"
+    )]
+    Show {
+        /// Only this environment.
+        #[arg(long)]
+        env: Option<String>,
+        /// Only this role.
+        #[arg(long)]
+        role: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
 use cli::{
-    AdminCommand, Cli, Command, CookbookCommand, DocCommand, NodeCommand, PushWhat, SecretCommand,
-    TokenCommand,
+    AdminCommand, Cli, ClusterCommand, Command, CookbookCommand, DocCommand, NodeCommand, PushWhat,
+    SecretCommand, TokenCommand,
 };
 use cm_proto::v1::AssignRequest;
 use commands::docs::Kind;
@@ -80,6 +80,9 @@ async fn run(cli: Cli) -> Result<()> {
         },
         Command::Role { command } => doc(ch, Kind::Role, command, f).await,
         Command::Env { command } => doc(ch, Kind::Environment, command, f).await,
+        Command::Cluster { command } => match command {
+            ClusterCommand::Show { env, role } => commands::cluster::show(ch, env, role, f).await,
+        },
         Command::Node { command } => match command {
             NodeCommand::List { role, env } => commands::node::list(ch, role, env, f).await,
             NodeCommand::Show { node } => commands::node::show(ch, node, f).await,

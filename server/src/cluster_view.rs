@@ -2,7 +2,7 @@
 //! in the node's own environment, sorted by ordinal. Each member is a small
 //! documented object (docs/cookbooks.md, "The cluster view"); nothing else
 //! of one node reaches another node's plan, and every value is checked
-//! again here (an address is an IP, strings are short and printable).
+//! again here (an address is an IP, strings are short words).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -51,20 +51,26 @@ pub fn empty<'a>(roles: impl Iterator<Item = &'a String>) -> Map<String, Value> 
 
 /// One member as templates see it.
 fn member(node: &NodeRow, ordinal: i64) -> Value {
-    let facts = &node.facts;
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).and_then(printable);
+    let mut member = visible(&node.facts);
+    member["name"] = json!(node.name);
+    member["ordinal"] = json!(ordinal);
+    member["reachable"] = json!(node.state == NodeState::Active);
+    member["state"] = json!(node.state.as_str());
+    member
+}
+
+/// What of a node's facts its peers see: `address`, `zone` and `facts`.
+/// A change of these (and only these) changes its peers' plans.
+pub fn visible(facts: &Value) -> Value {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).and_then(word);
     let os = json!({
         "id": text(facts.pointer("/os/id")),
         "version_id": text(facts.pointer("/os/version_id")),
         "codename": text(facts.pointer("/os/version_codename")),
     });
     json!({
-        "name": node.name,
-        "ordinal": ordinal,
         "address": address(facts),
         "zone": text(facts.pointer("/ec2/availability_zone")),
-        "reachable": node.state == NodeState::Active,
-        "state": node.state.as_str(),
         "facts": {
             "hostname": text(facts.get("hostname")),
             "cpus": facts.get("cpu_count").and_then(Value::as_u64),
@@ -77,7 +83,7 @@ fn member(node: &NodeRow, ordinal: i64) -> Value {
 
 /// The private address peers reach the node on: EC2's local IPv4, else the
 /// default route's IPv4, else its IPv6; `null` when none is an IP.
-fn address(facts: &Value) -> Value {
+pub fn address(facts: &Value) -> Value {
     [
         facts.pointer("/ec2/local_ipv4"),
         facts.get("ipaddress"),
@@ -90,9 +96,15 @@ fn address(facts: &Value) -> Value {
     .map_or(Value::Null, |ip| Value::String(ip.to_string()))
 }
 
-/// A short string without control characters, else nothing.
-fn printable(s: &str) -> Option<String> {
-    (s.len() <= MAX_STRING && !s.chars().any(char::is_control)).then(|| s.to_string())
+/// A short word of letters, digits, `.`, `_` and `-`, else nothing: what
+/// host names, zones and OS ids are, and nothing a peer's template or shell
+/// line could be made to run.
+fn word(s: &str) -> Option<String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_STRING
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    ok.then(|| s.to_string())
 }
 
 #[cfg(test)]
@@ -135,7 +147,8 @@ mod tests {
             NodeState::Active,
             json!({
                 "ipaddress": "10.0.0.5; reboot", "ip6address": "fd00::1",
-                "hostname": "a\u{1b}[2J", "cpu_count": 2, "memory_mib": 3931,
+                "hostname": "a$(reboot)", "cpu_count": 2, "memory_mib": 3931,
+                "os": {"id": "debian", "version_id": "12"},
                 "ec2": {"availability_zone": "eu-west-1a", "local_ipv4": "10.1.2.3"},
                 "secret_fact": "never shown",
             }),
@@ -148,6 +161,7 @@ mod tests {
         assert_eq!(cache[0]["address"], "10.1.2.3", "EC2's address first");
         assert_eq!(cache[0]["zone"], "eu-west-1a");
         assert_eq!(cache[0]["facts"]["hostname"], Value::Null);
+        assert_eq!(cache[0]["facts"]["os"]["version_id"], "12");
         assert_eq!(cache[0]["reachable"], true);
         assert!(!cache[0].to_string().contains("never shown"));
         assert_eq!(cache[1]["address"], Value::Null);

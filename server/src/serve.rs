@@ -369,6 +369,15 @@ async fn bootstrap_admin(
 /// Check-ins are kept in memory and written in batches, then the
 /// membership verdicts are passed (`state::membership`).
 async fn flush_check_ins(state: Arc<State>) {
+    // Nodes enrolled before the server kept memberships join their roles.
+    match state.store.reconcile_members(crate::state::now()).await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(nodes = n, "nodes joined the cluster view of their roles");
+            state.changed("nodes joined the cluster view").await;
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot bring the memberships up to date"),
+    }
     let mut tick = tokio::time::interval(crate::store::PASS_EVERY);
     loop {
         tick.tick().await;

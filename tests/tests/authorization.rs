@@ -88,6 +88,10 @@ async fn admin_calls(ch: Channel) -> Vec<(&'static str, Code)> {
         ),
         ("nodes.retire", code(n.retire(name()).await)),
         (
+            "nodes.cluster",
+            code(n.cluster(ClusterRequest::default()).await),
+        ),
+        (
             "nodes.explain",
             code(n.explain(ExplainRequest::default()).await),
         ),

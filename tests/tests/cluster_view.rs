@@ -23,7 +23,7 @@ fn members_cookbook(dir: &std::path::Path) -> std::path::PathBuf {
         ),
         (
             "templates/members.hbs",
-            "{{#each cluster.ring}}{{ordinal}} {{name}} {{reachable}}\n{{/each}}",
+            "me {{member.ring.ordinal}}\n{{#each cluster.ring}}{{ordinal}} {{name}} {{reachable}}\n{{/each}}",
         ),
     ];
     for (rel, text) in files {
@@ -73,10 +73,19 @@ async fn ring_agent(server: &TestServer, name: &str) -> TestAgent {
     agent
 }
 
+/// Converge and return the members file without its first line, which
+/// must name the node's own ordinal.
 async fn converge(agent: &TestAgent) -> String {
     let run = agent.run_once().await;
     assert!(run.status.success(), "{}\n{}", run.json, run.stderr);
-    read(agent.out().join("members"))
+    let text = read(agent.out().join("members"));
+    let (me, members) = text.split_once('\n').unwrap();
+    let ordinal = me.strip_prefix("me ").unwrap();
+    assert!(
+        members.contains(&format!("{ordinal} {} true\n", agent.name)),
+        "{text}"
+    );
+    members.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,4 +119,44 @@ async fn members_joining_and_leaving_rewrite_the_list_on_every_member() {
     cmctl(&server, &["node", "retire", "node-b"]).await;
     assert_eq!(converge(&a).await, "0 node-a true\n2 node-c true\n");
     assert_eq!(converge(&c).await, "0 node-a true\n2 node-c true\n");
+
+    // Admins see the same view.
+    let shown = cmctl(
+        &server,
+        &["--format", "json", "cluster", "show", "--role", "ring"],
+    )
+    .await;
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let listed: Vec<(&str, i64, &str)> = shown
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["node"].as_str().unwrap(),
+                m["ordinal"].as_i64().unwrap(),
+                m["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("node-a", 0, "active"), ("node-c", 2, "active")]);
+    let table = cmctl(&server, &["cluster", "show", "--env", "production"]).await;
+    assert!(table.starts_with("ENVIRONMENT"), "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.contains(" ring ")).count(),
+        2,
+        "{table}"
+    );
+    let node = cmctl(&server, &["--format", "json", "node", "show", "node-c"]).await;
+    let node: serde_json::Value = serde_json::from_str(&node).unwrap();
+    let ordinals: Vec<(&str, i64)> = node["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap(), m["ordinal"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(ordinals, [("out-node-c", 0), ("ring", 2)], "{node}");
+    let retired = cmctl(&server, &["--format", "json", "node", "show", "node-b"]).await;
+    let retired: serde_json::Value = serde_json::from_str(&retired).unwrap();
+    assert_eq!(retired["memberships"], serde_json::json!([]), "{retired}");
 }

@@ -38,6 +38,11 @@ pub(super) fn converge_plan(
             .collect::<Result<Vec<_>, _>>()?;
         let attributes = json_map(&plan.attributes_json, "attributes")?;
         let cluster = Value::Object(json_map(&plan.cluster_json, "cluster")?);
+        // Empty from a server older than 0.3.0.
+        let member = match plan.member_json.as_str() {
+            "" => Value::Object(Map::new()),
+            json => Value::Object(json_map(json, "member")?),
+        };
         let node = serde_json::to_value(facts).map_err(|e| e.to_string())?;
         let secrets = Secrets(
             plan.secrets
@@ -53,6 +58,7 @@ pub(super) fn converge_plan(
             node: &node,
             secrets: &secrets,
             cluster: &cluster,
+            member: &member,
         };
         let resources = engine::compile(&inputs, &templates).map_err(|e| e.to_string())?;
         Ok((resources, secrets))

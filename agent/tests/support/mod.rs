@@ -78,6 +78,7 @@ impl Sandbox {
             attributes: Some(attrs),
             node: None,
             cluster: None,
+            member: None,
             secrets: None,
             why_run,
             backup_dir: self.dir.path().join("backup"),

@@ -17,6 +17,7 @@ fn node_json(n: &Node) -> serde_json::Value {
         "plan_error": (!n.plan_error.is_empty()).then_some(&n.plan_error),
         "facts": serde_json::from_str::<serde_json::Value>(&n.facts_json).unwrap_or_default(),
         "attributes": serde_json::from_str::<serde_json::Value>(&n.attributes_json).unwrap_or_default(),
+        "memberships": n.memberships.iter().map(super::cluster::member_json).collect::<Vec<_>>(),
         "last_run": n.last_run.as_ref().map(|r| serde_json::json!({
             "at": r.at, "status": r.status, "resources_total": r.resources_total,
             "resources_changed": r.resources_changed, "resources_failed": r.resources_failed,
@@ -133,6 +134,14 @@ fn print_node(n: &Node, format: Format) {
             );
             if !n.plan_error.is_empty() {
                 println!("plan error: {}", n.plan_error);
+            }
+            if !n.memberships.is_empty() {
+                let ordinals: Vec<String> = n
+                    .memberships
+                    .iter()
+                    .map(|m| format!("{} #{}", m.role, m.ordinal))
+                    .collect();
+                println!("cluster {}", ordinals.join(", "));
             }
             if n.attributes_json != "{}" && !n.attributes_json.is_empty() {
                 println!("attributes {}", n.attributes_json);

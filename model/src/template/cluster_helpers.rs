@@ -128,7 +128,9 @@ impl HelperDef for Addresses {
         for (i, member) in members.iter().enumerate() {
             // Every member is checked, kept or not: a broken list fails the
             // same way whichever members are reachable.
-            let address = address(i, member)?;
+            let Some(address) = address(i, member)? else {
+                continue;
+            };
             // Missing or anything but false counts as reachable: a list
             // written by hand for `cm-agent apply` need not say it.
             if only_reachable && member.get("reachable") == Some(&Value::Bool(false)) {
@@ -169,8 +171,9 @@ fn port(v: &Value) -> Result<Option<u16>, RenderError> {
     }
 }
 
-/// Member `i`'s `address`, or an error naming the member.
-fn address(i: usize, member: &Value) -> Result<&str, RenderError> {
+/// Member `i`'s `address` (`None`: `null`, a node without an IP, left
+/// out), or an error naming the member.
+fn address(i: usize, member: &Value) -> Result<Option<&str>, RenderError> {
     let Value::Object(fields) = member else {
         return Err(fail(format!(
             "addresses: member {i} is {}, not a map with an address",
@@ -182,7 +185,8 @@ fn address(i: usize, member: &Value) -> Result<&str, RenderError> {
         None => format!("member {i}"),
     };
     match fields.get("address") {
-        Some(Value::String(a)) => Ok(a),
+        Some(Value::String(a)) => Ok(Some(a)),
+        Some(Value::Null) => Ok(None),
         None => Err(fail(format!("addresses: {who} has no address"))),
         Some(other) => Err(fail(format!(
             "addresses: {who} has address {}, not a string",

@@ -178,6 +178,15 @@ fn addresses_refuses_bad_ports_and_members_naming_them() {
         broken(json!([{"address": "10.0.0.1"}, {"name": "n2", "reachable": false}])),
         "addresses: member 1 (n2) has no address"
     );
+    // A node without an IP (`address: null` in the view) is left out, so
+    // one such member does not break its peers' files.
+    let c = Context::wraps(json!({ "l": [{"address": null}, {"address": "10.0.0.2"}] })).unwrap();
+    assert_eq!(
+        Templates::new()
+            .render_str("{{addresses l 1 \",\"}}", &c)
+            .unwrap(),
+        "10.0.0.2:1"
+    );
     assert_eq!(
         broken(json!([{"address": 10}])),
         "addresses: member 0 has address 10, not a string"
@@ -372,11 +381,7 @@ seed_provider:
     parameters:
       - seeds: "{{addresses (first cluster.cassandra 3) "" ","}}"
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
-{{#each cluster.cassandra}}
-{{#if (eq name ../node.hostname)}}
-initial_token: {{cassandra_token ordinal (len ../cluster.cassandra) "Murmur3Partitioner"}}
-{{/if}}
-{{/each}}
+initial_token: {{cassandra_token member.cassandra.ordinal attrs.cassandra.ring_size "Murmur3Partitioner"}}
 "#;
     let addresses = [
         "10.0.0.5",
@@ -392,7 +397,7 @@ initial_token: {{cassandra_token ordinal (len ../cluster.cassandra) "Murmur3Part
         .map(|(i, a)| json!({"name": format!("cass-{}", i + 1), "ordinal": i, "address": a, "reachable": true}))
         .collect();
     let c =
-        Context::wraps(json!({"cluster": {"cassandra": members}, "node": {"hostname": "cass-3"}}))
+        Context::wraps(json!({"cluster": {"cassandra": members}, "member": {"cassandra": {"ordinal": 2}}, "attrs": {"cassandra": {"ring_size": 6}}}))
             .unwrap();
     let mut t = Templates::new();
     t.add_cookbook(

@@ -105,7 +105,13 @@ impl AgentApi {
         tracing::info!(node = %r.node_name, "node enrolled");
         // It joined its roles: the plans that list them change. The
         // background pass finds them; a burst of enrollments is one pass.
-        if !enrolled.node.roles.is_empty() {
+        if let Some(serial) = &enrolled.retired_expired {
+            let reason = format!(
+                "node {} re-enrolled (certificate {serial} expired)",
+                r.node_name
+            );
+            self.state.changed(&reason).await;
+        } else if !enrolled.node.roles.is_empty() {
             let roles = enrolled.node.roles.join(", ");
             let reason = format!("node {} joined {roles}", r.node_name);
             self.state.changed(&reason).await;
@@ -263,11 +269,24 @@ impl Agent for AgentApi {
         let (node, _) = auth::node(&self.state, &req).await?;
         let facts =
             crate::facts::validate(&req.get_ref().facts_json).map_err(Status::invalid_argument)?;
+        let facts = serde_json::Value::Object(facts);
+        let before = self.state.store.node(&node).await.map_err(status)?;
         self.state
             .store
-            .update_facts(&node, &serde_json::Value::Object(facts).to_string())
+            .update_facts(&node, &facts.to_string())
             .await
             .map_err(status)?;
+        // Its peers' plans show its address and a few facts: a change of
+        // those is a change (every run reports facts; most change nothing).
+        let seen = crate::cluster_view::visible;
+        if crate::store::is_member(before.state)
+            && !before.roles.is_empty()
+            && seen(&before.facts) != seen(&facts)
+        {
+            self.state
+                .changed(&format!("node {node}'s address or facts changed"))
+                .await;
+        }
         Ok(Response::new(Empty {}))
     }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use cm_proto::v1::nodes_server::Nodes;
 use cm_proto::v1::{
-    AssignRequest, Contribution, ExplainRequest, ExplainResponse, ListNodesRequest, Name, Node,
-    NodeList, SetAttributeRequest,
+    AssignRequest, ClusterRequest, ClusterView, Contribution, ExplainRequest, ExplainResponse,
+    ListNodesRequest, Member, Name, Node, NodeList, SetAttributeRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -17,7 +17,7 @@ use super::convert;
 use super::status::status;
 use crate::plan::check::PlanChange;
 use crate::state::State;
-use crate::store::NodeRow;
+use crate::store::{MemberRow, NodeRow};
 
 pub struct NodesApi {
     pub state: Arc<State>,
@@ -38,6 +38,28 @@ fn to_pb(n: &NodeRow) -> Node {
         enrolled_at: n.enrolled_at,
         cert_expires_at: n.cert_expires_at,
         plan_error: n.plan_error.clone(),
+        memberships: Vec::new(),
+    }
+}
+
+fn member_to_pb(m: &MemberRow, node: Option<&NodeRow>) -> Member {
+    Member {
+        environment: m.environment.clone(),
+        role: m.role.clone(),
+        ordinal: m.ordinal,
+        node: m.node.clone(),
+        state: node
+            .map(|n| n.state.as_str().to_string())
+            .unwrap_or_default(),
+        address: node
+            .and_then(|n| {
+                crate::cluster_view::address(&n.facts)
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default(),
+        last_seen: node.map_or(0, |n| n.last_seen),
+        joined_at: m.joined_at,
     }
 }
 
@@ -75,7 +97,48 @@ impl Nodes for NodesApi {
     async fn show(&self, req: Request<Name>) -> Result<Response<Node>, Status> {
         auth::admin(&self.state, &req).await?;
         self.flush().await;
-        Ok(Response::new(to_pb(&self.node(&req.get_ref().name).await?)))
+        let row = self.node(&req.get_ref().name).await?;
+        let members = self
+            .state
+            .store
+            .members(Some(&row.environment), None)
+            .await
+            .map_err(status)?;
+        let mut node = to_pb(&row);
+        node.memberships = members
+            .iter()
+            .filter(|m| m.node == row.name)
+            .map(|m| member_to_pb(m, Some(&row)))
+            .collect();
+        Ok(Response::new(node))
+    }
+
+    async fn cluster(&self, req: Request<ClusterRequest>) -> Result<Response<ClusterView>, Status> {
+        auth::admin(&self.state, &req).await?;
+        self.flush().await;
+        let r = req.into_inner();
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let (environment, role) = (some(&r.environment), some(&r.role));
+        let members = self
+            .state
+            .store
+            .members(environment.as_deref(), role.as_deref())
+            .await
+            .map_err(status)?;
+        let nodes = self
+            .state
+            .store
+            .nodes(role.as_deref(), environment.as_deref())
+            .await
+            .map_err(status)?;
+        let by_name: std::collections::HashMap<&str, &NodeRow> =
+            nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        Ok(Response::new(ClusterView {
+            members: members
+                .iter()
+                .map(|m| member_to_pb(m, by_name.get(m.node.as_str()).copied()))
+                .collect(),
+        }))
     }
 
     async fn assign(&self, req: Request<AssignRequest>) -> Result<Response<Node>, Status> {

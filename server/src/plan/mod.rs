@@ -62,6 +62,8 @@ pub struct NodeView {
     /// The cm-agent version the node last reported; `None` when unknown
     /// (plan checks, a node that has not asked for a plan yet).
     pub agent_version: Option<Version>,
+    /// Its ordinal in each role it is a member of.
+    pub ordinals: BTreeMap<String, i64>,
 }
 
 /// A secret and the roles whose nodes may read it.
@@ -102,6 +104,8 @@ pub struct Plan {
     pub cookbooks: Vec<PlannedCookbook>,
     pub attributes: Attributes,
     pub cluster: Map<String, Value>,
+    /// `member.<role>.ordinal`: the node's own place in each of its roles.
+    pub member: Map<String, Value>,
     pub secrets: BTreeMap<String, SecretString>,
     pub splay_seconds: u32,
     /// Cookbooks the environment does not pin.
@@ -248,11 +252,11 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
         run_list,
         cookbooks,
         attributes,
-        cluster: inputs
-            .cluster
+        cluster: cluster_of(inputs.cluster, &chosen),
+        member: node
+            .ordinals
             .iter()
-            .filter(|(role, _)| chosen.values().any(|e| e.cluster.reads(role)))
-            .map(|(role, members)| (role.clone(), members.clone()))
+            .map(|(role, ordinal)| (role.clone(), serde_json::json!({ "ordinal": ordinal })))
             .collect(),
         secrets,
         splay_seconds: inputs.environment.splay_seconds,
@@ -260,6 +264,29 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
     };
     plan.hash = hash(&plan);
     Ok(plan)
+}
+
+/// The roles of `view` the chosen cookbooks declare; a declared role with
+/// no role document yet is an empty list, as one nobody holds.
+fn cluster_of(
+    view: &Map<String, Value>,
+    chosen: &BTreeMap<&str, &CatalogEntry>,
+) -> Map<String, Value> {
+    let mut cluster: Map<String, Value> = view
+        .iter()
+        .filter(|(role, _)| chosen.values().any(|e| e.cluster.reads(role)))
+        .map(|(role, members)| (role.clone(), members.clone()))
+        .collect();
+    for e in chosen.values() {
+        if let ClusterRoles::Roles(roles) = &e.cluster {
+            for role in roles {
+                cluster
+                    .entry(role.clone())
+                    .or_insert_with(|| Value::Array(Vec::new()));
+            }
+        }
+    }
+    cluster
 }
 
 /// Cookbook defaults (dependencies first) < environment < roles (in order) < node.
@@ -323,6 +350,7 @@ fn hash(plan: &Plan) -> String {
         cookbooks: &'a [PlannedCookbook],
         attributes: &'a Map<String, Value>,
         cluster: &'a Map<String, Value>,
+        member: &'a Map<String, Value>,
         secrets: BTreeMap<&'a str, &'a str>,
         splay_seconds: u32,
     }
@@ -333,6 +361,7 @@ fn hash(plan: &Plan) -> String {
         cookbooks: &plan.cookbooks,
         attributes: &plan.attributes.merged,
         cluster: &plan.cluster,
+        member: &plan.member,
         secrets: plan
             .secrets
             .iter()

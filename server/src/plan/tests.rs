@@ -81,6 +81,7 @@ impl Fixture {
                 roles: vec!["memcached".into()],
                 attributes: Map::new(),
                 agent_version: None,
+                ordinals: Default::default(),
             },
             environment: env(
                 "name: production\ncookbooks: {memcached: 1.0.0}\nattributes: {memcached: {memory_mb: 100}}\n",
@@ -252,12 +253,14 @@ fn a_plan_carries_only_the_roles_its_cookbooks_declare() {
         .insert("web".into(), json!([{"name": "w1"}, {"name": "w2"}]));
     assert_eq!(f.resolve().unwrap().hash, quiet.hash);
 
-    // Declaring web: the plan lists its members, and follows them.
+    // Declaring web: the plan lists its members, and follows them; a
+    // declared role with no role document yet is an empty list.
     for e in f.catalog.cookbooks.get_mut("memcached").unwrap() {
-        e.cluster = ClusterRoles::Roles(vec!["web".into()]);
+        e.cluster = ClusterRoles::Roles(vec!["web".into(), "later".into()]);
     }
     let reads = f.resolve().unwrap();
-    assert_eq!(reads.cluster.keys().collect::<Vec<_>>(), ["web"]);
+    assert_eq!(reads.cluster.keys().collect::<Vec<_>>(), ["later", "web"]);
+    assert_eq!(reads.cluster["later"], json!([]));
     assert_eq!(reads.cluster["web"][1]["name"], "w2");
     assert_ne!(reads.hash, quiet.hash);
 
@@ -267,4 +270,22 @@ fn a_plan_carries_only_the_roles_its_cookbooks_declare() {
     }
     let all = f.resolve().unwrap();
     assert_eq!(all.cluster.keys().collect::<Vec<_>>(), ["memcached", "web"]);
+}
+
+#[test]
+fn a_plan_carries_the_nodes_own_ordinals_whatever_the_others_do() {
+    let mut f = Fixture::new();
+    f.node.ordinals = BTreeMap::from([("memcached".to_string(), 3)]);
+    let plan = f.resolve().unwrap();
+    assert_eq!(plan.member["memcached"]["ordinal"], 3);
+    // Others joining a role this plan does not read moves nothing.
+    f.cluster
+        .insert("memcached".into(), json!([{"name": "m9", "ordinal": 9}]));
+    assert_eq!(f.resolve().unwrap().hash, plan.hash);
+    f.node.ordinals.insert("memcached".into(), 0);
+    assert_ne!(
+        f.resolve().unwrap().hash,
+        plan.hash,
+        "its own ordinal is in the hash"
+    );
 }

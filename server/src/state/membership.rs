@@ -23,7 +23,14 @@ impl State {
                 tracing::info!(nodes = ?back, "nodes back in the cluster view");
                 self.changed(&format!("{} back", names(&back))).await;
             }
-            Err(e) => tracing::warn!(error = %e, nodes = batch.len(), "cannot record check-ins"),
+            Err(e) => {
+                tracing::warn!(error = %e, nodes = batch.len(), "cannot record check-ins; keeping them for the next flush");
+                let mut kept = self.last_seen.lock().await;
+                for (node, at) in batch {
+                    let slot = kept.entry(node).or_insert(at);
+                    *slot = (*slot).max(at);
+                }
+            }
         }
     }
 

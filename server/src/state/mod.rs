@@ -63,6 +63,8 @@ struct SharedInputs {
     cluster: crate::cluster_view::View,
     /// `cluster.<role>` of an environment without members: every role, empty.
     no_members: Map<String, Value>,
+    /// Node → role → its ordinal (`member.<role>.ordinal`).
+    ordinals: HashMap<String, BTreeMap<String, i64>>,
 }
 
 pub struct State {
@@ -287,6 +289,13 @@ impl State {
         let by_name = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
         let cluster = crate::cluster_view::build(roles.keys(), &members, &by_name);
         let no_members = crate::cluster_view::empty(roles.keys());
+        let mut ordinals: HashMap<String, BTreeMap<String, i64>> = HashMap::new();
+        for m in &members {
+            ordinals
+                .entry(m.node.clone())
+                .or_default()
+                .insert(m.role.clone(), m.ordinal);
+        }
         let shared = Arc::new(SharedInputs {
             generation,
             environments: self.environments().await?,
@@ -295,6 +304,7 @@ impl State {
             roles,
             cluster,
             no_members,
+            ordinals,
         });
         let mut slot = self.shared.write().await;
         if slot.as_ref().is_none_or(|s| s.generation <= generation) {
@@ -393,6 +403,7 @@ impl State {
             roles: row.roles.clone(),
             attributes: row.attributes.clone(),
             agent_version: semver::Version::parse(&row.agent_version).ok(),
+            ordinals: shared.ordinals.get(&row.name).cloned().unwrap_or_default(),
         };
         // An environment nobody has set is empty: no pins, no attributes.
         let default_env;

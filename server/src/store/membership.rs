@@ -199,6 +199,8 @@ impl Store {
     /// Pass the liveness verdicts at `now`: active nodes silent longer than
     /// their environment's `unreachable_after` become unreachable, and
     /// nodes silent longer than `expire_after` expire (out of their roles).
+    /// Nodes whose agent predates heartbeats (0.1, 0.2: a check-in per
+    /// converge, every 15 minutes) are not judged.
     /// A gap since the last pass longer than [`DOWNTIME_AFTER`] was the
     /// server's own downtime: it is first added to every node's last check-in,
     /// so nodes are not blamed for it. Any replica may run it; each verdict
@@ -228,7 +230,9 @@ impl Store {
             let expired = names(
                 sqlx::query(
                     "UPDATE nodes SET state = 'expired' WHERE environment = $1 \
-                     AND state IN ('active', 'unreachable') AND last_seen < $2 RETURNING name",
+                     AND state IN ('active', 'unreachable') AND last_seen < $2 \
+                     AND agent_version NOT LIKE '0.1.%' AND agent_version NOT LIKE '0.2.%' \
+                     RETURNING name",
                 )
                 .bind(&environment)
                 .bind(now - t.expire_after)
@@ -247,7 +251,9 @@ impl Store {
             verdicts.unreachable.extend(names(
                 sqlx::query(
                     "UPDATE nodes SET state = 'unreachable' WHERE environment = $1 \
-                     AND state = 'active' AND last_seen < $2 RETURNING name",
+                     AND state = 'active' AND last_seen < $2 \
+                     AND agent_version NOT LIKE '0.1.%' AND agent_version NOT LIKE '0.2.%' \
+                     RETURNING name",
                 )
                 .bind(&environment)
                 .bind(now - t.unreachable_after)
@@ -283,6 +289,41 @@ pub(crate) async fn rejoin(conn: &mut AnyConnection, name: &str, now: i64) -> Re
     Ok(true)
 }
 
+impl Store {
+    /// Make every member of its roles hold its rows (oldest enrollment
+    /// first, so the oldest nodes take the lowest ordinals): nodes enrolled
+    /// before the server kept a membership, or any a failure left out.
+    /// Returns how many nodes it changed. Run once when a server starts.
+    pub async fn reconcile_members(&self, now: i64) -> Result<usize> {
+        let members = self.members(None, None).await?;
+        let held: BTreeSet<(&str, &str, &str)> = members
+            .iter()
+            .map(|m| (m.node.as_str(), m.environment.as_str(), m.role.as_str()))
+            .collect();
+        let mut nodes = self.nodes(None, None).await?;
+        nodes.sort_by_key(|n| (n.enrolled_at, n.name.clone()));
+        let mut changed = 0;
+        for n in nodes.iter().filter(|n| is_member(n.state)) {
+            let whole = n
+                .roles
+                .iter()
+                .all(|r| held.contains(&(n.name.as_str(), n.environment.as_str(), r.as_str())));
+            if whole {
+                continue;
+            }
+            let mut tx = self.write_tx().await?;
+            // Read again under the transaction: it may have changed.
+            if let Some(node) = nodes::fetch(&mut tx, &n.name).await?
+                && reconcile(&mut tx, &node, now).await?
+            {
+                changed += 1;
+            }
+            tx.commit().in_time().await?;
+        }
+        Ok(changed)
+    }
+}
+
 fn names(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<String>> {
     Ok(rows
         .iter()
@@ -292,7 +333,7 @@ fn names(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<String>> {
 
 /// Record this pass; when the last one is older than [`DOWNTIME_AFTER`],
 /// add the gap to the last check-in of every node in the view and return
-/// it. The setting moves by a conditional update, so of two replicas
+/// it. The first pass ever starts every member's clock. The setting moves by a conditional update, so of two replicas
 /// ending the same downtime only one credits it.
 async fn credit_downtime(conn: &mut AnyConnection, now: i64) -> Result<i64> {
     let last: Option<String> = sqlx::query("SELECT value FROM cluster_settings WHERE key = $1")
@@ -303,7 +344,7 @@ async fn credit_downtime(conn: &mut AnyConnection, now: i64) -> Result<i64> {
         .map(|r| r.try_get("value"))
         .transpose()?;
     let Some(last) = last else {
-        sqlx::query(
+        let first = sqlx::query(
             "INSERT INTO cluster_settings (key, value, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (key) DO NOTHING",
         )
@@ -313,8 +354,35 @@ async fn credit_downtime(conn: &mut AnyConnection, now: i64) -> Result<i64> {
         .execute(&mut *conn)
         .in_time()
         .await?;
+        if first.rows_affected() == 1 {
+            // The first pass ever (a new database, or an upgrade from a
+            // server that never judged): how long nodes were silent before
+            // is not known, so every member's clock starts now rather than
+            // a fleet expiring (and losing its ordinals) at once.
+            sqlx::query(
+                "UPDATE nodes SET last_seen = $1 \
+                 WHERE state IN ('active', 'unreachable') AND last_seen < $1",
+            )
+            .bind(now)
+            .execute(&mut *conn)
+            .in_time()
+            .await?;
+        }
         return Ok(0);
     };
+    let Ok(last_at) = last.parse::<i64>() else {
+        return Err(StoreError::corrupt(
+            "cluster setting",
+            PASS_AT,
+            "value",
+            &last,
+        ));
+    };
+    // A replica whose clock is behind another's moves nothing back: its
+    // pass would otherwise look like a gap on the next one.
+    if now <= last_at {
+        return Ok(0);
+    }
     let moved = sqlx::query("UPDATE cluster_settings SET value = $1 WHERE key = $2 AND value = $3")
         .bind(now.to_string())
         .bind(PASS_AT)
@@ -322,7 +390,7 @@ async fn credit_downtime(conn: &mut AnyConnection, now: i64) -> Result<i64> {
         .execute(&mut *conn)
         .in_time()
         .await?;
-    let gap = now - last.parse::<i64>().unwrap_or(now);
+    let gap = now - last_at;
     if moved.rows_affected() == 0 || gap <= DOWNTIME_AFTER {
         return Ok(0);
     }

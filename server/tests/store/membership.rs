@@ -13,6 +13,8 @@ on_both_engines!(
     silence_makes_a_node_unreachable_then_expired_and_a_check_in_brings_it_back,
     the_servers_own_downtime_is_not_counted_against_nodes,
     joins_and_verdicts_racing_through_two_stores_are_taken_once,
+    nodes_without_their_rows_rejoin_oldest_first,
+    nodes_whose_agent_predates_heartbeats_are_not_judged,
 );
 
 const TIMERS: Timers = Timers {
@@ -136,7 +138,12 @@ async fn silence_makes_a_node_unreachable_then_expired_and_a_check_in_brings_it_
 async fn the_servers_own_downtime_is_not_counted_against_nodes(db: &mut Db) {
     let s = &db.store;
     enrolled(s, "n1", &["cache"]).await;
-    let t0 = unix_now();
+    // The first pass ever (a new database, an upgrade from a server that
+    // never judged) does not know how long nodes were silent before it:
+    // their clocks start at it.
+    let t0 = unix_now() + 10_000;
+    let v = s.pass_verdicts(t0, |_| TIMERS).await.unwrap();
+    assert!(v.is_empty() && v.credited == 0, "{v:?}");
     run_server(s, t0, t0 + 60, &["n1"]).await;
 
     // The server is down for an hour; the node is not blamed for it.
@@ -179,9 +186,10 @@ async fn joins_and_verdicts_racing_through_two_stores_are_taken_once(db: &mut Db
     assert_eq!(ordinals, (0..16).collect::<Vec<_>>(), "each ordinal once");
 
     // Both replicas pass the same verdicts at once: each is taken once.
+    assert!(run_server(&db.store, now, now + 180, &[]).await.is_empty());
     let (a, b) = tokio::join!(
-        db.store.pass_verdicts(now + 200, |_| TIMERS),
-        other.pass_verdicts(now + 200, |_| TIMERS),
+        db.store.pass_verdicts(now + 210, |_| TIMERS),
+        other.pass_verdicts(now + 210, |_| TIMERS),
     );
     let mut unreachable = a.unwrap().unreachable;
     unreachable.extend(b.unwrap().unreachable);
@@ -190,4 +198,43 @@ async fn joins_and_verdicts_racing_through_two_stores_are_taken_once(db: &mut Db
     unreachable.dedup();
     assert_eq!(unreachable.len(), 16, "no node judged twice");
     other.close().await;
+}
+
+async fn nodes_without_their_rows_rejoin_oldest_first(db: &mut Db) {
+    let s = &db.store;
+    // Enrolled in this order (in the same second: then by name).
+    for n in ["n1-old", "n2-mid", "n3-new"] {
+        enrolled(s, n, &["cache"]).await;
+    }
+    // As after the upgrade from a server that kept no memberships.
+    sqlx::query("DELETE FROM memberships WHERE node <> 'n3-new'")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(members(s, "cache").await, of(&[("n3-new", 2)]));
+    assert_eq!(s.reconcile_members(unix_now()).await.unwrap(), 2);
+    assert_eq!(
+        members(s, "cache").await,
+        of(&[("n1-old", 0), ("n2-mid", 1), ("n3-new", 2)])
+    );
+    assert_eq!(
+        s.reconcile_members(unix_now()).await.unwrap(),
+        0,
+        "nothing left"
+    );
+}
+
+async fn nodes_whose_agent_predates_heartbeats_are_not_judged(db: &mut Db) {
+    let s = &db.store;
+    enrolled(s, "legacy", &["cache"]).await;
+    enrolled(s, "current", &["cache"]).await;
+    s.set_agent_version("legacy", "0.2.4").await.unwrap();
+    s.set_agent_version("current", "0.3.0").await.unwrap();
+    let t0 = unix_now();
+    let v = run_server(s, t0, t0 + 210, &[]).await;
+    assert_eq!(
+        v.unreachable,
+        ["current"],
+        "0.2 agents check in once per converge"
+    );
 }

@@ -62,6 +62,9 @@ pub enum Command {
         /// Cluster view: role -> list of members, YAML.
         #[arg(long, value_name = "FILE.yaml")]
         cluster: Option<PathBuf>,
+        /// This node's place in its roles: role -> {ordinal: N}, YAML.
+        #[arg(long, value_name = "FILE.yaml")]
+        member: Option<PathBuf>,
         /// Secrets: name -> value, YAML. Never shown in output.
         #[arg(long, value_name = "FILE.yaml")]
         secrets: Option<PathBuf>,

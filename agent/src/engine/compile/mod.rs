@@ -103,6 +103,8 @@ pub struct Inputs<'a> {
     pub secrets: &'a Secrets,
     /// The cluster view (`cluster.<role>`): a list per role.
     pub cluster: &'a Value,
+    /// The node's own ordinals (`member.<role>.ordinal`).
+    pub member: &'a Value,
 }
 
 /// Compile the run list into resources, in converge order.
@@ -114,6 +116,7 @@ pub fn compile(inputs: &Inputs, templates: &Templates) -> Result<Vec<CompiledRes
     base.insert("attrs".into(), Value::Object(inputs.attributes.clone()));
     base.insert("node".into(), inputs.node.clone());
     base.insert("cluster".into(), inputs.cluster.clone());
+    base.insert("member".into(), inputs.member.clone());
     let condition_ctx = Value::Object(base.clone());
     base.insert("secrets".into(), inputs.secrets.to_template_value());
     let base_ctx = Context::wraps(Value::Object(base.clone()))
