@@ -198,10 +198,13 @@ fn cluster_and_member_files_stand_in_for_the_servers_view() {
     let s = sandbox();
     s.cookbook(
         "ring",
-        &[(
+        &[
+            ("metadata.yaml", "name: ring\nversion: 1.0.0\ncluster: [ring]\n"),
+            (
             "recipes/default.yaml",
             "- file: \"{{attrs.root}}/ring\"\n  content: \"me {{member.ring.ordinal}} of {{len cluster.ring}}: {{addresses cluster.ring 7000 \\\",\\\"}}\\n\"\n",
-        )],
+            ),
+        ],
     );
     let cluster = s.dir.path().join("cluster.yaml");
     std::fs::write(

@@ -385,30 +385,41 @@ mod tests {
 
     #[test]
     fn a_cluster_helper_anywhere_needs_0_3_0_whatever_older_features_it_also_uses() {
+        // Reading the view needs declaring the roles read (itself 0.3.0).
+        const DECLARES: &str = "name: c\nversion: 1.0.0\ncluster: all\n";
         for files in [
-            vec![(
-                "templates/seeds.hbs",
-                "seeds: \"{{addresses (first cluster.cassandra 3) \"\" \",\"}}\"\n",
-            )],
+            vec![
+                ("metadata.yaml", DECLARES),
+                (
+                    "templates/seeds.hbs",
+                    "seeds: \"{{addresses (first cluster.cassandra 3) \"\" \",\"}}\"\n",
+                ),
+            ],
             vec![(
                 "recipes/default.yaml",
                 "- file: /etc/token\n  content: '{{cassandra_token 0 3 \"Murmur3Partitioner\"}}'\n",
             )],
-            vec![(
-                "recipes/default.yaml",
-                "- directory: '/srv/{{pad item 2}}'\n  for_each: {range: [1, 3]}\n  only_if: 'test -n \"{{addresses cluster.m 11211 \",\" reachable=true}}\"'\n",
-            )],
+            vec![
+                ("metadata.yaml", DECLARES),
+                (
+                    "recipes/default.yaml",
+                    "- directory: '/srv/{{pad item 2}}'\n  for_each: {range: [1, 3]}\n  only_if: 'test -n \"{{addresses cluster.m 11211 \",\" reachable=true}}\"'\n",
+                ),
+            ],
         ] {
             let req = required_agent(&cookbook(&files));
             assert_eq!(req.agent.to_string(), "0.3.0", "{files:?}");
         }
-        let seeds = cookbook(&[(
-            "templates/seeds.hbs",
-            "{{#each (first cluster.cassandra 3)}}{{address}} {{/each}}{{addresses cluster.cassandra \"\" \",\"}}\n",
-        )]);
+        let seeds = cookbook(&[
+            ("metadata.yaml", DECLARES),
+            (
+                "templates/seeds.hbs",
+                "{{#each (first cluster.cassandra 3)}}{{address}} {{/each}}{{addresses cluster.cassandra \"\" \",\"}}\n",
+            ),
+        ]);
         assert_eq!(
             required_agent(&seeds).to_string(),
-            "cm-agent >= 0.3.0 (for the first helper, the addresses helper)"
+            "cm-agent >= 0.3.0 (for the first helper, the addresses helper, cluster: in metadata.yaml)"
         );
     }
 }

@@ -18,10 +18,13 @@ use cm_proto::v1::{GetPlanRequest, Plan};
 use cm_server::store::{DocKind, NewCookbookVersion};
 
 /// demo `version`, with a resource per item of a range (new in cm-agent
-/// 0.2.0) and a file of the web members' addresses (the addresses helper,
-/// new in 0.3.0): it needs the newer.
+/// 0.2.0) and a file of the web members' addresses (the addresses helper
+/// and the role it reads declared, new in 0.3.0): it needs the newer.
 fn demo_with_new_features(dir: &Path, version: &str) -> PathBuf {
     let root = demo_cookbook(dir, version);
+    let metadata = root.join("metadata.yaml");
+    let declared = read(metadata.clone()) + "cluster: [web]\n";
+    std::fs::write(metadata, declared).unwrap();
     let recipe = root.join("recipes/default.yaml");
     let mut text = read(recipe.clone());
     text.push_str(
@@ -58,7 +61,9 @@ async fn a_plan_needing_a_newer_agent_is_a_plan_error_for_an_older_one() {
     let new = demo_with_new_features(books.path(), "2.0.0");
     let pushed = cmctl(&server, &["push", "cookbook", new.to_str().unwrap()]).await;
     assert!(
-        pushed.contains("needs cm-agent >= 0.3.0 (for the addresses helper)"),
+        pushed.contains(
+            "needs cm-agent >= 0.3.0 (for the addresses helper, cluster: in metadata.yaml)"
+        ),
         "{pushed}"
     );
 

@@ -5,6 +5,8 @@
 //! it compiles call [`Cookbook::load_dir`], [`Cookbook::from_manifest`] or
 //! [`Cookbook::from_files`], which all end in the same validation.
 
+mod cluster_reads;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -147,7 +149,7 @@ impl Cookbook {
         for (name, (rel, src)) in recipe_sources {
             recipes.insert(name, parse_recipe_with(&at(&rel), &src, &refs, reading)?);
         }
-        Ok(Cookbook {
+        let cookbook = Cookbook {
             origin: origin.to_path_buf(),
             metadata,
             attributes,
@@ -155,7 +157,13 @@ impl Cookbook {
             templates,
             files: cookbook_files,
             manifest,
-        })
+        };
+        // Versions pushed before 0.3.0 (read as before) could not declare
+        // roles; what they read of the view stays as it was for them.
+        if reading == Reading::Strict {
+            cluster_reads::check(&cookbook, at)?;
+        }
+        Ok(cookbook)
     }
 
     /// Validate a cookbook given as a manifest (a push, a plan) whose files

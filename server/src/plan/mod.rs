@@ -266,16 +266,24 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
     Ok(plan)
 }
 
-/// The roles of `view` the chosen cookbooks declare; a declared role with
-/// no role document yet is an empty list, as one nobody holds.
+/// `cluster.<role>` of a plan: the members of the roles the chosen
+/// cookbooks declare. Every other role the server knows is an empty list,
+/// as it was before roles were declared: a version pushed before 0.3.0
+/// (which could not declare any) reads what it read then, and a join never
+/// changes it. A declared role with no role document yet is empty too.
 fn cluster_of(
     view: &Map<String, Value>,
     chosen: &BTreeMap<&str, &CatalogEntry>,
 ) -> Map<String, Value> {
     let mut cluster: Map<String, Value> = view
         .iter()
-        .filter(|(role, _)| chosen.values().any(|e| e.cluster.reads(role)))
-        .map(|(role, members)| (role.clone(), members.clone()))
+        .map(|(role, members)| {
+            let members = match chosen.values().any(|e| e.cluster.reads(role)) {
+                true => members.clone(),
+                false => Value::Array(Vec::new()),
+            };
+            (role.clone(), members)
+        })
         .collect();
     for e in chosen.values() {
         if let ClusterRoles::Roles(roles) = &e.cluster {
