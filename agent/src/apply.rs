@@ -85,6 +85,11 @@ pub fn prepare(run: &LocalRun) -> Result<Prepared, LoadError> {
         }
         None => Value::Object(Map::new()),
     };
+    // As the server builds it from the whole view.
+    let cluster_nodes = match &cluster {
+        Value::Object(map) => cm_model::cluster_nodes::of(map),
+        _ => Value::Array(Vec::new()),
+    };
     let member = match &run.member {
         Some(p) => Value::Object(yaml_map(p, "member ordinals")?),
         None => Value::Object(Map::new()),
@@ -105,6 +110,7 @@ pub fn prepare(run: &LocalRun) -> Result<Prepared, LoadError> {
         node: &node,
         secrets: &secrets,
         cluster: &cluster,
+        cluster_nodes: &cluster_nodes,
         member: &member,
     };
     let resources = engine::compile(&inputs, &templates)?;

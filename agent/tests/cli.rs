@@ -226,3 +226,32 @@ fn cluster_and_member_files_stand_in_for_the_servers_view() {
         "me 1 of 2: 10.0.0.1:7000,[fd00::2]:7000\n"
     );
 }
+
+#[test]
+fn cluster_nodes_lists_every_member_of_the_cluster_file_once() {
+    let s = sandbox();
+    s.cookbook(
+        "hosts",
+        &[
+            ("metadata.yaml", "name: hosts\nversion: 1.0.0\ncluster: all\n"),
+            (
+                "recipes/default.yaml",
+                "- file: \"{{attrs.root}}/host-{{item.name}}\"\n  content: \"{{item.address}} {{join item.roles \\\",\\\"}}\\n\"\n  for_each: cluster_nodes\n",
+            ),
+        ],
+    );
+    let cluster = s.dir.path().join("cluster.yaml");
+    std::fs::write(
+        &cluster,
+        "web:\n  - {name: a, ordinal: 0, address: 10.0.0.1}\ncache:\n  - {name: a, ordinal: 0, address: 10.0.0.1}\n  - {name: b, ordinal: 1, address: 10.0.0.2}\n",
+    )
+    .unwrap();
+    agent(&s, "hosts")
+        .arg("--cluster")
+        .arg(&cluster)
+        .assert()
+        .success();
+    let read = |n: &str| std::fs::read_to_string(s.root().join(format!("host-{n}"))).unwrap();
+    assert_eq!(read("a"), "10.0.0.1 cache,web\n");
+    assert_eq!(read("b"), "10.0.0.2 cache\n");
+}

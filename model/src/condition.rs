@@ -8,7 +8,7 @@
 //! compare := operand (("==" | "!=" | "<" | "<=" | ">" | ">=" | "in") operand)?
 //! operand := path | "string" | 'string' | number | true | false | null
 //!          | "[" operand ("," operand)* "]" | "(" expr ")" | "defined(" path ")"
-//! path    := ("attrs" | "node" | "cluster" | "member" | "item") ("." name | "[" integer "]")*
+//! path    := ("attrs" | "node" | "cluster" | "cluster_nodes" | "member" | "item") ("." name | "[" integer "]")*
 //! ```
 //!
 //! A path that does not exist is an error (never silently false), except
@@ -55,7 +55,14 @@ enum Op {
     In,
 }
 
-const ROOTS: &[&str] = &["attrs", "node", "cluster", "member", "item"];
+const ROOTS: &[&str] = &[
+    "attrs",
+    "node",
+    "cluster",
+    "cluster_nodes",
+    "member",
+    "item",
+];
 
 impl Condition {
     pub fn parse(source: &str) -> Result<Condition, String> {
@@ -298,7 +305,7 @@ impl Parser {
         }
         if !ROOTS.contains(&root.as_str()) {
             return Err(format!(
-                "unknown name '{root}': paths start with attrs., node., cluster., member. or item"
+                "unknown name '{root}': paths start with attrs., node., cluster., cluster_nodes, member. or item"
             ));
         }
         let mut path = vec![Segment::Key(root)];

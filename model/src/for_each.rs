@@ -45,9 +45,9 @@ pub(crate) fn parse_for_each(v: Value) -> Result<ForEach, String> {
     match v {
         Value::String(path) => {
             let root = path.split(['.', '[']).next().unwrap_or_default();
-            if !["attrs", "node", "cluster"].contains(&root) {
+            if !["attrs", "node", "cluster", "cluster_nodes"].contains(&root) {
                 return Err(format!(
-                    "{path:?}: for_each takes a list or a path under attrs., node. or cluster."
+                    "{path:?}: for_each takes a list or a path under attrs., node., cluster. or cluster_nodes"
                 ));
             }
             Ok(ForEach::Path(path))

@@ -43,6 +43,12 @@ pub(super) fn converge_plan(
             "" => Value::Object(Map::new()),
             json => Value::Object(json_map(json, "member")?),
         };
+        let cluster_nodes = match plan.cluster_nodes_json.as_str() {
+            "" => Value::Array(Vec::new()),
+            json => serde_json::from_str::<Vec<Value>>(json)
+                .map(Value::Array)
+                .map_err(|e| format!("the plan's cluster_nodes is not a JSON list: {e}"))?,
+        };
         let node = serde_json::to_value(facts).map_err(|e| e.to_string())?;
         let secrets = Secrets(
             plan.secrets
@@ -58,6 +64,7 @@ pub(super) fn converge_plan(
             node: &node,
             secrets: &secrets,
             cluster: &cluster,
+            cluster_nodes: &cluster_nodes,
             member: &member,
         };
         let resources = engine::compile(&inputs, &templates).map_err(|e| e.to_string())?;

@@ -17,9 +17,24 @@ use crate::recipe::{ForEach, RecipeEntry};
 
 use super::Cookbook;
 
-/// The role names `cluster.NAME` reads in `text` (anywhere in it).
+/// `cluster_nodes` (every member, any role) stands for this role name in
+/// what [`roles_read`] returns: only `cluster: all` allows it.
+const EVERY_ROLE: &str = "*";
+
+/// The role names `cluster.NAME` reads in `text` (anywhere in it), and
+/// [`EVERY_ROLE`] for a read of `cluster_nodes`.
 fn roles_read(text: &str) -> BTreeSet<&str> {
     let mut roles = BTreeSet::new();
+    for (at, _) in text.match_indices("cluster_nodes") {
+        let before = text[..at].chars().next_back();
+        let after = text[at + "cluster_nodes".len()..].chars().next();
+        let word = |c: Option<char>| {
+            c.is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        };
+        if !word(before) && before != Some('.') && !word(after) {
+            roles.insert(EVERY_ROLE);
+        }
+    }
     for (at, _) in text.match_indices("cluster.") {
         // `cluster` must be a whole name: not `mycluster.x` or `a.cluster.x`.
         let before = text[..at].chars().next_back();
@@ -39,7 +54,10 @@ fn roles_read(text: &str) -> BTreeSet<&str> {
 
 /// Where `cluster.ROLE` first stands in `text` (1-based line and column).
 fn line_of(text: &str, role: &str) -> Pos {
-    let needle = format!("cluster.{role}");
+    let needle = match role {
+        EVERY_ROLE => "cluster_nodes".to_string(),
+        role => format!("cluster.{role}"),
+    };
     let Some(at) = text.find(&needle) else {
         return Pos::default();
     };
@@ -78,6 +96,13 @@ pub(super) fn check(
         return Ok(());
     }
     let refuse = |file: &Path, pos: Pos, role: &str| {
+        if role == EVERY_ROLE {
+            return Err(LoadError::new(
+                file,
+                pos,
+                "reads cluster_nodes, every member of every role: add `cluster: all` to metadata.yaml",
+            ));
+        }
         let hint = match declared {
             ClusterRoles::Roles(r) if !r.is_empty() => {
                 format!("cluster: [{}, {role}]", r.join(", "))
@@ -156,6 +181,7 @@ mod tests {
     #[test]
     fn reading_an_undeclared_role_is_refused_naming_the_file_line_and_fix() {
         let plain = "name: web\nversion: 1.0.0\n";
+        let all = "name: web\nversion: 1.0.0\ncluster: all\n";
         let template =
             "# cluster.name in text is no read\nservers {{addresses cluster.cache 11211 \",\"}}\n";
         let err = load(plain, "templates/app.conf.hbs", template, Reading::Strict).unwrap_err();
@@ -178,9 +204,15 @@ mod tests {
         .unwrap_err();
         assert!(err.message.contains("reads cluster.db"), "{err}");
 
+        // Every member of every role takes `all`.
+        let hosts =
+            "- file: \"/etc/nagios/{{item.name}}.cfg\"\n  content: x\n  for_each: cluster_nodes\n";
+        let err = load(some, "recipes/default.yaml", hosts, Reading::Strict).unwrap_err();
+        assert!(err.message.contains("add `cluster: all`"), "{err}");
+
         // Declared, or `all`, or a version pushed before 0.3.0: loads.
+        assert!(load(all, "recipes/default.yaml", hosts, Reading::Strict).is_ok());
         assert!(load(some, "templates/app.conf.hbs", template, Reading::Strict).is_ok());
-        let all = "name: web\nversion: 1.0.0\ncluster: all\n";
         assert!(load(all, "recipes/default.yaml", recipe, Reading::Strict).is_ok());
         assert!(load(plain, "templates/app.conf.hbs", template, Reading::AsBefore).is_ok());
     }

@@ -56,6 +56,7 @@ pub fn plan(p: &Plan, catalog: &Catalog) -> pb::Plan {
         attributes_json: serde_json::Value::Object(p.attributes.merged.clone()).to_string(),
         cluster_json: serde_json::Value::Object(p.cluster.clone()).to_string(),
         member_json: serde_json::Value::Object(p.member.clone()).to_string(),
+        cluster_nodes_json: p.cluster_nodes.to_string(),
         secrets: p
             .secrets
             .iter()

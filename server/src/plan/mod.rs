@@ -106,6 +106,9 @@ pub struct Plan {
     pub cluster: Map<String, Value>,
     /// `member.<role>.ordinal`: the node's own place in each of its roles.
     pub member: Map<String, Value>,
+    /// `cluster_nodes`: every member of the environment once, with its
+    /// roles, for plans whose cookbooks declare `cluster: all`; else empty.
+    pub cluster_nodes: Value,
     pub secrets: BTreeMap<String, SecretString>,
     pub splay_seconds: u32,
     /// Cookbooks the environment does not pin.
@@ -253,6 +256,10 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
         cookbooks,
         attributes,
         cluster: cluster_of(inputs.cluster, &chosen),
+        cluster_nodes: match chosen.values().any(|e| e.cluster == ClusterRoles::All) {
+            true => cm_model::cluster_nodes::of(inputs.cluster),
+            false => Value::Array(Vec::new()),
+        },
         member: node
             .ordinals
             .iter()
@@ -359,6 +366,7 @@ fn hash(plan: &Plan) -> String {
         attributes: &'a Map<String, Value>,
         cluster: &'a Map<String, Value>,
         member: &'a Map<String, Value>,
+        cluster_nodes: &'a Value,
         secrets: BTreeMap<&'a str, &'a str>,
         splay_seconds: u32,
     }
@@ -370,6 +378,7 @@ fn hash(plan: &Plan) -> String {
         attributes: &plan.attributes.merged,
         cluster: &plan.cluster,
         member: &plan.member,
+        cluster_nodes: &plan.cluster_nodes,
         secrets: plan
             .secrets
             .iter()

@@ -277,6 +277,12 @@ fn a_plan_carries_only_the_roles_its_cookbooks_declare() {
     }
     let all = f.resolve().unwrap();
     assert_eq!(all.cluster.keys().collect::<Vec<_>>(), ["memcached", "web"]);
+    // ...and every member once, with its roles.
+    assert_eq!(
+        all.cluster_nodes,
+        json!([{"name": "w1", "roles": ["web"]}, {"name": "w2", "roles": ["web"]}])
+    );
+    assert_eq!(reads.cluster_nodes, json!([]), "only for `all`");
 }
 
 #[test]

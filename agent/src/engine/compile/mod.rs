@@ -103,6 +103,8 @@ pub struct Inputs<'a> {
     pub secrets: &'a Secrets,
     /// The cluster view (`cluster.<role>`): a list per role.
     pub cluster: &'a Value,
+    /// Every member once, with its roles (`cluster_nodes`).
+    pub cluster_nodes: &'a Value,
     /// The node's own ordinals (`member.<role>.ordinal`).
     pub member: &'a Value,
 }
@@ -116,6 +118,7 @@ pub fn compile(inputs: &Inputs, templates: &Templates) -> Result<Vec<CompiledRes
     base.insert("attrs".into(), Value::Object(inputs.attributes.clone()));
     base.insert("node".into(), inputs.node.clone());
     base.insert("cluster".into(), inputs.cluster.clone());
+    base.insert("cluster_nodes".into(), inputs.cluster_nodes.clone());
     base.insert("member".into(), inputs.member.clone());
     let condition_ctx = Value::Object(base.clone());
     base.insert("secrets".into(), inputs.secrets.to_template_value());
