@@ -66,11 +66,12 @@ fn line_of(text: &str, role: &str) -> Pos {
     Pos::new(line as u64, column as u64)
 }
 
-/// The parts of `text` inside `{{` … `}}`.
+/// The parts of `text` inside `{{` … `}}`, comments (`{{! … }}`) left out.
 fn mustaches(text: &str) -> impl Iterator<Item = &str> {
     text.split("{{")
         .skip(1)
         .filter_map(|part| part.split_once("}}").map(|(inside, _)| inside))
+        .filter(|inside| !inside.starts_with('!'))
 }
 
 fn in_mustaches(text: &str) -> BTreeSet<&str> {
@@ -224,13 +225,11 @@ mod tests {
                 .into_iter()
                 .collect();
         assert_eq!(found, ["db-1", "web"]);
-        let inside: Vec<_> = in_mustaches("cluster.name: x\n{{#each cluster.cache}}{{/each}}")
-            .into_iter()
-            .collect();
-        assert_eq!(
-            inside,
-            ["cache"],
-            "literal text outside {{…}} is not a read"
-        );
+        let inside: Vec<_> = in_mustaches(
+            "cluster.name: x\n{{! about cluster.web }}{{#each cluster.cache}}{{/each}}",
+        )
+        .into_iter()
+        .collect();
+        assert_eq!(inside, ["cache"], "literal text and comments are not reads");
     }
 }
