@@ -18,7 +18,7 @@ use handlebars::{
 };
 use serde_json::Value;
 
-use super::helpers::too_large;
+use super::helpers::{arg, too_large};
 use super::output::MAX_OUTPUT_BYTES;
 
 pub(super) fn register(r: &mut Handlebars<'static>) {
@@ -29,18 +29,6 @@ pub(super) fn register(r: &mut Handlebars<'static>) {
 
 fn fail(message: String) -> RenderError {
     RenderErrorReason::Other(message).into()
-}
-
-/// Positional argument `i` of `helper`; a missing variable is an error
-/// naming it, as everywhere in strict mode.
-fn arg<'a>(h: &'a Helper<'_>, helper: &'static str, i: usize) -> Result<&'a Value, RenderError> {
-    let p = h
-        .param(i)
-        .ok_or(RenderErrorReason::ParamNotFoundForIndex(helper, i))?;
-    if p.is_value_missing() {
-        return Err(RenderErrorReason::MissingVariable(p.relative_path().cloned()).into());
-    }
-    Ok(p.value())
 }
 
 /// A value for a message: scalars as written, lists and maps by their kind

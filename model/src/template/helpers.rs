@@ -130,6 +130,22 @@ pub(super) fn signature(name: &str) -> Option<&'static Signature> {
     SIGNATURES.iter().find(|s| s.name == name)
 }
 
+/// Positional argument `i` of `helper`; a missing variable is an error
+/// naming it, as everywhere in strict mode.
+pub(super) fn arg<'a>(
+    h: &'a Helper<'_>,
+    helper: &'static str,
+    i: usize,
+) -> Result<&'a Value, RenderError> {
+    let p = h
+        .param(i)
+        .ok_or(RenderErrorReason::ParamNotFoundForIndex(helper, i))?;
+    if p.is_value_missing() {
+        return Err(RenderErrorReason::MissingVariable(p.relative_path().cloned()).into());
+    }
+    Ok(p.value())
+}
+
 /// The error a helper returns instead of building a result past the limit.
 pub(super) fn too_large(helper: &str) -> RenderError {
     RenderErrorReason::Other(format!(
@@ -263,13 +279,7 @@ impl HelperDef for IntOp {
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let arg = |i: usize| -> Result<i64, RenderError> {
-            let p = h
-                .param(i)
-                .ok_or(RenderErrorReason::ParamNotFoundForIndex(self.0, i))?;
-            if p.is_value_missing() {
-                return Err(RenderErrorReason::MissingVariable(p.relative_path().cloned()).into());
-            }
-            p.value()
+            arg(h, self.0, i)?
                 .as_i64()
                 .ok_or_else(|| RenderErrorReason::InvalidParamType("integer").into())
         };
@@ -302,15 +312,7 @@ impl HelperDef for Pad {
         _: &'rc Context,
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
-        let arg = |i: usize| -> Result<&Value, RenderError> {
-            let p = h
-                .param(i)
-                .ok_or(RenderErrorReason::ParamNotFoundForIndex("pad", i))?;
-            if p.is_value_missing() {
-                return Err(RenderErrorReason::MissingVariable(p.relative_path().cloned()).into());
-            }
-            Ok(p.value())
-        };
+        let arg = |i: usize| arg(h, "pad", i);
         let number = arg(0)?;
         let n = number.as_i64().ok_or_else(|| {
             RenderErrorReason::Other(format!("pad: NUMBER must be an integer, found {number}"))
