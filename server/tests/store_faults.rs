@@ -65,6 +65,19 @@ fn fill(path: &Path) -> PathBuf {
     filler
 }
 
+/// The status an agent or admin gets for `err`: UNAVAILABLE, `cm-cause:
+/// database`, as `api::status` says.
+fn unavailable_for_the_database(err: StoreError) -> tonic::Status {
+    let status = cm_server::api::status::status(err);
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(
+        status.metadata().get(cm_proto::STATUS_CAUSE).unwrap(),
+        "database",
+        "{status:?}"
+    );
+    status
+}
+
 async fn put(store: &Store, name: &str) -> Result<(), StoreError> {
     let sealed = vec![7u8; 256 << 10];
     store
@@ -145,12 +158,7 @@ async fn a_database_another_process_holds_locked_fails_writes_fast() {
     let err = put(&store, "while-locked")
         .await
         .expect_err("the write fails while the other process holds the lock");
-    let status = cm_server::api::status::status(err);
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-    assert_eq!(
-        status.metadata().get(cm_proto::STATUS_CAUSE).unwrap(),
-        "database"
-    );
+    let status = unavailable_for_the_database(err);
     assert!(status.message().contains("locked"), "{}", status.message());
     let _ = holder.kill();
     let _ = holder.wait();
@@ -213,13 +221,7 @@ async fn a_postgresql_gone_away_is_unavailable_with_its_cause() {
         .audit(10, None)
         .await
         .expect_err("the database is gone");
-    let status = cm_server::api::status::status(err);
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-    assert_eq!(
-        status.metadata().get(cm_proto::STATUS_CAUSE).unwrap(),
-        "database",
-        "{status:?}"
-    );
+    unavailable_for_the_database(err);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -242,13 +244,7 @@ async fn a_postgresql_that_does_not_answer_fails_the_call_in_time() {
         .secrets()
         .await
         .expect_err("a statement nobody answers ends");
-    let status = cm_server::api::status::status(err);
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-    assert_eq!(
-        status.metadata().get(cm_proto::STATUS_CAUSE).unwrap(),
-        "database",
-        "{status:?}"
-    );
+    let status = unavailable_for_the_database(err);
     assert!(
         status.message().contains("did not answer in time"),
         "{status:?}"
