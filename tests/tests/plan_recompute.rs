@@ -46,9 +46,11 @@ async fn a_burst_of_changes_is_acknowledged_first_and_watchers_hear_the_final_pl
     let (cert, key) = enroll(&s, &token, "node-1").await.unwrap();
     let mut agent = AgentClient::new(s.channel(Some((&cert, &key))).await);
     let first = full_plan(&mut agent).await;
-    let mut events = watch(&mut agent, &first.hash).await;
-    // Whatever the set-up queued has been recomputed.
+    // Whatever the set-up queued (the enrollment is a change: the node
+    // joined its role) has been recomputed before the stream opens, so
+    // its first event is the burst's.
     state.recompute.settled().await;
+    let mut events = watch(&mut agent, &first.hash).await;
     let passes = state.recompute.passes();
     let mut hub = state.hub.subscribe("node-1");
     let published = state.hub.published();
