@@ -55,30 +55,12 @@ const ROLE: &str = "bench-agent";
 const ENVIRONMENT: &str = "production";
 
 pub fn run(args: AgentArgs) -> Result<()> {
-    let binary = match &args.agent {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("cm-bench's directory")?
-            .join("cm-agent"),
-    };
-    if !binary.is_file() {
-        bail!(
-            "{} is not built: run `cargo build --profile agent -p cm-agent` (or --release) \
-             first, and pass --agent PATH",
-            binary.display()
-        );
-    }
+    let binary = binary(args.agent.as_deref())?;
     if args.runs == 0 || args.changes == 0 {
         bail!("--runs and --changes must be at least 1");
     }
     let server = BenchServer::start(None, 2)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(crate::cpu::CLIENT_THREADS)
-        .enable_all()
-        .build()
-        .context("starting the bench's runtime")?;
+    let runtime = crate::cpu::client_runtime(2)?;
     let result = runtime.block_on(measure(&server, &args, &binary));
     runtime.shutdown_timeout(Duration::from_secs(5));
     server.stop();
@@ -260,8 +242,27 @@ async fn commit_role(server: &BenchServer, yaml: String) -> Result<Instant> {
         .await?
 }
 
+/// The cm-agent to measure: `path`, or the one built next to cm-bench.
+pub fn binary(path: Option<&Path>) -> Result<PathBuf> {
+    let binary = match path {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("cm-bench's directory")?
+            .join("cm-agent"),
+    };
+    if !binary.is_file() {
+        bail!(
+            "{} is not built: run `cargo build --profile agent -p cm-agent` (or --release) \
+             first, and pass --agent PATH",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
 /// The daemon's `converged` line (not `converging`).
-fn converged(line: &str) -> bool {
+pub fn converged(line: &str) -> bool {
     line.split_whitespace().any(|w| w == "converged")
 }
 

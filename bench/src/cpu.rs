@@ -62,3 +62,14 @@ impl CpuTimes {
 
 /// `SC_CLK_TCK`: 100 on every Linux cm runs on.
 const CLOCK_TICKS: f64 = 100.0;
+
+/// The load generator's runtime: `threads` workers named [`CLIENT_THREADS`].
+pub fn client_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(CLIENT_THREADS)
+        .enable_all()
+        .build()
+        .context("starting the load generator's runtime")
+}

@@ -55,7 +55,8 @@ pub fn node_name(i: usize) -> String {
     format!("bench-{i:05}")
 }
 
-fn facts(i: usize) -> String {
+/// A node's facts: its host name and a unique private address.
+pub fn facts(i: usize) -> String {
     serde_json::json!({
         "hostname": node_name(i),
         "ipaddress": format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255),

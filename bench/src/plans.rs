@@ -16,7 +16,7 @@ use cm_proto::v1::GetPlanRequest;
 use cm_proto::v1::agent_client::AgentClient;
 use tonic::transport::Channel;
 
-use crate::cpu::{CLIENT_THREADS, CpuTimes};
+use crate::cpu::CpuTimes;
 use crate::fleet::{self, NodeIdentity};
 use crate::server::BenchServer;
 use crate::stats::{Samples, Summary, ms};
@@ -70,12 +70,7 @@ pub fn run(args: PlansArgs) -> Result<()> {
         bail!("--nodes must be at least --clients, and --clients at least 1");
     }
     let server = BenchServer::start(args.database.as_deref(), args.threads)?;
-    let clients = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .thread_name(CLIENT_THREADS)
-        .enable_all()
-        .build()
-        .context("starting the clients' runtime")?;
+    let clients = crate::cpu::client_runtime(args.threads)?;
     let result = clients.block_on(measure(&server, &args));
     clients.shutdown_timeout(Duration::from_secs(5));
     server.stop();

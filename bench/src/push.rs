@@ -60,12 +60,7 @@ pub fn run(args: PushArgs) -> Result<()> {
         bail!("--files must be at least 3 (metadata.yaml, a recipe, one file)");
     }
     let server = BenchServer::start(args.database.as_deref(), 2)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(crate::cpu::CLIENT_THREADS)
-        .enable_all()
-        .build()
-        .context("starting the relay's runtime")?;
+    let runtime = crate::cpu::client_runtime(2)?;
     let result = runtime.block_on(measure(&server, &args, &cmctl));
     runtime.shutdown_timeout(Duration::from_secs(5));
     server.stop();

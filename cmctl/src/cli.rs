@@ -206,6 +206,12 @@ pub enum DocCommand {
         after_help = "Examples:\n  cmctl role history memcached\n  cmctl env history production"
     )]
     History { name: String },
+    /// Delete one that no node, live token or (for a role) secret uses, with its history.
+    ///
+    /// Refused, naming the users, while anything still uses it; the audit
+    /// keeps its last revision.
+    #[command(after_help = "Examples:\n  cmctl role delete old-web\n  cmctl env delete staging")]
+    Delete { name: String },
 }
 
 #[derive(Subcommand)]
@@ -284,6 +290,20 @@ pub enum NodeCommand {
         node: String,
         /// A dotted attribute path.
         key: String,
+    },
+    /// Move a node to another environment; refused when it would be left without a plan.
+    ///
+    /// The node leaves its roles' membership in the old environment and
+    /// joins them in the new one with the lowest free ordinals; its agent
+    /// gets the new plan within seconds.
+    #[command(after_help = "Example:\n  cmctl node move web-1 staging")]
+    Move {
+        node: String,
+        /// The environment to move it to; it must exist.
+        env: String,
+        /// Move even if the node would have no valid plan there (audited).
+        #[arg(long)]
+        force: bool,
     },
     /// Retire a node: its certificate is revoked at once.
     #[command(after_help = "Example:\n  cmctl node retire i-0abc123")]

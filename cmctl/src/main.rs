@@ -102,6 +102,9 @@ async fn run(cli: Cli) -> Result<()> {
                 commands::node::set(ch, node, key, Some(value), f).await
             }
             NodeCommand::Unset { node, key } => commands::node::set(ch, node, key, None, f).await,
+            NodeCommand::Move { node, env, force } => {
+                commands::node::move_to(ch, node, env, force, f).await
+            }
             NodeCommand::Retire { node } => commands::node::retire(ch, node, f).await,
             NodeCommand::Explain { node, key } => commands::node::explain(ch, node, key, f).await,
         },
@@ -175,5 +178,6 @@ async fn doc(
         DocCommand::Show { name } => commands::docs::show(ch, kind, name, f).await,
         DocCommand::List => commands::docs::list(ch, kind, None, f).await,
         DocCommand::History { name } => commands::docs::list(ch, kind, Some(name), f).await,
+        DocCommand::Delete { name } => commands::docs::delete(ch, kind, name, f).await,
     }
 }

@@ -265,17 +265,28 @@ pub fn cmctl_command(server: &TestServer) -> Command {
 
 /// Run cmctl as the bootstrap admin; returns stdout, panics with stderr on failure.
 pub async fn cmctl(server: &TestServer, args: &[&str]) -> String {
-    let mut c = cmctl_command(server);
-    c.args(args);
-    let out = tokio::task::spawn_blocking(move || c.output().expect("cmctl runs"))
-        .await
-        .expect("cmctl finishes");
+    let out = cmctl_output(server, args).await;
     assert!(
         out.status.success(),
         "cmctl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run cmctl as an admin, expecting it to fail with status 1; its stderr.
+pub async fn cmctl_refused(server: &TestServer, args: &[&str]) -> String {
+    let out = cmctl_output(server, args).await;
+    assert_eq!(out.status.code(), Some(1), "cmctl {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn cmctl_output(server: &TestServer, args: &[&str]) -> std::process::Output {
+    let mut c = cmctl_command(server);
+    c.args(args);
+    tokio::task::spawn_blocking(move || c.output().expect("cmctl runs"))
+        .await
+        .expect("cmctl finishes")
 }
 
 /// `cmctl role set` from text.

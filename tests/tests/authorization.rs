@@ -61,10 +61,12 @@ async fn admin_calls(ch: Channel) -> Vec<(&'static str, Code)> {
         ("roles.show", code(r.show(name()).await)),
         ("roles.list", code(r.list(Empty {}).await)),
         ("roles.history", code(r.history(name()).await)),
+        ("roles.delete", code(r.delete(name()).await)),
         ("environments.set", code(e.set(Document::default()).await)),
         ("environments.show", code(e.show(name()).await)),
         ("environments.list", code(e.list(Empty {}).await)),
         ("environments.history", code(e.history(name()).await)),
+        ("environments.delete", code(e.delete(name()).await)),
         (
             "nodes.list",
             code(n.list(ListNodesRequest::default()).await),
@@ -87,6 +89,7 @@ async fn admin_calls(ch: Channel) -> Vec<(&'static str, Code)> {
             code(n.unset_attribute(SetAttributeRequest::default()).await),
         ),
         ("nodes.retire", code(n.retire(name()).await)),
+        ("nodes.move", code(n.r#move(MoveRequest::default()).await)),
         (
             "nodes.cluster",
             code(n.cluster(ClusterRequest::default()).await),

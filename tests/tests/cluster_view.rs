@@ -1,9 +1,9 @@
 //! The cluster view end to end: real agents on loopback read their role's
-//! members through their plans, and a node joining or leaving rewrites the
-//! file that lists them on every member.
+//! members through their plans, and a node joining, leaving or moving to
+//! another environment rewrites the file that lists them on every member.
 
 use cm_e2e::TestServer;
-use cm_e2e::agent::{TestAgent, cmctl, read, set_environment, set_role};
+use cm_e2e::agent::{TestAgent, cmctl, cmctl_refused, read, set_environment, set_role};
 use cm_proto::v1::CreateTokenRequest;
 use cm_proto::v1::tokens_client::TokensClient;
 
@@ -88,8 +88,8 @@ async fn converge(agent: &TestAgent) -> String {
     members.to_string()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn members_joining_and_leaving_rewrite_the_list_on_every_member() {
+/// A server with the members cookbook, the `ring` role and production.
+async fn ring_server() -> (TestServer, tempfile::TempDir) {
     let server = TestServer::start().await;
     let books = tempfile::tempdir().unwrap();
     let cookbook = members_cookbook(books.path());
@@ -101,6 +101,12 @@ async fn members_joining_and_leaving_rewrite_the_list_on_every_member() {
     )
     .await;
     set_role(&server, "name: ring\nrun_list: [members]\n").await;
+    (server, books)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_joining_and_leaving_rewrite_the_list_on_every_member() {
+    let (server, _books) = ring_server().await;
 
     let a = ring_agent(&server, "node-a").await;
     let b = ring_agent(&server, "node-b").await;
@@ -159,4 +165,51 @@ async fn members_joining_and_leaving_rewrite_the_list_on_every_member() {
     let retired = cmctl(&server, &["--format", "json", "node", "show", "node-b"]).await;
     let retired: serde_json::Value = serde_json::from_str(&retired).unwrap();
     assert_eq!(retired["memberships"], serde_json::json!([]), "{retired}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_moved_to_another_environment_joins_the_members_there() {
+    let (server, books) = ring_server().await;
+    let a = ring_agent(&server, "node-a").await;
+    let b = ring_agent(&server, "node-b").await;
+    converge(&a).await;
+    assert_eq!(converge(&b).await, "0 node-a true\n1 node-b true\n");
+    set_environment(&server, books.path(), "name: staging\nsplay_seconds: 0\n").await;
+
+    let moved = cmctl(
+        &server,
+        &["--format", "json", "node", "move", "node-b", "staging"],
+    )
+    .await;
+    let moved: serde_json::Value = serde_json::from_str(&moved).unwrap();
+    assert_eq!(moved["environment"], "staging", "{moved}");
+    // Ordinals are per environment: node-b is the first of staging's ring.
+    assert_eq!(converge(&b).await, "0 node-b true\n");
+    assert_eq!(converge(&a).await, "0 node-a true\n");
+
+    // What is in use is not deleted, and the refusal says who uses it.
+    let refused = cmctl_refused(&server, &["env", "delete", "staging"]).await;
+    assert!(
+        refused.contains("environment staging is still in use"),
+        "{refused}"
+    );
+    assert!(refused.contains("1 node: node-b"), "{refused}");
+    let refused = cmctl_refused(&server, &["role", "delete", "ring"]).await;
+    assert!(refused.contains("2 nodes: node-a, node-b"), "{refused}");
+
+    // Back in production it takes the lowest free ordinal there.
+    cmctl(&server, &["node", "move", "node-b", "production"]).await;
+    assert_eq!(converge(&b).await, "0 node-a true\n1 node-b true\n");
+    let deleted = cmctl(&server, &["env", "delete", "staging"]).await;
+    assert_eq!(deleted, "environment staging deleted\n");
+    let gone = cmctl_refused(&server, &["env", "show", "staging"]).await;
+    assert!(
+        gone.contains("environment staging does not exist"),
+        "{gone}"
+    );
+    let refused = cmctl_refused(&server, &["node", "move", "node-a", "staging"]).await;
+    assert!(
+        refused.contains("environment staging does not exist"),
+        "{refused}"
+    );
 }

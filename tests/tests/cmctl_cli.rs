@@ -39,3 +39,35 @@ async fn node_set_refuses_malformed_json_instead_of_storing_text() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_show_times_as_utc_dates_and_how_long_ago() {
+    let s = TestServer::start().await;
+    let token = s.token("memcached", 1).await;
+    cm_e2e::enroll(&s, &token, "web-1").await.unwrap();
+    let out = cmctl(&s, &["token", "list"]).await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    let row = table.lines().nth(1).unwrap_or_default();
+    // TestServer::token's token lives 10 minutes: a date, then how far.
+    assert!(
+        row.contains(" UTC (in 9 minutes)") || row.contains(" UTC (in 10 minutes)"),
+        "{table}"
+    );
+    let epoch = |row: &str| {
+        row.split(|c: char| !c.is_ascii_digit())
+            .any(|digits| digits.len() >= 10)
+    };
+    assert!(!epoch(row), "no epoch seconds: {table}");
+    let out = cmctl(&s, &["node", "list"]).await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("web-1"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("seconds ago") || row.contains("just now"),
+        "LAST SEEN: {table}"
+    );
+    assert!(!epoch(row), "no epoch seconds: {table}");
+}

@@ -351,6 +351,16 @@ async fn cmctl_refuses_before_uploading_anything() {
             "recipes/default.yaml:1:9: YAML tag !custom",
         ),
         ("files/a\nb", "x".to_string(), "control characters"),
+        (
+            "attributes.yaml",
+            "c:\n  mode: 0644\n".to_string(),
+            "attributes.yaml:2:9: write \"0644\" (quoted) for the string, or 644 for the number",
+        ),
+        (
+            "recipes/default.yaml",
+            "- file: /tmp/x\n  content: yes\n".to_string(),
+            "recipes/default.yaml:2:12: yes is read as the boolean true",
+        ),
     ] {
         let cb = dir.path().join("c");
         let _ = std::fs::remove_dir_all(&cb);
@@ -388,6 +398,16 @@ async fn cmctl_refuses_before_uploading_anything() {
         .await
         .code(1)
         .stderr(predicate::str::contains("role.yaml:2:17: YAML tag"));
+    std::fs::write(
+        &role,
+        "name: web\nattributes:\n  apache:\n    keepalive: On\n",
+    )
+    .unwrap();
+    let mut set = cmctl(&s);
+    set.args(["role", "set"]).arg(&role);
+    run(set).await.code(1).stderr(predicate::str::contains(
+        "role.yaml:4:16: On is read as the boolean true: write true/false, or \"On\" quoted",
+    ));
     let env = dir.path().join("env.yaml");
     std::fs::write(&env, "name: production\ncookbooks: {c: 1.0.0+b}\n").unwrap();
     let mut set = cmctl(&s);

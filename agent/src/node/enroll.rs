@@ -201,6 +201,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_expired_identity_is_fatal_and_says_when_in_utc_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let no_token = config(dir.path(), None);
+        let two_days_ago = cm_model::time::now() - 2 * 86_400;
+        std::fs::create_dir_all(dir.path().join("state")).unwrap();
+        Identity {
+            name: "n1".into(),
+            server: "https://127.0.0.1:1".into(),
+            key_pem: String::new(),
+            cert_pem: String::new(),
+            ca_pem: String::new(),
+            issued_at: two_days_ago - 90 * 86_400,
+            expires_at: two_days_ago,
+        }
+        .save(&dir.path().join("state"))
+        .unwrap();
+        let never = std::future::pending();
+        let waiting = |e: &RemoteError, _: Duration| panic!("retried {e}");
+        match connect_with_backoff(&no_token, never, waiting).await {
+            Err(Fatal::Revoked(m)) => {
+                let date = cm_model::time::utc(two_days_ago);
+                assert!(
+                    m.contains(&format!("node n1 expired {date} UTC (2 days ago)")),
+                    "{m}"
+                );
+                assert!(
+                    m.contains("cmctl token create") && m.contains("agent.yaml"),
+                    "{m}"
+                );
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("connected with an expired certificate"),
+        }
+    }
+
+    #[tokio::test]
     async fn a_deadline_passed_ends_the_retries_without_a_wait() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path(), Some("t0k3n"));

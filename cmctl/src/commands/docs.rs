@@ -1,4 +1,4 @@
-//! `cmctl role set|show|list|history` and `cmctl env set|show|list|history`.
+//! `cmctl role set|show|list|history|delete` and `cmctl env set|show|list|history|delete`.
 
 use std::path::Path;
 
@@ -134,5 +134,25 @@ pub async fn list(
         .map(|d| serde_json::json!({"name": d.name, "revision": d.revision, "updated_at": d.updated_at, "updated_by": d.updated_by, "yaml": d.yaml}))
         .collect();
     output::print(format, &["NAME", "REVISION", "UPDATED", "BY"], rows, &json);
+    Ok(())
+}
+
+/// Delete one nobody uses; the server names the users otherwise.
+pub async fn delete(channel: Channel, kind: Kind, name: String, format: Format) -> Result<()> {
+    let request = Name { name: name.clone() };
+    let what = match kind {
+        Kind::Role => {
+            RolesClient::new(channel).delete(request).await?;
+            "role"
+        }
+        Kind::Environment => {
+            EnvironmentsClient::new(channel).delete(request).await?;
+            "environment"
+        }
+    };
+    match format {
+        Format::Json => println!("{}", serde_json::json!({"deleted": what, "name": name})),
+        Format::Human => println!("{what} {name} deleted"),
+    }
     Ok(())
 }

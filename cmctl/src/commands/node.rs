@@ -1,9 +1,9 @@
-//! `cmctl node list|show|assign|unassign|set|unset|retire|explain`.
+//! `cmctl node list|show|assign|unassign|move|set|unset|retire|explain`.
 
 use anyhow::{Context, Result};
 use cm_proto::v1::nodes_client::NodesClient;
 use cm_proto::v1::{
-    AssignRequest, ExplainRequest, ListNodesRequest, Name, Node, SetAttributeRequest,
+    AssignRequest, ExplainRequest, ListNodesRequest, MoveRequest, Name, Node, SetAttributeRequest,
 };
 use tonic::transport::Channel;
 
@@ -219,6 +219,25 @@ pub async fn set(
         }
     }
     .into_inner();
+    print_node(&n, format);
+    Ok(())
+}
+
+pub async fn move_to(
+    channel: Channel,
+    node: String,
+    environment: String,
+    force: bool,
+    format: Format,
+) -> Result<()> {
+    let n = NodesClient::new(channel)
+        .r#move(MoveRequest {
+            node,
+            environment,
+            force,
+        })
+        .await?
+        .into_inner();
     print_node(&n, format);
     Ok(())
 }

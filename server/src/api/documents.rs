@@ -1,5 +1,5 @@
 //! The Roles and Environments services: YAML documents with revisions and
-//! history, validated with cm-model before they are stored. A set that
+//! history, deleted only when nothing uses them, validated with cm-model before they are stored. A set that
 //! would leave nodes without a plan is refused unless forced (the plan
 //! check, `crate::plan::check`).
 
@@ -67,6 +67,20 @@ async fn set(state: &State, kind: DocKind, who: &str, doc: &Document) -> Result<
     Ok(to_pb(&saved.value))
 }
 
+/// Delete a role or an environment nobody uses (the store names the users
+/// otherwise). No plan reads it, but the shared inputs move.
+async fn delete(state: &State, kind: DocKind, who: &str, name: &str) -> Result<Empty, Status> {
+    state
+        .store
+        .delete_document(kind, name, who)
+        .await
+        .map_err(status)?;
+    state
+        .changed(&format!("{} {name} deleted", kind.as_str()))
+        .await;
+    Ok(Empty {})
+}
+
 async fn show(state: &State, kind: DocKind, name: &str) -> Result<DocumentRow, Status> {
     state.store.document(kind, name).await.map_err(status)
 }
@@ -107,6 +121,12 @@ impl Roles for RolesApi {
         auth::admin(&self.state, &req).await?;
         Ok(Response::new(
             history(&self.state, DocKind::Role, &req.get_ref().name).await?,
+        ))
+    }
+    async fn delete(&self, req: Request<Name>) -> Result<Response<Empty>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        Ok(Response::new(
+            delete(&self.state, DocKind::Role, &who, &req.get_ref().name).await?,
         ))
     }
 }
@@ -155,6 +175,12 @@ impl Environments for EnvironmentsApi {
         auth::admin(&self.state, &req).await?;
         Ok(Response::new(
             history(&self.state, DocKind::Environment, &req.get_ref().name).await?,
+        ))
+    }
+    async fn delete(&self, req: Request<Name>) -> Result<Response<Empty>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        Ok(Response::new(
+            delete(&self.state, DocKind::Environment, &who, &req.get_ref().name).await?,
         ))
     }
 }

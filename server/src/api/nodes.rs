@@ -1,5 +1,5 @@
-//! The Nodes service: inventory, role assignment, admin-set attributes,
-//! retirement (revokes the certificate at once) and `explain`. An
+//! The Nodes service: inventory, role assignment, moves between
+//! environments, admin-set attributes, retirement (revokes the certificate at once) and `explain`. An
 //! assignment that would leave the node without a plan is refused unless
 //! forced; attributes cannot make resolution fail and are not checked.
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use cm_proto::v1::nodes_server::Nodes;
 use cm_proto::v1::{
     AssignRequest, ClusterRequest, ClusterView, Contribution, ExplainRequest, ExplainResponse,
-    ListNodesRequest, Member, Name, Node, NodeList, SetAttributeRequest,
+    ListNodesRequest, Member, MoveRequest, Name, Node, NodeList, SetAttributeRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -145,7 +145,7 @@ impl Nodes for NodesApi {
         let who = auth::admin(&self.state, &req).await?;
         let r = req.into_inner();
         cm_model::metadata::check_name(&r.role).map_err(Status::invalid_argument)?;
-        let guard = self.state.plan_guard(PlanChange::NodeRoles, r.force);
+        let guard = self.state.plan_guard(PlanChange::OneNode, r.force);
         self.state
             .store
             .assign_role_checked(&r.node, &r.role, &who, Some(guard))
@@ -160,7 +160,7 @@ impl Nodes for NodesApi {
     async fn unassign(&self, req: Request<AssignRequest>) -> Result<Response<Node>, Status> {
         let who = auth::admin(&self.state, &req).await?;
         let r = req.into_inner();
-        let guard = self.state.plan_guard(PlanChange::NodeRoles, r.force);
+        let guard = self.state.plan_guard(PlanChange::OneNode, r.force);
         self.state
             .store
             .unassign_role_checked(&r.node, &r.role, &who, Some(guard))
@@ -168,6 +168,22 @@ impl Nodes for NodesApi {
             .map_err(status)?;
         self.state
             .changed(&format!("node {} left role {}", r.node, r.role))
+            .await;
+        Ok(Response::new(to_pb(&self.node(&r.node).await?)))
+    }
+
+    async fn r#move(&self, req: Request<MoveRequest>) -> Result<Response<Node>, Status> {
+        let who = auth::admin(&self.state, &req).await?;
+        let r = req.into_inner();
+        cm_model::metadata::check_name(&r.environment).map_err(Status::invalid_argument)?;
+        let guard = self.state.plan_guard(PlanChange::OneNode, r.force);
+        self.state
+            .store
+            .move_node(&r.node, &r.environment, &who, Some(guard))
+            .await
+            .map_err(status)?;
+        self.state
+            .changed(&format!("node {} moved to {}", r.node, r.environment))
             .await;
         Ok(Response::new(to_pb(&self.node(&r.node).await?)))
     }

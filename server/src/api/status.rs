@@ -20,6 +20,7 @@ pub fn status(e: StoreError) -> Status {
         StoreError::Conflict(m) => Status::already_exists(m),
         StoreError::Invalid(m) => Status::invalid_argument(m),
         StoreError::Denied(m) => Status::permission_denied(m.to_string()),
+        StoreError::Precondition(m) => Status::failed_precondition(m),
         StoreError::BreaksPlans(b) => Status::failed_precondition(b.to_string()),
         StoreError::Database(e) => database_unavailable(Some(&e)),
         other => {

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use super::auth;
 use super::status::status;
 use crate::state::{State, now};
-use crate::store::{DocKind, NewToken};
+use crate::store::NewToken;
 
 pub struct TokensApi {
     pub state: Arc<State>,
@@ -20,44 +20,6 @@ pub struct TokensApi {
 
 /// Longest token lifetime: a token in user-data should not outlive a quarter.
 const MAX_TTL: u64 = 90 * 86400;
-
-/// A token whose nodes would enroll into a role or an environment that does
-/// not exist is refused: every node it enrolls would have no plan. Roles
-/// and environments are never deleted, so checking before the insert holds.
-async fn refuse_unknown_documents(
-    state: &State,
-    roles: &[String],
-    environment: &str,
-) -> Result<(), Status> {
-    let names = |docs: Vec<crate::store::Document>| -> Vec<String> {
-        docs.into_iter().map(|d| d.name).collect()
-    };
-    let known_roles = names(state.store.documents(DocKind::Role).await.map_err(status)?);
-    let missing: Vec<&str> = roles
-        .iter()
-        .filter(|r| !known_roles.contains(r))
-        .map(String::as_str)
-        .collect();
-    if !missing.is_empty() {
-        return Err(Status::failed_precondition(format!(
-            "role {} does not exist: its nodes would have no plan (cmctl role set first)",
-            missing.join(", ")
-        )));
-    }
-    let known_environments = names(
-        state
-            .store
-            .documents(DocKind::Environment)
-            .await
-            .map_err(status)?,
-    );
-    if !known_environments.iter().any(|e| e == environment) {
-        return Err(Status::failed_precondition(format!(
-            "environment {environment} does not exist: set it first (cmctl env set)"
-        )));
-    }
-    Ok(())
-}
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -79,7 +41,6 @@ impl Tokens for TokensApi {
         for role in r.roles.iter().chain(std::iter::once(&r.environment)) {
             cm_model::metadata::check_name(role).map_err(Status::invalid_argument)?;
         }
-        refuse_unknown_documents(&self.state, &r.roles, &r.environment).await?;
         let ttl = if r.ttl_seconds == 0 {
             3600
         } else {

@@ -32,9 +32,9 @@ pub enum PlanChange {
     SetEnvironment(Environment),
     /// `cookbook delete`.
     DeleteCookbook { name: String, version: Version },
-    /// `node assign`/`unassign`: the world stays, the node's roles move
-    /// (the store's group says from what to what).
-    NodeRoles,
+    /// `node assign`/`unassign`/`move`: the world stays, the node's roles
+    /// or environment move (the store's group says from what to what).
+    OneNode,
 }
 
 /// Why the rows could not be read as a world (a stored document that no
@@ -119,7 +119,7 @@ impl World {
                     }
                 }
             }
-            PlanChange::NodeRoles => {}
+            PlanChange::OneNode => {}
         }
         after
     }
@@ -213,7 +213,7 @@ pub fn broken_groups(
             continue;
         };
         if outcomes
-            .get(BEFORE, &g.environment, &g.roles_before)
+            .get(BEFORE, &g.environment_before, &g.roles_before)
             .is_ok()
         {
             broken.push(BrokenGroup { group: i, reason });
@@ -298,6 +298,7 @@ mod tests {
     fn group(env: &str, before: &[&str], after: &[&str], nodes: i64) -> NodeGroup {
         let list = |r: &[&str]| r.iter().map(|s| s.to_string()).collect();
         NodeGroup {
+            environment_before: env.into(),
             environment: env.into(),
             roles_before: list(before),
             roles_after: list(after),
@@ -381,12 +382,37 @@ mod tests {
             group("production", &["web"], &["web"], 40),
         ]);
         let count = AtomicU64::new(0);
-        let broken = broken_groups(&rows, &PlanChange::NodeRoles, &count).unwrap();
+        let broken = broken_groups(&rows, &PlanChange::OneNode, &count).unwrap();
         assert_eq!(broken.len(), 1);
         assert_eq!(broken[0].group, 0);
         assert!(broken[0].reason.contains("role ghost does not exist"));
         // [web, ghost] after; [web] before; [web] after for the second group.
         assert_eq!(count.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_node_moving_to_an_environment_that_breaks_its_plan_is_broken() {
+        let mut rows = rows(vec![NodeGroup {
+            environment_before: "production".into(),
+            ..group("legacy", &["web"], &["web"], 1)
+        }]);
+        rows.environments.push(doc(
+            DocKind::Environment,
+            "name: legacy\ncookbooks: {demo: 0.5.0}\n",
+        ));
+        let count = AtomicU64::new(0);
+        let broken = broken_groups(&rows, &PlanChange::OneNode, &count).unwrap();
+        assert_eq!(broken.len(), 1, "resolves in production, not in legacy");
+        assert!(broken[0].reason.contains("0.5.0"), "{}", broken[0].reason);
+        let mut back = rows.clone();
+        back.groups[0].environment = "production".into();
+        back.groups[0].environment_before = "legacy".into();
+        assert!(
+            broken_groups(&back, &PlanChange::OneNode, &count)
+                .unwrap()
+                .is_empty(),
+            "leaving a broken environment for a good one breaks nothing"
+        );
     }
 
     #[test]

@@ -63,6 +63,12 @@ pub enum StoreError {
     /// (`INVALID_ARGUMENT`).
     #[error("{0}")]
     Invalid(String),
+    /// The change needs something the store does not hold, or would remove
+    /// something still in use: a role that nodes or tokens name, an
+    /// environment that does not exist (`FAILED_PRECONDITION`). The message
+    /// names what is missing or who uses it.
+    #[error("{0}")]
+    Precondition(String),
     /// An enrollment token was refused: unknown, revoked, expired or used
     /// up, each with its own message (`PERMISSION_DENIED`).
     #[error("{0}")]

@@ -28,6 +28,7 @@ mod admins;
 mod audit;
 mod certs;
 mod cookbooks;
+mod deletions;
 mod documents;
 mod enroll;
 mod error;

@@ -10,12 +10,12 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::membership;
 use super::plan_guard::{self, PlanGuard, Scope};
 use super::pools::InTime;
 use super::{
     Result, RunRow, Saved, Store, StoreError, audit, certs, from_json, lock_row, to_json, unix_now,
 };
+use super::{deletions, membership};
 
 /// Where a node is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -342,6 +342,34 @@ impl Store {
         .await
     }
 
+    /// Move a node to another environment, which must exist: it leaves its
+    /// roles' memberships in the old one and joins them in the new one with
+    /// the lowest free ordinals. Unchanged when it is there already.
+    pub async fn move_node(
+        &self,
+        node: &str,
+        environment: &str,
+        who: &str,
+        guard: Option<PlanGuard<'_>>,
+    ) -> Result<Saved<NodeRow>> {
+        if environment.is_empty() {
+            return Err(StoreError::Invalid("the environment name is empty".into()));
+        }
+        let what = format!("node.move {node} {environment}");
+        self.change_node(node, who, what, guard, |node| {
+            if node.environment == environment {
+                return Ok(None);
+            }
+            let before = json!({"environment": node.environment});
+            node.environment = environment.to_string();
+            Ok(Some((
+                Some(before),
+                Some(json!({"environment": environment})),
+            )))
+        })
+        .await
+    }
+
     /// Set an admin attribute at a dotted key (`memcached.memory_mb`) to a
     /// JSON value, creating maps on the way. Unchanged when it already
     /// holds that value. The audit records the key's value before and after.
@@ -387,7 +415,7 @@ impl Store {
         .await
     }
 
-    /// An admin change to a node's roles or attributes: lock the node,
+    /// An admin change to a node's environment, roles or attributes: lock the node,
     /// refuse a retired one, apply `change`, check its plan (with a
     /// `guard`), write, audit, commit. `change` returns the audit's before
     /// and after, or `None` when it changed nothing (then nothing is
@@ -402,12 +430,13 @@ impl Store {
     ) -> Result<Saved<NodeRow>> {
         let now = unix_now();
         let mut tx = self.write_tx().await?;
-        if guard.is_some() {
-            plan_guard::lock_plans(&mut tx, self.engine).await?;
-        }
+        // Always, not only with a guard: a move checks that its environment
+        // exists, which a concurrent deletion must not undo (deletions.rs).
+        plan_guard::lock_plans(&mut tx, self.engine).await?;
         let mut node = fetch_locked(&mut tx, name).await?;
         refuse_retired(&node, &what)?;
         let roles_before = node.roles.clone();
+        let environment_before = node.environment.clone();
         let Some((before, after)) = change(&mut node)? else {
             tx.rollback().in_time().await?;
             return Ok(Saved {
@@ -415,23 +444,32 @@ impl Store {
                 changed: false,
             });
         };
+        let moved = node.environment != environment_before;
+        if moved {
+            deletions::require_documents(&mut tx, &[], Some(&node.environment)).await?;
+        }
         if let Some(guard) = guard {
             let scope = Scope::Node {
                 name,
+                environment_before: &environment_before,
                 environment: &node.environment,
                 before: &roles_before,
                 after: &node.roles,
             };
             plan_guard::check(&mut tx, guard, scope, who, &what, now).await?;
         }
-        sqlx::query("UPDATE nodes SET roles_json = $1, attributes_json = $2 WHERE name = $3")
-            .bind(to_json(&node.roles))
-            .bind(to_json(&node.attributes))
-            .bind(name)
-            .execute(&mut *tx)
-            .in_time()
-            .await?;
-        if node.roles != roles_before {
+        sqlx::query(
+            "UPDATE nodes SET environment = $1, roles_json = $2, attributes_json = $3 \
+             WHERE name = $4",
+        )
+        .bind(&node.environment)
+        .bind(to_json(&node.roles))
+        .bind(to_json(&node.attributes))
+        .bind(name)
+        .execute(&mut *tx)
+        .in_time()
+        .await?;
+        if moved || node.roles != roles_before {
             membership::reconcile(&mut tx, &node, now).await?;
         }
         audit::record(&mut tx, now, who, what, before, after).await?;

@@ -37,9 +37,11 @@ pub const NAMED_GROUPS: usize = 20;
 const PLAN_LOCK: i64 = 0x636d_706c_616e;
 
 /// Live nodes that share an environment and a role list, before and after
-/// the change (they differ only for a change to one node's roles).
+/// the change (they differ only for a change to one node's roles or
+/// environment).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeGroup {
+    pub environment_before: String,
     pub environment: String,
     pub roles_before: Vec<String>,
     pub roles_after: Vec<String>,
@@ -163,6 +165,7 @@ async fn fleet_groups(conn: &mut AnyConnection) -> Result<Vec<(NodeGroup, String
             let roles: Vec<String> =
                 from_json(&roles_json, "node group", &environment, "roles_json")?;
             let group = NodeGroup {
+                environment_before: environment.clone(),
                 environment,
                 roles_before: roles.clone(),
                 roles_after: roles,
@@ -177,9 +180,10 @@ async fn fleet_groups(conn: &mut AnyConnection) -> Result<Vec<(NodeGroup, String
 pub(crate) enum Scope<'s> {
     /// Every live node (a role, an environment, a cookbook version changed).
     Fleet,
-    /// One node whose roles change.
+    /// One node whose roles or environment change.
     Node {
         name: &'s str,
+        environment_before: &'s str,
         environment: &'s str,
         before: &'s [String],
         after: &'s [String],
@@ -200,12 +204,14 @@ pub(crate) async fn check(
     let groups = match &scope {
         Scope::Fleet => fleet_groups(&mut *conn).await?,
         Scope::Node {
+            environment_before,
             environment,
             before,
             after,
             ..
         } => vec![(
             NodeGroup {
+                environment_before: environment_before.to_string(),
                 environment: environment.to_string(),
                 roles_before: before.to_vec(),
                 roles_after: after.to_vec(),

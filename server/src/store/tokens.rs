@@ -8,7 +8,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::pools::InTime;
-use super::{Result, Saved, Store, StoreError, audit, from_json, lock_row, to_json, unix_now};
+use super::{
+    Result, Saved, Store, StoreError, audit, deletions, from_json, lock_row, plan_guard, to_json,
+    unix_now,
+};
 
 /// A token to create. The caller makes the id and the secret and hashes
 /// the secret; the store never sees the secret itself.
@@ -104,6 +107,10 @@ impl Store {
             created_by: who.to_string(),
         };
         let mut tx = self.write_tx().await?;
+        // Under the plan lock, as role and environment deletion: a token
+        // never names a role or an environment that is not there.
+        plan_guard::lock_plans(&mut tx, self.engine).await?;
+        deletions::require_documents(&mut tx, &new.roles, Some(&new.environment)).await?;
         let done = sqlx::query(
             "INSERT INTO tokens (id, secret_hash, roles_json, environment, expires_at, \
              uses_left, revoked, created_at, created_by) \

@@ -4,7 +4,7 @@
 use cm_server::store::{NewToken, NodeState, StoreError, unix_now};
 
 use crate::Db;
-use crate::fixtures::{ALICE, audit_count, enrollment, sha256, strings, token};
+use crate::fixtures::{ALICE, audit_count, documents_exist, enrollment, sha256, strings, token};
 
 on_both_engines!(
     tokens_refuse_use_up_expiry_and_revocation_distinctly,
@@ -23,6 +23,8 @@ async fn tokens_refuse_use_up_expiry_and_revocation_distinctly(db: &mut Db) {
     assert_eq!((listed[0].uses_left, listed[0].revoked), (2, false));
     assert_eq!(listed[0].roles, ["web"]);
 
+    // The id is taken: refused whatever the rest says.
+    documents_exist(s, &[], "production").await;
     let dup = NewToken {
         id: "two".into(),
         secret_hash: sha256("other"),

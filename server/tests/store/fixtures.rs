@@ -47,8 +47,44 @@ pub fn enrollment(name: &str, serial: &str, now: i64) -> NodeEnrollment {
     }
 }
 
+/// Make the roles and the environment exist, as a stored first revision
+/// by `fixture`, when they do not yet. Written directly, so that tests
+/// counting audit rows or revisions see only their own.
+pub async fn documents_exist(store: &Store, roles: &[&str], environment: &str) {
+    stored_by(store, roles, environment, "fixture").await;
+}
+
+async fn stored_by(store: &Store, roles: &[&str], environment: &str, who: &str) {
+    let docs = roles
+        .iter()
+        .map(|r| ("role", *r))
+        .chain([("environment", environment)]);
+    for (kind, name) in docs {
+        for sql in [
+            "INSERT INTO documents (kind, name, yaml, revision, updated_at, updated_by) \
+             VALUES ($1, $2, $3, 1, 0, $4) ON CONFLICT DO NOTHING",
+            "INSERT INTO document_revisions (kind, name, yaml, revision, updated_at, updated_by) \
+             VALUES ($1, $2, $3, 1, 0, $4) ON CONFLICT DO NOTHING",
+        ] {
+            sqlx::query(sql)
+                .bind(kind)
+                .bind(name)
+                .bind(format!("name: {name}\n"))
+                .bind(who)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+    }
+}
+
 /// Create a token; returns the hash of its secret, which enrollment takes.
+/// A token may name only roles and an environment that exist: those
+/// missing are stored for the moment of its creation and removed after,
+/// so the test's world is the one it built.
 pub async fn token(store: &Store, id: &str, roles: &[&str], uses: u32, expires_at: i64) -> String {
+    const FOR_THE_TOKEN: &str = "fixture:token";
+    stored_by(store, roles, "production", FOR_THE_TOKEN).await;
     let secret_hash = sha256(&format!("secret-of-{id}"));
     store
         .create_token(
@@ -64,6 +100,16 @@ pub async fn token(store: &Store, id: &str, roles: &[&str], uses: u32, expires_a
         )
         .await
         .unwrap();
+    for sql in [
+        "DELETE FROM documents WHERE updated_by = $1",
+        "DELETE FROM document_revisions WHERE updated_by = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(FOR_THE_TOKEN)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
     secret_hash
 }
 

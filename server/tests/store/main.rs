@@ -97,6 +97,7 @@ mod admins;
 mod agent_versions;
 mod audit;
 mod cookbooks;
+mod deletions;
 mod documents;
 mod enrollment;
 mod membership;

@@ -6,7 +6,7 @@
 use cm_server::store::{NodeState, Store, Timers, Verdicts, unix_now};
 
 use crate::Db;
-use crate::fixtures::{ALICE, enrolled, enrollment, token};
+use crate::fixtures::{ALICE, documents_exist, enrolled, enrollment, token};
 
 on_both_engines!(
     ordinals_are_the_lowest_free_and_freed_by_leaving,
@@ -163,6 +163,8 @@ async fn joins_and_verdicts_racing_through_two_stores_are_taken_once(db: &mut Db
     let other = Store::open(&db.url).await.unwrap();
     let stores = [db.store.clone(), other.clone()];
     let now = unix_now();
+    // Stored first: the token fixtures run at once.
+    documents_exist(&db.store, &["ring"], "production").await;
     let mut joins = Vec::new();
     for i in 0..16 {
         let s = stores[i % 2].clone();

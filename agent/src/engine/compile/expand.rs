@@ -3,7 +3,7 @@
 //! the run's limits. Rendering one resource is [`super::render`]'s.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cm_model::LoadError;
 use cm_model::cookbook::Cookbook;
@@ -11,11 +11,11 @@ use cm_model::cookbooks::CookbookSet;
 use cm_model::recipe::{ForEach, MAX_FOR_EACH_ITEMS, MAX_RUN_RESOURCES, RecipeEntry, ResourceDecl};
 use cm_model::runlist::RecipeRef;
 use cm_model::template::Templates;
-use handlebars::Context;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::notifications::Pending;
 use super::render::{Unit, brief};
+use super::scope::Scope;
 use super::{CompiledResource, Inputs, MAX_RUN_CONTENT_BYTES};
 
 /// Expand the run list: each recipe once, includes in place, first mention wins.
@@ -79,9 +79,8 @@ pub fn cookbooks_needed(set: &CookbookSet, recipes: &[RecipeRef]) -> Vec<String>
 pub(super) struct Walk<'a> {
     pub(super) inputs: &'a Inputs<'a>,
     pub(super) templates: &'a Templates,
-    pub(super) base: &'a Map<String, Value>,
-    pub(super) base_ctx: &'a Context,
-    pub(super) condition_ctx: &'a Value,
+    /// The run's one context; each item is set in it while its resource renders.
+    pub(super) scope: Scope,
     pub(super) seen: BTreeSet<RecipeRef>,
     pub(super) out: Vec<CompiledResource>,
     pub(super) pending: Vec<Pending<'a>>,
@@ -118,74 +117,65 @@ impl<'a> Walk<'a> {
         file: &PathBuf,
     ) -> Result<(), LoadError> {
         let declared = Unit::new(cookbook, decl, file, self.templates, self.inputs.secrets);
-        let items =
-            items(decl, self.condition_ctx).map_err(|m| declared.error_at("for_each", m))?;
+        let items = self
+            .scope
+            .without_secrets(|data| items(decl, data))
+            .map_err(|m| declared.error_at("for_each", m))?;
+        let expanded = decl.for_each.is_some();
         for item in items {
-            let (ctx, cond) = match &item {
-                None => (None, None),
-                Some(v) => (
-                    Some(with(self.base, "item", v)?),
-                    Some(with(self.condition_ctx, "item", v)?),
-                ),
-            };
-            let ctx = ctx.as_ref().unwrap_or(self.base_ctx);
-            // Named by its rendered name in every error, `when`'s included
-            // (a name that fails for an item `when` leaves out is no error).
-            let name = declared.render_name(ctx);
-            let unit = declared.for_item(name.as_deref().ok(), item.as_ref());
-            if let Some(when) = &decl.when {
-                let cond_ctx = cond
-                    .as_ref()
-                    .map(Context::data)
-                    .unwrap_or(self.condition_ctx);
-                if !when.eval(cond_ctx).map_err(|m| unit.error_at("when", m))? {
-                    continue;
-                }
+            if expanded {
+                self.scope.set("item", item.clone());
             }
-            if self.out.len() >= MAX_RUN_RESOURCES {
-                return Err(unit.error(format!(
-                    "the run passes {MAX_RUN_RESOURCES} resources (for_each expansions included)"
-                )));
+            let result = self.one(&declared, decl, file, item);
+            if expanded {
+                self.scope.set("item", None);
             }
-            let compiled = unit.render(ctx, name)?;
-            self.content_bytes += compiled.content.as_ref().map_or(0, |c| c.len() as u64);
-            if self.content_bytes > MAX_RUN_CONTENT_BYTES {
-                return Err(unit.error(format!(
-                    "the run's files and templates pass {} MiB of content",
-                    MAX_RUN_CONTENT_BYTES >> 20
-                )));
-            }
-            self.pending.push(Pending {
-                index: self.out.len(),
-                unit_file: file.clone(),
-                decl,
-                ctx: ctx.clone(),
-            });
-            self.out.push(compiled);
+            result?;
         }
         Ok(())
     }
-}
 
-fn with(base: &impl ToValue, key: &str, v: &Value) -> Result<Context, LoadError> {
-    let mut map = base.to_map();
-    map.insert(key.to_string(), v.clone());
-    Context::wraps(Value::Object(map)).map_err(|e| LoadError::in_file("context", e.to_string()))
-}
-
-trait ToValue {
-    fn to_map(&self) -> Map<String, Value>;
-}
-
-impl ToValue for Map<String, Value> {
-    fn to_map(&self) -> Map<String, Value> {
-        self.clone()
-    }
-}
-
-impl ToValue for Value {
-    fn to_map(&self) -> Map<String, Value> {
-        self.as_object().cloned().unwrap_or_default()
+    /// One resource of a declaration, for one item (set in the scope).
+    fn one(
+        &mut self,
+        declared: &Unit<'_>,
+        decl: &'a ResourceDecl,
+        file: &Path,
+        item: Option<Value>,
+    ) -> Result<(), LoadError> {
+        // Named by its rendered name in every error, `when`'s included
+        // (a name that fails for an item `when` leaves out is no error).
+        let name = declared.render_name(self.scope.ctx());
+        let unit = declared.for_item(name.as_deref().ok(), item.as_ref());
+        if let Some(when) = &decl.when {
+            let holds = self.scope.without_secrets(|data| when.eval(data));
+            if !holds.map_err(|m| unit.error_at("when", m))? {
+                return Ok(());
+            }
+        }
+        if self.out.len() >= MAX_RUN_RESOURCES {
+            return Err(unit.error(format!(
+                "the run passes {MAX_RUN_RESOURCES} resources (for_each expansions included)"
+            )));
+        }
+        let compiled = unit.render(&mut self.scope, name)?;
+        self.content_bytes += compiled.content.as_ref().map_or(0, |c| c.len() as u64);
+        if self.content_bytes > MAX_RUN_CONTENT_BYTES {
+            return Err(unit.error(format!(
+                "the run's files and templates pass {} MiB of content",
+                MAX_RUN_CONTENT_BYTES >> 20
+            )));
+        }
+        if !decl.notifies.is_empty() || !decl.subscribes.is_empty() {
+            self.pending.push(Pending {
+                index: self.out.len(),
+                unit_file: file.to_path_buf(),
+                decl,
+                item,
+            });
+        }
+        self.out.push(compiled);
+        Ok(())
     }
 }
 

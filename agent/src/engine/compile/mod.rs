@@ -2,7 +2,8 @@
 //! property and template, resolve notifications, and check the result, all
 //! before anything on the node is touched. The walk through the run list is
 //! [`expand`], one resource's rendering [`render`], and turning `notifies`
-//! and `subscribes` into links between resources [`notifications`].
+//! and `subscribes` into links between resources [`notifications`]. The
+//! data they all read is one [`scope::Scope`] per run, never copied.
 //!
 //! Expansion is bounded so a large list cannot exhaust the node's memory:
 //! at most [`MAX_FOR_EACH_ITEMS`] items per `for_each`, [`MAX_RUN_RESOURCES`]
@@ -21,12 +22,14 @@ use cm_model::resources::ResourceType;
 use cm_model::runlist::RecipeRef;
 use cm_model::secrets::Secrets;
 use cm_model::template::Templates;
-use handlebars::Context;
 use serde_json::{Map, Value};
 
 mod expand;
 mod notifications;
 mod render;
+mod scope;
+
+use scope::Scope;
 
 pub use expand::{cookbooks_needed, expand_run_list};
 
@@ -114,23 +117,10 @@ pub fn compile(inputs: &Inputs, templates: &Templates) -> Result<Vec<CompiledRes
     // Check that every recipe exists before anything is rendered.
     expand_run_list(inputs.cookbooks, inputs.run_list)
         .map_err(|m| LoadError::in_file("run list", m))?;
-    let mut base = Map::new();
-    base.insert("attrs".into(), Value::Object(inputs.attributes.clone()));
-    base.insert("node".into(), inputs.node.clone());
-    base.insert("cluster".into(), inputs.cluster.clone());
-    base.insert("cluster_nodes".into(), inputs.cluster_nodes.clone());
-    base.insert("member".into(), inputs.member.clone());
-    let condition_ctx = Value::Object(base.clone());
-    base.insert("secrets".into(), inputs.secrets.to_template_value());
-    let base_ctx = Context::wraps(Value::Object(base.clone()))
-        .map_err(|e| LoadError::in_file("context", e.to_string()))?;
-
     let mut walk = expand::Walk {
         inputs,
         templates,
-        base: &base,
-        base_ctx: &base_ctx,
-        condition_ctx: &condition_ctx,
+        scope: Scope::new(inputs),
         seen: BTreeSet::new(),
         out: Vec::new(),
         pending: Vec::new(),
@@ -140,8 +130,11 @@ pub fn compile(inputs: &Inputs, templates: &Templates) -> Result<Vec<CompiledRes
         walk.recipe(r)?;
     }
     let expand::Walk {
-        mut out, pending, ..
+        mut out,
+        pending,
+        mut scope,
+        ..
     } = walk;
-    notifications::resolve(&mut out, &pending, templates, inputs.secrets)?;
+    notifications::resolve(&mut out, &pending, &mut scope, templates, inputs.secrets)?;
     Ok(out)
 }

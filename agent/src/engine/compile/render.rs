@@ -9,6 +9,7 @@
 //! declaration's `{{item}}` would not say which. Only a name that does not
 //! render is named as written, with its item.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 use cm_model::LoadError;
@@ -17,10 +18,12 @@ use cm_model::recipe::ResourceDecl;
 use cm_model::resources::{CookbookContent, CookbookRefs};
 use cm_model::secrets::Secrets;
 use cm_model::template::{TemplateError, Templates};
+
 use handlebars::Context;
 use serde_json::{Map, Value};
 
 use super::CompiledResource;
+use super::scope::Scope;
 
 /// One resource declaration in its cookbook, being rendered (for one
 /// `for_each` item: see [`Unit::for_item`]).
@@ -122,24 +125,28 @@ impl<'a> Unit<'a> {
     /// [`Unit::render_name`]).
     pub(super) fn render(
         &self,
-        ctx: &Context,
+        scope: &mut Scope,
         name: Result<String, String>,
     ) -> Result<CompiledResource, LoadError> {
         let d = self.decl;
         let name = name.map_err(|m| self.error_at(d.kind.name, m))?;
         let mut properties = Map::new();
         for (k, v) in &d.properties {
-            properties.insert(k.clone(), self.render_value(k, v, ctx)?);
+            properties.insert(k.clone(), self.render_value(k, v, scope.ctx())?);
         }
         properties
             .entry(d.kind.name_property)
             .or_insert_with(|| Value::String(name.clone()));
-        let cookbook = CookbookView {
-            cookbook: self.cookbook,
-            templates: self.templates,
-            ctx,
+        let content = {
+            let cookbook = CookbookView {
+                cookbook: self.cookbook,
+                templates: self.templates,
+                scope: RefCell::new(&mut *scope),
+            };
+            d.kind.compile(properties.clone(), &cookbook)
         };
-        let content = d.kind.compile(properties.clone(), &cookbook).map_err(|e| {
+        let ctx = scope.ctx();
+        let content = content.map_err(|e| {
             let key = if e.field.is_empty() {
                 d.kind.name
             } else {
@@ -211,13 +218,14 @@ fn value_holds_secret(v: &Value, secrets: &Secrets) -> bool {
 
 /// The resource's cookbook as its spec sees it at compile time: its files,
 /// and its templates rendered with the run's data.
-struct CookbookView<'a> {
+struct CookbookView<'a, 's> {
     cookbook: &'a Cookbook,
     templates: &'a Templates,
-    ctx: &'a Context,
+    /// A template's `vars` are set in the run's scope while it renders.
+    scope: RefCell<&'s mut Scope>,
 }
 
-impl CookbookRefs for CookbookView<'_> {
+impl CookbookRefs for CookbookView<'_, '_> {
     fn has_template(&self, name: &str) -> bool {
         self.cookbook.templates.contains_key(name)
     }
@@ -226,7 +234,7 @@ impl CookbookRefs for CookbookView<'_> {
     }
 }
 
-impl CookbookContent for CookbookView<'_> {
+impl CookbookContent for CookbookView<'_, '_> {
     fn file(&self, name: &str) -> Option<&[u8]> {
         self.cookbook.files.get(name).map(|f| f.bytes.as_slice())
     }
@@ -236,15 +244,11 @@ impl CookbookContent for CookbookView<'_> {
         name: &str,
         vars: &Map<String, Value>,
     ) -> Result<String, TemplateError> {
-        let mut data = self.ctx.data().as_object().cloned().unwrap_or_default();
-        data.insert("vars".into(), Value::Object(vars.clone()));
-        let ctx = Context::wraps(Value::Object(data)).map_err(|e| TemplateError {
-            template: None,
-            line: None,
-            column: None,
-            message: e.to_string(),
-        })?;
+        let mut scope = self.scope.borrow_mut();
+        scope.set("vars", Some(Value::Object(vars.clone())));
         let registered = format!("{}/{name}", self.cookbook.name());
-        self.templates.render(&registered, &ctx)
+        let rendered = self.templates.render(&registered, scope.ctx());
+        scope.set("vars", None);
+        rendered
     }
 }
