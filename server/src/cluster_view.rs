@@ -5,6 +5,7 @@
 //! again here (an address is an IP, strings are short words).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock};
 
 use serde_json::{Map, Value, json};
 
@@ -13,8 +14,61 @@ use crate::store::{MemberRow, NodeRow, NodeState};
 /// Longest string value of a member.
 const MAX_STRING: usize = 255;
 
-/// Environment → role → members.
-pub type View = BTreeMap<String, Map<String, Value>>;
+/// One list of the view (a role's members, or `cluster_nodes`), shared by
+/// every plan that carries it: built, written out and hashed once per
+/// generation, so a plan holds a pointer to it and hashes its digest. A
+/// role of 1,000 members read by its 1,000 members is one list, not 1,000
+/// copies of it (hundreds of megabytes, and seconds of hashing, per pass).
+#[derive(Debug)]
+pub struct Shared {
+    pub value: Value,
+    /// `value` as JSON text, as plans send it.
+    pub json: String,
+    /// sha256 of `json`, as plan hashes include it.
+    pub digest: String,
+}
+
+impl Shared {
+    pub fn new(value: Value) -> Arc<Shared> {
+        let json = value.to_string();
+        let digest = crate::blobs::sha256_hex(json.as_bytes());
+        Arc::new(Shared {
+            value,
+            json,
+            digest,
+        })
+    }
+}
+
+/// The empty list, shared by every plan with a role it does not read.
+pub fn no_members() -> Arc<Shared> {
+    static EMPTY: LazyLock<Arc<Shared>> = LazyLock::new(|| Shared::new(Value::Array(Vec::new())));
+    EMPTY.clone()
+}
+
+/// One environment's view: `cluster.<role>` for every role the server
+/// knows, and `cluster_nodes` (every member once, with its roles).
+#[derive(Debug, Clone)]
+pub struct EnvView {
+    pub roles: BTreeMap<String, Arc<Shared>>,
+    pub nodes: Arc<Shared>,
+}
+
+impl EnvView {
+    pub fn new(lists: Map<String, Value>) -> EnvView {
+        let nodes = Shared::new(cm_model::cluster_nodes::of(&lists));
+        EnvView {
+            roles: lists
+                .into_iter()
+                .map(|(role, list)| (role, Shared::new(list)))
+                .collect(),
+            nodes,
+        }
+    }
+}
+
+/// Environment → its view.
+pub type View = BTreeMap<String, EnvView>;
 
 /// Build the view of every environment: each role the server knows is
 /// listed (empty when it has no members), so a template reading
@@ -24,14 +78,31 @@ pub fn build<'a>(
     members: &[MemberRow],
     nodes: &HashMap<&str, &NodeRow>,
 ) -> View {
-    let mut view = View::new();
+    lists(roles, members, nodes)
+        .into_iter()
+        .map(|(env, lists)| (env, EnvView::new(lists)))
+        .collect()
+}
+
+/// The view of an environment without members: every known role, empty.
+pub fn empty<'a>(roles: impl Iterator<Item = &'a String>) -> EnvView {
+    EnvView::new(empty_lists(roles))
+}
+
+/// Environment → role → members, as plain values.
+fn lists<'a>(
+    roles: impl Iterator<Item = &'a String> + Clone,
+    members: &[MemberRow],
+    nodes: &HashMap<&str, &NodeRow>,
+) -> BTreeMap<String, Map<String, Value>> {
+    let mut view = BTreeMap::new();
     for m in members {
         let Some(node) = nodes.get(m.node.as_str()) else {
             continue;
         };
         let roles_of_env = view
             .entry(m.environment.clone())
-            .or_insert_with(|| empty(roles.clone()));
+            .or_insert_with(|| empty_lists(roles.clone()));
         let list = roles_of_env
             .entry(m.role.clone())
             .or_insert_with(|| Value::Array(Vec::new()));
@@ -42,8 +113,7 @@ pub fn build<'a>(
     view
 }
 
-/// Every known role with no members.
-pub fn empty<'a>(roles: impl Iterator<Item = &'a String>) -> Map<String, Value> {
+fn empty_lists<'a>(roles: impl Iterator<Item = &'a String>) -> Map<String, Value> {
     roles
         .map(|r| (r.clone(), Value::Array(Vec::new())))
         .collect()
@@ -156,7 +226,7 @@ mod tests {
         let b = node("b", NodeState::Unreachable, json!({"ipaddress": "bogus"}));
         let nodes = HashMap::from([("a", &a), ("b", &b)]);
         let roles = ["cache".to_string(), "web".to_string()];
-        let view = build(roles.iter(), &[row("a", 0), row("b", 1)], &nodes);
+        let view = lists(roles.iter(), &[row("a", 0), row("b", 1)], &nodes);
         let cache = &view["prod"]["cache"];
         assert_eq!(cache[0]["address"], "10.1.2.3", "EC2's address first");
         assert_eq!(cache[0]["zone"], "eu-west-1a");
@@ -168,5 +238,25 @@ mod tests {
         assert_eq!(cache[1]["reachable"], false);
         assert_eq!(cache[1]["ordinal"], 1);
         assert_eq!(view["prod"]["web"], json!([]), "every known role is listed");
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_list_carries_its_text_and_digest() {
+        let list = Shared::new(json!([{"name": "a"}]));
+        assert_eq!(list.json, r#"[{"name":"a"}]"#);
+        assert_eq!(list.digest, crate::blobs::sha256_hex(list.json.as_bytes()));
+        let view = EnvView::new(
+            json!({"web": [{"name": "a"}], "db": []})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        assert_eq!(view.nodes.value, json!([{"name": "a", "roles": ["web"]}]));
+        assert_eq!(view.roles["db"].digest, no_members().digest);
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cm_server::store::{Store, StoreError};
-use sqlx::Connection;
+use sqlx::{Connection, Row};
 
 /// A tmpfs of `size` mounted on a temp dir, unmounted on drop.
 struct Tmpfs {
@@ -249,6 +249,37 @@ async fn a_postgresql_that_does_not_answer_fails_the_call_in_time() {
         status.message().contains("did not answer in time"),
         "{status:?}"
     );
+    // PostgreSQL cancels what the store gave up on (its statement_timeout),
+    // so no statement of the store still waits on the lock: without it, one
+    // would until the lock goes. Migrations ran without the timeout.
+    let timeout: String = sqlx::query("SHOW statement_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(timeout, "16s");
+    let mut watcher = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    let waiting_on_locks = "SELECT COUNT(*) FROM pg_stat_activity \
+        WHERE wait_event_type = 'Lock' AND datname = current_database()";
+    let hang = std::time::Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query(waiting_on_locks)
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        if waiting == 0 {
+            break;
+        }
+        assert!(
+            hang.elapsed() < std::time::Duration::from_secs(60),
+            "a statement the store gave up on still waits on the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    watcher.close().await.unwrap();
 
     // Once the database answers again, so does the store.
     holding.rollback().await.unwrap();

@@ -54,9 +54,9 @@ pub fn plan(p: &Plan, catalog: &Catalog) -> pb::Plan {
             })
             .collect(),
         attributes_json: serde_json::Value::Object(p.attributes.merged.clone()).to_string(),
-        cluster_json: serde_json::Value::Object(p.cluster.clone()).to_string(),
+        cluster_json: cluster_json(p),
         member_json: serde_json::Value::Object(p.member.clone()).to_string(),
-        cluster_nodes_json: p.cluster_nodes.to_string(),
+        cluster_nodes_json: p.cluster_nodes.json.clone(),
         secrets: p
             .secrets
             .iter()
@@ -106,4 +106,20 @@ pub fn run_to_pb(r: &RunRow) -> pb::RunSummary {
         identity: r.identity.clone(),
         retired_identity: r.retired_identity,
     }
+}
+
+/// `cluster.<role>` as one JSON object, from each list's text as the view
+/// wrote it once (no list is serialized again per plan).
+fn cluster_json(p: &Plan) -> String {
+    let mut out = String::from("{");
+    for (i, (role, list)) in p.cluster.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::String(role.clone()).to_string());
+        out.push(':');
+        out.push_str(&list.json);
+    }
+    out.push('}');
+    out
 }

@@ -156,7 +156,8 @@ impl World {
             roles: &self.roles,
             catalog: &self.catalog,
             secrets: &[],
-            cluster: &Map::new(),
+            // Resolution does not read the view.
+            cluster: &crate::cluster_view::empty(std::iter::empty()),
         })
         .map(|_| ())
     }

@@ -4,6 +4,7 @@
 //! generation, so a herd of unchanged check-ins never re-solves anything.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use cm_model::attributes::{Attributes, Layer, Source};
 use cm_model::manifest::Manifest;
@@ -16,6 +17,8 @@ use semver::{Version, VersionReq};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+use crate::cluster_view::{EnvView, Shared, no_members};
 
 mod agent_version;
 pub mod check;
@@ -81,9 +84,9 @@ pub struct PlanInputs<'a> {
     pub roles: &'a BTreeMap<String, Role>,
     pub catalog: &'a Catalog,
     pub secrets: &'a [SecretGrant],
-    /// `cluster.<role>` of the node's environment: a list for every role
-    /// the server knows; the plan keeps the roles its cookbooks declare.
-    pub cluster: &'a Map<String, Value>,
+    /// The node's environment's view: a list for every role the server
+    /// knows; the plan keeps the roles its cookbooks declare.
+    pub cluster: &'a EnvView,
 }
 
 /// A resolved cookbook version of a plan.
@@ -103,12 +106,13 @@ pub struct Plan {
     pub run_list: Vec<RecipeRef>,
     pub cookbooks: Vec<PlannedCookbook>,
     pub attributes: Attributes,
-    pub cluster: Map<String, Value>,
+    /// `cluster.<role>`: lists shared with every plan that reads the role.
+    pub cluster: BTreeMap<String, Arc<Shared>>,
     /// `member.<role>.ordinal`: the node's own place in each of its roles.
     pub member: Map<String, Value>,
     /// `cluster_nodes`: every member of the environment once, with its
     /// roles, for plans whose cookbooks declare `cluster: all`; else empty.
-    pub cluster_nodes: Value,
+    pub cluster_nodes: Arc<Shared>,
     pub secrets: BTreeMap<String, SecretString>,
     pub splay_seconds: u32,
     /// Cookbooks the environment does not pin.
@@ -257,8 +261,8 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
         attributes,
         cluster: cluster_of(inputs.cluster, &chosen),
         cluster_nodes: match chosen.values().any(|e| e.cluster == ClusterRoles::All) {
-            true => cm_model::cluster_nodes::of(inputs.cluster),
-            false => Value::Array(Vec::new()),
+            true => inputs.cluster.nodes.clone(),
+            false => no_members(),
         },
         member: node
             .ordinals
@@ -279,15 +283,16 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
 /// (which could not declare any) reads what it read then, and a join never
 /// changes it. A declared role with no role document yet is empty too.
 fn cluster_of(
-    view: &Map<String, Value>,
+    view: &EnvView,
     chosen: &BTreeMap<&str, &CatalogEntry>,
-) -> Map<String, Value> {
-    let mut cluster: Map<String, Value> = view
+) -> BTreeMap<String, Arc<Shared>> {
+    let mut cluster: BTreeMap<String, Arc<Shared>> = view
+        .roles
         .iter()
         .map(|(role, members)| {
             let members = match chosen.values().any(|e| e.cluster.reads(role)) {
                 true => members.clone(),
-                false => Value::Array(Vec::new()),
+                false => no_members(),
             };
             (role.clone(), members)
         })
@@ -295,9 +300,7 @@ fn cluster_of(
     for e in chosen.values() {
         if let ClusterRoles::Roles(roles) = &e.cluster {
             for role in roles {
-                cluster
-                    .entry(role.clone())
-                    .or_insert_with(|| Value::Array(Vec::new()));
+                cluster.entry(role.clone()).or_insert_with(no_members);
             }
         }
     }
@@ -364,9 +367,10 @@ fn hash(plan: &Plan) -> String {
         run_list: Vec<String>,
         cookbooks: &'a [PlannedCookbook],
         attributes: &'a Map<String, Value>,
-        cluster: &'a Map<String, Value>,
+        /// Role → the digest of its list (the lists are hashed once each).
+        cluster: BTreeMap<&'a str, &'a str>,
         member: &'a Map<String, Value>,
-        cluster_nodes: &'a Value,
+        cluster_nodes: &'a str,
         secrets: BTreeMap<&'a str, &'a str>,
         splay_seconds: u32,
     }
@@ -376,9 +380,13 @@ fn hash(plan: &Plan) -> String {
         run_list: plan.run_list.iter().map(ToString::to_string).collect(),
         cookbooks: &plan.cookbooks,
         attributes: &plan.attributes.merged,
-        cluster: &plan.cluster,
+        cluster: plan
+            .cluster
+            .iter()
+            .map(|(role, list)| (role.as_str(), list.digest.as_str()))
+            .collect(),
         member: &plan.member,
-        cluster_nodes: &plan.cluster_nodes,
+        cluster_nodes: &plan.cluster_nodes.digest,
         secrets: plan
             .secrets
             .iter()

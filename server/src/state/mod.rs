@@ -61,8 +61,8 @@ struct SharedInputs {
     secrets: Vec<SecretGrant>,
     /// Environment → `cluster.<role>` (see [`crate::cluster_view`]).
     cluster: crate::cluster_view::View,
-    /// `cluster.<role>` of an environment without members: every role, empty.
-    no_members: Map<String, Value>,
+    /// The view of an environment without members: every role, empty.
+    no_members: crate::cluster_view::EnvView,
     /// Node → role → its ordinal (`member.<role>.ordinal`).
     ordinals: HashMap<String, BTreeMap<String, i64>>,
 }

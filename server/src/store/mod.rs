@@ -229,7 +229,7 @@ impl Store {
             private_sqlite_files(&file)?;
         }
         let pools = pools::connect(engine, &url).await?;
-        migrator(engine).run(&pools.write).await?;
+        migrate(engine, &pools.write).await?;
         Ok(Store {
             pool: pools.read,
             writer: pools.write,
@@ -318,6 +318,27 @@ fn private_sqlite_files(file: &std::path::Path) -> Result<()> {
             .map_err(config)?;
     }
     Ok(())
+}
+
+/// Bring the schema up to date, on one connection of `pool`. On
+/// PostgreSQL without the connections' statement timeout, which is put
+/// back before the connection returns to the pool.
+async fn migrate(engine: Engine, pool: &sqlx::AnyPool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    if engine == Engine::Postgres {
+        sqlx::query("SET statement_timeout = 0")
+            .execute(&mut *conn)
+            .in_time()
+            .await?;
+    }
+    let migrated = migrator(engine).run(&mut *conn).await;
+    if engine == Engine::Postgres {
+        sqlx::query(pools::SERVER_STATEMENT_TIMEOUT)
+            .execute(&mut *conn)
+            .in_time()
+            .await?;
+    }
+    Ok(migrated?)
 }
 
 fn migrator(engine: Engine) -> Migrator {

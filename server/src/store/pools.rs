@@ -17,7 +17,8 @@
 //!   it, and the background passes with it, until TCP gives up. sqlx has no
 //!   socket timeout to ask for; the connection given up on is closed when
 //!   the pool next hands it out (its ping fails, or it still counts a
-//!   transaction).
+//!   transaction). PostgreSQL cancels such a statement by itself a second
+//!   later (`statement_timeout`), so it holds no lock after the call failed.
 //! - A transaction the database ended by itself (SQLite rolls back when the
 //!   disk is full) is still counted as open by sqlx, and every later
 //!   `BEGIN` on that connection would fail ("non-zero transaction depth")
@@ -71,6 +72,13 @@ fn answered<T>(r: Result<Result<T, sqlx::Error>, Elapsed>) -> Result<T, sqlx::Er
     })
 }
 
+/// Set on every PostgreSQL connection: the database itself cancels a
+/// statement a second after [`STATEMENT_DEADLINE`], when the store has
+/// given up on it, instead of running it (and holding its locks) until it
+/// ends. Migrations run without it (`Store::open`): a schema change on a
+/// large table may take longer.
+pub(super) const SERVER_STATEMENT_TIMEOUT: &str = "SET statement_timeout = '16s'";
+
 /// Set on every SQLite connection. `synchronous = FULL` rather than NORMAL:
 /// in WAL mode NORMAL may lose the last commits on power loss, and an admin
 /// change must be durable once acknowledged. The cost is one WAL fsync per
@@ -95,7 +103,15 @@ fn options(engine: Engine) -> AnyPoolOptions {
         // dropped transaction queued: a count still above zero is stuck.
         .before_acquire(|conn, _meta| Box::pin(async move { Ok(!conn.is_in_transaction()) }));
     match engine {
-        Engine::Postgres => options,
+        Engine::Postgres => options.after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::query(SERVER_STATEMENT_TIMEOUT)
+                    .execute(&mut *conn)
+                    .in_time()
+                    .await?;
+                Ok(())
+            })
+        }),
         Engine::Sqlite => options.after_connect(|conn, _meta| {
             Box::pin(async move {
                 for pragma in SQLITE_PRAGMAS {
