@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use cm_model::LoadError;
 use cm_model::attributes::{Attributes, Layer, Source};
 use cm_model::cookbooks::CookbookSet;
+use cm_model::metadata::ClusterRoles;
 use cm_model::report::{ResourceReport, RunReport, RunStatus};
 use cm_model::runlist::RecipeRef;
 use cm_model::secrets::Secrets;
@@ -84,6 +85,24 @@ pub fn prepare(run: &LocalRun) -> Result<Prepared, LoadError> {
             Value::Object(map)
         }
         None => Value::Object(Map::new()),
+    };
+    // As the server sends it: a role a cookbook of the run declares is an
+    // empty list when the file does not list it.
+    let cluster = match cluster {
+        Value::Object(mut map) => {
+            for name in engine::cookbooks_needed(&set, &recipes) {
+                if let Some(ClusterRoles::Roles(roles)) =
+                    set.get(&name).map(|c| &c.metadata.cluster)
+                {
+                    for role in roles {
+                        map.entry(role.clone())
+                            .or_insert_with(|| Value::Array(Vec::new()));
+                    }
+                }
+            }
+            Value::Object(map)
+        }
+        other => other,
     };
     // As the server builds it from the whole view.
     let cluster_nodes = match &cluster {

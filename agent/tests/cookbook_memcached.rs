@@ -1,43 +1,16 @@
 //! Golden tests of the memcached cookbook's rendered configuration, with fixed
 //! facts so the output is the same on every machine.
 
-use std::path::{Path, PathBuf};
+mod support;
 
-use cm_agent::apply::{LocalRun, prepare};
-use cm_model::runlist::parse_run_list;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use support::golden::{Inputs, rendered};
 
 fn rendered_conf(attributes: Option<&str>) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let attrs = attributes.map(|a| {
-        let p = dir.path().join("attrs.yaml");
-        std::fs::write(&p, a).unwrap();
-        p
-    });
-    let run = LocalRun {
-        cookbooks: repo().join("cookbooks"),
-        run_list: parse_run_list("memcached").unwrap(),
-        attributes: attrs,
-        node: Some(repo().join("agent/tests/fixtures/node-4g.yaml")),
-        cluster: None,
-        member: None,
-        secrets: None,
-        why_run: true,
-        backup_dir: dir.path().join("backup"),
+    let inputs = Inputs {
+        attributes,
+        ..Inputs::default()
     };
-    let prepared = prepare(&run).unwrap_or_else(|e| panic!("{e}"));
-    let conf = prepared
-        .resources
-        .iter()
-        .find(|r| r.name == "/etc/memcached.conf")
-        .expect("the template resource");
-    String::from_utf8(conf.content.clone().unwrap()).unwrap()
+    rendered("memcached", &inputs, "/etc/memcached.conf")
 }
 
 #[test]

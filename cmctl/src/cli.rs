@@ -52,7 +52,7 @@ pub enum Command {
         #[command(subcommand)]
         command: DocCommand,
     },
-    /// Nodes: inventory, roles, attributes, retirement.
+    /// Nodes: inventory, roles, environments, attributes, retirement.
     Node {
         #[command(subcommand)]
         command: NodeCommand,
@@ -211,7 +211,10 @@ pub enum DocCommand {
     /// Refused, naming the users, while anything still uses it; the audit
     /// keeps its last revision.
     #[command(after_help = "Examples:\n  cmctl role delete old-web\n  cmctl env delete staging")]
-    Delete { name: String },
+    Delete {
+        /// The role's or environment's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -298,6 +301,7 @@ pub enum NodeCommand {
     /// gets the new plan within seconds.
     #[command(after_help = "Example:\n  cmctl node move web-1 staging")]
     Move {
+        /// The node's name.
         node: String,
         /// The environment to move it to; it must exist.
         env: String,

@@ -54,7 +54,7 @@ async fn push_set_and_inspect_like_an_admin() {
     run(&s, &["cookbook", "list"])
         .await
         .success()
-        .stdout(predicate::str::contains("memcached  1.0.0"));
+        .stdout(predicate::str::contains("memcached  1.1.0"));
     run(
         &s,
         &[
@@ -87,7 +87,7 @@ async fn push_set_and_inspect_like_an_admin() {
         "a secret reached the audit log"
     );
     // The cookbook version is pinned: deleting it is refused.
-    run(&s, &["cookbook", "delete", "memcached", "1.0.0"])
+    run(&s, &["cookbook", "delete", "memcached", "1.1.0"])
         .await
         .code(1)
         .stderr(predicate::str::contains("pinned by environment production"));

@@ -6,6 +6,7 @@ use cm_e2e::TestServer;
 use cm_e2e::agent::{TestAgent, cmctl, cmctl_refused, read, set_environment, set_role};
 use cm_proto::v1::CreateTokenRequest;
 use cm_proto::v1::tokens_client::TokensClient;
+use serde_json::json;
 
 /// A cookbook declaring the `ring` role and listing its members.
 fn members_cookbook(dir: &std::path::Path) -> std::path::PathBuf {
@@ -183,6 +184,19 @@ async fn a_node_moved_to_another_environment_joins_the_members_there() {
     .await;
     let moved: serde_json::Value = serde_json::from_str(&moved).unwrap();
     assert_eq!(moved["environment"], "staging", "{moved}");
+    // The reply shows what the move made: the new ordinals and plan.
+    let ring: Vec<_> = moved["memberships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "ring")
+        .map(|m| (m["environment"].clone(), m["ordinal"].clone()))
+        .collect();
+    assert_eq!(ring, [(json!("staging"), json!(0))], "{moved}");
+    server.running.state.recompute.settled().await;
+    let shown = cmctl(&server, &["--format", "json", "node", "show", "node-b"]).await;
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(moved["plan_hash"], shown["plan_hash"], "the new plan");
     // Ordinals are per environment: node-b is the first of staging's ring.
     assert_eq!(converge(&b).await, "0 node-b true\n");
     assert_eq!(converge(&a).await, "0 node-a true\n");

@@ -3,6 +3,7 @@
 //! system, a tmpfs mount).
 #![allow(dead_code)]
 
+pub mod golden;
 pub mod http;
 
 use std::path::{Path, PathBuf};

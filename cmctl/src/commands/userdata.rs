@@ -32,7 +32,7 @@ pub async fn userdata(channel: Channel, cred: &Credential, u: UserData) -> Resul
         None => {
             let t = create_token(channel, u.roles.clone(), u.env.clone(), u.ttl, u.uses).await?;
             let note = format!(
-                "token {} for {} node(s), expires {} UTC",
+                "token {} for {} node(s), expires {}",
                 t.id,
                 u.uses,
                 crate::output::time(t.expires_at)

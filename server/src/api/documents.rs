@@ -68,8 +68,10 @@ async fn set(state: &State, kind: DocKind, who: &str, doc: &Document) -> Result<
 }
 
 /// Delete a role or an environment nobody uses (the store names the users
-/// otherwise). No plan reads it, but the shared inputs move.
+/// otherwise). Plans list every role the server knows (empty where they do
+/// not read it), so their hashes move.
 async fn delete(state: &State, kind: DocKind, who: &str, name: &str) -> Result<Empty, Status> {
+    cm_model::metadata::check_name(name).map_err(Status::invalid_argument)?;
     state
         .store
         .delete_document(kind, name, who)

@@ -16,7 +16,7 @@ use super::auth;
 use super::convert;
 use super::status::status;
 use crate::plan::check::PlanChange;
-use crate::state::State;
+use crate::state::{State, StateError};
 use crate::store::{MemberRow, NodeRow};
 
 pub struct NodesApi {
@@ -68,6 +68,42 @@ impl NodesApi {
         self.state.store.node(name).await.map_err(status)
     }
 
+    /// A node as `show` answers: its ordinals, and after a change its new
+    /// plan's hash (or plan error) rather than the one stored before it.
+    async fn shown(&self, name: &str) -> Result<Node, Status> {
+        let row = self.node(name).await?;
+        let members = self
+            .state
+            .store
+            .members(Some(&row.environment), None)
+            .await
+            .map_err(status)?;
+        let mut node = to_pb(&row);
+        node.memberships = members
+            .iter()
+            .filter(|m| m.node == row.name)
+            .map(|m| member_to_pb(m, Some(&row)))
+            .collect();
+        Ok(node)
+    }
+
+    /// The reply to a change of a node's roles or environment: as `show`,
+    /// with the plan the change made (or why it has none), not the hash
+    /// stored before the background pass records the new one.
+    async fn after_change(&self, name: &str) -> Result<Node, Status> {
+        let plan = self.state.plan_for(name).await;
+        let mut node = self.shown(name).await?;
+        match plan {
+            Ok(plan) => {
+                node.plan_hash = plan.hash.clone();
+                node.plan_error.clear();
+            }
+            Err(StateError::NoPlan(e)) => node.plan_error = e.reason(),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(node)
+    }
+
     /// Flush pending check-ins so `last_seen` is current in what we show.
     async fn flush(&self) {
         self.state.flush_check_ins().await;
@@ -97,20 +133,7 @@ impl Nodes for NodesApi {
     async fn show(&self, req: Request<Name>) -> Result<Response<Node>, Status> {
         auth::admin(&self.state, &req).await?;
         self.flush().await;
-        let row = self.node(&req.get_ref().name).await?;
-        let members = self
-            .state
-            .store
-            .members(Some(&row.environment), None)
-            .await
-            .map_err(status)?;
-        let mut node = to_pb(&row);
-        node.memberships = members
-            .iter()
-            .filter(|m| m.node == row.name)
-            .map(|m| member_to_pb(m, Some(&row)))
-            .collect();
-        Ok(Response::new(node))
+        Ok(Response::new(self.shown(&req.get_ref().name).await?))
     }
 
     async fn cluster(&self, req: Request<ClusterRequest>) -> Result<Response<ClusterView>, Status> {
@@ -154,7 +177,7 @@ impl Nodes for NodesApi {
         self.state
             .changed(&format!("node {} assigned role {}", r.node, r.role))
             .await;
-        Ok(Response::new(to_pb(&self.node(&r.node).await?)))
+        Ok(Response::new(self.after_change(&r.node).await?))
     }
 
     async fn unassign(&self, req: Request<AssignRequest>) -> Result<Response<Node>, Status> {
@@ -169,7 +192,7 @@ impl Nodes for NodesApi {
         self.state
             .changed(&format!("node {} left role {}", r.node, r.role))
             .await;
-        Ok(Response::new(to_pb(&self.node(&r.node).await?)))
+        Ok(Response::new(self.after_change(&r.node).await?))
     }
 
     async fn r#move(&self, req: Request<MoveRequest>) -> Result<Response<Node>, Status> {
@@ -185,7 +208,7 @@ impl Nodes for NodesApi {
         self.state
             .changed(&format!("node {} moved to {}", r.node, r.environment))
             .await;
-        Ok(Response::new(to_pb(&self.node(&r.node).await?)))
+        Ok(Response::new(self.after_change(&r.node).await?))
     }
 
     async fn set_attribute(

@@ -117,7 +117,7 @@ fn refusal(kind: DocKind, name: &str, users: &[(&str, Vec<String>)]) -> String {
     }
     message.push_str(match kind {
         DocKind::Role => {
-            "\n  (cmctl node unassign, cmctl node retire, cmctl token revoke, cmctl secret set --role)"
+            "\n  (cmctl node unassign, cmctl node retire, cmctl token revoke; a secret: cmctl secret set NAME --role with its value again, or cmctl secret delete NAME)"
         }
         DocKind::Environment => "\n  (cmctl node move, cmctl node retire, cmctl token revoke)",
     });
