@@ -21,6 +21,7 @@ pub mod accounts;
 pub mod apt_repository;
 pub mod cron;
 pub mod directory;
+pub mod download;
 pub mod dpkg;
 pub mod execute;
 pub mod file;
