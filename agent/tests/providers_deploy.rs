@@ -4,7 +4,9 @@
 //! `current` switched, kept releases counted, rollback; why-run; and the
 //! tarballs and downloads that are refused with `current` untouched. Every
 //! test works in a directory of its own; those that set owners need root
-//! (CI runs as root), elsewhere they say why they did nothing.
+//! (CI runs as root), elsewhere they say why they did nothing. Not listed
+//! in tests/cluster/providers.sh: a deploy touches only its own directory,
+//! nothing an init system or apt decides, and the node images have no git.
 
 mod support;
 
