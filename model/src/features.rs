@@ -76,6 +76,11 @@ pub const FEATURES: &[Feature] = &[
         since: "0.3.0",
         usage: Usage::MetadataCluster,
     },
+    Feature {
+        what: "the deploy resource type",
+        since: "0.4.0",
+        usage: Usage::ResourceType("deploy"),
+    },
 ];
 
 /// The lowest agent that compiles a cookbook, and the features that say so.
@@ -345,6 +350,21 @@ mod tests {
         assert_eq!(
             req.to_string(),
             "cm-agent >= 0.3.0 (for cluster: in metadata.yaml)"
+        );
+    }
+
+    #[test]
+    fn a_deploy_resource_needs_0_4_0() {
+        let c = cookbook(&[
+            (
+                "recipes/default.yaml",
+                "- deploy: /srv/app\n  file: app.tar.gz\n",
+            ),
+            ("files/app.tar.gz", "not read here"),
+        ]);
+        assert_eq!(
+            required_agent(&c).to_string(),
+            "cm-agent >= 0.4.0 (for the deploy resource type)"
         );
     }
 

@@ -18,8 +18,9 @@ use cm_proto::v1::{GetPlanRequest, Plan};
 use cm_server::store::{DocKind, NewCookbookVersion};
 
 /// demo `version`, with a resource per item of a range (new in cm-agent
-/// 0.2.0) and a file of the web members' addresses (the addresses helper
-/// and the role it reads declared, new in 0.3.0): it needs the newer.
+/// 0.2.0), a file of the web members' addresses (the addresses helper and
+/// the role it reads declared, new in 0.3.0) and a deploy (new in 0.4.0):
+/// it needs the newest.
 fn demo_with_new_features(dir: &Path, version: &str) -> PathBuf {
     let root = demo_cookbook(dir, version);
     let metadata = root.join("metadata.yaml");
@@ -29,15 +30,18 @@ fn demo_with_new_features(dir: &Path, version: &str) -> PathBuf {
     let mut text = read(recipe.clone());
     text.push_str(
         "- directory: \"{{attrs.demo.dir}}/slot-{{pad item 2}}\"\n  for_each: {range: [1, 2]}\n\
-         - file: \"{{attrs.demo.dir}}/members\"\n  content: '{{addresses cluster.web 80 \",\"}}'\n",
+         - file: \"{{attrs.demo.dir}}/members\"\n  content: '{{addresses cluster.web 80 \",\"}}'\n\
+         - deploy: \"{{attrs.demo.dir}}/app\"\n  file: app.tar.gz\n",
     );
     std::fs::write(recipe, text).unwrap();
+    std::fs::create_dir_all(root.join("files")).unwrap();
+    std::fs::write(root.join("files/app.tar.gz"), "a release\n").unwrap();
     root
 }
 
 /// An agent the server serves (one minor version behind it) that is older
 /// than the features of [`demo_with_new_features`].
-const OLD_AGENT: &str = "0.2.9";
+const OLD_AGENT: &str = "0.3.9";
 
 async fn get_plan(
     agent: &mut AgentClient<tonic::transport::Channel>,
@@ -61,9 +65,7 @@ async fn a_plan_needing_a_newer_agent_is_a_plan_error_for_an_older_one() {
     let new = demo_with_new_features(books.path(), "2.0.0");
     let pushed = cmctl(&server, &["push", "cookbook", new.to_str().unwrap()]).await;
     assert!(
-        pushed.contains(
-            "needs cm-agent >= 0.3.0 (for the addresses helper, cluster: in metadata.yaml)"
-        ),
+        pushed.contains("needs cm-agent >= 0.4.0 (for the deploy resource type)"),
         "{pushed}"
     );
 
@@ -79,8 +81,8 @@ async fn a_plan_needing_a_newer_agent_is_a_plan_error_for_an_older_one() {
         }
     };
     let (json, human) = show("2.0.0").await;
-    assert_eq!(json["min_agent"], "0.3.0", "{json}");
-    assert!(human.contains("needs cm-agent >= 0.3.0\n"), "{human}");
+    assert_eq!(json["min_agent"], "0.4.0", "{json}");
+    assert!(human.contains("needs cm-agent >= 0.4.0\n"), "{human}");
     let (json, human) = show("1.0.0").await;
     assert_eq!(json["min_agent"], "0.1.0", "{json}");
     assert!(human.contains("needs cm-agent >= 0.1.0\n"), "{human}");
@@ -109,7 +111,7 @@ async fn a_plan_needing_a_newer_agent_is_a_plan_error_for_an_older_one() {
             .contains_key(cm_proto::PLAN_ERROR_METADATA),
         "{refused:?}"
     );
-    let reason = "cookbook demo@2.0.0 needs cm-agent >= 0.3.0, and the node runs cm-agent 0.2.9: upgrade its agent";
+    let reason = "cookbook demo@2.0.0 needs cm-agent >= 0.4.0, and the node runs cm-agent 0.3.9: upgrade its agent";
     assert!(refused.message().ends_with(reason), "{}", refused.message());
     // The node list says so, and a recomputation of every plan keeps it.
     assert_eq!(node_listed(&server, "web-1").await["plan_error"], reason);
@@ -147,7 +149,7 @@ async fn a_plan_needing_a_newer_agent_is_a_plan_error_for_an_older_one() {
             plan.cookbooks[0].version.as_str(),
             plan.cookbooks[0].min_agent.as_str()
         ),
-        ("2.0.0", "0.3.0")
+        ("2.0.0", "0.4.0")
     );
     assert!(node_listed(&server, "web-1").await["plan_error"].is_null());
     // And an agent that goes back is refused again, not served from cache.

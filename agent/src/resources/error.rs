@@ -7,6 +7,7 @@
 use cm_model::resources::UnknownAction;
 
 use super::accounts::AccountError;
+use super::deploy::DeployError;
 use super::directory::DirectoryError;
 use super::link::LinkError;
 use super::package::PackageError;
@@ -36,6 +37,8 @@ pub enum ProviderError {
     Account(#[from] AccountError),
     #[error(transparent)]
     Execute(#[from] ExecuteError),
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
     /// Recipes are checked when loaded, so only a caller that skipped the
     /// check (a test, a future notification path) meets this.
     #[error("{kind} has {source}")]
@@ -55,6 +58,7 @@ impl ProviderError {
             ProviderError::Service(e) => e.without_output(),
             ProviderError::Account(e) => e.without_output(),
             ProviderError::Execute(e) => e.without_output(),
+            ProviderError::Deploy(e) => e.without_output(),
             // No command ran: nothing printed to hide.
             other => other.to_string(),
         }

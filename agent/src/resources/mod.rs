@@ -20,7 +20,9 @@ mod error;
 pub mod accounts;
 pub mod apt_repository;
 pub mod cron;
+pub mod deploy;
 pub mod directory;
+pub mod download;
 pub mod dpkg;
 pub mod execute;
 pub mod file;
@@ -212,6 +214,7 @@ pub static PROVIDERS: &[ProviderType] = &[
     register::<cron::Cron>(),
     register::<remote_file::RemoteFile>(),
     register::<apt_repository::AptRepository>(),
+    register::<deploy::Deploy>(),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static ProviderType> {
@@ -262,6 +265,7 @@ mod tests {
             "group" => json!({ "group_name": "cmnosuchgroup" }),
             "execute" => json!({ "command": format!("touch {path}") }),
             "cron" => json!({ "cron_name": "cm-no-such-job", "command": "true" }),
+            "deploy" => json!({ "path": path, "file": "app.tar.gz" }),
             "apt_repository" => json!({
                 "repo_name": "cm-no-such-repo", "uris": ["http://127.0.0.1:9/x"],
                 "suites": ["s"], "key": "-----BEGIN PGP PUBLIC KEY BLOCK-----"

@@ -24,6 +24,7 @@
 
 mod entry;
 mod error;
+mod tree;
 mod walk;
 
 use std::ffi::{OsStr, OsString};

@@ -17,6 +17,7 @@ mod introspect;
 
 pub mod apt_repository;
 pub mod cron;
+pub mod deploy;
 pub mod directory;
 pub mod execute;
 pub mod file;
@@ -228,6 +229,7 @@ pub static TYPES: &[ResourceType] = &[
     register::<cron::CronSpec>(),
     register::<remote_file::RemoteFileSpec>(),
     register::<apt_repository::AptRepositorySpec>(),
+    register::<deploy::DeploySpec>(),
 ];
 
 /// Look a type up by the name recipes use (`file`, `package`, ...).

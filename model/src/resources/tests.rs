@@ -154,3 +154,156 @@ proptest! {
         prop_assert!(parse_mode(&s).is_err());
     }
 }
+
+/// A deploy of `/srv/app` with `extra` properties.
+fn deploy(extra: serde_json::Value) -> Result<(), FieldError> {
+    let mut props = serde_json::json!({"path": "/srv/app"});
+    props
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    check("deploy", props)
+}
+
+const REVISION: &str = "224e73f8182a8cb60f1e1d915022ef4f15da4317";
+
+#[test]
+fn a_deploy_names_exactly_one_source() {
+    let sha = "ab".repeat(32);
+    for ok in [
+        serde_json::json!({"file": "app.tar.gz"}),
+        serde_json::json!({"url": "https://example.com/app.tgz", "sha256": sha}),
+        serde_json::json!({"git": "https://example.com/app.git", "revision": REVISION}),
+        serde_json::json!({"git": "file:///srv/git/app.git", "revision": REVISION}),
+        serde_json::json!({"git": "ssh://git@example.com/app.git", "revision": "{{attrs.rev}}"}),
+    ] {
+        assert_eq!(deploy(ok.clone()), Ok(()), "{ok}");
+    }
+    for (props, field, says) in [
+        (serde_json::json!({}), "file", "give one source"),
+        (
+            serde_json::json!({"file": "a.tgz", "url": "https://e.com/a.tgz", "sha256": sha}),
+            "url",
+            "not several",
+        ),
+        (
+            serde_json::json!({"file": "a.tgz", "git": "https://e.com/a.git", "revision": REVISION}),
+            "git",
+            "not several",
+        ),
+        (
+            serde_json::json!({"url": "https://e.com/a.tgz"}),
+            "sha256",
+            "needs sha256",
+        ),
+        (
+            serde_json::json!({"url": "ftp://e.com/a.tgz", "sha256": sha}),
+            "url",
+            "not an http(s) URL",
+        ),
+        (
+            serde_json::json!({"url": "https://e.com/a.tgz", "sha256": "abc"}),
+            "sha256",
+            "64 hex",
+        ),
+        (
+            serde_json::json!({"file": "a.tgz", "sha256": sha}),
+            "sha256",
+            "goes with url",
+        ),
+        (
+            serde_json::json!({"git": "https://e.com/a.git"}),
+            "revision",
+            "needs revision",
+        ),
+        (
+            serde_json::json!({"file": "a.tgz", "revision": REVISION}),
+            "revision",
+            "goes with git",
+        ),
+        (
+            serde_json::json!({"git": "ext::sh -c touch% /tmp/pwned", "revision": REVISION}),
+            "git",
+            "not a git URL",
+        ),
+        (
+            serde_json::json!({"git": "git@example.com:app.git", "revision": REVISION}),
+            "git",
+            "ssh://host/path",
+        ),
+    ] {
+        let e = deploy(props.clone()).unwrap_err();
+        assert_eq!(e.field, field, "{props}: {e:?}");
+        assert!(e.message.contains(says), "{props}: {e:?}");
+    }
+}
+
+#[test]
+fn a_git_revision_is_a_full_commit_id_never_a_branch_or_tag() {
+    let git = |revision: &str| {
+        deploy(serde_json::json!({"git": "https://e.com/a.git", "revision": revision}))
+    };
+    assert_eq!(git(REVISION), Ok(()));
+    let upper = REVISION.to_uppercase();
+    let long = "a".repeat(64);
+    for (revision, says) in [
+        ("main", "a branch or tag name can move"),
+        ("v1.2.3", "a branch or tag name can move"),
+        ("HEAD", "a branch or tag name can move"),
+        ("refs/heads/main", "a branch or tag name can move"),
+        ("", "a branch or tag name can move"),
+        ("224e73f", "abbreviated commit id (7 digits)"),
+        (upper.as_str(), "lowercase"),
+        (long.as_str(), "a commit id has 40"),
+    ] {
+        let e = git(revision).unwrap_err();
+        assert_eq!(e.field, "revision", "{revision}: {e:?}");
+        assert!(e.message.contains(says), "{revision}: {e:?}");
+    }
+}
+
+#[test]
+fn deploy_shared_names_are_plain_and_distinct_and_keep_is_at_least_one() {
+    let file = serde_json::json!({"file": "app.tar.gz"});
+    let with = |key: &str, value: serde_json::Value| {
+        let mut props = file.clone();
+        props[key] = value;
+        deploy(props)
+    };
+    assert_eq!(
+        with("shared", serde_json::json!(["logs", "public/uploads"])),
+        Ok(())
+    );
+    for names in [
+        serde_json::json!(["../logs"]),
+        serde_json::json!(["/var/log"]),
+        serde_json::json!(["logs/"]),
+        serde_json::json!(["a/./b"]),
+        serde_json::json!([""]),
+        serde_json::json!(["logs", "logs"]),
+        serde_json::json!(["public", "public/uploads"]),
+    ] {
+        let e = with("shared", names.clone()).unwrap_err();
+        assert_eq!(e.field, "shared", "{names}: {e:?}");
+    }
+    assert_eq!(with("keep", serde_json::json!(1)), Ok(()));
+    let e = with("keep", serde_json::json!(0)).unwrap_err();
+    assert_eq!(e.field, "keep");
+    let e = check(
+        "deploy",
+        serde_json::json!({"path": "srv/app", "file": "app.tar.gz"}),
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "path");
+}
+
+#[test]
+fn a_deploy_loads_its_cookbook_tarball_at_compile_time() {
+    let props = serde_json::json!({"path": "/srv/app", "file": "motd"});
+    assert_eq!(content("deploy", props), Ok(Some(b"hello\n".to_vec())));
+    let git =
+        serde_json::json!({"path": "/srv/app", "git": "https://e.com/a.git", "revision": REVISION});
+    assert_eq!(content("deploy", git), Ok(None));
+    let missing = serde_json::json!({"path": "/srv/app", "file": "nope.tgz"});
+    assert_eq!(content("deploy", missing).unwrap_err().field, "file");
+}
