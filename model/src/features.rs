@@ -77,6 +77,11 @@ pub const FEATURES: &[Feature] = &[
         usage: Usage::MetadataCluster,
     },
     Feature {
+        what: "the htdigest helper",
+        since: "0.4.0",
+        usage: Usage::Helper("htdigest"),
+    },
+    Feature {
         what: "the deploy resource type",
         since: "0.4.0",
         usage: Usage::ResourceType("deploy"),

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use cm_agent::apply::{LocalRun, prepare};
+use cm_agent::engine::CompiledResource;
 use cm_model::runlist::parse_run_list;
 
 /// What a golden render reads besides the cookbooks.
@@ -26,6 +27,12 @@ fn repo() -> PathBuf {
 /// The content `run_list` would write at `path`, on the 4 GiB node of
 /// agent/tests/fixtures/node-4g.yaml.
 pub fn rendered(run_list: &str, inputs: &Inputs, path: &str) -> String {
+    let resource = resource(run_list, inputs, path);
+    String::from_utf8(resource.content.expect("content")).unwrap()
+}
+
+/// The resources `run_list` compiles to, on that node.
+pub fn resources(run_list: &str, inputs: &Inputs) -> Vec<CompiledResource> {
     let dir = tempfile::tempdir().unwrap();
     let file = |name: &str, text: Option<&str>| {
         text.map(|t| {
@@ -45,13 +52,15 @@ pub fn rendered(run_list: &str, inputs: &Inputs, path: &str) -> String {
         why_run: true,
         backup_dir: dir.path().join("backup"),
     };
-    let prepared = prepare(&run).unwrap_or_else(|e| panic!("{e}"));
-    let resource = prepared
-        .resources
-        .iter()
-        .find(|r| r.name == path)
-        .unwrap_or_else(|| panic!("no resource writes {path}"));
-    String::from_utf8(resource.content.clone().expect("content")).unwrap()
+    prepare(&run).unwrap_or_else(|e| panic!("{e}")).resources
+}
+
+/// The resource of `run_list` named `name`.
+pub fn resource(run_list: &str, inputs: &Inputs, name: &str) -> CompiledResource {
+    resources(run_list, inputs)
+        .into_iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no resource {name}"))
 }
 
 /// A `cluster.<role>` list of `n` members `PREFIX-1`..., addresses

@@ -124,6 +124,7 @@ pub(super) const SIGNATURES: &[Signature] = &[
         Form::Inline,
     )
     .hash(&[]),
+    sig("htdigest", 3, 3, "USER REALM PASSWORD", Form::Inline).hash(&[]),
 ];
 
 pub(super) fn signature(name: &str) -> Option<&'static Signature> {
@@ -173,6 +174,7 @@ pub(super) fn register(r: &mut Handlebars<'static>) {
     r.register_helper("replace", Box::new(replace));
     r.register_helper("pad", Box::new(Pad));
     super::cluster_helpers::register(r);
+    super::password_helpers::register(r);
 }
 
 fn text(v: &Value) -> String {

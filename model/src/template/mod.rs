@@ -17,6 +17,7 @@ mod depth;
 mod helpers;
 mod output;
 mod partials;
+mod password_helpers;
 
 use std::collections::BTreeMap;
 
