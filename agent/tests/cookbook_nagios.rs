@@ -51,7 +51,10 @@ fn an_empty_view_defines_nothing_nagios_would_refuse() {
 #[test]
 fn the_password_file_holds_an_htdigest_line_of_the_secret() {
     let users = resource("nagios", &inputs(FLEET), "/etc/nagios4/htdigest.users");
-    assert!(users.sensitive, "marked: the hash alone does not hold the secret");
+    assert!(
+        users.sensitive,
+        "marked: the hash alone does not hold the secret"
+    );
     let line = String::from_utf8(users.content.unwrap()).unwrap();
     // md5sum of "nagiosadmin:Nagios4:s3cret-pw"
     let digest = std::process::Command::new("sh")

@@ -18,17 +18,13 @@ use handlebars::{
 };
 use serde_json::Value;
 
-use super::helpers::{arg, too_large};
+use super::helpers::{arg, fail, too_large};
 use super::output::MAX_OUTPUT_BYTES;
 
 pub(super) fn register(r: &mut Handlebars<'static>) {
     r.register_helper("first", Box::new(First));
     r.register_helper("addresses", Box::new(Addresses));
     r.register_helper("cassandra_token", Box::new(CassandraToken));
-}
-
-fn fail(message: String) -> RenderError {
-    RenderErrorReason::Other(message).into()
 }
 
 /// A value for a message: scalars as written, lists and maps by their kind

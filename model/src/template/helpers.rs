@@ -147,6 +147,11 @@ pub(super) fn arg<'a>(
     Ok(p.value())
 }
 
+/// A helper's own error, its message as written.
+pub(super) fn fail(message: String) -> RenderError {
+    RenderErrorReason::Other(message).into()
+}
+
 /// The error a helper returns instead of building a result past the limit.
 pub(super) fn too_large(helper: &str) -> RenderError {
     RenderErrorReason::Other(format!(

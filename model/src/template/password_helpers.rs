@@ -8,14 +8,11 @@
 //! MD5 is what the digest scheme is made of, not a choice: the file is only
 //! as strong as the password, so give the password from a secret.
 
-use handlebars::{
-    Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, RenderErrorReason,
-    ScopedJson,
-};
+use handlebars::{Context, Handlebars, Helper, HelperDef, RenderContext, RenderError, ScopedJson};
 use md5::{Digest, Md5};
 use serde_json::Value;
 
-use super::helpers::arg;
+use super::helpers::{arg, fail};
 
 pub(super) fn register(r: &mut Handlebars<'static>) {
     r.register_helper("htdigest", Box::new(HtDigest));
@@ -62,10 +59,6 @@ impl HelperDef for HtDigest {
 fn line(user: &str, realm: &str, password: &str) -> String {
     let digest = Md5::digest(format!("{user}:{realm}:{password}").as_bytes());
     format!("{user}:{realm}:{}", hex::encode(digest))
-}
-
-fn fail(message: String) -> RenderError {
-    RenderErrorReason::Other(message).into()
 }
 
 #[cfg(test)]
