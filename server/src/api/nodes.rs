@@ -1,7 +1,8 @@
 //! The Nodes service: inventory, role assignment, moves between
-//! environments, admin-set attributes, retirement (revokes the certificate at once) and `explain`. An
-//! assignment that would leave the node without a plan is refused unless
-//! forced; attributes cannot make resolution fail and are not checked.
+//! environments, admin-set attributes, retirement (revokes the certificate
+//! at once) and `explain`. An assignment or a move that would leave the node
+//! without a plan is refused unless forced; attributes cannot make
+//! resolution fail and are not checked.
 
 use std::sync::Arc;
 
@@ -68,8 +69,7 @@ impl NodesApi {
         self.state.store.node(name).await.map_err(status)
     }
 
-    /// A node as `show` answers: its ordinals, and after a change its new
-    /// plan's hash (or plan error) rather than the one stored before it.
+    /// A node as `show` answers: its stored row and its ordinals.
     async fn shown(&self, name: &str) -> Result<Node, Status> {
         let row = self.node(name).await?;
         let members = self
