@@ -3,7 +3,8 @@
 //! nodes would enroll into nothing) and, for a role, secrets (a role made
 //! again under the same name must not read them by accident). The check and
 //! the delete share one transaction under the plan lock, which token
-//! creation and node moves take too, so no user can appear between them.
+//! creation, node moves and role assignments take too, so none of them can
+//! add a user between the two.
 
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
@@ -31,8 +32,9 @@ impl Store {
                 .in_time()
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("{kind} {name} does not exist")))?;
-        // Tokens before nodes: an enrollment that uses a token's last use
-        // after this read commits its node before the nodes are read.
+        // Tokens first, then nodes: an enrollment (which takes no lock)
+        // committing at any moment is seen either as its live token or as
+        // its node.
         let users = [
             ("live token", tokens_using(&mut tx, kind, name, now).await?),
             ("node", nodes_using(&mut tx, kind, name).await?),
