@@ -1,7 +1,7 @@
 //! Shared directories: `shared/<name>/`, the only part of a deploy the
-//! application's user owns, and the link `releases/<id>/<name> ->
-//! ../../shared/<name>` in each release, which replaces whatever the
-//! release shipped at that path.
+//! application's user owns, and the link `releases/<id>/<name>` to it in
+//! each release (relative: up out of the release, then `shared/<name>`),
+//! which replaces whatever the release shipped at that path.
 //!
 //! Every directory on the way is opened without following a link, so the
 //! application's user, who may write inside its shared directories, can
@@ -87,8 +87,9 @@ pub fn ensure(shared: &Dir, name: &str, wanted: &Wanted) -> Result<(), DeployErr
     Ok(())
 }
 
-/// The link a release holds for shared `name`: `../../shared/<name>`, one
-/// `..` more for each directory above it in the release.
+/// The link a release holds for shared `name`: two `..` steps up out of
+/// `releases/<id>`, one more for each directory above it in the release,
+/// then `shared/<name>`.
 pub fn link_target(name: &str) -> PathBuf {
     let depth = name.split('/').count() + 1;
     let mut target = PathBuf::new();
@@ -153,12 +154,16 @@ pub fn link(release: &Dir, id: &str, name: &str) -> Result<(), DeployError> {
 mod tests {
     use super::*;
 
+    fn parts(path: &Path) -> Vec<&str> {
+        path.iter().map(|p| p.to_str().unwrap()).collect()
+    }
+
     #[test]
     fn a_shared_link_climbs_out_of_the_release_to_shared() {
-        assert_eq!(link_target("logs"), Path::new("../../shared/logs"));
+        assert_eq!(parts(&link_target("logs")), ["..", "..", "shared", "logs"]);
         assert_eq!(
-            link_target("public/uploads"),
-            Path::new("../../../shared/public/uploads")
+            parts(&link_target("public/uploads")),
+            ["..", "..", "..", "shared", "public", "uploads"]
         );
     }
 }
