@@ -79,8 +79,22 @@ pub fn ring(i: usize) -> String {
 pub fn run(args: ClusterArgs) -> Result<()> {
     let all = args.only.is_empty();
     let wants = |what: &str| all || args.only.iter().any(|o| o == what);
-    if args.rings == 0 || args.role_size == 0 || args.changes == 0 {
-        bail!("--rings, --role-size and --changes must be at least 1");
+    if [
+        args.rings,
+        args.role_size,
+        args.changes,
+        args.watchers,
+        args.daemons,
+        args.passes,
+    ]
+    .contains(&0)
+    {
+        bail!(
+            "--rings, --role-size, --changes, --watchers, --daemons and --passes must be at least 1"
+        );
+    }
+    if args.nodes <= args.role_size {
+        bail!("--nodes must be more than --role-size: the joiner comes from another role");
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("cm-bench cluster: in-process server (SQLite) on 127.0.0.1, {cores} cores");

@@ -85,8 +85,13 @@ pub fn build<'a>(
 }
 
 /// The view of an environment without members: every known role, empty.
+/// Every list is the one shared empty list: nothing is written or hashed
+/// (the plan check builds one per resolution).
 pub fn empty<'a>(roles: impl Iterator<Item = &'a String>) -> EnvView {
-    EnvView::new(empty_lists(roles))
+    EnvView {
+        roles: roles.map(|r| (r.clone(), no_members())).collect(),
+        nodes: no_members(),
+    }
 }
 
 /// Environment → role → members, as plain values.
@@ -258,5 +263,11 @@ mod shared_tests {
         );
         assert_eq!(view.nodes.value, json!([{"name": "a", "roles": ["web"]}]));
         assert_eq!(view.roles["db"].digest, no_members().digest);
+        let none = empty(["web".to_string()].iter());
+        assert_eq!(none.roles["web"].json, "[]");
+        assert_eq!(
+            none.nodes.digest, view.roles["db"].digest,
+            "as built from lists"
+        );
     }
 }
