@@ -329,8 +329,10 @@ build_binary_layers() {
     mkdir "$ctx/bin"
     for b in "${BINARIES[@]}"; do
         if [[ -f $dir/$b ]]; then
-            # A hard link when on the same filesystem: no copy of big debug builds.
-            ln "$dir/$b" "$ctx/bin/$b" 2>/dev/null || cp "$dir/$b" "$ctx/bin/$b"
+            # Without their debug info: a dev build is near 100 MB a binary,
+            # sent to the engine and stored once per image, three times over
+            # (a full disk failed CI here); the symbols stay for backtraces.
+            strip --strip-debug -o "$ctx/bin/$b" "$dir/$b" 2>/dev/null || cp "$dir/$b" "$ctx/bin/$b"
             chmod 0755 "$ctx/bin/$b"
             found+=("$b")
         fi
