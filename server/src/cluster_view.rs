@@ -94,6 +94,31 @@ pub fn empty<'a>(roles: impl Iterator<Item = &'a String>) -> EnvView {
     }
 }
 
+/// Node → role → `member.<role>` of its plans: `{ordinal}`, and with
+/// `replaces: {name, address}` when it took the ordinal of a node that left
+/// the role (a Cassandra replacement boots with that address; `address` is
+/// `null` when that node's row is gone or has no IP).
+pub fn own_places(
+    members: &[MemberRow],
+    nodes: &HashMap<&str, &NodeRow>,
+) -> HashMap<String, Map<String, Value>> {
+    let mut places: HashMap<String, Map<String, Value>> = HashMap::new();
+    for m in members {
+        let mut place = json!({ "ordinal": m.ordinal });
+        if !m.replaces.is_empty() {
+            let address = nodes
+                .get(m.replaces.as_str())
+                .map_or(Value::Null, |n| address(&n.facts));
+            place["replaces"] = json!({ "name": m.replaces, "address": address });
+        }
+        places
+            .entry(m.node.clone())
+            .or_default()
+            .insert(m.role.clone(), place);
+    }
+    places
+}
+
 /// Environment → role → members, as plain values.
 fn lists<'a>(
     roles: impl Iterator<Item = &'a String> + Clone,
@@ -212,6 +237,7 @@ mod tests {
             ordinal,
             node: node.into(),
             joined_at: 0,
+            replaces: String::new(),
         }
     }
 

@@ -24,7 +24,7 @@ fn members_cookbook(dir: &std::path::Path) -> std::path::PathBuf {
         ),
         (
             "templates/members.hbs",
-            "me {{member.ring.ordinal}}\n{{#each cluster.ring}}{{ordinal}} {{name}} {{reachable}}\n{{/each}}",
+            "me {{member.ring.ordinal}}{{#if member.ring.replaces}} replaces {{member.ring.replaces.name}} {{member.ring.replaces.address}}{{/if}}\n{{#each cluster.ring}}{{ordinal}} {{name}} {{reachable}}\n{{/each}}",
         ),
     ];
     for (rel, text) in files {
@@ -81,7 +81,7 @@ async fn converge(agent: &TestAgent) -> String {
     assert!(run.status.success(), "{}\n{}", run.json, run.stderr);
     let text = read(agent.out().join("members"));
     let (me, members) = text.split_once('\n').unwrap();
-    let ordinal = me.strip_prefix("me ").unwrap();
+    let ordinal = me.strip_prefix("me ").unwrap().split(' ').next().unwrap();
     assert!(
         members.contains(&format!("{ordinal} {} true\n", agent.name)),
         "{text}"
@@ -126,6 +126,24 @@ async fn members_joining_and_leaving_rewrite_the_list_on_every_member() {
     cmctl(&server, &["node", "retire", "node-b"]).await;
     assert_eq!(converge(&a).await, "0 node-a true\n2 node-c true\n");
     assert_eq!(converge(&c).await, "0 node-a true\n2 node-c true\n");
+    // Every agent here runs on this machine: node-b's address is node-a's.
+    let shown = cmctl(&server, &["--format", "json", "cluster", "show"]).await;
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    let b_address = shown[0]["address"].as_str().unwrap_or("").to_string();
+
+    // Its replacement takes its ordinal and is told whom it replaces, with
+    // that node's address (Cassandra's replace_address_first_boot).
+    let d = ring_agent(&server, "node-d").await;
+    let four = "0 node-a true\n1 node-d true\n2 node-c true\n";
+    assert_eq!(converge(&d).await, four);
+    let me = read(d.out().join("members"));
+    assert_eq!(
+        me.lines().next().unwrap(),
+        format!("me 1 replaces node-b {b_address}")
+    );
+    assert_eq!(converge(&a).await, four);
+    assert!(read(a.out().join("members")).starts_with("me 0\n"));
+    cmctl(&server, &["node", "retire", "node-d"]).await;
 
     // Admins see the same view.
     let shown = cmctl(

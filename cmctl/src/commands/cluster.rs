@@ -12,6 +12,7 @@ pub fn member_json(m: &Member) -> serde_json::Value {
         "environment": m.environment, "role": m.role, "ordinal": m.ordinal, "node": m.node,
         "state": m.state, "address": (!m.address.is_empty()).then_some(&m.address),
         "last_seen": m.last_seen, "joined_at": m.joined_at,
+        "replaces": (!m.replaces.is_empty()).then_some(&m.replaces),
     })
 }
 

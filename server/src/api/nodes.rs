@@ -61,6 +61,7 @@ fn member_to_pb(m: &MemberRow, node: Option<&NodeRow>) -> Member {
             .unwrap_or_default(),
         last_seen: node.map_or(0, |n| n.last_seen),
         joined_at: m.joined_at,
+        replaces: m.replaces.clone(),
     }
 }
 

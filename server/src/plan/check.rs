@@ -148,7 +148,7 @@ impl World {
             // A change is judged on what the server can resolve; a node's
             // agent being too old is its own plan error, not the change's.
             agent_version: None,
-            ordinals: Default::default(),
+            member: Default::default(),
         };
         resolve(&PlanInputs {
             node: &view,

@@ -65,8 +65,9 @@ pub struct NodeView {
     /// The cm-agent version the node last reported; `None` when unknown
     /// (plan checks, a node that has not asked for a plan yet).
     pub agent_version: Option<Version>,
-    /// Its ordinal in each role it is a member of.
-    pub ordinals: BTreeMap<String, i64>,
+    /// Its place in each role it is a member of (`member.<role>`:
+    /// `{ordinal}`, and `replaces` when it took a departed node's ordinal).
+    pub member: Map<String, Value>,
 }
 
 /// A secret and the roles whose nodes may read it.
@@ -264,11 +265,7 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
             true => inputs.cluster.nodes.clone(),
             false => no_members(),
         },
-        member: node
-            .ordinals
-            .iter()
-            .map(|(role, ordinal)| (role.clone(), serde_json::json!({ "ordinal": ordinal })))
-            .collect(),
+        member: node.member.clone(),
         secrets,
         splay_seconds: inputs.environment.splay_seconds,
         unpinned: resolution.unpinned,

@@ -81,7 +81,7 @@ impl Fixture {
                 roles: vec!["memcached".into()],
                 attributes: Map::new(),
                 agent_version: None,
-                ordinals: Default::default(),
+                member: Default::default(),
             },
             environment: env(
                 "name: production\ncookbooks: {memcached: 1.0.0}\nattributes: {memcached: {memory_mb: 100}}\n",
@@ -295,14 +295,17 @@ fn a_plan_carries_only_the_roles_its_cookbooks_declare() {
 #[test]
 fn a_plan_carries_the_nodes_own_ordinals_whatever_the_others_do() {
     let mut f = Fixture::new();
-    f.node.ordinals = BTreeMap::from([("memcached".to_string(), 3)]);
+    f.node.member = json!({"memcached": {"ordinal": 3}})
+        .as_object()
+        .unwrap()
+        .clone();
     let plan = f.resolve().unwrap();
     assert_eq!(plan.member["memcached"]["ordinal"], 3);
     // Others joining a role this plan does not read moves nothing.
     f.cluster
         .insert("memcached".into(), json!([{"name": "m9", "ordinal": 9}]));
     assert_eq!(f.resolve().unwrap().hash, plan.hash);
-    f.node.ordinals.insert("memcached".into(), 0);
+    f.node.member["memcached"]["ordinal"] = json!(0);
     assert_ne!(
         f.resolve().unwrap().hash,
         plan.hash,

@@ -63,8 +63,8 @@ struct SharedInputs {
     cluster: crate::cluster_view::View,
     /// The view of an environment without members: every role, empty.
     no_members: crate::cluster_view::EnvView,
-    /// Node → role → its ordinal (`member.<role>.ordinal`).
-    ordinals: HashMap<String, BTreeMap<String, i64>>,
+    /// Node → role → its place (`member.<role>`).
+    places: HashMap<String, Map<String, Value>>,
 }
 
 pub struct State {
@@ -289,13 +289,7 @@ impl State {
         let by_name = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
         let cluster = crate::cluster_view::build(roles.keys(), &members, &by_name);
         let no_members = crate::cluster_view::empty(roles.keys());
-        let mut ordinals: HashMap<String, BTreeMap<String, i64>> = HashMap::new();
-        for m in &members {
-            ordinals
-                .entry(m.node.clone())
-                .or_default()
-                .insert(m.role.clone(), m.ordinal);
-        }
+        let places = crate::cluster_view::own_places(&members, &by_name);
         let shared = Arc::new(SharedInputs {
             generation,
             environments: self.environments().await?,
@@ -304,7 +298,7 @@ impl State {
             roles,
             cluster,
             no_members,
-            ordinals,
+            places,
         });
         let mut slot = self.shared.write().await;
         if slot.as_ref().is_none_or(|s| s.generation <= generation) {
@@ -403,7 +397,7 @@ impl State {
             roles: row.roles.clone(),
             attributes: row.attributes.clone(),
             agent_version: semver::Version::parse(&row.agent_version).ok(),
-            ordinals: shared.ordinals.get(&row.name).cloned().unwrap_or_default(),
+            member: shared.places.get(&row.name).cloned().unwrap_or_default(),
         };
         // An environment nobody has set is empty: no pins, no attributes.
         let default_env;

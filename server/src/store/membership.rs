@@ -38,6 +38,9 @@ pub struct MemberRow {
     pub ordinal: i64,
     pub node: String,
     pub joined_at: i64,
+    /// The node that held this ordinal last, when this member took it
+    /// after that node left the role; empty for a fresh ordinal.
+    pub replaces: String,
 }
 
 /// An environment's liveness timers, in seconds.
@@ -71,6 +74,7 @@ fn member_from_row(row: &sqlx::any::AnyRow) -> Result<MemberRow> {
         ordinal: row.try_get("ordinal")?,
         node: row.try_get("node")?,
         joined_at: row.try_get("joined_at")?,
+        replaces: row.try_get("replaces")?,
     })
 }
 
@@ -102,12 +106,7 @@ pub(crate) async fn reconcile(conn: &mut AnyConnection, node: &NodeRow, now: i64
             held.insert(role);
             continue;
         }
-        sqlx::query("DELETE FROM memberships WHERE node = $1 AND role = $2")
-            .bind(&node.name)
-            .bind(&role)
-            .execute(&mut *conn)
-            .in_time()
-            .await?;
+        leave(conn, &node.name, Some(&role), now).await?;
         changed = true;
     }
     for role in wanted.into_iter().filter(|r| !held.contains(*r)) {
@@ -117,7 +116,40 @@ pub(crate) async fn reconcile(conn: &mut AnyConnection, node: &NodeRow, now: i64
     Ok(changed)
 }
 
-/// Take the lowest free ordinal of (environment, role) for `node`. A
+/// Take `node` out of `role` (of every role when `None`), remembering it as
+/// the last holder of each ordinal it frees: the node that takes one next
+/// replaces it (`member.<role>.replaces`).
+pub(crate) async fn leave(
+    conn: &mut AnyConnection,
+    node: &str,
+    role: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    // SQLite needs the WHERE of an INSERT ... SELECT before ON CONFLICT.
+    sqlx::query(
+        "INSERT INTO freed_ordinals (environment, role, ordinal, node, freed_at) \
+         SELECT environment, role, ordinal, node, $3 FROM memberships \
+         WHERE node = $1 AND ($2 = '' OR role = $2) \
+         ON CONFLICT (environment, role, ordinal) DO UPDATE \
+         SET node = excluded.node, freed_at = excluded.freed_at",
+    )
+    .bind(node)
+    .bind(role.unwrap_or(""))
+    .bind(now)
+    .execute(&mut *conn)
+    .in_time()
+    .await?;
+    sqlx::query("DELETE FROM memberships WHERE node = $1 AND ($2 = '' OR role = $2)")
+        .bind(node)
+        .bind(role.unwrap_or(""))
+        .execute(&mut *conn)
+        .in_time()
+        .await?;
+    Ok(())
+}
+
+/// Take the lowest free ordinal of (environment, role) for `node`, as the
+/// replacement of its last holder when it had one (other than `node`). A
 /// replica racing for the same ordinal waits on the unique index, finds it
 /// taken and tries the next.
 async fn join(
@@ -143,8 +175,10 @@ async fn join(
         .collect::<Result<_, _>>()?;
         let free = lowest_free(&taken);
         let done = sqlx::query(
-            "INSERT INTO memberships (environment, role, ordinal, node, joined_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO memberships (environment, role, ordinal, node, joined_at, replaces) \
+             VALUES ($1, $2, $3, $4, $5, COALESCE((SELECT node FROM freed_ordinals \
+                 WHERE environment = $1 AND role = $2 AND ordinal = $3 AND node <> $4), '')) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(environment)
         .bind(role)
@@ -184,7 +218,7 @@ impl Store {
         role: Option<&str>,
     ) -> Result<Vec<MemberRow>> {
         let rows = sqlx::query(
-            "SELECT environment, role, ordinal, node, joined_at FROM memberships \
+            "SELECT environment, role, ordinal, node, joined_at, replaces FROM memberships \
              WHERE ($1 = '' OR environment = $1) AND ($2 = '' OR role = $2) \
              ORDER BY environment, role, ordinal",
         )
@@ -241,11 +275,7 @@ impl Store {
                 .await?,
             )?;
             for name in &expired {
-                sqlx::query("DELETE FROM memberships WHERE node = $1")
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .in_time()
-                    .await?;
+                leave(&mut tx, name, None, now).await?;
             }
             verdicts.expired.extend(expired);
             verdicts.unreachable.extend(names(

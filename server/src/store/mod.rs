@@ -100,6 +100,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "membership",
         include_str!("../../migrations/sqlite/0006_membership.sql"),
     ),
+    (
+        7,
+        "replaces",
+        include_str!("../../migrations/sqlite/0007_replaces.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -131,6 +136,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "membership",
         include_str!("../../migrations/postgres/0006_membership.sql"),
+    ),
+    (
+        7,
+        "replaces",
+        include_str!("../../migrations/postgres/0007_replaces.sql"),
     ),
 ];
 

@@ -3,7 +3,7 @@
 //! server's own downtime not counted, and joins and verdicts racing through
 //! two stores on one database.
 
-use cm_server::store::{NodeState, Store, Timers, Verdicts, unix_now};
+use cm_server::store::{MemberRow, NodeState, Store, Timers, Verdicts, unix_now};
 
 use crate::Db;
 use crate::fixtures::{ALICE, documents_exist, enrolled, enrollment, token};
@@ -22,13 +22,26 @@ const TIMERS: Timers = Timers {
     expire_after: 900,
 };
 
+/// A role's members in production.
+async fn rows(s: &Store, role: &str) -> Vec<MemberRow> {
+    s.members(Some("production"), Some(role)).await.unwrap()
+}
+
 /// `(node, ordinal)` of a role's members.
 async fn members(s: &Store, role: &str) -> Vec<(String, i64)> {
-    s.members(Some("production"), Some(role))
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| (m.node, m.ordinal))
+    let rows = rows(s, role).await;
+    rows.into_iter().map(|m| (m.node, m.ordinal)).collect()
+}
+
+/// `(node, replaces)` of a role's members: whom each one replaced.
+async fn replacing(s: &Store, role: &str) -> Vec<(String, String)> {
+    let rows = rows(s, role).await;
+    rows.into_iter().map(|m| (m.node, m.replaces)).collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect()
 }
 
@@ -72,6 +85,11 @@ async fn ordinals_are_the_lowest_free_and_freed_by_leaving(db: &mut Db) {
         members(s, "cache").await,
         of(&[("c1", 0), ("c4", 1), ("c3", 2)])
     );
+    // ... and replaces it (a Cassandra node boots with its address).
+    assert_eq!(
+        replacing(s, "cache").await,
+        pairs(&[("c1", ""), ("c4", "c2"), ("c3", "")])
+    );
 
     // Leaving a role frees the ordinal; joining one takes that role's lowest.
     s.unassign_role("c1", "cache", ALICE).await.unwrap();
@@ -82,6 +100,20 @@ async fn ordinals_are_the_lowest_free_and_freed_by_leaving(db: &mut Db) {
     assert_eq!(
         members(s, "cache").await,
         of(&[("c1", 0), ("c4", 1), ("c3", 2)])
+    );
+    // Taking back its own old ordinal replaces nobody; the ordinal's last
+    // holder is remembered per role.
+    assert_eq!(
+        replacing(s, "cache").await,
+        pairs(&[("c1", ""), ("c4", "c2"), ("c3", "")])
+    );
+    s.unassign_role("c3", "cache", ALICE).await.unwrap();
+    s.unassign_role("c1", "cache", ALICE).await.unwrap();
+    enrolled(s, "c5", &["cache"]).await;
+    enrolled(s, "c6", &["cache"]).await;
+    assert_eq!(
+        replacing(s, "cache").await,
+        pairs(&[("c5", "c1"), ("c4", "c2"), ("c6", "c3")])
     );
 }
 
@@ -132,6 +164,11 @@ async fn silence_makes_a_node_unreachable_then_expired_and_a_check_in_brings_it_
     assert_eq!(
         members(s, "cache").await,
         of(&[("quiet", 0), ("chatty", 1)])
+    );
+    assert_eq!(
+        replacing(s, "cache").await,
+        pairs(&[("quiet", ""), ("chatty", "")]),
+        "back in its own place, it replaces nobody"
     );
 }
 
