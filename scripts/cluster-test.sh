@@ -4,7 +4,8 @@
 # of the dev profile that scripts/test.sh has just built; builds the images
 # when they are missing (a few minutes on a fresh machine, seconds after).
 # Needs root and a Docker engine. Arguments go to tests/cluster/scenario.sh;
-# then tests/cluster/providers.sh runs the provider tests in node containers.
+# then tests/cluster/providers.sh runs the provider tests in node containers,
+# and tests/cluster/cookbooks.sh the repository's cookbooks on real nodes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +23,5 @@ done
 tests/cluster/scenario.sh --target-dir "$target_dir" "$@"
 # The engine's provider tests on real node containers (sysv and systemd).
 tests/cluster/providers.sh
+# The cookbooks, checked by each service's own client.
+tests/cluster/cookbooks.sh --target-dir "$target_dir"

@@ -8,7 +8,9 @@
 # moto[server] from PyPI lives in a cached virtualenv (first run installs it,
 # later runs reuse it); the server listens on a free loopback port with an
 # empty bucket and dies with this script. The command sees:
-#   CM_TEST_S3_ENDPOINT  http://127.0.0.1:PORT
+#   CM_TEST_S3_ENDPOINT  http://127.0.0.1:PORT (CM_TEST_S3_HOST, when set, is
+#                        the address to listen on instead: a container
+#                        test's network gateway, tests/cluster/cookbooks.sh)
 #   CM_TEST_S3_BUCKET    the bucket, already created
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_DEFAULT_REGION
 #                        test values (moto accepts any)
@@ -40,11 +42,12 @@ mkdir -p "$cache"
     fi
 ) 9>"$cache/moto-venv.lock"
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-endpoint="http://127.0.0.1:$port"
+host="${CM_TEST_S3_HOST:-127.0.0.1}"
+port="$(python3 -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$host")"
+endpoint="http://$host:$port"
 log="$(mktemp -t cm-moto.XXXXXX.log)"
 
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+"$venv/bin/moto_server" -H "$host" -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 
 # shellcheck disable=SC2317 # called by the EXIT trap
@@ -57,8 +60,8 @@ trap stop_moto EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Loopback only: a proxy from the environment must never see these requests.
-export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
+# Local only: a proxy from the environment must never see these requests.
+export NO_PROXY="$host,127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 export no_proxy="$NO_PROXY"
 curl_local() { curl --noproxy '*' --silent --show-error --max-time 5 "$@"; }
 

@@ -6,6 +6,8 @@
 #   cm-node-sysv:bookworm     FROM cm-base: tini + node/entrypoint.sh, no init
 #   cm-node-systemd:bookworm  FROM cm-base: systemd as PID 1
 #   cm-server:bookworm        FROM cm-base: tini as PID 1, runs cm-server
+#   cm-aptcache:bookworm      FROM cm-base: apt-cacher-ng, the nodes' shared
+#                             package cache in cookbooks.sh
 #
 # and, with --with-binaries DIR, a thin layer with cm's binaries on top:
 #   cm-node-sysv:test, cm-node-systemd:test, cm-server:test
@@ -31,6 +33,7 @@ readonly BASE_IMAGE=cm-base:$SUITE
 readonly SYSV_IMAGE=cm-node-sysv:$SUITE
 readonly SYSTEMD_IMAGE=cm-node-systemd:$SUITE
 readonly SERVER_IMAGE=cm-server:$SUITE
+readonly APTCACHE_IMAGE=cm-aptcache:$SUITE
 readonly SYSV_TEST_IMAGE=cm-node-sysv:test
 readonly SYSTEMD_TEST_IMAGE=cm-node-systemd:test
 readonly SERVER_TEST_IMAGE=cm-server:test
@@ -144,7 +147,7 @@ needs_build() {
 # still uses them or a rebuild gave the very same image back.
 remove_old_images() {
     local id image current=()
-    for image in "$BASE_IMAGE" "$SYSV_IMAGE" "$SYSTEMD_IMAGE" "$SERVER_IMAGE" \
+    for image in "$BASE_IMAGE" "$SYSV_IMAGE" "$SYSTEMD_IMAGE" "$SERVER_IMAGE" "$APTCACHE_IMAGE" \
         "$SYSV_TEST_IMAGE" "$SYSTEMD_TEST_IMAGE" "$SERVER_TEST_IMAGE"; do
         current+=("$(image_id "$image" 2>/dev/null)") || true
     done
@@ -380,7 +383,7 @@ report() {
         echo "  (nothing built)"
     fi
     log "images:"
-    for image in "$BASE_IMAGE" "$SYSV_IMAGE" "$SYSTEMD_IMAGE" "$SERVER_IMAGE" \
+    for image in "$BASE_IMAGE" "$SYSV_IMAGE" "$SYSTEMD_IMAGE" "$SERVER_IMAGE" "$APTCACHE_IMAGE" \
         "$SYSV_TEST_IMAGE" "$SYSTEMD_TEST_IMAGE" "$SERVER_TEST_IMAGE"; do
         size=$(docker image inspect -f '{{.Size}}' "$image" 2>/dev/null) || continue
         printf '  %-26s %5d MB%s\n' "$image" $((size / 1000000)) "$(staleness "$image")"
@@ -414,6 +417,7 @@ main() {
     build_on_base "$SYSV_IMAGE" node Dockerfile.sysv entrypoint.sh policy-rc.d
     build_on_base "$SYSTEMD_IMAGE" node Dockerfile.systemd
     build_on_base "$SERVER_IMAGE" server Dockerfile
+    build_on_base "$APTCACHE_IMAGE" aptcache Dockerfile
     if [[ -n $BINARIES_DIR ]]; then
         build_binary_layers "$BINARIES_DIR"
     fi

@@ -9,6 +9,8 @@
 #   --instance-id ID      NoCloud instance-id (default: NAME)
 #   --wait                return once the first boot has finished (cloud-init's
 #                         final stage done, so the user-data has run)
+#   --apt-proxy URL       apt fetches through this proxy (a package cache
+#                         shared by the nodes: http://aptcache:3142)
 # NAME is the container's name and hostname (meta-data local-hostname). The
 # NoCloud seed (meta-data + the user-data file) is copied into the container
 # before it starts, at /var/lib/cloud/seed/nocloud: no host directory has to
@@ -21,6 +23,7 @@ IMAGE=
 NETWORK=
 INSTANCE_ID=
 WAIT=0
+APT_PROXY=
 BOOT_TIMEOUT=${CM_BOOT_TIMEOUT:-120}
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
@@ -68,6 +71,7 @@ main() {
             --network) NETWORK=$2; shift ;;
             --instance-id) INSTANCE_ID=$2; shift ;;
             --wait) WAIT=1 ;;
+            --apt-proxy) APT_PROXY=$2; shift ;;
             -h | --help) usage; exit 0 ;;
             -*) die "unknown option $1 (see --help)" ;;
             *) break ;;
@@ -93,8 +97,13 @@ main() {
     trap "rm -rf '$seed'" EXIT
     printf 'instance-id: %s\nlocal-hostname: %s\n' "$INSTANCE_ID" "$name" >"$seed/meta-data"
     cp "$userdata" "$seed/user-data"
+    [[ -z $APT_PROXY ]] || printf 'Acquire::http::Proxy "%s";\n' "$APT_PROXY" >"$seed/01cm-proxy"
 
     docker create --name "$name" --hostname "$name" "${args[@]}" "${extra[@]}" "$IMAGE" >/dev/null
+    if [[ -n $APT_PROXY ]]; then
+        docker cp "$seed/01cm-proxy" "$name:/etc/apt/apt.conf.d/01cm-proxy"
+        rm "$seed/01cm-proxy"
+    fi
     docker cp "$seed" "$name:/var/lib/cloud/seed/nocloud"
     docker start "$name" >/dev/null
     if ((WAIT)); then

@@ -54,6 +54,17 @@ impl Store {
                 .in_time()
                 .await?;
         }
+        // A ring made again under the name starts over: nobody replaces
+        // the nodes of the old one.
+        let forget = match kind {
+            DocKind::Role => "DELETE FROM freed_ordinals WHERE role = $1",
+            DocKind::Environment => "DELETE FROM freed_ordinals WHERE environment = $1",
+        };
+        sqlx::query(forget)
+            .bind(name)
+            .execute(&mut *tx)
+            .in_time()
+            .await?;
         let before = json!({
             "revision": current.try_get::<i64, _>("revision")?,
             "yaml": current.try_get::<String, _>("yaml")?,

@@ -149,9 +149,11 @@ pub(crate) async fn leave(
 }
 
 /// Take the lowest free ordinal of (environment, role) for `node`, as the
-/// replacement of its last holder when it had one (other than `node`). A
-/// replica racing for the same ordinal waits on the unique index, finds it
-/// taken and tries the next.
+/// replacement of its last holder when it had one (other than `node`) and
+/// the role still has members: joining an empty role starts it over (a
+/// Cassandra node cannot replace one of a ring that is gone). A replica
+/// racing for the same ordinal waits on the unique index, finds it taken
+/// and tries the next.
 async fn join(
     conn: &mut AnyConnection,
     environment: &str,
@@ -176,8 +178,10 @@ async fn join(
         let free = lowest_free(&taken);
         let done = sqlx::query(
             "INSERT INTO memberships (environment, role, ordinal, node, joined_at, replaces) \
-             VALUES ($1, $2, $3, $4, $5, COALESCE((SELECT node FROM freed_ordinals \
-                 WHERE environment = $1 AND role = $2 AND ordinal = $3 AND node <> $4), '')) \
+             VALUES ($1, $2, $3, $4, $5, COALESCE((SELECT f.node FROM freed_ordinals f \
+                 WHERE f.environment = $1 AND f.role = $2 AND f.ordinal = $3 AND f.node <> $4 \
+                 AND EXISTS (SELECT 1 FROM memberships m \
+                     WHERE m.environment = $1 AND m.role = $2)), '')) \
              ON CONFLICT DO NOTHING",
         )
         .bind(environment)

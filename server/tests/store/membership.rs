@@ -115,6 +115,18 @@ async fn ordinals_are_the_lowest_free_and_freed_by_leaving(db: &mut Db) {
         replacing(s, "cache").await,
         pairs(&[("c5", "c1"), ("c4", "c2"), ("c6", "c3")])
     );
+
+    // A role every member left starts over: the first to join again
+    // replaces nobody, the next ones replace as before.
+    for n in ["c4", "c5", "c6"] {
+        s.unassign_role(n, "cache", ALICE).await.unwrap();
+    }
+    enrolled(s, "c7", &["cache"]).await;
+    enrolled(s, "c8", &["cache"]).await;
+    assert_eq!(
+        replacing(s, "cache").await,
+        pairs(&[("c7", ""), ("c8", "c4")])
+    );
 }
 
 async fn silence_makes_a_node_unreachable_then_expired_and_a_check_in_brings_it_back(db: &mut Db) {
