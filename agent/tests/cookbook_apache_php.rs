@@ -1,10 +1,13 @@
-//! Golden tests of the apache_php cookbook: the virtual host, and PHP's
+//! Golden tests of the apache_php cookbook: the virtual host, PHP's
 //! session settings for an empty, a partly reachable and a full memcached
-//! tier.
+//! tier, and the application's source for `deploy`.
 
 mod support;
 
-use support::golden::{Inputs, members, rendered};
+use std::path::Path;
+use std::process::Command;
+
+use support::golden::{Inputs, members, rendered, resources};
 
 const SESSIONS: &str = "/etc/php/8.2/apache2/conf.d/60-cm-sessions.ini";
 
@@ -58,4 +61,100 @@ fn the_virtual_host_serves_the_docroot_and_the_health_page() {
         "/etc/apache2/sites-available/app.conf",
     );
     insta::assert_snapshot!(vhost);
+}
+
+#[test]
+fn the_demo_application_is_deployed_from_a_tarball_made_of_its_source() {
+    let run = resources("apache_php", &Inputs::default());
+    let deploys: Vec<_> = run.iter().filter(|r| r.kind.name == "deploy").collect();
+    assert_eq!(deploys.len(), 1, "one source chosen");
+    assert_eq!(deploys[0].name, "/var/www/app");
+    assert_eq!(deploys[0].properties["file"], "demo-app.tar.gz");
+
+    // The tarball holds exactly files/demo-app/ (README.md, "The application").
+    let files = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cookbooks/apache_php/files");
+    let out = tempfile::tempdir().unwrap();
+    let unpacked = Command::new("tar")
+        .arg("-xzf")
+        .arg(files.join("demo-app.tar.gz"))
+        .arg("-C")
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    let listing = |dir: &Path| {
+        let out = Command::new("find")
+            .arg(".")
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let mut lines: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(listing(out.path()), listing(&files.join("demo-app")));
+    assert_eq!(
+        std::fs::read(out.path().join("public/session.php")).unwrap(),
+        std::fs::read(files.join("demo-app/public/session.php")).unwrap(),
+        "remake the tarball from files/demo-app"
+    );
+}
+
+#[test]
+fn an_application_by_url_replaces_the_demo() {
+    let inputs = Inputs {
+        attributes: Some(
+            "apache_php:\n  app:\n    file: null\n    url: https://releases.example.com/app-1.4.tar.gz\n    sha256: \"0753a735db5c4c7547bafd950fda37e91ce31f794e5f734c647c7bb7ab75f667\"\n",
+        ),
+        ..Inputs::default()
+    };
+    let run = resources("apache_php", &inputs);
+    let deploys: Vec<_> = run.iter().filter(|r| r.kind.name == "deploy").collect();
+    assert_eq!(deploys.len(), 1);
+    assert_eq!(
+        deploys[0].properties["url"],
+        "https://releases.example.com/app-1.4.tar.gz"
+    );
+}
+
+#[test]
+fn an_application_without_its_source_stops_the_run_naming_the_attributes() {
+    let first = |attributes: &str| {
+        let inputs = Inputs {
+            attributes: Some(attributes),
+            ..Inputs::default()
+        };
+        let run = resources("apache_php", &inputs);
+        (run[0].kind.name, run[0].name.clone())
+    };
+    let (kind, name) = first("apache_php:\n  app:\n    file: null\n");
+    assert_eq!(kind, "execute");
+    assert!(name.contains("set apache_php.app.file, app.url"), "{name}");
+    let (_, name) =
+        first("apache_php:\n  app:\n    file: null\n    url: https://example.com/a.tgz\n");
+    assert!(name.contains("app.url needs app.sha256"), "{name}");
+    let (_, name) =
+        first("apache_php:\n  app:\n    file: null\n    git: https://example.com/a.git\n");
+    assert!(name.contains("app.git needs app.revision"), "{name}");
+
+    // A git source brings Debian's git along.
+    let inputs = Inputs {
+        attributes: Some(
+            "apache_php:\n  app:\n    file: null\n    git: https://example.com/a.git\n    revision: 0123456789abcdef0123456789abcdef01234567\n",
+        ),
+        ..Inputs::default()
+    };
+    let run = resources("apache_php", &inputs);
+    assert!(
+        run.iter()
+            .any(|r| r.kind.name == "package" && r.name == "git")
+    );
+    assert!(
+        run.iter()
+            .any(|r| r.kind.name == "deploy" && r.properties["git"] == "https://example.com/a.git")
+    );
 }

@@ -34,9 +34,10 @@ fn value<'a>(text: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn a_ring_of_one_seeds_itself_with_vnodes() {
-    let cluster = ring(1);
+    // The node of agent/tests/fixtures/node-4g.yaml, alone in the ring.
+    let cluster = "cassandra:\n  - {name: cache-1, ordinal: 0, address: 10.0.1.15, reachable: true, state: active}\n";
     let inputs = Inputs {
-        cluster: Some(&cluster),
+        cluster: Some(cluster),
         member: Some("cassandra: {ordinal: 0}\n"),
         ..Inputs::default()
     };
@@ -49,7 +50,7 @@ fn a_ring_of_one_seeds_itself_with_vnodes() {
         "10.0.1.15",
         "its own address"
     );
-    assert_eq!(value(&yaml, "- seeds:"), "\"10.0.2.1:7000\"");
+    assert_eq!(value(&yaml, "- seeds:"), "\"10.0.1.15:7000\"");
 }
 
 #[test]
@@ -129,6 +130,10 @@ fn a_replacement_boots_with_the_address_of_the_node_it_replaces() {
     let default = rendered("cassandra", &fresh, DEFAULT);
     insta::assert_snapshot!(default);
     assert!(!default.contains("replace_address"));
+    // The tarball's own conf/ would hold another rack file.
+    assert!(default.contains(
+        "-Dcassandra-rackdc.properties=file:///etc/cassandra/cassandra-rackdc.properties"
+    ));
 
     let replacing = Inputs {
         member: Some("cassandra: {ordinal: 1, replaces: {name: cass-old, address: 10.0.9.7}}\n"),
@@ -154,7 +159,7 @@ fn the_heap_follows_cassandras_rule_unless_set() {
     // generation 100 MiB per CPU.
     let default = rendered("cassandra", &Inputs::default(), DEFAULT);
     assert!(
-        default.contains("MAX_HEAP_SIZE=\"1024M\"\nHEAP_NEWSIZE=\"200M\"\n"),
+        default.contains("export MAX_HEAP_SIZE=\"1024M\"\nexport HEAP_NEWSIZE=\"200M\"\n"),
         "{default}"
     );
     let set = Inputs {
@@ -163,7 +168,7 @@ fn the_heap_follows_cassandras_rule_unless_set() {
     };
     let default = rendered("cassandra", &set, DEFAULT);
     assert!(
-        default.contains("MAX_HEAP_SIZE=\"600M\"\nHEAP_NEWSIZE=\"150M\"\n"),
+        default.contains("export MAX_HEAP_SIZE=\"600M\"\nexport HEAP_NEWSIZE=\"150M\"\n"),
         "{default}"
     );
 }

@@ -44,7 +44,7 @@ readonly FOLLOW_TIMEOUT=180 # a plan change (a peer joining) through the splay
 STAGES=()
 declare -A ADDRESS # node -> its address, kept after it stops
 S3_PID= # scripts/with-s3.sh running moto_server for the s3sync stage
-readonly SESSIONS=8 # cookie jars: one of them, at least, has its first copy on the stopped member
+readonly SESSIONS=16 # cookie jars: all 16 miss the stopped member as first copy once in 65,536 runs
 
 parse_args() {
     while (($#)); do
@@ -158,7 +158,7 @@ visit() {
 }
 
 stage_web() {
-    local mc=("$RUN_ID-mc1" "$RUN_ID-mc2") web=("$RUN_ID-web1" "$RUN_ID-web2") count expect health jar node
+    local mc=("$RUN_ID-mc1" "$RUN_ID-mc2") web=("$RUN_ID-web1" "$RUN_ID-web2") count expect health jar node current
     say "== web tier: ${mc[*]} (memcached), then ${web[*]} (web)"
     boot memcached "${mc[@]}"
     converged "${mc[@]}"
@@ -169,6 +169,9 @@ stage_web() {
     health=$(curl -sS --max-time 10 "http://${ADDRESS[${web[0]}]}/health") || fail "${web[0]}: GET /health"
     [[ $health == ok ]] || fail "${web[0]}: /health says ok" "$health"
     pass "${web[0]}: /health answers ok"
+    current=$(docker exec "${web[0]}" readlink /var/www/app/current)
+    [[ $current =~ ^releases/[0-9a-f]{16}$ ]] || fail "${web[0]}: the application is deployed: current -> releases/ID" "$current"
+    pass "${web[0]}: the application is deployed (current -> $current)"
 
     # Each session is kept on both members; which one comes first (and
     # would hold a lock) is up to its id, so there are several sessions.
@@ -288,10 +291,12 @@ stage_s3sync() {
     gateway=$(docker network inspect -f '{{(index .IPAM.Config 0).Gateway}}' "$NETWORK")
     # A real S3 API on the network's gateway, with bucket cm-test, for as
     # long as this run (scripts/with-s3.sh, as the server's tests use).
+    # The inner shell becomes `sleep`, whose end (stop_s3) ends with-s3.sh,
+    # which then stops moto_server.
     # shellcheck disable=SC2016 # expanded by the inner sh
     CM_TEST_S3_HOST=$gateway "$REPO/scripts/with-s3.sh" \
-        sh -c 'echo "$CM_TEST_S3_ENDPOINT" >"$0"; exec sleep 3600' "$SCRATCH/s3-endpoint" \
-        >"$SCRATCH/with-s3.log" 2>&1 &
+        sh -c 'echo "$$" >"$1"; echo "$CM_TEST_S3_ENDPOINT" >"$0"; exec sleep 3600' \
+        "$SCRATCH/s3-endpoint" "$SCRATCH/s3-sleep.pid" >"$SCRATCH/with-s3.log" 2>&1 &
     S3_PID=$!
     wait_until 120 test -s "$SCRATCH/s3-endpoint" || fail "with-s3.sh starts moto_server" "$(cat "$SCRATCH/with-s3.log")"
     endpoint=$(sed 's|^http://||' "$SCRATCH/s3-endpoint")
@@ -345,7 +350,9 @@ cache_figures() {
 }
 
 stop_s3() {
-    [[ -z $S3_PID ]] || kill "$S3_PID" 2>/dev/null || true
+    [[ -n $S3_PID ]] || return 0
+    kill "$(cat "$SCRATCH/s3-sleep.pid" 2>/dev/null)" 2>/dev/null || kill "$S3_PID" 2>/dev/null || true
+    wait "$S3_PID" 2>/dev/null || true
 }
 
 # --- main --------------------------------------------------------------------------

@@ -106,7 +106,7 @@ pub(crate) async fn reconcile(conn: &mut AnyConnection, node: &NodeRow, now: i64
             held.insert(role);
             continue;
         }
-        leave(conn, &node.name, Some(&role), now).await?;
+        leave(conn, &node.name, Some(&role), Departure::Left, now).await?;
         changed = true;
     }
     for role in wanted.into_iter().filter(|r| !held.contains(*r)) {
@@ -116,44 +116,68 @@ pub(crate) async fn reconcile(conn: &mut AnyConnection, node: &NodeRow, now: i64
     Ok(changed)
 }
 
-/// Take `node` out of `role` (of every role when `None`), remembering it as
-/// the last holder of each ordinal it frees: the node that takes one next
-/// replaces it (`member.<role>.replaces`).
+/// Why a node leaves its roles. One that expired or was retired is gone,
+/// and the node taking its ordinal replaces it; one unassigned or moved
+/// left on purpose (alive, or decommissioned first), and replaces nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Departure {
+    Gone,
+    Left,
+}
+
+/// Take `node` out of `role` (of every role when `None`). A node `Gone` is
+/// remembered as the last holder of each ordinal it frees: the node that
+/// takes one next replaces it (`member.<role>.replaces`). A role left with
+/// no member forgets its freed ordinals: its next members start it over.
 pub(crate) async fn leave(
     conn: &mut AnyConnection,
     node: &str,
     role: Option<&str>,
+    departure: Departure,
     now: i64,
 ) -> Result<()> {
-    // SQLite needs the WHERE of an INSERT ... SELECT before ON CONFLICT.
-    sqlx::query(
-        "INSERT INTO freed_ordinals (environment, role, ordinal, node, freed_at) \
-         SELECT environment, role, ordinal, node, $3 FROM memberships \
-         WHERE node = $1 AND ($2 = '' OR role = $2) \
-         ON CONFLICT (environment, role, ordinal) DO UPDATE \
-         SET node = excluded.node, freed_at = excluded.freed_at",
-    )
-    .bind(node)
-    .bind(role.unwrap_or(""))
-    .bind(now)
-    .execute(&mut *conn)
-    .in_time()
-    .await?;
+    let remember = match departure {
+        // SQLite needs the WHERE of an INSERT ... SELECT before ON CONFLICT.
+        Departure::Gone => sqlx::query(
+            "INSERT INTO freed_ordinals (environment, role, ordinal, node, freed_at) \
+             SELECT environment, role, ordinal, node, $3 FROM memberships \
+             WHERE node = $1 AND ($2 = '' OR role = $2) \
+             ON CONFLICT (environment, role, ordinal) DO UPDATE \
+             SET node = excluded.node, freed_at = excluded.freed_at",
+        )
+        .bind(node)
+        .bind(role.unwrap_or(""))
+        .bind(now),
+        Departure::Left => sqlx::query(
+            "DELETE FROM freed_ordinals WHERE EXISTS (SELECT 1 FROM memberships m \
+             WHERE m.node = $1 AND ($2 = '' OR m.role = $2) \
+             AND m.environment = freed_ordinals.environment AND m.role = freed_ordinals.role \
+             AND m.ordinal = freed_ordinals.ordinal)",
+        )
+        .bind(node)
+        .bind(role.unwrap_or("")),
+    };
+    remember.execute(&mut *conn).in_time().await?;
     sqlx::query("DELETE FROM memberships WHERE node = $1 AND ($2 = '' OR role = $2)")
         .bind(node)
         .bind(role.unwrap_or(""))
         .execute(&mut *conn)
         .in_time()
         .await?;
+    sqlx::query(
+        "DELETE FROM freed_ordinals WHERE NOT EXISTS (SELECT 1 FROM memberships m \
+         WHERE m.environment = freed_ordinals.environment AND m.role = freed_ordinals.role)",
+    )
+    .execute(&mut *conn)
+    .in_time()
+    .await?;
     Ok(())
 }
 
 /// Take the lowest free ordinal of (environment, role) for `node`, as the
-/// replacement of its last holder when it had one (other than `node`) and
-/// the role still has members: joining an empty role starts it over (a
-/// Cassandra node cannot replace one of a ring that is gone). A replica
-/// racing for the same ordinal waits on the unique index, finds it taken
-/// and tries the next.
+/// replacement of its last holder when that one is gone (and is not
+/// `node`). A replica racing for the same ordinal waits on the unique
+/// index, finds it taken and tries the next.
 async fn join(
     conn: &mut AnyConnection,
     environment: &str,
@@ -179,9 +203,7 @@ async fn join(
         let done = sqlx::query(
             "INSERT INTO memberships (environment, role, ordinal, node, joined_at, replaces) \
              VALUES ($1, $2, $3, $4, $5, COALESCE((SELECT f.node FROM freed_ordinals f \
-                 WHERE f.environment = $1 AND f.role = $2 AND f.ordinal = $3 AND f.node <> $4 \
-                 AND EXISTS (SELECT 1 FROM memberships m \
-                     WHERE m.environment = $1 AND m.role = $2)), '')) \
+                 WHERE f.environment = $1 AND f.role = $2 AND f.ordinal = $3 AND f.node <> $4), '')) \
              ON CONFLICT DO NOTHING",
         )
         .bind(environment)
@@ -279,7 +301,7 @@ impl Store {
                 .await?,
             )?;
             for name in &expired {
-                leave(&mut tx, name, None, now).await?;
+                leave(&mut tx, name, None, Departure::Gone, now).await?;
             }
             verdicts.expired.extend(expired);
             verdicts.unreachable.extend(names(

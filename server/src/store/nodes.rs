@@ -224,7 +224,7 @@ pub(crate) async fn retire_locked(
         .execute(&mut *conn)
         .in_time()
         .await?;
-    super::membership::leave(conn, name, None, now).await?;
+    super::membership::leave(conn, name, None, super::membership::Departure::Gone, now).await?;
     let reason = match why {
         None => format!("node {name} retired"),
         Some(why) => format!("node {name} retired: {why}"),
