@@ -1,8 +1,8 @@
--- A member that takes a freed ordinal replaces the node that held it last
--- (docs/server.md, "The cluster view"): a Cassandra node taking a dead
--- node's place boots with that node's address. freed_ordinals keeps the
--- last holder of each ordinal a node left; memberships.replaces names it
--- for the member that took the ordinal ('' for a fresh one).
+-- A member that takes the ordinal of a gone node (expired or retired)
+-- replaces it (docs/server.md, "The cluster view"): a Cassandra node taking
+-- a dead node's place boots with that node's address. freed_ordinals keeps
+-- the last gone holder of each ordinal; memberships.replaces names it for
+-- the member that took the ordinal ('' when it replaces nobody).
 
 CREATE TABLE freed_ordinals (
     environment TEXT   NOT NULL,

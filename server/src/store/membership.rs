@@ -39,7 +39,7 @@ pub struct MemberRow {
     pub node: String,
     pub joined_at: i64,
     /// The node that held this ordinal last, when this member took it
-    /// after that node left the role; empty for a fresh ordinal.
+    /// after that node was gone (expired or retired); empty otherwise.
     pub replaces: String,
 }
 
