@@ -176,11 +176,14 @@ fn the_heap_follows_cassandras_rule_unless_set() {
 #[test]
 fn seeds_and_tokens_change_cassandra_yaml_but_never_what_restarts_it() {
     let (two, six) = (ring(2), ring(6));
-    let render = |cluster: &str, member: &str, attributes: &str| {
+    // Node 1 of a ring in single-token mode, with more attributes.
+    let render = |cluster: &str, more: &str| {
+        let member = member(1);
+        let attributes = format!("cassandra:\n  tokens: single\n{more}");
         let inputs = Inputs {
             cluster: Some(cluster),
-            member: Some(member),
-            attributes: Some(attributes),
+            member: Some(&member),
+            attributes: Some(&attributes),
             ..Inputs::default()
         };
         (
@@ -188,26 +191,16 @@ fn seeds_and_tokens_change_cassandra_yaml_but_never_what_restarts_it() {
             rendered("cassandra", &inputs, RESTART),
         )
     };
-    let base = "cassandra:\n  seed_count: 1\n  tokens: single\n";
-    let (yaml, restart) = render(&two, &member(1), base);
-    let (other_seeds, same) = render(
-        &six,
-        &member(1),
-        "cassandra:\n  seed_count: 3\n  tokens: single\n",
-    );
+    let (yaml, restart) = render(&two, "  seed_count: 1\n");
+    let (other_seeds, same) = render(&six, "  seed_count: 3\n");
     assert_ne!(yaml, other_seeds);
     assert_eq!(restart, same, "seeds alone: no restart");
-    let (other_token, same) = render(
-        &two,
-        &member(1),
-        "cassandra:\n  seed_count: 1\n  tokens: single\n  ring_size: 12\n",
-    );
+    let (other_token, same) = render(&two, "  seed_count: 1\n  ring_size: 12\n");
     assert_ne!(yaml, other_token);
     assert_eq!(restart, same, "initial_token alone: no restart");
     let (_, changed) = render(
         &two,
-        &member(1),
-        "cassandra:\n  seed_count: 1\n  tokens: single\n  settings: {concurrent_reads: 64}\n",
+        "  seed_count: 1\n  settings: {concurrent_reads: 64}\n",
     );
     assert_ne!(restart, changed, "any other setting restarts");
     assert!(changed.contains("concurrent_reads: 64\n"), "{changed}");

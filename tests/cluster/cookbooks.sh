@@ -101,15 +101,16 @@ succeeded() { cmctl --format json runs "$1" | jq -e '.[0].status == "success"' >
 # in one go, not after a retry); its time and what the node fetched through
 # the cache go to the figures.
 converged() {
-    local node start first
+    local node start first runs
     start=$(now)
     for node in "$@"; do
         wait_until "$CONVERGE_TIMEOUT" succeeded "$node" ||
             fail "$node: a successful run within ${CONVERGE_TIMEOUT}s" "$(cmctl runs "$node" 2>&1 | head -n 5)"
-        cmctl --format json runs "$node" | jq -e '.[-1].status == "success"' >/dev/null ||
+        runs=$(cmctl --format json runs "$node")
+        jq -e '.[-1].status == "success"' <<<"$runs" >/dev/null ||
             fail "$node: its first run succeeded" \
-                "$(cmctl --format json runs "$node" | jq -c '.[-1].report.resources[]? | select(.error) | {name, error}' | head -c 2000)"
-        first=$(cmctl --format json runs "$node" | jq '.[-1].duration_ms')
+                "$(jq -c '.[-1].report.resources[]? | select(.error) | {name, error}' <<<"$runs" | head -c 2000)"
+        first=$(jq '.[-1].duration_ms' <<<"$runs")
         timing "$node: first converge (agent's report)" "$(ms_to_s "$first")"
         fetched "$node"
     done
