@@ -5,7 +5,8 @@
 # when they are missing (a few minutes on a fresh machine, seconds after).
 # Needs root and a Docker engine. Arguments go to tests/cluster/scenario.sh;
 # then tests/cluster/providers.sh runs the provider tests in node containers,
-# and tests/cluster/cookbooks.sh the repository's cookbooks on real nodes.
+# scripts/try-role.sh tries one role, and tests/cluster/cookbooks.sh the
+# repository's cookbooks on real nodes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +24,8 @@ done
 tests/cluster/scenario.sh --target-dir "$target_dir" "$@"
 # The engine's provider tests on real node containers (sysv and systemd).
 tests/cluster/providers.sh
+# The cookbook author's loop: the web role beside two stand-in memcached peers.
+scripts/try-role.sh web --target-dir "$target_dir" \
+    --peers tests/cluster/try/memcached-peers.yaml --checks tests/cluster/try/web-checks.yaml
 # The cookbooks, checked by each service's own client.
 tests/cluster/cookbooks.sh --target-dir "$target_dir"

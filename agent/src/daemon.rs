@@ -233,7 +233,7 @@ const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// When the converge in progress last moved (unix seconds; 0: idle).
 #[derive(Clone, Default)]
-struct Busy(Arc<AtomicI64>);
+pub(crate) struct Busy(Arc<AtomicI64>);
 
 impl Busy {
     fn start(&self) {
@@ -265,7 +265,7 @@ async fn follow(
 
 /// Beat every minute while the daemon is not stuck. A server too old to
 /// know heartbeats (a replica not yet upgraded) is asked again later.
-async fn heartbeat_loop(channel: Channel, busy: Busy) {
+pub(crate) async fn heartbeat_loop(channel: Channel, busy: Busy) {
     let mut client = AgentClient::new(channel);
     let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -337,7 +337,7 @@ async fn watch_loop(channel: Channel, known: watch::Receiver<String>, events: mp
 }
 
 /// SIGTERM or SIGINT: the run in hand finishes its resource (STOP), then the daemon exits.
-fn stop_signal() -> std::sync::Arc<tokio::sync::Notify> {
+pub(crate) fn stop_signal() -> std::sync::Arc<tokio::sync::Notify> {
     use tokio::signal::unix::{SignalKind, signal};
     let notify = std::sync::Arc::new(tokio::sync::Notify::new());
     let n = notify.clone();

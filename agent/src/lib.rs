@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod boot;
+pub mod checks;
 pub mod command;
 pub mod config;
 pub mod daemon;

@@ -9,6 +9,7 @@
 
 pub mod atomic_file;
 pub mod attributes;
+pub mod checks;
 pub mod cluster_nodes;
 pub mod condition;
 pub mod cookbook;

@@ -11,6 +11,8 @@
 //!   memcached: {memory_mb: 512}
 //! cookbooks:            # optional constraints on versions
 //!   memcached: ">= 1.0"
+//! checks:               # how to tell it works (crate::checks)
+//!   - tcp: {port: 11211}
 //! ```
 //!
 //! ```yaml
@@ -32,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use serde_saphyr::Spanned;
 
+use crate::checks::{Check, RawCheck};
 use crate::error::{LoadError, Pos};
 use crate::metadata::check_name;
 use crate::runlist::RecipeRef;
@@ -46,6 +49,9 @@ pub struct Role {
     pub attributes: Map<String, Value>,
     /// Cookbook name → version constraint.
     pub cookbooks: BTreeMap<String, VersionReq>,
+    /// How to tell a node of the role works ([`crate::checks`]).
+    #[serde(default)]
+    pub checks: Vec<Check>,
 }
 
 /// An environment: version pins, attributes and timing for its nodes.
@@ -84,6 +90,8 @@ struct RawRole {
     attributes: Map<String, Value>,
     #[serde(default)]
     cookbooks: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    checks: Vec<Spanned<RawCheck>>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +187,7 @@ impl Role {
             run_list,
             attributes: raw.attributes,
             cookbooks: constraints(file, raw.cookbooks, false)?,
+            checks: crate::checks::parse(file, raw.checks)?,
         })
     }
 }

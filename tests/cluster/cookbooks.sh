@@ -118,7 +118,8 @@ converged() {
 }
 
 # idempotent NODE...: a second converge by hand changes nothing (once the
-# plan is settled: a peer joining changes it); its time goes to the figures.
+# plan is settled: a peer joining changes it), and `cm-agent check` passes
+# (the roles' `checks:`); its time goes to the figures.
 idempotent() {
     local node second
     for node in "$@"; do
@@ -128,8 +129,10 @@ idempotent() {
             fail "$node: a second converge changes nothing" \
                 "$(jq -c '[.report.resources[]? | select(.changed) | .name]' <<<"$second")"
         timing "$node: second converge, nothing changed" "$(ms_to_s "$(jq .report.duration_ms <<<"$second")")"
+        docker exec "$node" cm-agent check --wait 60 >/dev/null ||
+            fail "$node: its roles' checks pass" "$(docker exec "$node" cm-agent check 2>&1)"
     done
-    pass "$*: a second converge changes nothing"
+    pass "$*: a second converge changes nothing, and the roles' checks pass"
 }
 
 ip_of() { docker inspect -f "{{(index .NetworkSettings.Networks \"$NETWORK\").IPAddress}}" "$1"; }
@@ -274,7 +277,9 @@ stage_cassandra() {
     done
     pass "${ring[*]}: seeds are the first two members, each has its own token"
     idempotent "${ring[@]}"
-    docker exec "${ring[0]}" java -version 2>&1 | grep -q 'version "17' ||
+    # Captured first: grep -q ending the pipe early would kill java with
+    # SIGPIPE, which pipefail reports as a failure.
+    [[ $(docker exec "${ring[0]}" java -version 2>&1) == *'version "17'* ]] ||
         fail "${ring[0]}: Java 17 is installed"
     if docker exec "${ring[0]}" test -e /usr/sbin/cassandra; then
         fail "${ring[0]}: install: none installs no Cassandra"

@@ -25,6 +25,7 @@ use crate::remote::{RemoteError, ensure_state_dir, now};
 
 mod enroll;
 mod plan;
+pub mod pose;
 
 pub use enroll::{Connected, connect_with_backoff};
 use enroll::{enroll, expired, revoked, revoked_on_server};

@@ -64,6 +64,10 @@ pub fn plan(p: &Plan, catalog: &Catalog) -> pb::Plan {
             .collect(),
         splay_seconds: p.splay_seconds,
         generated_at: crate::state::now(),
+        checks_json: match p.checks.is_empty() {
+            true => String::new(),
+            false => serde_json::to_string(&p.checks).expect("checks serialize"),
+        },
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use cm_model::attributes::{Attributes, Layer, Source};
+use cm_model::checks::Check;
 use cm_model::manifest::Manifest;
 use cm_model::metadata::ClusterRoles;
 use cm_model::role::{Environment, Role};
@@ -118,6 +119,8 @@ pub struct Plan {
     pub splay_seconds: u32,
     /// Cookbooks the environment does not pin.
     pub unpinned: Vec<String>,
+    /// Role → its `checks:`, for the roles that have some.
+    pub checks: BTreeMap<String, Vec<Check>>,
 }
 
 /// Why a node has no plan.
@@ -269,6 +272,11 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
         secrets,
         splay_seconds: inputs.environment.splay_seconds,
         unpinned: resolution.unpinned,
+        checks: roles
+            .iter()
+            .filter(|r| !r.checks.is_empty())
+            .map(|r| (r.name.clone(), r.checks.clone()))
+            .collect(),
     };
     plan.hash = hash(&plan);
     Ok(plan)
@@ -370,6 +378,9 @@ fn hash(plan: &Plan) -> String {
         cluster_nodes: &'a str,
         secrets: BTreeMap<&'a str, &'a str>,
         splay_seconds: u32,
+        /// Left out when empty: plans without checks kept their hashes.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        checks: &'a BTreeMap<String, Vec<Check>>,
     }
     let h = Hashed {
         environment: &plan.environment,
@@ -390,6 +401,7 @@ fn hash(plan: &Plan) -> String {
             .map(|(k, v)| (k.as_str(), v.expose()))
             .collect(),
         splay_seconds: plan.splay_seconds,
+        checks: &plan.checks,
     };
     let json = serde_json::to_vec(&h).expect("plan parts serialize: maps with string keys only");
     hex::encode(Sha256::digest(json))

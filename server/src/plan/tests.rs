@@ -196,6 +196,28 @@ fn hash_changes_with_any_input_and_only_then() {
 }
 
 #[test]
+fn a_roles_checks_travel_in_the_plan_and_its_hash() {
+    let mut f = Fixture::new();
+    let without = f.resolve().unwrap();
+    assert!(without.checks.is_empty());
+    let doc = "name: memcached\nrun_list: [memcached]\nattributes: {memcached: {memory_mb: 256}}\n";
+    f.roles.insert(
+        "memcached".into(),
+        role(&format!("{doc}checks:\n  - tcp: {{port: 11211}}\n")),
+    );
+    let with = f.resolve().unwrap();
+    assert_eq!(with.checks["memcached"][0].name, "tcp address:11211");
+    assert_ne!(with.hash, without.hash, "checks are part of the plan");
+    f.roles
+        .insert("memcached".into(), role(&format!("{doc}checks: []\n")));
+    assert_eq!(
+        f.resolve().unwrap().hash,
+        without.hash,
+        "no checks: the hash plans had before checks existed"
+    );
+}
+
+#[test]
 fn missing_role_and_unsatisfiable_pins_are_explained() {
     let mut f = Fixture::new();
     f.node.roles = vec!["nagios".into()];

@@ -148,6 +148,57 @@ pub enum Command {
         #[arg(long, value_name = "FILE", default_value = config::DEFAULT_FILE, env = "CM_CONFIG")]
         config: PathBuf,
     },
+    /// Run the checks of this node's roles (their `checks:`) and say which pass.
+    ///
+    /// Reads the plan the last run cached and changes nothing. Exit status:
+    /// 0 every check passed (or the roles have none), 1 a check failed,
+    /// 2 no plan cached yet or bad settings.
+    #[command(after_help = "Examples:\n  cm-agent check\n  cm-agent check --wait 60 --format json")]
+    Check {
+        #[command(flatten)]
+        settings: Settings,
+        /// Run failing checks again, once a second, for up to this long: 30, 2m.
+        #[arg(long, value_name = "DURATION", default_value = "0", value_parser = config::parse_duration)]
+        wait: u64,
+        /// Output: a line per check, or the results as JSON.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// Stand in for a node that does not exist: enroll with facts from a
+    /// file, then beat every minute until stopped, never converging.
+    ///
+    /// For trying a cookbook against peers (scripts/try-role.sh). Its
+    /// identity and settings live in --state-dir only. Exit status: 0
+    /// stopped by SIGTERM/SIGINT (or reported, with --once), 2 bad
+    /// settings or facts, 3 enrollment refused, 4 certificate revoked.
+    #[command(
+        after_help = "Example:\n  cm-agent pose --state-dir /tmp/peer-mc1 --server https://cm:8443 \\\n    --ca-fingerprint HEX --token TOKEN --name mc1 --facts mc1.yaml"
+    )]
+    Pose {
+        /// The posing node's own state dir (identity, settings).
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+        /// Server URL, `https://cm.example.com:8443`.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// SHA-256 of the server's CA certificate.
+        #[arg(long, value_name = "HEX")]
+        ca_fingerprint: String,
+        /// Enrollment token for the peer's role and environment.
+        #[arg(long, value_name = "TOKEN", env = "CM_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The node name it enrolls under.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Facts to report instead of this machine's, YAML (`ipaddress`
+        /// is the address peers see).
+        #[arg(long, value_name = "FILE.yaml")]
+        facts: PathBuf,
+        /// Enroll and report, then exit: without heartbeats the node is
+        /// unreachable after the environment's unreachable_after_seconds.
+        #[arg(long)]
+        once: bool,
+    },
     /// Write the systemd unit (/etc/systemd/system/cm-agent.service).
     #[command(after_help = "Example:\n  cm-agent install-service --now")]
     InstallService {
@@ -200,6 +251,25 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// A posing node's: everything given, its file in its own state dir.
+    pub fn posing(
+        state_dir: PathBuf,
+        server: String,
+        ca_fingerprint: String,
+        token: Option<String>,
+        name: String,
+    ) -> Settings {
+        Settings {
+            server: Some(server),
+            ca_fingerprint: Some(ca_fingerprint),
+            token,
+            name: Some(name),
+            cloud: Some(Cloud::None),
+            state_dir: Some(state_dir.clone()),
+            ..Settings::file_only(state_dir.join("agent.yaml"))
+        }
+    }
+
     /// Only the file: what the daemon started at boot will read.
     pub fn file_only(config: PathBuf) -> Settings {
         Settings {

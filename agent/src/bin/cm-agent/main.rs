@@ -22,6 +22,7 @@ use commands::{run_apply, run_once};
 
 mod cli;
 mod commands;
+mod testing;
 
 fn init_logs(format: LogFormat, default: &str) {
     let filter =
@@ -143,6 +144,25 @@ fn main() -> ExitCode {
                 Err(e) => fatal(&e),
             }
         }),
+        Command::Check {
+            settings,
+            wait,
+            format,
+        } => with_config(settings, |config| testing::check(&config, wait, format)),
+        Command::Pose {
+            state_dir,
+            server,
+            ca_fingerprint,
+            token,
+            name,
+            facts,
+            once,
+        } => {
+            let settings = Settings::posing(state_dir, server, ca_fingerprint, token, name);
+            with_config(settings, |config| {
+                runtime().block_on(testing::pose(config, &facts, once))
+            })
+        }
         Command::InstallService { config, now } => match boot::install_service(&config, now) {
             Ok(()) => {
                 tell!("wrote {}", boot::UNIT_PATH);
