@@ -11,7 +11,23 @@ need_root_tools() {
     fi
 }
 
+# promtool checks /metrics (tests/tests/metrics.rs). Taken out of Debian's
+# prometheus package rather than installing it, which would start a
+# Prometheus server on the machine (docs/decisions.md, "promtool").
+need_promtool() {
+    command -v promtool >/dev/null && return 0
+    [ "$(id -u)" = 0 ] || { echo "test.sh: promtool is missing (Debian's prometheus package has it)" >&2; return 0; }
+    local dir
+    dir=$(mktemp -d)
+    (cd "$dir" && { apt-get download prometheus >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null && apt-get download prometheus >/dev/null; }; }) &&
+        dpkg-deb -x "$dir"/prometheus_*.deb "$dir/root" &&
+        install -m 0755 "$dir/root/usr/bin/promtool" /usr/local/bin/promtool
+    rm -rf "$dir"
+}
+
 need_root_tools
+need_promtool
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 
 # Formatting, clippy and shellcheck first: they fail in seconds or minutes

@@ -62,6 +62,16 @@ pub fn ago(secs: i64) -> String {
     cm_model::time::relative(secs, cm_model::time::now())
 }
 
+/// A length of time for a table: `45 s`, `12 min`, `5 h`, `3 d`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86_400),
+    }
+}
+
 /// A date and how far it is from now: `2026-11-25 12:53:35 UTC (in 7 days)`.
 pub fn when(secs: i64) -> String {
     if secs <= 0 {
@@ -73,6 +83,15 @@ pub fn when(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_in_the_largest_unit_that_fits() {
+        assert_eq!(duration(0), "0 s");
+        assert_eq!(duration(119), "119 s");
+        assert_eq!(duration(125), "2 min");
+        assert_eq!(duration(7300), "2 h");
+        assert_eq!(duration(3 * 86_400), "3 d");
+    }
 
     #[test]
     fn time_is_utc() {

@@ -13,6 +13,7 @@ pub mod data_dir;
 pub mod enroll_refusals;
 pub mod facts;
 pub mod http;
+pub mod metrics;
 pub mod ops;
 pub mod pki;
 pub mod plan;

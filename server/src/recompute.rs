@@ -156,8 +156,11 @@ pub async fn run(state: Arc<State>) {
     loop {
         let (reason, covered) = state.recompute.next_batch().await;
         let started = std::time::Instant::now();
-        state.recompute_plans(&reason).await;
-        tracing::debug!(%reason, took = ?started.elapsed(), "recomputed plans");
+        let changed = state.recompute_plans(&reason).await;
+        let took = started.elapsed();
+        metrics::histogram!(crate::metrics::PASS_DURATION).record(took.as_secs_f64());
+        metrics::counter!(crate::metrics::PLANS_CHANGED).increment(changed as u64);
+        tracing::debug!(%reason, ?took, changed, "recomputed plans");
         state.recompute.finished(covered);
     }
 }

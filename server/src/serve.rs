@@ -127,6 +127,8 @@ impl Running {
 pub async fn start(config: Config) -> Result<Running> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     crate::data_dir::ensure_private_dir(&config.data_dir).context("the data dir")?;
+    // Counting starts with the process, before the first call.
+    crate::metrics::handle();
     let database = match &config.database {
         Some(url) => url.clone(),
         None => format!(
@@ -199,7 +201,7 @@ pub async fn start(config: Config) -> Result<Running> {
 
     let (tx, rx) = oneshot::channel::<()>();
     let (http_tx, http_rx) = oneshot::channel::<()>();
-    let http_addr = crate::http::serve(config.http_listen, async {
+    let http_addr = crate::http::serve(config.http_listen, state.clone(), async {
         let _ = http_rx.await;
     })
     .await

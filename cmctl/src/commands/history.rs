@@ -39,6 +39,7 @@ pub async fn runs(
                 r.cause.clone(),
                 format!("{} s", r.plan_age_seconds),
                 identity(r),
+                why(r),
             ]
         })
         .collect();
@@ -61,11 +62,53 @@ pub async fn runs(
             "CAUSE",
             "PLAN AGE",
             "IDENTITY",
+            "WHY",
         ],
         rows,
         &json,
     );
     Ok(())
+}
+
+/// Why a run did not succeed, in one line: the run's own error, else its
+/// first failed resource and its error (and how many more failed), else
+/// the plan error a warning converged around; `-` for a success.
+fn why(run: &cm_proto::v1::RunSummary) -> String {
+    let Ok(report) = serde_json::from_str::<serde_json::Value>(&run.report_json) else {
+        return "-".into();
+    };
+    let text = |v: &serde_json::Value| v.as_str().map(first_line);
+    if let Some(e) = text(&report["error"]) {
+        return e;
+    }
+    let failed: Vec<&serde_json::Value> = report["resources"]
+        .as_array()
+        .map(|r| r.iter().filter(|r| r["error"].is_string()).collect())
+        .unwrap_or_default();
+    if let Some(first) = failed.first() {
+        let more = match failed.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        return format!(
+            "{}[{}]: {}{more}",
+            first["type"].as_str().unwrap_or("?"),
+            first["name"].as_str().unwrap_or("?"),
+            text(&first["error"]).unwrap_or_default()
+        );
+    }
+    text(&report["plan_error"])
+        .map(|e| format!("plan error: {e}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The first line of `text`, at most 160 characters: a table cell.
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(160) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line.to_string(),
+    }
 }
 
 /// The enrollment a run came from: its first 8 hex digits, and `retired`
@@ -103,4 +146,38 @@ pub async fn audit(
         .collect();
     output::print(format, &["AT", "WHO", "WHAT"], rows, &json);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cm_proto::v1::RunSummary;
+
+    fn run(report: serde_json::Value) -> RunSummary {
+        RunSummary {
+            report_json: report.to_string(),
+            ..RunSummary::default()
+        }
+    }
+
+    #[test]
+    fn why_names_the_first_failure_or_the_runs_own_error() {
+        let failed = serde_json::json!({"resources": [
+            {"type": "package", "name": "apache2", "changed": true},
+            {"type": "service", "name": "apache2", "error": "exit 1: Job failed\nsee journalctl"},
+            {"type": "file", "name": "/x", "error": "denied"},
+        ]});
+        assert_eq!(
+            why(&run(failed)),
+            "service[apache2]: exit 1: Job failed (and 1 more)"
+        );
+        let own = serde_json::json!({"error": "cookbook web: recipes/default.yaml:3: bad", "resources": []});
+        assert_eq!(why(&run(own)), "cookbook web: recipes/default.yaml:3: bad");
+        let warned = serde_json::json!({"plan_error": "role db does not exist", "resources": []});
+        assert_eq!(why(&run(warned)), "plan error: role db does not exist");
+        assert_eq!(why(&run(serde_json::json!({"resources": []}))), "-");
+        assert_eq!(why(&RunSummary::default()), "-");
+        let long = "x".repeat(500);
+        assert_eq!(why(&run(serde_json::json!({"error": long}))).len(), 163);
+    }
 }

@@ -15,6 +15,8 @@ fn node_json(n: &Node) -> serde_json::Value {
         "last_seen": n.last_seen, "plan_hash": n.plan_hash, "enrolled_at": n.enrolled_at,
         "cert_expires_at": n.cert_expires_at,
         "plan_error": (!n.plan_error.is_empty()).then_some(&n.plan_error),
+        "plan_state": plan_state_word(n),
+        "plan_age_seconds": n.last_run.as_ref().map(|r| r.plan_age_seconds),
         "facts": serde_json::from_str::<serde_json::Value>(&n.facts_json).unwrap_or_default(),
         "attributes": serde_json::from_str::<serde_json::Value>(&n.attributes_json).unwrap_or_default(),
         "memberships": n.memberships.iter().map(super::cluster::member_json).collect::<Vec<_>>(),
@@ -35,6 +37,23 @@ fn plan_state(n: &Node) -> String {
     } else {
         "ok".into()
     }
+}
+
+/// `ok`, `error` or `none` (not resolved yet): for scripts.
+fn plan_state_word(n: &Node) -> &'static str {
+    match (n.plan_error.is_empty(), n.plan_hash.is_empty()) {
+        (false, _) => "error",
+        (true, true) => "none",
+        (true, false) => "ok",
+    }
+}
+
+/// How old the plan the node last converged was (since the server last
+/// confirmed it): `0 s` for a node online, hours for one cut off.
+fn plan_age(n: &Node) -> String {
+    n.last_run
+        .as_ref()
+        .map_or_else(|| "-".into(), |r| output::duration(r.plan_age_seconds))
 }
 
 fn last_run(n: &Node) -> String {
@@ -75,6 +94,7 @@ pub async fn list(
                 n.state.clone(),
                 output::ago(n.last_seen),
                 last_run(n),
+                plan_age(n),
                 plan_state(n),
             ]
         })
@@ -89,6 +109,7 @@ pub async fn list(
             "STATE",
             "LAST SEEN",
             "LAST RUN",
+            "PLAN AGE",
             "PLAN",
         ],
         rows,

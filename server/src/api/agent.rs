@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth;
 use super::convert;
-use super::status::status;
+use super::status::{blob_error, status};
 use crate::enroll_refusals::{EnrollRefusal, RefusalLog};
 use crate::state::{State, StateError, now};
 use crate::store::{NodeEnrollment, StoreError};
@@ -143,7 +143,14 @@ impl Agent for AgentApi {
     ) -> Result<Response<EnrollResponse>, Status> {
         let source = req.remote_addr();
         let r = req.into_inner();
-        match self.admit(&r).await {
+        let admitted = self.admit(&r).await;
+        let outcome = if admitted.is_ok() {
+            "accepted"
+        } else {
+            "refused"
+        };
+        metrics::counter!(crate::metrics::ENROLLMENTS, "outcome" => outcome).increment(1);
+        match admitted {
             Ok(response) => Ok(Response::new(response)),
             Err((refusal, status)) => {
                 if let Some(refusal) = refusal {
@@ -240,7 +247,7 @@ impl Agent for AgentApi {
             .blobs
             .get(&digest)
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| blob_error(Status::internal(e.to_string())))?;
         let size = bytes.len() as u64;
         let chunks: Vec<Result<BlobChunk, Status>> = if bytes.is_empty() {
             vec![Ok(BlobChunk {
@@ -306,6 +313,20 @@ impl Agent for AgentApi {
         };
         self.state.store.insert_run(&row).await.map_err(status)?;
         self.state.last_seen.lock().await.insert(node, now());
+        // Known words only: a label value never comes from the client as is.
+        let known = |value: &str, words: &[&'static str]| {
+            words
+                .iter()
+                .find(|w| **w == value)
+                .copied()
+                .unwrap_or("other")
+        };
+        metrics::counter!(
+            crate::metrics::RUNS,
+            "status" => known(&run.status, &["success", "warning", "failed"]),
+            "cause" => known(&run.cause, &["new_plan", "drift_repair"]),
+        )
+        .increment(1);
         Ok(Response::new(Empty {}))
     }
 
@@ -357,6 +378,12 @@ impl Agent for AgentApi {
             let _ = stopping.wait_for(|s| *s).await;
         };
         let events = tokio_stream::iter(first.map(Ok)).chain(events);
+        // Counted in cm_watch_streams for as long as the stream lives.
+        let open = crate::metrics::WatchStreamOpen::new();
+        let events = events.map(move |e| {
+            let _ = &open;
+            e
+        });
         let stream: Self::WatchStream = Box::pin(futures::StreamExt::take_until(events, stop));
         Ok(Response::new(stream))
     }

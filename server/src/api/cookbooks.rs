@@ -23,7 +23,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::auth;
 use super::convert;
-use super::status::status;
+use super::status::{blob_error, status};
 use crate::plan::check::PlanChange;
 use crate::state::State;
 use crate::store::{Inserted, NewCookbookVersion};
@@ -61,7 +61,7 @@ impl Cookbooks for CookbooksApi {
             .blobs
             .missing(&digests)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(|e| blob_error(Status::unavailable(e.to_string())))?;
         Ok(Response::new(MissingBlobsResponse { sha256: missing }))
     }
 
@@ -176,7 +176,11 @@ impl Cookbooks for CookbooksApi {
         // re-push repair a version whose blobs went missing.
         crate::ops::gc::ensure_stored(&self.state.blobs, &blobs_of_version)
             .await
-            .map_err(|e| Status::unavailable(format!("checking the version's blobs: {e:#}")))?;
+            .map_err(|e| {
+                blob_error(Status::unavailable(format!(
+                    "checking the version's blobs: {e:#}"
+                )))
+            })?;
         let created = matches!(inserted, Inserted::Created);
         if created {
             self.state

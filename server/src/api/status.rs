@@ -22,12 +22,23 @@ pub fn status(e: StoreError) -> Status {
         StoreError::Denied(m) => Status::permission_denied(m.to_string()),
         StoreError::Precondition(m) => Status::failed_precondition(m),
         StoreError::BreaksPlans(b) => Status::failed_precondition(b.to_string()),
-        StoreError::Database(e) => database_unavailable(Some(&e)),
+        StoreError::Database(e) => {
+            metrics::counter!(crate::metrics::STORE_ERRORS).increment(1);
+            database_unavailable(Some(&e))
+        }
         other => {
+            metrics::counter!(crate::metrics::STORE_ERRORS).increment(1);
             tracing::error!(error = %other, "storage error");
             database_unavailable(None)
         }
     }
+}
+
+/// A call that failed because the blob store did, counted in
+/// `cm_blob_errors_total`.
+pub fn blob_error(status: Status) -> Status {
+    metrics::counter!(crate::metrics::BLOB_ERRORS).increment(1);
+    status
 }
 
 impl From<StateError> for Status {
@@ -35,6 +46,7 @@ impl From<StateError> for Status {
         match e {
             StateError::Store(e) => status(e),
             StateError::NoPlan(e) => plan_error_status(&e),
+            StateError::Blob(e) => blob_error(Status::internal(e.to_string())),
             // What this server stored cannot be read back: its fault, not
             // the caller's.
             other => Status::internal(other.to_string()),

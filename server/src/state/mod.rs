@@ -475,14 +475,16 @@ impl State {
     ///
     /// The generation is read before the node rows, so a plan cached here is
     /// never older than its tag; a change made during the pass moves the
-    /// generation on and queues the pass that follows.
-    pub async fn recompute_plans(&self, reason: &str) {
+    /// generation on and queues the pass that follows. Returns how many
+    /// stored plan hashes changed.
+    pub async fn recompute_plans(&self, reason: &str) -> usize {
         let generation = self.generation.load(Ordering::SeqCst);
         let nodes = match self.store.nodes(None, None).await {
             Ok(n) => n,
             Err(e) => {
+                metrics::counter!(crate::metrics::STORE_ERRORS).increment(1);
                 tracing::error!(error = %e, "cannot list nodes after a change");
-                return;
+                return 0;
             }
         };
         // Hashes are written in batches after the events go out: one
@@ -535,9 +537,11 @@ impl State {
             }
         }
         if let Err(e) = self.store.set_plan_hashes(&changed).await {
+            metrics::counter!(crate::metrics::STORE_ERRORS).increment(1);
             tracing::warn!(error = %e, nodes = changed.len(), "cannot record plan hashes");
         }
         self.record_plan_errors(&errors).await;
+        changed.len()
     }
 }
 

@@ -26,6 +26,7 @@
 
 mod admins;
 mod audit;
+mod census;
 mod certs;
 mod cookbooks;
 mod deletions;
@@ -52,6 +53,7 @@ pub(crate) use pools::InTime;
 
 pub use admins::AdminRow;
 pub use audit::AuditEvent;
+pub use census::Census;
 pub use certs::Revocation;
 pub use cookbooks::{CookbookVersionRow, Inserted, NewCookbookVersion};
 pub use documents::{DocKind, Document};

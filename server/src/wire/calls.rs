@@ -11,10 +11,17 @@
 //!   server's), so those two answers are corrected. Both come from tonic's
 //!   decoder before any handler runs, as a trailers-only response whose
 //!   status is in the headers.
+//! - Counted: every call in `cm_rpc_requests_total{method, code}` and its
+//!   time to the answer's headers in `cm_rpc_duration_seconds{method}`.
+//!   A failed call's status is in those headers; a successful unary call's
+//!   comes in the trailers, so a call whose headers carry none is `OK`.
+//!   A path cm does not serve is counted as method `unknown`, so a client
+//!   cannot make up label values.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue};
 use tonic::body::Body;
@@ -63,19 +70,101 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        if request.uri().path() != ENROLL && !has_client_certificate(&request) {
+        let started = Instant::now();
+        let path = request.uri().path().to_string();
+        if path != ENROLL && !has_client_certificate(&request) {
             let refused = tonic::Status::unauthenticated(
                 "a client certificate is required (enroll first, or use an admin credential)",
             );
-            return Box::pin(std::future::ready(Ok(refused.into_http())));
+            let response = refused.into_http();
+            count(&path, response.headers(), started);
+            return Box::pin(std::future::ready(Ok(response)));
         }
         let answer = self.inner.call(request);
         Box::pin(async move {
             let mut response = answer.await?;
             correct_status(response.headers_mut());
+            count(&path, response.headers(), started);
             Ok(response)
         })
     }
+}
+
+fn count(path: &str, headers: &HeaderMap, started: Instant) {
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map_or(tonic::Code::Ok, tonic::Code::from_i32);
+    let method = method_label(path);
+    let code = match code {
+        tonic::Code::Ok => "OK".to_string(),
+        other => format!("{other:?}"),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    metrics::histogram!(crate::metrics::RPC_DURATION, "method" => method).record(seconds);
+    metrics::counter!(crate::metrics::RPC_REQUESTS, "method" => method, "code" => code)
+        .increment(1);
+}
+
+/// Every method of cm.v1 (proto/cm.proto; a test keeps the two equal).
+const METHODS: &[&str] = &[
+    "Cookbooks/MissingBlobs",
+    "Cookbooks/UploadBlob",
+    "Cookbooks/Commit",
+    "Cookbooks/List",
+    "Cookbooks/Show",
+    "Cookbooks/Delete",
+    "Roles/Set",
+    "Roles/Show",
+    "Roles/List",
+    "Roles/History",
+    "Roles/Delete",
+    "Environments/Set",
+    "Environments/Show",
+    "Environments/List",
+    "Environments/History",
+    "Environments/Delete",
+    "Nodes/List",
+    "Nodes/Show",
+    "Nodes/Assign",
+    "Nodes/Unassign",
+    "Nodes/SetAttribute",
+    "Nodes/UnsetAttribute",
+    "Nodes/Retire",
+    "Nodes/Move",
+    "Nodes/Explain",
+    "Nodes/Cluster",
+    "Tokens/Create",
+    "Tokens/List",
+    "Tokens/Revoke",
+    "Secrets/Set",
+    "Secrets/List",
+    "Secrets/Delete",
+    "Admins/Add",
+    "Admins/List",
+    "Admins/Remove",
+    "Runs/List",
+    "Audit/List",
+    "Agent/Enroll",
+    "Agent/Renew",
+    "Agent/GetPlan",
+    "Agent/FetchBlob",
+    "Agent/ReportFacts",
+    "Agent/ReportRun",
+    "Agent/Watch",
+    "Agent/Heartbeat",
+];
+
+/// `/cm.v1.Agent/Enroll` -> `Agent/Enroll`; a path cm does not serve is
+/// `unknown`.
+fn method_label(path: &str) -> &'static str {
+    let name = path.strip_prefix("/cm.v1.").unwrap_or_default();
+    METHODS
+        .iter()
+        .find(|m| **m == name)
+        .copied()
+        .unwrap_or("unknown")
 }
 
 fn has_client_certificate<B>(request: &http::Request<B>) -> bool {
@@ -138,6 +227,27 @@ mod tests {
         correct_status(&mut headers);
         let get = |k: &str| headers.get(k).unwrap().to_str().unwrap().to_string();
         (get("grpc-status"), percent_decode(&get("grpc-message")))
+    }
+
+    #[test]
+    fn every_method_of_the_proto_is_labelled_by_name() {
+        let proto = include_str!("../../../proto/cm.proto");
+        let mut service = "";
+        let mut served = Vec::new();
+        for line in proto.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("service ") {
+                service = rest.split_whitespace().next().unwrap();
+            } else if let Some(rest) = line.strip_prefix("rpc ") {
+                served.push(format!("{service}/{}", rest.split('(').next().unwrap()));
+            }
+        }
+        assert_eq!(
+            served, METHODS,
+            "METHODS lists proto/cm.proto's rpcs in order"
+        );
+        assert_eq!(method_label("/cm.v1.Agent/Enroll"), "Agent/Enroll");
+        assert_eq!(method_label("/cm.v1.Agent/Made-Up"), "unknown");
+        assert_eq!(method_label("/grpc.health.v1.Health/Check"), "unknown");
     }
 
     #[test]
