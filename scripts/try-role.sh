@@ -55,6 +55,11 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
 parse_args() {
     while (($#)); do
         case $1 in
+            --env | --peers | --attributes | --checks | --secret | --kind | --timeout | --wait | --target-dir | --apt-proxy)
+                (($# >= 2)) || fail "$1 needs a value (see --help)"
+                ;;
+        esac
+        case $1 in
             --env) ENVIRONMENT=$2; shift ;;
             --peers) PEERS=$(realpath "$2"); shift ;;
             --attributes) ATTRIBUTES=$2; shift ;;
@@ -76,6 +81,7 @@ parse_args() {
     [[ -f $REPO/roles/$ROLE.yaml ]] || fail "no roles/$ROLE.yaml in $REPO"
     [[ -f $REPO/environments/$ENVIRONMENT.yaml ]] || fail "no environments/$ENVIRONMENT.yaml in $REPO"
     [[ $KIND =~ ^(systemd|sysv)$ ]] || fail "--kind takes systemd or sysv"
+    [[ $TIMEOUT =~ ^[0-9]+$ && $WAIT =~ ^[0-9]+$ ]] || fail "--timeout and --wait take whole seconds"
     [[ -z $PEERS || -r $PEERS ]] || fail "cannot read --peers $PEERS"
     [[ -z $CHECKS || -r $CHECKS ]] || fail "cannot read --checks $CHECKS"
     if [[ -n $ATTRIBUTES ]]; then
@@ -85,7 +91,7 @@ parse_args() {
 }
 
 # The role as this try sets it: the working tree's, with --attributes
-# merged and --checks appended (python3 and PyYAML come with cloud-init in
+# merged into its attributes key by key and --checks appended (python3 and PyYAML come with cloud-init in
 # every image).
 set_role() {
     local extra=/dev/null
@@ -95,8 +101,14 @@ set_role() {
     fi
     docker exec "$SERVER" python3 -c '
 import json, sys, yaml
+def merge(into, over):
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
 role = yaml.safe_load(open(f"/tmp/roles/{sys.argv[1]}.yaml"))
-role.setdefault("attributes", {}).update(json.loads(sys.argv[2] or "{}"))
+merge(role.setdefault("attributes", {}), json.loads(sys.argv[2] or "{}"))
 role["checks"] = (role.get("checks") or []) + (yaml.safe_load(open(sys.argv[3])) or [])
 yaml.safe_dump(role, open("/tmp/role.yaml", "w"), sort_keys=False)' "$ROLE" "$ATTRIBUTES" "$extra"
     cmctl role set /tmp/role.yaml >/dev/null || fail "cmctl role set $ROLE (with --attributes and --checks)"
@@ -114,31 +126,49 @@ set_secrets() {
 
 # Each peer enrolls with a one-use token for its role and reports facts
 # made of the file's entry: a stand-in that heartbeats and never converges.
+# Names are checked as cm checks node names before they make paths; the
+# token reaches cm-agent through a file and its environment, never argv.
 add_peers() {
     [[ -n $PEERS ]] || return 0
     local fingerprint=$1 names name role token
     docker cp "$PEERS" "$SERVER:/tmp/peers.yaml"
     names=$(docker exec "$SERVER" python3 -c '
-import ipaddress, os, sys, yaml
+import ipaddress, os, re, sys, yaml
 peers = yaml.safe_load(open("/tmp/peers.yaml")) or []
 if not isinstance(peers, list):
     sys.exit("--peers: a list of {name, role, address, facts}")
 os.makedirs("/tmp/peers", exist_ok=True)
+seen = set()
 for i, p in enumerate(peers):
+    if not isinstance(p, dict):
+        sys.exit(f"--peers entry {i}: a map of name, role, address and facts")
     unknown = set(p) - {"name", "role", "address", "facts"}
     if unknown or not {"name", "role", "address"} <= set(p):
         sys.exit(f"--peers entry {i}: name, role and address, optionally facts (got {sorted(p)})")
-    ipaddress.IPv4Address(p["address"])
+    for key in ("name", "role"):
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,63}", str(p[key])):
+            sys.exit(f"--peers entry {i}: {key} {p[key]!r}: lowercase letters, digits, - and _, starting with a letter")
+    if p["name"] in seen:
+        sys.exit(f"--peers entry {i}: name {p['"'"'name'"'"']} is taken by an earlier entry")
+    seen.add(p["name"])
+    try:
+        ipaddress.IPv4Address(p["address"])
+    except ValueError as e:
+        sys.exit(f"--peers entry {i}: address: {e}")
     facts = dict(p.get("facts") or {}, hostname=p["name"], ipaddress=p["address"])
     yaml.safe_dump(facts, open(f"/tmp/peers/{p['"'"'name'"'"']}.yaml", "w"))
     print(p["name"], p["role"])') || fail "--peers $PEERS"
     while read -r name role; do
+        [[ -n $name ]] || continue
         token=$(cmctl --format json token create --role "$role" --env "$ENVIRONMENT" | jq -r .token) ||
             fail "cmctl token create --role $role --env $ENVIRONMENT (for peer $name)"
-        docker exec -d -e CM_TOKEN="$token" "$SERVER" cm-agent pose \
-            --state-dir "/var/lib/cm/peers/$name" --server https://localhost:8443 \
-            --ca-fingerprint "$fingerprint" --name "$name" --facts "/tmp/peers/$name.yaml"
-        wait_until 30 is_active "$name" || fail "peer $name enrolled (cm-agent pose)"
+        printf '%s' "$token" | docker exec -i "$SERVER" sh -c 'umask 077; cat >"/tmp/peers/$1.token"' sh "$name"
+        # shellcheck disable=SC2016 # expanded by the container's shell
+        docker exec -d "$SERVER" sh -c 'CM_TOKEN=$(cat "/tmp/peers/$1.token") exec cm-agent pose \
+            --state-dir "/var/lib/cm/peers/$1" --server https://localhost:8443 \
+            --ca-fingerprint "$2" --name "$1" --facts "/tmp/peers/$1.yaml" >"/tmp/peers/$1.log" 2>&1' sh "$name" "$fingerprint"
+        wait_until 30 is_active "$name" ||
+            fail "peer $name enrolled (cm-agent pose)" "$(docker exec "$SERVER" cat "/tmp/peers/$name.log" 2>&1)"
         say "peer $name ($role) is in the cluster view"
     done <<<"$names"
 }
@@ -172,6 +202,7 @@ main() {
     cmctl userdata --role "$ROLE" --env "$ENVIRONMENT" --server "$SERVER_URL" --cloud none --uses 1 >"$userdata" 2>"$SCRATCH/userdata.err" ||
         fail "cmctl userdata --role $ROLE --env $ENVIRONMENT" "$(cat "$SCRATCH/userdata.err")"
     fingerprint=$(sed -n 's/^ca_fingerprint: "\(.*\)"$/\1/p' "$userdata")
+    [[ -n $fingerprint ]] || fail "the user-data from cmctl userdata names the CA fingerprint"
     add_peers "$fingerprint"
 
     NODE=$RUN_ID-node

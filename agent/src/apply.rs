@@ -28,6 +28,8 @@ pub struct LocalRun {
     pub member: Option<PathBuf>,
     pub secrets: Option<PathBuf>,
     pub why_run: bool,
+    /// New files whole in the report, not their first lines.
+    pub full_diff: bool,
     pub backup_dir: PathBuf,
 }
 
@@ -149,6 +151,7 @@ pub fn apply(
                 backup_dir: &run.backup_dir,
                 stop,
                 secrets: &p.secrets,
+                full_diff: run.full_diff,
             };
             engine::converge(&p.resources, &opts, observe)
         }

@@ -119,16 +119,31 @@ fn ok_status() -> u16 {
 
 /// Validate a role's checks; errors name the file, the line and `checks[N]`.
 pub(crate) fn parse(file: &Path, raw: Vec<Spanned<RawCheck>>) -> Result<Vec<Check>, LoadError> {
-    raw.into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let pos = Pos::of(&c.referenced);
-            one(c.value).map_err(|e| LoadError::new(file, pos, format!("checks[{i}]: {e}")))
-        })
-        .collect()
+    let mut checks: Vec<Check> = Vec::with_capacity(raw.len());
+    for (i, c) in raw.into_iter().enumerate() {
+        let pos = Pos::of(&c.referenced);
+        let check =
+            one(c.value).map_err(|e| LoadError::new(file, pos, format!("checks[{i}]: {e}")))?;
+        if checks.iter().any(|earlier| earlier.name == check.name) {
+            return Err(LoadError::new(
+                file,
+                pos,
+                format!("checks[{i}]: another check is named {:?}", check.name),
+            ));
+        }
+        checks.push(check);
+    }
+    Ok(checks)
 }
 
 fn one(raw: RawCheck) -> Result<Check, String> {
+    if let Some(name) = &raw.name
+        && (name.trim().is_empty() || name.chars().any(char::is_control))
+    {
+        return Err(format!(
+            "name {name:?}: some text, without control characters"
+        ));
+    }
     let probe = match (raw.command, raw.tcp, raw.http) {
         (Some(c), None, None) if c.trim().is_empty() => return Err("command is empty".into()),
         (Some(c), None, None) => Probe::Command(c),
@@ -137,11 +152,14 @@ fn one(raw: RawCheck) -> Result<Check, String> {
             port: port(t.port)?,
         }),
         (None, None, Some(h)) => {
-            if !h.path.starts_with('/') || h.path.chars().any(char::is_whitespace) {
+            if !h.path.starts_with('/') || !h.path.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(format!(
-                    "http.path {:?} must start with / and hold no spaces",
+                    "http.path {:?} must start with / and hold printable ASCII only (no spaces)",
                     h.path
                 ));
+            }
+            if h.contains.as_deref() == Some("") {
+                return Err("http.contains is empty: leave it out to check the status only".into());
             }
             if !(100..=599).contains(&h.status) {
                 return Err(format!("http.status {} is not an HTTP status", h.status));
@@ -257,6 +275,13 @@ mod tests {
                 "outside 1..=300",
             ),
             ("  - command: x\n    retries: 3\n", "retries"),
+            ("  - http: {path: \"/a#b\\u0000\"}\n", "printable ASCII"),
+            ("  - http: {contains: ''}\n", "http.contains is empty"),
+            ("  - name: ''\n    command: x\n", "name \"\""),
+            (
+                "  - tcp: {port: 1}\n  - tcp: {port: 1}\n",
+                "checks[1]: another check is named",
+            ),
         ] {
             let err = role(yaml).unwrap_err();
             assert!(err.contains(wanted), "{yaml}: {err}");

@@ -37,13 +37,18 @@ pub fn router(state: Arc<State>) -> Router {
 /// Ready when the store and the blob store answer, each within 5 s.
 async fn readyz(state: Arc<State>) -> (StatusCode, String) {
     let limit = std::time::Duration::from_secs(5);
-    let store = match tokio::time::timeout(limit, state.store.ping()).await {
+    // A digest nothing has: the blob store's answer is "no", or an error.
+    let nothing = "0".repeat(64);
+    let (store, blobs) = tokio::join!(
+        tokio::time::timeout(limit, state.store.ping()),
+        tokio::time::timeout(limit, state.blobs.has(&nothing)),
+    );
+    let store = match store {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("store: {e}")),
         Err(_) => Err("store: no answer within 5 s".to_string()),
     };
-    // A digest nothing has: the answer is "no", or an error.
-    let blobs = match tokio::time::timeout(limit, state.blobs.has(&"0".repeat(64))).await {
+    let blobs = match blobs {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("blobs: {e}")),
         Err(_) => Err("blobs: no answer within 5 s".to_string()),

@@ -37,6 +37,13 @@ pub fn handle() -> PrometheusHandle {
                 .install_recorder()
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder().handle());
             describe();
+            // Runs counted from zero, so that "no run reported" is a value
+            // an alert can see, not a missing series.
+            for status in ["success", "warning", "failed"] {
+                for cause in ["new_plan", "drift_repair"] {
+                    metrics::counter!(RUNS, "status" => status, "cause" => cause).increment(0);
+                }
+            }
             handle
         })
         .clone()
@@ -124,6 +131,7 @@ async fn fleet(state: &State, out: &mut String) {
     for c in &census {
         *by_state.entry((&c.environment, &c.state)).or_default() += c.nodes;
         if matches!(c.state.as_str(), "active" | "unreachable") {
+            // `none`: not resolved yet (a node enrolled a moment ago).
             *by_plan.entry((&c.environment, c.plan)).or_default() += c.nodes;
         }
     }
@@ -136,7 +144,7 @@ async fn fleet(state: &State, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "# HELP cm_plans Plans of member nodes (active or unreachable), by environment and state: ok, or error when the server has no valid plan.\n# TYPE cm_plans gauge"
+        "# HELP cm_plans Plans of member nodes (active or unreachable), by environment and state: ok, error when the server has no valid plan, none before the first resolution.\n# TYPE cm_plans gauge"
     );
     for ((env, plan), n) in by_plan {
         let _ = writeln!(

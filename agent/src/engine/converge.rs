@@ -32,6 +32,8 @@ pub struct Options<'a> {
     /// Set by SIGTERM: finish the resource in hand, run queued delayed notifications, stop.
     pub stop: &'a AtomicBool,
     pub secrets: &'a Secrets,
+    /// New files whole in the report, not their first lines.
+    pub full_diff: bool,
 }
 
 /// Converge `resources` in order; `observe` sees each resource report as it is made.
@@ -77,7 +79,10 @@ pub fn converge(
     let mut run = Run {
         resources,
         providers,
-        cx: Cx::new(opts.why_run, opts.backup_dir.to_path_buf()),
+        cx: Cx {
+            full_diff: opts.full_diff,
+            ..Cx::new(opts.why_run, opts.backup_dir.to_path_buf())
+        },
         opts,
         delayed: VecDeque::new(),
         changed: vec![false; resources.len()],
@@ -391,6 +396,7 @@ mod tests {
             backup_dir: backup.path(),
             stop: &AtomicBool::new(false),
             secrets: &Secrets::default(),
+            full_diff: false,
         };
         let report = converge(&resources, &opts, &mut |_| {});
         let errors: Vec<&str> = report

@@ -12,6 +12,9 @@ use cm_model::manifest::sha256_hex;
 pub enum Shown {
     /// A unified diff of the lines.
     Lines,
+    /// The same for a changed file; a new one shows its first lines, its
+    /// size and digest (a first run creates hundreds: the log stays short).
+    Head,
     /// Sizes and digests only.
     Digest,
 }
@@ -25,6 +28,10 @@ pub fn others_may_read(mode: u32) -> bool {
 pub fn describe_change(path: &Path, old: Option<&[u8]>, new: &[u8], shown: Shown) -> String {
     match shown {
         Shown::Lines => diff(path, old, new),
+        Shown::Head => match old {
+            None => head(path, new),
+            Some(_) => diff(path, old, new),
+        },
         Shown::Digest => match old {
             Some(old) => format!(
                 "content changed ({} -> {} bytes, sha256 {} -> {})",
@@ -47,6 +54,32 @@ fn short_digest(bytes: &[u8]) -> String {
     hex.truncate(12);
     hex.push('…');
     hex
+}
+
+/// Lines a new file shows in full; a longer one shows the first `HEAD_LINES`.
+const SHORT_FILE: usize = 20;
+const HEAD_LINES: usize = 10;
+
+/// A new file: a short one whole, a longer one as its first lines, then
+/// how many more, its size and digest.
+fn head(path: &Path, new: &[u8]) -> String {
+    let whole = diff(path, None, new);
+    let Ok(text) = std::str::from_utf8(new) else {
+        return whole;
+    };
+    let lines = text.lines().count();
+    if lines <= SHORT_FILE {
+        return whole;
+    }
+    // The three header lines, then the first added ones.
+    let shown: Vec<&str> = whole.lines().take(3 + HEAD_LINES).collect();
+    format!(
+        "{}\n... {} more lines ({lines} lines, {} bytes, sha256 {}; --full-diff shows them)",
+        shown.join("\n"),
+        lines - HEAD_LINES,
+        new.len(),
+        short_digest(new)
+    )
 }
 
 /// A unified diff of two contents; binary content is described, not shown.
@@ -101,6 +134,42 @@ mod tests {
         assert!(d.contains("-b\n+c"), "{d}");
         let bin = describe_change(Path::new("/x"), Some(&[0xff, 0xfe]), b"x", Shown::Lines);
         assert!(bin.starts_with("binary"), "{bin}");
+    }
+
+    #[test]
+    fn a_new_file_shows_its_head_a_changed_one_its_diff() {
+        let long: String = (1..=30).map(|n| format!("line {n}\n")).collect();
+        let d = describe_change(Path::new("/etc/x"), None, long.as_bytes(), Shown::Head);
+        let lines: Vec<&str> = d.lines().collect();
+        assert_eq!(
+            lines[..3],
+            ["--- /dev/null", "+++ /etc/x", "@@ -0,0 +1,30 @@"]
+        );
+        assert_eq!(lines[3], "+line 1");
+        assert_eq!(lines[12], "+line 10");
+        assert_eq!(
+            lines[13],
+            format!(
+                "... 20 more lines (30 lines, {} bytes, sha256 {}…; --full-diff shows them)",
+                long.len(),
+                &sha256_hex(long.as_bytes())[..12]
+            )
+        );
+        assert_eq!(lines.len(), 14);
+        let whole = describe_change(Path::new("/etc/x"), None, long.as_bytes(), Shown::Lines);
+        assert_eq!(whole.lines().count(), 33, "--full-diff: every line");
+        let short = describe_change(Path::new("/etc/x"), None, b"a\nb\n", Shown::Head);
+        assert!(short.ends_with("+a\n+b\n"), "a short file whole: {short}");
+        let changed = describe_change(
+            Path::new("/etc/x"),
+            Some(b"a\n"),
+            long.as_bytes(),
+            Shown::Head,
+        );
+        assert!(
+            changed.contains("+line 30"),
+            "a change shows its whole diff"
+        );
     }
 
     #[test]

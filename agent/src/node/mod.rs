@@ -29,7 +29,7 @@ pub mod pose;
 
 pub use enroll::{Connected, connect_with_backoff};
 use enroll::{enroll, expired, revoked, revoked_on_server};
-use plan::converge_plan;
+use plan::{Mode, converge_plan};
 
 /// Why the agent must stop rather than try again.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,8 @@ pub struct Outcome {
 /// How a run converges.
 pub struct RunOptions {
     pub why_run: bool,
+    /// New files whole in the report, not their first lines.
+    pub full_diff: bool,
     pub lock_file: PathBuf,
     pub lock_wait: Duration,
 }
@@ -318,6 +320,10 @@ impl Node {
         mut observe: Box<dyn FnMut(&ResourceReport) + Send>,
     ) -> RunReport {
         let why_run = opts.why_run;
+        let mode = Mode {
+            why_run,
+            full_diff: opts.full_diff,
+        };
         let lock_file = opts.lock_file.clone();
         let lock_wait = opts.lock_wait;
         let state_dir = self.config.state_dir.clone();
@@ -332,7 +338,7 @@ impl Node {
                 &plan,
                 &facts,
                 &Cache::new(&state_dir),
-                why_run,
+                mode,
                 &backup_dir,
                 stop,
                 &mut *observe,

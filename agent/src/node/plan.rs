@@ -15,15 +15,23 @@ use crate::facts::Facts;
 use crate::remote::sync::{self, Cache};
 
 /// Compile and converge `plan` with cookbooks from the cache.
+/// What a run was asked: change nothing, show new files whole.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Mode {
+    pub why_run: bool,
+    pub full_diff: bool,
+}
+
 pub(super) fn converge_plan(
     plan: &Plan,
     facts: &Facts,
     cache: &Cache,
-    why_run: bool,
+    mode: Mode,
     backup_dir: &Path,
     stop: &AtomicBool,
     observe: &mut dyn FnMut(&ResourceReport),
 ) -> RunReport {
+    let why_run = mode.why_run;
     let mut notices = Vec::new();
     let prepared = (|| -> Result<_, String> {
         let sync::Assembled {
@@ -77,6 +85,7 @@ pub(super) fn converge_plan(
                 backup_dir,
                 stop,
                 secrets: &secrets,
+                full_diff: mode.full_diff,
             };
             engine::converge(&resources, &opts, observe)
         }

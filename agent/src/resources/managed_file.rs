@@ -138,7 +138,10 @@ impl ManagedFile {
                 &self.path,
                 old_content,
                 new,
-                self.shown(&wanted, old_stat.map(|s| s.mode)),
+                match self.shown(&wanted, old_stat.map(|s| s.mode)) {
+                    Shown::Lines if !cx.full_diff => Shown::Head,
+                    shown => shown,
+                },
             ));
         }
         match old_stat {

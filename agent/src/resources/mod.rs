@@ -162,6 +162,8 @@ pub struct Cx {
     pub installed_in_batch: BTreeSet<String>,
     /// The first package resource looked whether dpkg was interrupted.
     pub dpkg_checked: bool,
+    /// Show new files whole, not their first lines (`--full-diff`).
+    pub full_diff: bool,
 }
 
 impl Cx {
@@ -175,6 +177,7 @@ impl Cx {
             apt_sources_changed: false,
             installed_in_batch: BTreeSet::new(),
             dpkg_checked: false,
+            full_diff: false,
         }
     }
 }

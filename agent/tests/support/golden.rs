@@ -50,6 +50,7 @@ pub fn resources(run_list: &str, inputs: &Inputs) -> Vec<CompiledResource> {
         member: file("member.yaml", inputs.member),
         secrets: file("secrets.yaml", inputs.secrets),
         why_run: true,
+        full_diff: false,
         backup_dir: dir.path().join("backup"),
     };
     prepare(&run).unwrap_or_else(|e| panic!("{e}")).resources

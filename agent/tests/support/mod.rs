@@ -82,6 +82,7 @@ impl Sandbox {
             member: None,
             secrets: None,
             why_run,
+            full_diff: false,
             backup_dir: self.dir.path().join("backup"),
         }
     }

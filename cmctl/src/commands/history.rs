@@ -90,24 +90,31 @@ fn why(run: &cm_proto::v1::RunSummary) -> String {
             1 => String::new(),
             n => format!(" (and {} more)", n - 1),
         };
-        return format!(
+        return first_line(&format!(
             "{}[{}]: {}{more}",
             first["type"].as_str().unwrap_or("?"),
             first["name"].as_str().unwrap_or("?"),
             text(&first["error"]).unwrap_or_default()
-        );
+        ));
     }
     text(&report["plan_error"])
         .map(|e| format!("plan error: {e}"))
         .unwrap_or_else(|| "-".into())
 }
 
-/// The first line of `text`, at most 160 characters: a table cell.
+/// The first line of `text`, at most 160 characters, control characters
+/// (a node's colour codes, tabs) made visible: a table cell.
 fn first_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or_default();
+    let line: String = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     match line.char_indices().nth(160) {
         Some((cut, _)) => format!("{}...", &line[..cut]),
-        None => line.to_string(),
+        None => line,
     }
 }
 
@@ -177,6 +184,8 @@ mod tests {
         assert_eq!(why(&run(warned)), "plan error: role db does not exist");
         assert_eq!(why(&run(serde_json::json!({"resources": []}))), "-");
         assert_eq!(why(&RunSummary::default()), "-");
+        let escaped = serde_json::json!({"error": "\u{1b}[31mred\u{1b}[0m\tdone"});
+        assert_eq!(why(&run(escaped)), "?[31mred?[0m?done");
         let long = "x".repeat(500);
         assert_eq!(why(&run(serde_json::json!({"error": long}))).len(), 163);
     }

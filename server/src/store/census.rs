@@ -1,5 +1,6 @@
-//! The fleet counted for `/metrics`: one grouped query, so a scrape costs
-//! the same at ten nodes and at ten thousand.
+//! The fleet counted for `/metrics`: one grouped query over the nodes
+//! table, answered by the database (a few milliseconds at ten thousand
+//! nodes), never a list of nodes sent to the server.
 
 use sqlx::Row;
 
@@ -12,7 +13,8 @@ pub struct Census {
     pub environment: String,
     /// `active`, `unreachable`, `expired` or `retired`.
     pub state: String,
-    /// `ok`, or `error` when the server has no valid plan for them.
+    /// `ok`, `error` when the server has no valid plan for them, `none`
+    /// before their first resolution.
     pub plan: &'static str,
     pub nodes: i64,
 }
@@ -20,23 +22,25 @@ pub struct Census {
 impl Store {
     pub async fn census(&self) -> Result<Vec<Census>> {
         let rows = sqlx::query(
-            "SELECT environment, state, plan_error <> '' AS in_error, COUNT(*) AS nodes \
-             FROM nodes GROUP BY environment, state, plan_error <> '' \
-             ORDER BY environment, state",
+            "SELECT environment, state, plan, COUNT(*) AS nodes FROM (SELECT environment, \
+             state, CASE WHEN plan_error <> '' THEN 'error' WHEN plan_hash = '' THEN 'none' \
+             ELSE 'ok' END AS plan FROM nodes) AS n GROUP BY environment, state, plan \
+             ORDER BY environment, state, plan",
         )
         .fetch_all(self.pool())
         .in_time()
         .await?;
         rows.iter()
             .map(|row| {
-                // SQLite answers an integer, PostgreSQL a boolean.
-                let in_error = row
-                    .try_get::<bool, _>("in_error")
-                    .or_else(|_| row.try_get::<i64, _>("in_error").map(|n| n != 0))?;
+                let plan: String = row.try_get("plan")?;
                 Ok(Census {
                     environment: row.try_get("environment")?,
                     state: row.try_get("state")?,
-                    plan: if in_error { "error" } else { "ok" },
+                    plan: match plan.as_str() {
+                        "error" => "error",
+                        "none" => "none",
+                        _ => "ok",
+                    },
                     nodes: row.try_get("nodes")?,
                 })
             })

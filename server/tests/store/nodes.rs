@@ -10,7 +10,43 @@ on_both_engines!(
     roles_and_attributes_change_with_audit_and_noops_without,
     facts_certificates_plans_and_checkins,
     revocations_are_kept_once,
+    the_census_counts_nodes_by_environment_state_and_plan,
 );
+
+/// What `/metrics` shows as `cm_nodes` and `cm_plans`.
+async fn the_census_counts_nodes_by_environment_state_and_plan(db: &mut Db) {
+    let s = &db.store;
+    for name in ["a", "b", "c", "d"] {
+        enrolled(s, name, &["web"]).await;
+    }
+    s.set_plan_hashes(&[("a".into(), "h1".into()), ("b".into(), "h2".into())])
+        .await
+        .unwrap();
+    s.set_plan_errors(&[("c".into(), "role x does not exist".into())])
+        .await
+        .unwrap();
+    s.retire_node("b", ALICE).await.unwrap();
+    let census: Vec<(String, String, &str, i64)> = s
+        .census()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.environment, c.state, c.plan, c.nodes))
+        .collect();
+    let row = |state: &str, plan: &'static str, n: i64| {
+        ("production".to_string(), state.to_string(), plan, n)
+    };
+    assert_eq!(
+        census,
+        [
+            row("active", "error", 1),
+            row("active", "none", 1),
+            row("active", "ok", 1),
+            row("retired", "ok", 1),
+        ]
+    );
+    s.ping().await.unwrap();
+}
 
 async fn roles_and_attributes_change_with_audit_and_noops_without(db: &mut Db) {
     let s = &db.store;

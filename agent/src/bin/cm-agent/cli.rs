@@ -71,6 +71,9 @@ pub enum Command {
         /// Show what would change, with diffs, and change nothing.
         #[arg(long)]
         why_run: bool,
+        /// Show new files whole, not their first 10 lines, size and digest.
+        #[arg(long)]
+        full_diff: bool,
         /// Output: a converge log for people, or the run report as JSON.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
@@ -107,6 +110,9 @@ pub enum Command {
         /// Show what would change, with diffs, and change nothing (no report is sent).
         #[arg(long)]
         why_run: bool,
+        /// Show new files whole, not their first 10 lines, size and digest.
+        #[arg(long)]
+        full_diff: bool,
         /// Output: a converge log for people, or the run report as JSON.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
@@ -172,7 +178,7 @@ pub enum Command {
     /// stopped by SIGTERM/SIGINT (or reported, with --once), 2 bad
     /// settings or facts, 3 enrollment refused, 4 certificate revoked.
     #[command(
-        after_help = "Example:\n  cm-agent pose --state-dir /tmp/peer-mc1 --server https://cm:8443 \\\n    --ca-fingerprint HEX --token TOKEN --name mc1 --facts mc1.yaml"
+        after_help = "Example (the token from the environment, never the command line):\n  CM_TOKEN=$(cat mc1.token) cm-agent pose --state-dir /tmp/peer-mc1 \\\n    --server https://cm:8443 --ca-fingerprint HEX --name mc1 --facts mc1.yaml"
     )]
     Pose {
         /// The posing node's own state dir (identity, settings).

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
             member,
             secrets,
             why_run,
+            full_diff,
             format,
             backup_dir,
             lock_file,
@@ -73,6 +74,7 @@ fn main() -> ExitCode {
                 member,
                 secrets,
                 why_run,
+                full_diff,
                 backup_dir,
             };
             run_apply(
@@ -86,12 +88,14 @@ fn main() -> ExitCode {
             once: _,
             settings,
             why_run,
+            full_diff,
             format,
             lock_file,
             lock_wait,
         } => with_config(settings, |config| {
             let opts = RunOptions {
                 why_run,
+                full_diff,
                 lock_file: lock_file.unwrap_or_else(lock::default_path),
                 lock_wait: Duration::from_secs(lock_wait),
             };
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         } => with_config(settings, |config| {
             let opts = RunOptions {
                 why_run: false,
+                full_diff: false,
                 lock_file: lock_file.unwrap_or_else(lock::default_path),
                 lock_wait: Duration::from_secs(600),
             };
