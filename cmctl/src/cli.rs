@@ -378,14 +378,38 @@ pub enum SecretCommand {
 #[derive(Subcommand)]
 pub enum AdminCommand {
     /// Add an admin and write their credential to --out.
-    #[command(after_help = "Example:\n  cmctl admin add alice --out alice.credential")]
+    ///
+    /// viewer: reads only; operator: also nodes, tokens, roles,
+    /// environments and pushes; owner: also admins and secrets. With
+    /// --env, changes are limited to those environments (their documents,
+    /// nodes and tokens); roles, cookbooks and secrets need an admin of all.
+    #[command(
+        after_help = "Example:\n  cmctl admin add alice --level operator --env staging --out alice.credential"
+    )]
     Add {
         name: String,
+        /// viewer, operator or owner.
+        #[arg(long, value_parser = ["viewer", "operator", "owner"])]
+        level: String,
+        /// An environment the admin may change (repeat for several; none: all).
+        #[arg(long = "env", value_name = "ENV")]
+        environments: Vec<String>,
         /// Where to write the new admin's credential (created 0600).
         #[arg(long)]
         out: PathBuf,
     },
-    /// Every admin and when their credential was made.
+    /// Change an admin's level and environments, from their next call.
+    #[command(after_help = "Example:\n  cmctl admin set alice --level viewer")]
+    Set {
+        name: String,
+        /// viewer, operator or owner.
+        #[arg(long, value_parser = ["viewer", "operator", "owner"])]
+        level: String,
+        /// An environment the admin may change (repeat for several; none: all).
+        #[arg(long = "env", value_name = "ENV")]
+        environments: Vec<String>,
+    },
+    /// Every admin, their level and environments, and when they were added.
     #[command(after_help = "Example:\n  cmctl admin list")]
     List,
     /// Remove an admin; their credential stops working at once.

@@ -17,7 +17,7 @@ use cli::{
     AdminCommand, Cli, ClusterCommand, Command, CookbookCommand, DocCommand, NodeCommand, PushWhat,
     SecretCommand, TokenCommand,
 };
-use cm_proto::v1::AssignRequest;
+use cm_proto::v1::{AdminLevel, AssignRequest};
 use commands::docs::Kind;
 use output::Format;
 
@@ -151,8 +151,30 @@ async fn run(cli: Cli) -> Result<()> {
             SecretCommand::Delete { name } => commands::access::secret_delete(ch, name).await,
         },
         Command::Admin { command } => match command {
-            AdminCommand::Add { name, out } => {
-                commands::access::admin_add(ch, &conn.credential, name, &out).await
+            AdminCommand::Add {
+                name,
+                level,
+                environments,
+                out,
+            } => {
+                let wanted = AdminLevel {
+                    name,
+                    level,
+                    environments,
+                };
+                commands::access::admin_add(ch, &conn.credential, wanted, &out).await
+            }
+            AdminCommand::Set {
+                name,
+                level,
+                environments,
+            } => {
+                let wanted = AdminLevel {
+                    name,
+                    level,
+                    environments,
+                };
+                commands::access::admin_set(ch, wanted, f).await
             }
             AdminCommand::List => commands::access::admin_list(ch, f).await,
             AdminCommand::Remove { name } => commands::access::admin_remove(ch, name).await,

@@ -25,7 +25,7 @@ use crate::ops::maintenance::{self, Maintenance};
 use crate::pki::Pki;
 use crate::secretbox::SecretKey;
 use crate::state::{Settings, State};
-use crate::store::{Store, redact_url};
+use crate::store::{Level, Store, redact_url};
 use crate::wire::{WireLimits, accept, calls};
 use crate::{recompute, replication};
 use cm_model::credential::Credential;
@@ -337,7 +337,7 @@ async fn bootstrap_admin(
         .issue_admin("admin", Duration::from_secs(365 * 86400))?;
     match state
         .store
-        .add_admin("admin", &cert.cert.serial, "bootstrap")
+        .add_admin("admin", &cert.cert.serial, Level::Owner, &[], "bootstrap")
         .await
     {
         Ok(_) => {}

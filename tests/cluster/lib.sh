@@ -81,8 +81,10 @@ show_logs() {
     } | sed 's/\x1b\[[0-9;]*m//g' >&3 || true
 }
 
+# cleanup [STATUS]: the exit trap; STATUS (default $?) is the script's exit
+# status, given by a trap that runs something else first.
 cleanup() {
-    local rc=$?
+    local rc=${1:-$?}
     ((rc == 0)) || show_logs
     if ((KEEP)); then
         say "--keep: leaving the containers (label cm.scenario=$RUN_ID), networks $NETWORK ${EXTRA_NETWORKS[*]} (if made), and $SCRATCH"

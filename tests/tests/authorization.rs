@@ -110,9 +110,10 @@ async fn admin_calls(ch: Channel) -> Vec<(&'static str, Code)> {
         ),
         ("secrets.list", code(s.list(Empty {}).await)),
         ("secrets.delete", code(s.delete(name()).await)),
-        ("admins.add", code(a.add(name()).await)),
+        ("admins.add", code(a.add(AdminLevel::default()).await)),
         ("admins.list", code(a.list(Empty {}).await)),
         ("admins.remove", code(a.remove(name()).await)),
+        ("admins.set", code(a.set(AdminLevel::default()).await)),
         (
             "runs.list",
             code(
@@ -479,5 +480,238 @@ async fn every_rpc_in_the_proto_is_in_the_matrix() {
     assert!(
         missing.is_empty() && stale.is_empty(),
         "rpcs without a policy row in this matrix: {missing:?}; rows for no rpc: {stale:?}"
+    );
+}
+
+// ------------------------------------------------------------ admin levels
+
+/// Named calls and what each answered.
+type Calls = Vec<(&'static str, Code)>;
+
+/// The calls that only read.
+const READS: &[&str] = &[
+    "cookbooks.list",
+    "cookbooks.show",
+    "roles.show",
+    "roles.list",
+    "roles.history",
+    "environments.show",
+    "environments.list",
+    "environments.history",
+    "nodes.list",
+    "nodes.show",
+    "nodes.cluster",
+    "nodes.explain",
+    "tokens.list",
+    "secrets.list",
+    "admins.list",
+    "runs.list",
+    "audit.list",
+];
+
+/// A credential of `level` (limited to `envs`), added by the bootstrap owner.
+async fn admin_of(s: &TestServer, name: &str, level: &str, envs: &[&str]) -> Channel {
+    let c = AdminsClient::new(s.admin().await)
+        .add(AdminLevel {
+            name: name.into(),
+            level: level.into(),
+            environments: envs.iter().map(|e| e.to_string()).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    s.channel(Some((&c.certificate_pem, &c.key_pem))).await
+}
+
+fn split(calls: Calls) -> (Calls, Calls) {
+    calls.into_iter().partition(|(n, _)| READS.contains(n))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_viewer_reads_everything_and_changes_nothing() {
+    let s = TestServer::start().await;
+    let viewer = admin_of(&s, "vera", "viewer", &[]).await;
+    let (reads, writes) = split(admin_calls(viewer).await);
+    refused(&writes, Code::PermissionDenied);
+    let denied: Vec<_> = reads
+        .iter()
+        .filter(|(_, c)| *c == Code::PermissionDenied)
+        .collect();
+    assert!(denied.is_empty(), "a viewer reads: {denied:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_changes_the_fleet_but_not_admins_or_secrets() {
+    let s = TestServer::start().await;
+    let ops = admin_of(&s, "otto", "operator", &[]).await;
+    let calls = admin_calls(ops.clone()).await;
+    let owners_only = [
+        "secrets.set",
+        "secrets.delete",
+        "admins.add",
+        "admins.remove",
+        "admins.set",
+    ];
+    let (owner_calls, rest): (Vec<_>, Vec<_>) = calls
+        .into_iter()
+        .partition(|(n, _)| owners_only.contains(n));
+    refused(&owner_calls, Code::PermissionDenied);
+    let denied: Vec<_> = rest
+        .iter()
+        .filter(|(_, c)| *c == Code::PermissionDenied)
+        .collect();
+    assert!(denied.is_empty(), "an operator may: {denied:?}");
+
+    // Downgraded, the same credential is a viewer at its next call.
+    AdminsClient::new(s.admin().await)
+        .set(AdminLevel {
+            name: "otto".into(),
+            level: "viewer".into(),
+            environments: vec![],
+        })
+        .await
+        .unwrap();
+    let err = RolesClient::new(ops)
+        .set(Document {
+            yaml: "name: web\n".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("admin otto is a viewer"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_limited_to_an_environment_changes_only_its_document_nodes_and_tokens() {
+    let s = TestServer::start().await;
+    let owner = s.admin().await;
+    let prod_token = s.token("memcached", 5).await; // makes role memcached and production
+    EnvironmentsClient::new(owner.clone())
+        .set(Document {
+            yaml: "name: staging\n".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let staging_token = TokensClient::new(owner.clone())
+        .create(CreateTokenRequest {
+            roles: vec!["memcached".into()],
+            environment: "staging".into(),
+            ttl_seconds: 600,
+            uses: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    enroll(&s, &prod_token, "prod-1").await.unwrap();
+    enroll(&s, &staging_token, "stage-1").await.unwrap();
+    let ch = admin_of(&s, "stella", "operator", &["staging"]).await;
+    let mut n = NodesClient::new(ch.clone());
+    let mut t = TokensClient::new(ch.clone());
+    let mut e = EnvironmentsClient::new(ch.clone());
+    let attr = |node: &str| SetAttributeRequest {
+        node: node.into(),
+        key: "memcached.memory_mb".into(),
+        value_json: "64".into(),
+    };
+    let token = |env: &str| CreateTokenRequest {
+        roles: vec!["memcached".into()],
+        environment: env.into(),
+        ttl_seconds: 600,
+        uses: 1,
+    };
+    let doc = |yaml: &str| Document {
+        yaml: yaml.into(),
+        ..Default::default()
+    };
+    // Allowed: staging's own things.
+    assert_eq!(code(n.set_attribute(attr("stage-1")).await), Code::Ok);
+    assert_eq!(code(t.create(token("staging")).await), Code::Ok);
+    assert_eq!(
+        code(e.set(doc("name: staging\nsplay_seconds: 5\n")).await),
+        Code::Ok
+    );
+    assert_eq!(code(n.list(ListNodesRequest::default()).await), Code::Ok);
+    // Refused: another environment's, a node in none, what every one shares.
+    let denied = [
+        (
+            "a production node",
+            code(n.set_attribute(attr("prod-1")).await),
+        ),
+        (
+            "a node that does not exist",
+            code(n.set_attribute(attr("ghost")).await),
+        ),
+        (
+            "retiring a production node",
+            code(
+                n.retire(Name {
+                    name: "prod-1".into(),
+                })
+                .await,
+            ),
+        ),
+        (
+            "moving a node out",
+            code(
+                n.r#move(MoveRequest {
+                    node: "stage-1".into(),
+                    environment: "production".into(),
+                    force: true,
+                })
+                .await,
+            ),
+        ),
+        (
+            "a production token",
+            code(t.create(token("production")).await),
+        ),
+        (
+            "production's document",
+            code(e.set(doc("name: production\n")).await),
+        ),
+        (
+            "a role",
+            code(RolesClient::new(ch.clone()).set(doc("name: web\n")).await),
+        ),
+        (
+            "a cookbook push",
+            code(
+                CookbooksClient::new(ch.clone())
+                    .commit(CommitRequest::default())
+                    .await,
+            ),
+        ),
+        (
+            "a secret",
+            code(
+                SecretsClient::new(ch.clone())
+                    .set(SetSecretRequest {
+                        name: "x".into(),
+                        value: b"y".to_vec(),
+                        roles: vec!["memcached".into()],
+                    })
+                    .await,
+            ),
+        ),
+    ];
+    let wrong: Vec<_> = denied
+        .iter()
+        .filter(|(_, c)| *c != Code::PermissionDenied)
+        .collect();
+    assert!(wrong.is_empty(), "refused to a staging operator: {wrong:?}");
+    let err = n.set_attribute(attr("prod-1")).await.unwrap_err();
+    assert!(
+        err.message()
+            .contains("admin stella is an operator of staging")
+            && err.message().contains("production"),
+        "{}",
+        err.message()
     );
 }

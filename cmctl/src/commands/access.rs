@@ -8,7 +8,9 @@ use cm_model::credential::Credential;
 use cm_proto::v1::admins_client::AdminsClient;
 use cm_proto::v1::secrets_client::SecretsClient;
 use cm_proto::v1::tokens_client::TokensClient;
-use cm_proto::v1::{CreateTokenRequest, CreateTokenResponse, Empty, Name, SetSecretRequest};
+use cm_proto::v1::{
+    Admin, AdminLevel, CreateTokenRequest, CreateTokenResponse, Empty, Name, SetSecretRequest,
+};
 use tonic::transport::Channel;
 
 use crate::output::{self, Format};
@@ -185,14 +187,18 @@ pub async fn secret_delete(channel: Channel, name: String) -> Result<()> {
 }
 
 /// Issue a credential for a new admin and write it to `out` (mode 0600).
-pub async fn admin_add(channel: Channel, me: &Credential, name: String, out: &Path) -> Result<()> {
+pub async fn admin_add(
+    channel: Channel,
+    me: &Credential,
+    wanted: AdminLevel,
+    out: &Path,
+) -> Result<()> {
     if out.exists() {
         bail!("{} exists; not overwriting a credential", out.display());
     }
-    let c = AdminsClient::new(channel)
-        .add(Name { name: name.clone() })
-        .await?
-        .into_inner();
+    let name = wanted.name.clone();
+    let what = level_text(&wanted.level, &wanted.environments);
+    let c = AdminsClient::new(channel).add(wanted).await?.into_inner();
     let cred = Credential {
         name: c.name,
         server: me.server.clone(),
@@ -204,9 +210,35 @@ pub async fn admin_add(channel: Channel, me: &Credential, name: String, out: &Pa
     cred.write(out)
         .with_context(|| format!("writing {}", out.display()))?;
     println!(
-        "admin {name} added; their credential is in {} (hand it over privately)",
+        "admin {name} added as {what}; their credential is in {} (hand it over privately)",
         out.display()
     );
+    Ok(())
+}
+
+/// `operator of staging, production`, `owner of every environment`.
+fn level_text(level: &str, environments: &[String]) -> String {
+    match environments {
+        [] => format!("{level} of every environment"),
+        envs => format!("{level} of {}", envs.join(", ")),
+    }
+}
+
+fn admin_json(a: &Admin) -> serde_json::Value {
+    serde_json::json!({"name": a.name, "level": a.level, "environments": a.environments,
+        "created_at": a.created_at, "created_by": a.created_by})
+}
+
+pub async fn admin_set(channel: Channel, wanted: AdminLevel, format: Format) -> Result<()> {
+    let a = AdminsClient::new(channel).set(wanted).await?.into_inner();
+    match format {
+        Format::Json => println!("{}", admin_json(&a)),
+        Format::Human => println!(
+            "admin {} is now {}",
+            a.name,
+            level_text(&a.level, &a.environments)
+        ),
+    }
     Ok(())
 }
 
@@ -221,16 +253,23 @@ pub async fn admin_list(channel: Channel, format: Format) -> Result<()> {
         .map(|a| {
             vec![
                 a.name.clone(),
+                a.level.clone(),
+                match a.environments.is_empty() {
+                    true => "all".to_string(),
+                    false => a.environments.join(","),
+                },
                 output::time(a.created_at),
                 a.created_by.clone(),
             ]
         })
         .collect();
-    let json: Vec<_> = admins
-        .iter()
-        .map(|a| serde_json::json!({"name": a.name, "created_at": a.created_at, "created_by": a.created_by}))
-        .collect();
-    output::print(format, &["NAME", "ADDED", "BY"], rows, &json);
+    let json: Vec<_> = admins.iter().map(admin_json).collect();
+    output::print(
+        format,
+        &["NAME", "LEVEL", "ENVIRONMENTS", "ADDED", "BY"],
+        rows,
+        &json,
+    );
     Ok(())
 }
 

@@ -17,7 +17,7 @@ pub struct AuditApi {
 #[tonic::async_trait]
 impl Audit for AuditApi {
     async fn list(&self, req: Request<ListAuditRequest>) -> Result<Response<AuditList>, Status> {
-        auth::admin(&self.state, &req).await?;
+        auth::viewer(&self.state, &req).await?;
         let r = req.into_inner();
         let limit = if r.limit == 0 { 50 } else { r.limit.min(1000) };
         let rows = self

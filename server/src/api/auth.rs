@@ -7,6 +7,7 @@ use tonic::{Request, Status};
 use super::status::status;
 use crate::pki::{Caller, Identity, identity_of};
 use crate::state::State;
+use crate::store::{AdminRow, Level};
 
 /// The caller, authenticated.
 #[derive(Debug, Clone)]
@@ -45,14 +46,115 @@ pub async fn caller<T>(state: &State, req: &Request<T>) -> Result<(Principal, Ca
     Ok((principal, caller))
 }
 
-/// Admin calls: an admin credential, never a node's.
-pub async fn admin<T>(state: &State, req: &Request<T>) -> Result<String, Status> {
+/// Admin calls: an admin credential, never a node's, with the admin's
+/// level and environments as stored now (docs/server.md, "Admin
+/// permissions"): a change takes effect at the admin's next call.
+async fn admin<T>(state: &State, req: &Request<T>) -> Result<AdminRow, Status> {
     match caller(state, req).await?.0 {
-        Principal::Admin(name) => Ok(name),
+        Principal::Admin(name) => state.store.admin(&name).await.map_err(status),
         Principal::Node(n) => Err(Status::permission_denied(format!(
             "node {n} may not call admin APIs"
         ))),
     }
+}
+
+fn refused(admin: &AdminRow, what: &str) -> Status {
+    let limited = match admin.environments.is_empty() {
+        true => String::new(),
+        false => format!(" of {}", admin.environments.join(", ")),
+    };
+    Status::permission_denied(format!(
+        "admin {} is {} {}{limited}: {what}",
+        admin.name,
+        article(admin.level),
+        admin.level.as_str()
+    ))
+}
+
+fn article(level: Level) -> &'static str {
+    match level {
+        Level::Operator | Level::Owner => "an",
+        Level::Viewer => "a",
+    }
+}
+
+/// Reads: every admin. Returns the admin's name.
+pub async fn viewer<T>(state: &State, req: &Request<T>) -> Result<String, Status> {
+    Ok(admin(state, req).await?.name)
+}
+
+/// A change to what every environment shares (cookbooks, roles): an
+/// operator or owner of every environment.
+pub async fn operator<T>(state: &State, req: &Request<T>, what: &str) -> Result<String, Status> {
+    let a = admin(state, req).await?;
+    if a.level < Level::Operator {
+        return Err(refused(&a, &format!("{what} needs an operator")));
+    }
+    if !a.environments.is_empty() {
+        return Err(refused(
+            &a,
+            &format!("{what} changes every environment: it needs an admin of all of them"),
+        ));
+    }
+    Ok(a.name)
+}
+
+/// A change within environments `envs` (their documents, nodes, tokens):
+/// an operator or owner of each.
+pub async fn operator_in<T>(
+    state: &State,
+    req: &Request<T>,
+    envs: &[&str],
+    what: &str,
+) -> Result<String, Status> {
+    let a = admin(state, req).await?;
+    if a.level < Level::Operator {
+        return Err(refused(&a, &format!("{what} needs an operator")));
+    }
+    if let Some(env) = envs
+        .iter()
+        .find(|e| !a.environments.is_empty() && !a.environments.iter().any(|x| x == *e))
+    {
+        let place = match env.is_empty() {
+            true => "in none of them".to_string(),
+            false => format!("in environment {env}"),
+        };
+        return Err(refused(&a, &format!("{what} is {place}")));
+    }
+    Ok(a.name)
+}
+
+/// A change to a node: an operator of its environment. A node that does
+/// not exist is in no environment: an admin limited to some is refused it.
+pub async fn operator_of_node<T>(
+    state: &State,
+    req: &Request<T>,
+    node: &str,
+    what: &str,
+) -> Result<String, Status> {
+    let env = node_environment(state, node).await?;
+    operator_in(state, req, &[&env], what).await
+}
+
+/// The environment of `node`; empty when there is no such node.
+pub async fn node_environment(state: &State, node: &str) -> Result<String, Status> {
+    match state.store.node(node).await {
+        Ok(n) => Ok(n.environment),
+        Err(crate::store::StoreError::NotFound(_)) => Ok(String::new()),
+        Err(e) => Err(status(e)),
+    }
+}
+
+/// Secrets and admins: an owner of every environment.
+pub async fn owner<T>(state: &State, req: &Request<T>, what: &str) -> Result<String, Status> {
+    let a = admin(state, req).await?;
+    if !a.full_owner() {
+        return Err(refused(
+            &a,
+            &format!("{what} needs an owner of every environment"),
+        ));
+    }
+    Ok(a.name)
 }
 
 /// How long a certificate replaced by a renewal may still renew: the

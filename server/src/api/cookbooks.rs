@@ -51,7 +51,7 @@ impl Cookbooks for CookbooksApi {
         &self,
         req: Request<MissingBlobsRequest>,
     ) -> Result<Response<MissingBlobsResponse>, Status> {
-        auth::admin(&self.state, &req).await?;
+        auth::operator(&self.state, &req, "pushing a cookbook").await?;
         let digests = req.into_inner().sha256;
         for d in &digests {
             check_digest(d)?;
@@ -69,7 +69,7 @@ impl Cookbooks for CookbooksApi {
         &self,
         req: Request<Streaming<BlobChunk>>,
     ) -> Result<Response<UploadBlobResponse>, Status> {
-        auth::admin(&self.state, &req).await?;
+        auth::operator(&self.state, &req, "pushing a cookbook").await?;
         let mut stream = req.into_inner();
         let first = stream
             .next()
@@ -111,7 +111,7 @@ impl Cookbooks for CookbooksApi {
         &self,
         req: Request<CommitRequest>,
     ) -> Result<Response<CommitResponse>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
+        let who = auth::operator(&self.state, &req, "pushing a cookbook").await?;
         let r = req.into_inner();
         let manifest = cm_proto::convert::manifest_from_wire(&r.manifest);
         let origin = format!("{}@{}", r.name, r.version);
@@ -194,7 +194,7 @@ impl Cookbooks for CookbooksApi {
         &self,
         req: Request<ListCookbooksRequest>,
     ) -> Result<Response<ListCookbooksResponse>, Status> {
-        auth::admin(&self.state, &req).await?;
+        auth::viewer(&self.state, &req).await?;
         let name = req.into_inner().name;
         let rows = self
             .state
@@ -208,7 +208,7 @@ impl Cookbooks for CookbooksApi {
     }
 
     async fn show(&self, req: Request<CookbookId>) -> Result<Response<CookbookVersion>, Status> {
-        auth::admin(&self.state, &req).await?;
+        auth::viewer(&self.state, &req).await?;
         let id = req.into_inner();
         let row = self
             .state
@@ -220,7 +220,7 @@ impl Cookbooks for CookbooksApi {
     }
 
     async fn delete(&self, req: Request<CookbookId>) -> Result<Response<Empty>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
+        let who = auth::operator(&self.state, &req, "deleting a cookbook version").await?;
         let id = req.into_inner();
         let version = semver::Version::parse(&id.version)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;

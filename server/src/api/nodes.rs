@@ -114,7 +114,7 @@ impl NodesApi {
 #[tonic::async_trait]
 impl Nodes for NodesApi {
     async fn list(&self, req: Request<ListNodesRequest>) -> Result<Response<NodeList>, Status> {
-        auth::admin(&self.state, &req).await?;
+        auth::viewer(&self.state, &req).await?;
         self.flush().await;
         let r = req.into_inner();
         let rows = self
@@ -132,13 +132,13 @@ impl Nodes for NodesApi {
     }
 
     async fn show(&self, req: Request<Name>) -> Result<Response<Node>, Status> {
-        auth::admin(&self.state, &req).await?;
+        auth::viewer(&self.state, &req).await?;
         self.flush().await;
         Ok(Response::new(self.shown(&req.get_ref().name).await?))
     }
 
     async fn cluster(&self, req: Request<ClusterRequest>) -> Result<Response<ClusterView>, Status> {
-        auth::admin(&self.state, &req).await?;
+        auth::viewer(&self.state, &req).await?;
         self.flush().await;
         let r = req.into_inner();
         let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
@@ -166,7 +166,9 @@ impl Nodes for NodesApi {
     }
 
     async fn assign(&self, req: Request<AssignRequest>) -> Result<Response<Node>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
+        let who =
+            auth::operator_of_node(&self.state, &req, &req.get_ref().node, "assigning a role")
+                .await?;
         let r = req.into_inner();
         cm_model::metadata::check_name(&r.role).map_err(Status::invalid_argument)?;
         let guard = self.state.plan_guard(PlanChange::OneNode, r.force);
@@ -182,7 +184,9 @@ impl Nodes for NodesApi {
     }
 
     async fn unassign(&self, req: Request<AssignRequest>) -> Result<Response<Node>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
+        let who =
+            auth::operator_of_node(&self.state, &req, &req.get_ref().node, "unassigning a role")
+                .await?;
         let r = req.into_inner();
         let guard = self.state.plan_guard(PlanChange::OneNode, r.force);
         self.state
@@ -197,7 +201,11 @@ impl Nodes for NodesApi {
     }
 
     async fn r#move(&self, req: Request<MoveRequest>) -> Result<Response<Node>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
+        let who = {
+            let from = auth::node_environment(&self.state, &req.get_ref().node).await?;
+            let envs = [from.as_str(), req.get_ref().environment.as_str()];
+            auth::operator_in(&self.state, &req, &envs, "moving a node").await?
+        };
         let r = req.into_inner();
         cm_model::metadata::check_name(&r.environment).map_err(Status::invalid_argument)?;
         let guard = self.state.plan_guard(PlanChange::OneNode, r.force);
@@ -216,7 +224,13 @@ impl Nodes for NodesApi {
         &self,
         req: Request<SetAttributeRequest>,
     ) -> Result<Response<Node>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
+        let who = auth::operator_of_node(
+            &self.state,
+            &req,
+            &req.get_ref().node,
+            "setting a node attribute",
+        )
+        .await?;
         let r = req.into_inner();
         let value: serde_json::Value = serde_json::from_str(&r.value_json)
             .map_err(|e| Status::invalid_argument(format!("value is not JSON: {e}")))?;
@@ -235,7 +249,13 @@ impl Nodes for NodesApi {
         &self,
         req: Request<SetAttributeRequest>,
     ) -> Result<Response<Node>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
+        let who = auth::operator_of_node(
+            &self.state,
+            &req,
+            &req.get_ref().node,
+            "unsetting a node attribute",
+        )
+        .await?;
         let r = req.into_inner();
         self.state
             .store
@@ -249,7 +269,8 @@ impl Nodes for NodesApi {
     }
 
     async fn retire(&self, req: Request<Name>) -> Result<Response<Node>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
+        let who = auth::operator_of_node(&self.state, &req, &req.get_ref().name, "retiring a node")
+            .await?;
         let name = req.into_inner().name;
         self.state
             .store
@@ -264,7 +285,7 @@ impl Nodes for NodesApi {
         &self,
         req: Request<ExplainRequest>,
     ) -> Result<Response<ExplainResponse>, Status> {
-        auth::admin(&self.state, &req).await?;
+        auth::viewer(&self.state, &req).await?;
         let r = req.into_inner();
         let plan = self.state.plan_for(&r.node).await?;
         let value = plan

@@ -18,7 +18,7 @@ pub struct RunsApi {
 #[tonic::async_trait]
 impl Runs for RunsApi {
     async fn list(&self, req: Request<ListRunsRequest>) -> Result<Response<RunList>, Status> {
-        auth::admin(&self.state, &req).await?;
+        auth::viewer(&self.state, &req).await?;
         let r = req.into_inner();
         let limit = if r.limit == 0 { 20 } else { r.limit.min(1000) };
         let store = &self.state.store;

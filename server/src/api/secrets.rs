@@ -18,7 +18,7 @@ pub struct SecretsApi {
 #[tonic::async_trait]
 impl Secrets for SecretsApi {
     async fn set(&self, req: Request<SetSecretRequest>) -> Result<Response<SecretInfo>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
+        let who = auth::owner(&self.state, &req, "setting a secret").await?;
         let r = req.into_inner();
         cm_model::metadata::check_name(&r.name).map_err(Status::invalid_argument)?;
         if r.roles.is_empty() {
@@ -51,7 +51,7 @@ impl Secrets for SecretsApi {
     }
 
     async fn list(&self, req: Request<Empty>) -> Result<Response<SecretList>, Status> {
-        auth::admin(&self.state, &req).await?;
+        auth::viewer(&self.state, &req).await?;
         let rows = self.state.store.secrets().await.map_err(status)?;
         Ok(Response::new(SecretList {
             secrets: rows
@@ -67,7 +67,7 @@ impl Secrets for SecretsApi {
     }
 
     async fn delete(&self, req: Request<Name>) -> Result<Response<Empty>, Status> {
-        let who = auth::admin(&self.state, &req).await?;
+        let who = auth::owner(&self.state, &req, "deleting a secret").await?;
         let name = req.into_inner().name;
         self.state
             .store

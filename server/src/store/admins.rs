@@ -1,13 +1,16 @@
-//! Admins: each has their own certificate, so the audit log says who. A
-//! removed admin's row stays (the audit log names it) with `removed` set and
-//! its certificate serial revoked.
+//! Admins: each has their own certificate, so the audit log says who, and
+//! a level, optionally limited to some environments (what each may do:
+//! `crate::api::auth`). A removed admin's row stays (the audit log names
+//! it) with `removed` set and its certificate serial revoked. The last
+//! owner of every environment can be neither removed nor downgraded:
+//! nobody could add another admin.
 
 use serde_json::json;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::pools::InTime;
-use super::{Result, Store, StoreError, audit, certs, lock_row, unix_now};
+use super::{Result, Store, StoreError, audit, certs, from_json, lock_row, to_json, unix_now};
 
 /// An admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,20 +22,67 @@ pub struct AdminRow {
     pub created_at: i64,
     pub created_by: String,
     pub removed: bool,
+    pub level: Level,
+    /// The environments the admin may change; empty: every one.
+    pub environments: Vec<String>,
+}
+
+/// What an admin may do: each level can do what the one before can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Read: lists, runs, the audit log.
+    Viewer,
+    /// Also change nodes, tokens, roles, environments and push cookbooks.
+    Operator,
+    /// Also admins and secrets.
+    Owner,
+}
+
+impl Level {
+    pub fn parse(text: &str) -> Option<Level> {
+        match text {
+            "viewer" => Some(Level::Viewer),
+            "operator" => Some(Level::Operator),
+            "owner" => Some(Level::Owner),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Viewer => "viewer",
+            Level::Operator => "operator",
+            Level::Owner => "owner",
+        }
+    }
+}
+
+impl AdminRow {
+    /// An owner of every environment: may add admins, and set secrets.
+    pub fn full_owner(&self) -> bool {
+        self.level == Level::Owner && self.environments.is_empty()
+    }
 }
 
 macro_rules! select_admins {
     ($tail:literal) => {
         concat!(
-            "SELECT name, cert_serial, created_at, created_by, removed FROM admins ",
+            "SELECT name, cert_serial, created_at, created_by, removed, level, \
+             environments_json FROM admins ",
             $tail
         )
     };
 }
 
 fn admin_from_row(row: &AnyRow) -> Result<AdminRow> {
+    let name: String = row.try_get("name")?;
+    let level: String = row.try_get("level")?;
+    let environments: String = row.try_get("environments_json")?;
     Ok(AdminRow {
-        name: row.try_get("name")?,
+        level: Level::parse(&level)
+            .ok_or_else(|| StoreError::corrupt("admin", &name, "level", format!("{level:?}")))?,
+        environments: from_json(&environments, "admin", &name, "environments_json")?,
+        name,
         cert_serial: row.try_get("cert_serial")?,
         created_at: row.try_get("created_at")?,
         created_by: row.try_get("created_by")?,
@@ -44,23 +94,33 @@ impl Store {
     /// Add an admin with the serial of the certificate issued for them.
     /// [`StoreError::Conflict`] when an admin of that name exists; a removed
     /// admin's name may be added again (with a new certificate).
-    pub async fn add_admin(&self, name: &str, cert_serial: &str, who: &str) -> Result<AdminRow> {
+    pub async fn add_admin(
+        &self,
+        name: &str,
+        cert_serial: &str,
+        level: Level,
+        environments: &[String],
+        who: &str,
+    ) -> Result<AdminRow> {
         if name.is_empty() {
             return Err(StoreError::Invalid("an admin needs a name".into()));
         }
+        let environments_json = to_json(environments);
         let now = unix_now();
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
-            "INSERT INTO admins (name, cert_serial, created_at, created_by, removed) \
-             VALUES ($1, $2, $3, $4, 0) ON CONFLICT (name) DO UPDATE SET \
-             cert_serial = excluded.cert_serial, created_at = excluded.created_at, \
-             created_by = excluded.created_by, removed = 0 \
-             WHERE admins.removed = 1",
+            "INSERT INTO admins (name, cert_serial, created_at, created_by, removed, level, \
+             environments_json) VALUES ($1, $2, $3, $4, 0, $5, $6) ON CONFLICT (name) DO UPDATE \
+             SET cert_serial = excluded.cert_serial, created_at = excluded.created_at, \
+             created_by = excluded.created_by, removed = 0, level = excluded.level, \
+             environments_json = excluded.environments_json WHERE admins.removed = 1",
         )
         .bind(name)
         .bind(cert_serial)
         .bind(now)
         .bind(who)
+        .bind(level.as_str())
+        .bind(&environments_json)
         .execute(&mut *tx)
         .in_time()
         .await?;
@@ -73,7 +133,10 @@ impl Store {
             who,
             format!("admin.add {name}"),
             None,
-            Some(json!({"name": name, "cert_serial": cert_serial})),
+            Some(
+                json!({"name": name, "cert_serial": cert_serial, "level": level.as_str(),
+                "environments": environments}),
+            ),
         )
         .await?;
         tx.commit().in_time().await?;
@@ -83,7 +146,71 @@ impl Store {
             created_at: now,
             created_by: who.to_string(),
             removed: false,
+            level,
+            environments: environments.to_vec(),
         })
+    }
+
+    /// Change an admin's level and environments, audited. Refused when it
+    /// would leave no owner of every environment.
+    pub async fn set_admin_level(
+        &self,
+        name: &str,
+        level: Level,
+        environments: &[String],
+        who: &str,
+    ) -> Result<AdminRow> {
+        let now = unix_now();
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE admins SET removed = removed WHERE removed = 0")
+            .execute(&mut *tx)
+            .in_time()
+            .await?;
+        let rows = sqlx::query(select_admins!("WHERE removed = 0"))
+            .fetch_all(&mut *tx)
+            .in_time()
+            .await?;
+        let admins = rows
+            .iter()
+            .map(admin_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let Some(before) = admins.iter().find(|a| a.name == name) else {
+            return Err(StoreError::NotFound(format!("admin {name} does not exist")));
+        };
+        let after = AdminRow {
+            level,
+            environments: environments.to_vec(),
+            ..before.clone()
+        };
+        if !admins.iter().any(|a| {
+            if a.name == name {
+                after.full_owner()
+            } else {
+                a.full_owner()
+            }
+        }) {
+            return Err(StoreError::Conflict(format!(
+                "admin {name} is the last owner of every environment; make another one first"
+            )));
+        }
+        sqlx::query("UPDATE admins SET level = $1, environments_json = $2 WHERE name = $3")
+            .bind(level.as_str())
+            .bind(to_json(environments))
+            .bind(name)
+            .execute(&mut *tx)
+            .in_time()
+            .await?;
+        audit::record(
+            &mut tx,
+            now,
+            who,
+            format!("admin.set {name}"),
+            Some(json!({"level": before.level.as_str(), "environments": before.environments})),
+            Some(json!({"level": level.as_str(), "environments": environments})),
+        )
+        .await?;
+        tx.commit().in_time().await?;
+        Ok(after)
     }
 
     /// The admins that have not been removed, by name.
@@ -138,14 +265,26 @@ impl Store {
         if admin.removed {
             return Err(not_found());
         }
-        let active: i64 = sqlx::query("SELECT COUNT(*) AS n FROM admins WHERE removed = 0")
-            .fetch_one(&mut *tx)
+        let others = sqlx::query(select_admins!("WHERE removed = 0 AND name <> $1"))
+            .bind(name)
+            .fetch_all(&mut *tx)
             .in_time()
-            .await?
-            .try_get("n")?;
-        if active <= 1 {
+            .await?;
+        if others.is_empty() {
             return Err(StoreError::Conflict(format!(
                 "admin {name} is the last admin; add another before removing it"
+            )));
+        }
+        let owners = others
+            .iter()
+            .map(admin_from_row)
+            .collect::<Result<Vec<_>>>()?
+            .iter()
+            .filter(|a| a.full_owner())
+            .count();
+        if owners == 0 {
+            return Err(StoreError::Conflict(format!(
+                "admin {name} is the last owner of every environment; make another one first"
             )));
         }
         sqlx::query("UPDATE admins SET removed = 1 WHERE name = $1")

@@ -51,7 +51,7 @@ use sqlx::{AnyPool, SqlSafeStr};
 
 pub(crate) use pools::InTime;
 
-pub use admins::AdminRow;
+pub use admins::{AdminRow, Level};
 pub use audit::AuditEvent;
 pub use census::Census;
 pub use certs::Revocation;
@@ -107,6 +107,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "replaces",
         include_str!("../../migrations/sqlite/0007_replaces.sql"),
     ),
+    (
+        8,
+        "admin_levels",
+        include_str!("../../migrations/sqlite/0008_admin_levels.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -143,6 +148,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "replaces",
         include_str!("../../migrations/postgres/0007_replaces.sql"),
+    ),
+    (
+        8,
+        "admin_levels",
+        include_str!("../../migrations/postgres/0008_admin_levels.sql"),
     ),
 ];
 

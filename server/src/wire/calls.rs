@@ -144,6 +144,7 @@ const METHODS: &[&str] = &[
     "Admins/Add",
     "Admins/List",
     "Admins/Remove",
+    "Admins/Set",
     "Runs/List",
     "Audit/List",
     "Agent/Enroll",

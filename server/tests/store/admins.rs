@@ -1,18 +1,91 @@
 //! Admins: added, removed, and their certificates revoked.
 
+use cm_server::store::Level;
 use cm_server::store::StoreError;
 
 use crate::Db;
 
-on_both_engines!(admins_are_added_removed_and_revoked,);
+on_both_engines!(
+    admins_are_added_removed_and_revoked,
+    levels_are_kept_changed_audited_and_an_owner_always_remains,
+);
+
+async fn levels_are_kept_changed_audited_and_an_owner_always_remains(db: &mut Db) {
+    let s = &db.store;
+    s.add_admin("root", "sr", Level::Owner, &[], "cm-server")
+        .await
+        .unwrap();
+    let staging = vec!["staging".to_string()];
+    s.add_admin("ops", "so", Level::Operator, &staging, "root")
+        .await
+        .unwrap();
+    let ops = s.admin("ops").await.unwrap();
+    assert_eq!(
+        (ops.level, ops.environments.clone()),
+        (Level::Operator, staging.clone())
+    );
+    assert!(!ops.full_owner());
+
+    // Neither removing nor downgrading the only owner of everything.
+    let err = s.remove_admin("root", "ops").await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("last owner")),
+        "{err}"
+    );
+    let err = s
+        .set_admin_level("root", Level::Operator, &[], "root")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("last owner")),
+        "{err}"
+    );
+    let err = s
+        .set_admin_level("root", Level::Owner, &staging, "root")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(_)),
+        "an owner of one environment only: {err}"
+    );
+
+    s.set_admin_level("ops", Level::Owner, &[], "root")
+        .await
+        .unwrap();
+    let root = s
+        .set_admin_level("root", Level::Viewer, &[], "ops")
+        .await
+        .unwrap();
+    assert_eq!(root.level, Level::Viewer);
+    assert_eq!(s.admin("root").await.unwrap().level, Level::Viewer);
+    let event = &s.audit(1, Some("ops")).await.unwrap()[0];
+    assert_eq!(event.what, "admin.set root");
+    assert_eq!(
+        event.before_json.as_deref(),
+        Some(r#"{"environments":[],"level":"owner"}"#)
+    );
+    assert_eq!(
+        event.after_json.as_deref(),
+        Some(r#"{"environments":[],"level":"viewer"}"#)
+    );
+    assert!(matches!(
+        s.set_admin_level("nobody", Level::Viewer, &[], "ops").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
 
 async fn admins_are_added_removed_and_revoked(db: &mut Db) {
     let s = &db.store;
-    s.add_admin("root", "serial-root", "cm-server")
+    s.add_admin("root", "serial-root", Level::Owner, &[], "cm-server")
         .await
         .unwrap();
-    s.add_admin("alice", "serial-alice", "root").await.unwrap();
-    let err = s.add_admin("alice", "serial-x", "root").await.unwrap_err();
+    s.add_admin("alice", "serial-alice", Level::Owner, &[], "root")
+        .await
+        .unwrap();
+    let err = s
+        .add_admin("alice", "serial-x", Level::Owner, &[], "root")
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, StoreError::Conflict(m) if m.contains("alice")),
         "{err}"
@@ -46,7 +119,7 @@ async fn admins_are_added_removed_and_revoked(db: &mut Db) {
     );
 
     let back = s
-        .add_admin("alice", "serial-alice-2", "root")
+        .add_admin("alice", "serial-alice-2", Level::Owner, &[], "root")
         .await
         .unwrap();
     assert!(!back.removed);

@@ -1,5 +1,6 @@
 //! The audit log: every admin change is an event, filtered by who.
 
+use cm_server::store::Level;
 use cm_server::store::{DocKind, unix_now};
 
 use crate::Db;
@@ -36,8 +37,12 @@ async fn audit_records_every_admin_change(db: &mut Db) {
     s.revoke_token("t", ALICE).await.unwrap();
     s.put_secret("s", b"x", &[], ALICE).await.unwrap();
     s.delete_secret("s", ALICE).await.unwrap();
-    s.add_admin("bob", "sb", ALICE).await.unwrap();
-    s.add_admin("carol", "sc", ALICE).await.unwrap();
+    s.add_admin("bob", "sb", Level::Owner, &[], ALICE)
+        .await
+        .unwrap();
+    s.add_admin("carol", "sc", Level::Owner, &[], ALICE)
+        .await
+        .unwrap();
     s.remove_admin("bob", ALICE).await.unwrap();
 
     // Not admin changes: no audit rows.

@@ -1,6 +1,7 @@
 //! A store closed and opened again keeps everything (and runs no
 //! migration twice); SQLite runs in WAL mode with full sync.
 
+use cm_server::store::Level;
 use cm_server::store::{DocKind, unix_now};
 use sqlx::Row;
 
@@ -30,7 +31,9 @@ async fn a_reopened_store_keeps_everything(db: &mut Db) {
         s.put_secret("k", b"cipher", &strings(&["cache"]), ALICE)
             .await
             .unwrap();
-        s.add_admin("root", "sr", "cm-server").await.unwrap();
+        s.add_admin("root", "sr", Level::Owner, &[], "cm-server")
+            .await
+            .unwrap();
         s.revoke_serial("old", "test", now).await.unwrap();
         if !s.is_postgres() {
             let mode: String = sqlx::query("PRAGMA journal_mode")
