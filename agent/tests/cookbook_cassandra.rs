@@ -1,6 +1,7 @@
 //! Golden tests of the cassandra cookbook: seeds for rings of 1, 2, 3 and 6
 //! nodes, single-token mode over a fixed ring size, a replacement booted
-//! with the address of the node it replaces, the heap from the memory fact,
+//! with the address of the node it replaces and never its own seed, the
+//! heap from the memory fact,
 //! what restarts a running node, and what `install: none` leaves out.
 
 mod support;
@@ -151,6 +152,42 @@ fn a_replacement_boots_with_the_address_of_the_node_it_replaces() {
     };
     let default = rendered("cassandra", &unknown, DEFAULT);
     assert!(!default.contains("replace_address"), "{default}");
+}
+
+#[test]
+fn a_replacement_is_never_its_own_seed() {
+    let seeds = |n: usize, ordinal: usize, seed_count: usize, replaces: bool| {
+        let cluster = ring(n);
+        let attributes = format!("cassandra:\n  seed_count: {seed_count}\n");
+        let member = match replaces {
+            true => format!(
+                "cassandra: {{ordinal: {ordinal}, replaces: {{name: cass-old, address: 10.0.9.7}}}}\n"
+            ),
+            false => member(ordinal),
+        };
+        let inputs = Inputs {
+            cluster: Some(&cluster),
+            member: Some(&member),
+            attributes: Some(&attributes),
+            ..Inputs::default()
+        };
+        value(&rendered("cassandra", &inputs, YAML), "- seeds:").to_string()
+    };
+    // The first seed's replacement: the next two members.
+    assert_eq!(seeds(6, 0, 2, true), "\"10.0.2.2:7000,10.0.2.3:7000\"");
+    // The second seed's: the first and the third.
+    assert_eq!(seeds(6, 1, 2, true), "\"10.0.2.1:7000,10.0.2.3:7000\"");
+    // A replacement past the seeds lists them as every node does.
+    assert_eq!(seeds(6, 4, 2, true), "\"10.0.2.1:7000,10.0.2.2:7000\"");
+    // One seed: its replacement's is the member after it.
+    assert_eq!(seeds(3, 0, 1, true), "\"10.0.2.2:7000\"");
+    assert_eq!(seeds(3, 2, 1, true), "\"10.0.2.1:7000\"");
+    // Three of a ring of three: only the two others exist.
+    assert_eq!(seeds(3, 2, 3, true), "\"10.0.2.1:7000,10.0.2.2:7000\"");
+    assert_eq!(seeds(3, 0, 3, true), "\"10.0.2.2:7000,10.0.2.3:7000\"");
+    // Everyone else, the seeds included, lists the first seed_count.
+    assert_eq!(seeds(6, 0, 2, false), "\"10.0.2.1:7000,10.0.2.2:7000\"");
+    assert_eq!(seeds(6, 1, 2, false), "\"10.0.2.1:7000,10.0.2.2:7000\"");
 }
 
 #[test]

@@ -14,7 +14,9 @@
 #              password and, with the secret's password, lists every node;
 #   cassandra  three nodes with install: none: each cassandra.yaml names
 #              the first two members as seeds and the node's own token
-#              (single-token mode), and Java 17 is installed.
+#              (single-token mode), and Java 17 is installed; the first
+#              seed retired, a fourth node takes its place, boots
+#              replacing it and is not its own seed.
 #
 #   s3sync     a node with role backup and moto_server (scripts/with-s3.sh)
 #              on the network's gateway: the sync job uploads its logs, and
@@ -297,6 +299,28 @@ stage_cassandra() {
         fail "${ring[0]}: install: none installs no Cassandra"
     fi
     pass "${ring[0]}: Java 17, and no Cassandra binaries (install: none)"
+    replace_a_seed "${ring[@]}"
+}
+
+# replace_a_seed SEED OTHER...: the first seed is retired and a new node
+# takes its place: it gets the seed's ordinal, boots replacing its
+# address, and lists the other members as seeds, never itself.
+replace_a_seed() {
+    local gone=$1 new=$RUN_ID-cass4 view yaml seeds
+    shift
+    cmctl node retire "$gone" >/dev/null || fail "cmctl node retire $gone"
+    boot cassandra "$new"
+    converged "$new"
+    view=$(cmctl --format json cluster show --role cassandra --env "$ENVIRONMENT")
+    jq -e --arg n "$new" --arg g "$gone" '.[] | select(.node == $n) | .ordinal == 0 and .replaces == $g' <<<"$view" >/dev/null ||
+        fail "$new: takes ordinal 0 and replaces $gone" "$view"
+    docker exec "$new" grep -q "replace_address_first_boot=${ADDRESS[$gone]}\"" /etc/default/cassandra ||
+        fail "$new: boots replacing ${ADDRESS[$gone]}" "$(docker exec "$new" cat /etc/default/cassandra)"
+    seeds="${ADDRESS[$1]}:7000,${ADDRESS[$2]}:7000"
+    yaml=$(docker exec "$new" cat /etc/cassandra/cassandra.yaml)
+    grep -qx "      - seeds: \"$seeds\"" <<<"$yaml" ||
+        fail "$new: its seeds are the two other members, not itself" "$(grep 'seeds:' <<<"$yaml")"
+    pass "$new: replaces the retired seed $gone (ordinal 0, replace_address_first_boot), seeds $seeds"
 }
 
 # --- s3sync ------------------------------------------------------------------------
