@@ -56,30 +56,43 @@ fn short_digest(bytes: &[u8]) -> String {
     hex
 }
 
-/// Lines a new file shows in full; a longer one shows the first `HEAD_LINES`.
+/// A new file of at most `SHORT_FILE` lines of at most `LONG_LINE`
+/// characters shows whole; another its first `HEAD_LINES`, each cut at
+/// `LONG_LINE`.
 const SHORT_FILE: usize = 20;
 const HEAD_LINES: usize = 10;
+const LONG_LINE: usize = 160;
 
-/// A new file: a short one whole, a longer one as its first lines, then
-/// how many more, its size and digest.
+/// A new file: a short one whole, another as its first lines, then how
+/// many more, its size and digest.
 fn head(path: &Path, new: &[u8]) -> String {
     let whole = diff(path, None, new);
     let Ok(text) = std::str::from_utf8(new) else {
         return whole;
     };
     let lines = text.lines().count();
-    if lines <= SHORT_FILE {
+    let long = |l: &str| l.chars().count() > LONG_LINE;
+    if lines <= SHORT_FILE && !text.lines().any(long) {
         return whole;
     }
-    // The three header lines, then the first added ones.
-    let shown: Vec<&str> = whole.lines().take(3 + HEAD_LINES).collect();
-    format!(
-        "{}\n... {} more lines ({lines} lines, {} bytes, sha256 {}; --full-diff shows them)",
-        shown.join("\n"),
-        lines - HEAD_LINES,
+    let mut out: Vec<String> = whole.lines().take(3).map(str::to_string).collect();
+    for line in text.lines().take(HEAD_LINES) {
+        match line.char_indices().nth(LONG_LINE) {
+            Some((cut, _)) => out.push(format!("+{}…", &line[..cut])),
+            None => out.push(format!("+{line}")),
+        }
+    }
+    let more = match lines.saturating_sub(HEAD_LINES) {
+        0 => String::new(),
+        n => format!("{n} more lines, "),
+    };
+    let s = if lines == 1 { "" } else { "s" };
+    out.push(format!(
+        "... ({more}{lines} line{s}, {} bytes, sha256 {}; --full-diff shows it whole)",
         new.len(),
         short_digest(new)
-    )
+    ));
+    out.join("\n")
 }
 
 /// A unified diff of two contents; binary content is described, not shown.
@@ -150,10 +163,22 @@ mod tests {
         assert_eq!(
             lines[13],
             format!(
-                "... 20 more lines (30 lines, {} bytes, sha256 {}…; --full-diff shows them)",
+                "... (20 more lines, 30 lines, {} bytes, sha256 {}…; --full-diff shows it whole)",
                 long.len(),
                 &sha256_hex(long.as_bytes())[..12]
             )
+        );
+        let wide = format!("{}\n", "y".repeat(1023));
+        let d = describe_change(Path::new("/f"), None, wide.as_bytes(), Shown::Head);
+        let cut: Vec<&str> = d.lines().collect();
+        assert_eq!(
+            cut[3],
+            format!("+{}…", "y".repeat(160)),
+            "a long line is cut"
+        );
+        assert!(
+            cut[4].starts_with("... (1 line, 1024 bytes, sha256 "),
+            "{d}"
         );
         assert_eq!(lines.len(), 14);
         let whole = describe_change(Path::new("/etc/x"), None, long.as_bytes(), Shown::Lines);
