@@ -706,6 +706,33 @@ async fn an_admin_limited_to_an_environment_changes_only_its_document_nodes_and_
         .filter(|(_, c)| *c != Code::PermissionDenied)
         .collect();
     assert!(wrong.is_empty(), "refused to a staging operator: {wrong:?}");
+
+    // A role with secrets is not theirs to hand out: a node of it reads the
+    // secrets in whichever environment it enrolls.
+    s.token("db", 1).await;
+    SecretsClient::new(owner.clone())
+        .set(SetSecretRequest {
+            name: "db_password".into(),
+            value: b"hunter2".to_vec(),
+            roles: vec!["db".into()],
+        })
+        .await
+        .unwrap();
+    let mut db_token = token("staging");
+    db_token.roles = vec!["db".into()];
+    let err = t.create(db_token).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("role db reads secrets"),
+        "{}",
+        err.message()
+    );
+    let assign = AssignRequest {
+        node: "stage-1".into(),
+        role: "db".into(),
+        force: true,
+    };
+    assert_eq!(code(n.assign(assign).await), Code::PermissionDenied);
     let err = n.set_attribute(attr("prod-1")).await.unwrap_err();
     assert!(
         err.message()
@@ -714,4 +741,35 @@ async fn an_admin_limited_to_an_environment_changes_only_its_document_nodes_and_
         "{}",
         err.message()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn owners_are_owners_of_every_environment_and_a_level_is_always_given() {
+    let s = TestServer::start().await;
+    let mut a = AdminsClient::new(s.admin().await);
+    let limited_owner = AdminLevel {
+        name: "olga".into(),
+        level: "owner".into(),
+        environments: vec!["staging".into()],
+    };
+    let err = a.add(limited_owner).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("--level operator"),
+        "{}",
+        err.message()
+    );
+    a.add(AdminLevel {
+        name: "olga".into(),
+        level: "viewer".into(),
+        environments: vec![],
+    })
+    .await
+    .unwrap();
+    let no_level = AdminLevel {
+        name: "olga".into(),
+        level: String::new(),
+        environments: vec![],
+    };
+    assert_eq!(code(a.set(no_level).await), Code::InvalidArgument);
 }

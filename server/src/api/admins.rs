@@ -17,15 +17,22 @@ pub struct AdminsApi {
 }
 
 /// The level and environments asked for, checked. An empty level is an
-/// owner: what a cmctl from before levels asks for.
-fn wanted(r: &AdminLevel) -> Result<(Level, Vec<String>), Status> {
+/// owner when adding: what a cmctl from before levels asks for.
+fn wanted(r: &AdminLevel, empty: Option<Level>) -> Result<(Level, Vec<String>), Status> {
     cm_model::metadata::check_name(&r.name).map_err(Status::invalid_argument)?;
-    let level = match r.level.as_str() {
-        "" => Level::Owner,
-        text => Level::parse(text).ok_or_else(|| {
+    let level = match (r.level.as_str(), empty) {
+        ("", Some(level)) => level,
+        ("", None) => return Err(Status::invalid_argument("level: viewer, operator or owner")),
+        (text, _) => Level::parse(text).ok_or_else(|| {
             Status::invalid_argument(format!("level {text:?}: viewer, operator or owner"))
         })?,
     };
+    if level == Level::Owner && !r.environments.is_empty() {
+        return Err(Status::invalid_argument(
+            "an owner is an owner of every environment: admins and secrets are shared; \
+             give --level operator to limit an admin to environments",
+        ));
+    }
     let mut environments = r.environments.clone();
     for env in &environments {
         cm_model::metadata::check_name(env)
@@ -51,7 +58,7 @@ impl Admins for AdminsApi {
     async fn add(&self, req: Request<AdminLevel>) -> Result<Response<AdminCredential>, Status> {
         let who = auth::owner(&self.state, &req, "adding an admin").await?;
         let r = req.into_inner();
-        let (level, environments) = wanted(&r)?;
+        let (level, environments) = wanted(&r, Some(Level::Owner))?;
         let cert = self
             .state
             .pki
@@ -99,7 +106,7 @@ impl Admins for AdminsApi {
     async fn set(&self, req: Request<AdminLevel>) -> Result<Response<Admin>, Status> {
         let who = auth::owner(&self.state, &req, "changing an admin's level").await?;
         let r = req.into_inner();
-        let (level, environments) = wanted(&r)?;
+        let (level, environments) = wanted(&r, None)?;
         let admin = self
             .state
             .store

@@ -49,9 +49,21 @@ pub async fn caller<T>(state: &State, req: &Request<T>) -> Result<(Principal, Ca
 /// Admin calls: an admin credential, never a node's, with the admin's
 /// level and environments as stored now (docs/server.md, "Admin
 /// permissions"): a change takes effect at the admin's next call.
+/// The credential must be the admin's current one: a removed admin's, or
+/// one replaced when the name was added again, is refused here even where
+/// the revocation has not been seen yet (another replica).
 async fn admin<T>(state: &State, req: &Request<T>) -> Result<AdminRow, Status> {
-    match caller(state, req).await?.0 {
-        Principal::Admin(name) => state.store.admin(&name).await.map_err(status),
+    let (principal, caller) = caller(state, req).await?;
+    match principal {
+        Principal::Admin(name) => {
+            let row = state.store.admin(&name).await.map_err(status)?;
+            if row.removed || row.cert_serial != caller.serial {
+                return Err(Status::unauthenticated(format!(
+                    "this credential of admin {name} is no longer valid"
+                )));
+            }
+            Ok(row)
+        }
         Principal::Node(n) => Err(Status::permission_denied(format!(
             "node {n} may not call admin APIs"
         ))),
@@ -132,6 +144,8 @@ pub async fn operator_of_node<T>(
     node: &str,
     what: &str,
 ) -> Result<String, Status> {
+    // An admin first: the lookup is no work done for a node's certificate.
+    admin(state, req).await?;
     let env = node_environment(state, node).await?;
     operator_in(state, req, &[&env], what).await
 }
@@ -143,6 +157,33 @@ pub async fn node_environment(state: &State, node: &str) -> Result<String, Statu
         Err(crate::store::StoreError::NotFound(_)) => Ok(String::new()),
         Err(e) => Err(status(e)),
     }
+}
+
+/// Handing out `roles` (a token, an assignment): a node of a role reads the
+/// role's secrets whatever its environment, so an admin limited to some
+/// environments may not hand out a role that has secrets.
+pub async fn may_hand_out<T>(
+    state: &State,
+    req: &Request<T>,
+    roles: &[String],
+) -> Result<(), Status> {
+    let a = admin(state, req).await?;
+    if a.environments.is_empty() {
+        return Ok(());
+    }
+    let secrets = state.store.secrets().await.map_err(status)?;
+    for s in &secrets {
+        if let Some(role) = s.roles.iter().find(|r| roles.contains(r)) {
+            return Err(refused(
+                &a,
+                &format!(
+                    "role {role} reads secrets, which nodes of every environment share: \
+                     handing it out needs an admin of all of them"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Secrets and admins: an owner of every environment.

@@ -138,6 +138,7 @@ impl Environments for EnvironmentsApi {
     async fn set(&self, req: Request<Document>) -> Result<Response<Document>, Status> {
         // The environment the document names (an unparsable one names none
         // and is refused below, or here for a limited admin).
+        auth::viewer(&self.state, &req).await?;
         let named = Environment::parse(Path::new("environment"), &req.get_ref().yaml)
             .map(|e| e.name)
             .unwrap_or_default();

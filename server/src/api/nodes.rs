@@ -169,6 +169,7 @@ impl Nodes for NodesApi {
         let who =
             auth::operator_of_node(&self.state, &req, &req.get_ref().node, "assigning a role")
                 .await?;
+        auth::may_hand_out(&self.state, &req, std::slice::from_ref(&req.get_ref().role)).await?;
         let r = req.into_inner();
         cm_model::metadata::check_name(&r.role).map_err(Status::invalid_argument)?;
         let guard = self.state.plan_guard(PlanChange::OneNode, r.force);
@@ -202,6 +203,7 @@ impl Nodes for NodesApi {
 
     async fn r#move(&self, req: Request<MoveRequest>) -> Result<Response<Node>, Status> {
         let who = {
+            auth::viewer(&self.state, &req).await?;
             let from = auth::node_environment(&self.state, &req.get_ref().node).await?;
             let envs = [from.as_str(), req.get_ref().environment.as_str()];
             auth::operator_in(&self.state, &req, &envs, "moving a node").await?

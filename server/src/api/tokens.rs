@@ -33,8 +33,14 @@ impl Tokens for TokensApi {
         &self,
         req: Request<CreateTokenRequest>,
     ) -> Result<Response<CreateTokenResponse>, Status> {
-        let who =
-            auth::operator_in(&self.state, &req, &[&req.get_ref().environment], "a token").await?;
+        let who = auth::operator_in(
+            &self.state,
+            &req,
+            &[&req.get_ref().environment],
+            "creating a token",
+        )
+        .await?;
+        auth::may_hand_out(&self.state, &req, &req.get_ref().roles).await?;
         let r = req.into_inner();
         if r.roles.is_empty() {
             return Err(Status::invalid_argument("a token names at least one role"));
@@ -98,6 +104,7 @@ impl Tokens for TokensApi {
     }
 
     async fn revoke(&self, req: Request<Name>) -> Result<Response<Empty>, Status> {
+        auth::viewer(&self.state, &req).await?;
         let id = &req.get_ref().name;
         let tokens = self.state.store.tokens().await.map_err(status)?;
         // An unknown token is in no environment: only an unlimited
