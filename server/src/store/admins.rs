@@ -10,7 +10,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::pools::InTime;
-use super::{Result, Store, StoreError, audit, certs, from_json, lock_row, to_json, unix_now};
+use super::{Result, Store, StoreError, audit, certs, from_json, to_json, unix_now};
 
 /// An admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +90,20 @@ fn admin_from_row(row: &AnyRow) -> Result<AdminRow> {
     })
 }
 
+/// Lock every active admin row and read them: two admins removing or
+/// downgrading each other at once must not leave no owner.
+async fn lock_active_admins(tx: &mut super::Tx) -> Result<Vec<AdminRow>> {
+    sqlx::query("UPDATE admins SET removed = removed WHERE removed = 0")
+        .execute(&mut **tx)
+        .in_time()
+        .await?;
+    let rows = sqlx::query(select_admins!("WHERE removed = 0"))
+        .fetch_all(&mut **tx)
+        .in_time()
+        .await?;
+    rows.iter().map(admin_from_row).collect()
+}
+
 impl Store {
     /// Add an admin with the serial of the certificate issued for them.
     /// [`StoreError::Conflict`] when an admin of that name exists; a removed
@@ -162,18 +176,7 @@ impl Store {
     ) -> Result<AdminRow> {
         let now = unix_now();
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE admins SET removed = removed WHERE removed = 0")
-            .execute(&mut *tx)
-            .in_time()
-            .await?;
-        let rows = sqlx::query(select_admins!("WHERE removed = 0"))
-            .fetch_all(&mut *tx)
-            .in_time()
-            .await?;
-        let admins = rows
-            .iter()
-            .map(admin_from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let admins = lock_active_admins(&mut tx).await?;
         let Some(before) = admins.iter().find(|a| a.name == name) else {
             return Err(StoreError::NotFound(format!("admin {name} does not exist")));
         };
@@ -240,49 +243,16 @@ impl Store {
     pub async fn remove_admin(&self, name: &str, who: &str) -> Result<()> {
         let now = unix_now();
         let mut tx = self.write_tx().await?;
-        // Lock every admin row: two admins removing each other at once must
-        // not leave none.
-        sqlx::query("UPDATE admins SET removed = removed WHERE removed = 0")
-            .execute(&mut *tx)
-            .in_time()
-            .await?;
-        let not_found = || StoreError::NotFound(format!("admin {name} does not exist"));
-        if !lock_row(
-            &mut tx,
-            "UPDATE admins SET removed = removed WHERE name = $1",
-            name,
-        )
-        .await?
-        {
-            return Err(not_found());
-        }
-        let row = sqlx::query(select_admins!("WHERE name = $1"))
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .in_time()
-            .await?;
-        let admin = admin_from_row(&row)?;
-        if admin.removed {
-            return Err(not_found());
-        }
-        let others = sqlx::query(select_admins!("WHERE removed = 0 AND name <> $1"))
-            .bind(name)
-            .fetch_all(&mut *tx)
-            .in_time()
-            .await?;
-        if others.is_empty() {
+        let admins = lock_active_admins(&mut tx).await?;
+        let Some(admin) = admins.iter().find(|a| a.name == name) else {
+            return Err(StoreError::NotFound(format!("admin {name} does not exist")));
+        };
+        if admins.len() == 1 {
             return Err(StoreError::Conflict(format!(
                 "admin {name} is the last admin; add another before removing it"
             )));
         }
-        let owners = others
-            .iter()
-            .map(admin_from_row)
-            .collect::<Result<Vec<_>>>()?
-            .iter()
-            .filter(|a| a.full_owner())
-            .count();
-        if owners == 0 {
+        if !admins.iter().any(|a| a.name != name && a.full_owner()) {
             return Err(StoreError::Conflict(format!(
                 "admin {name} is the last owner of every environment; make another one first"
             )));
