@@ -267,7 +267,7 @@ lists_every_node() {
 cassandra_rendered() {
     local node=$1 view seeds ordinal token yaml
     view=$(cmctl --format json cluster show --role cassandra --env "$ENVIRONMENT")
-    seeds=$(jq -r '[.[] | select(.ordinal < 2) | "\(.address):7000"] | join(",")' <<<"$view")
+    seeds=$(jq -r '[sort_by(.ordinal)[] | select(.ordinal < 2) | "\(.address):7000"] | join(",")' <<<"$view")
     ordinal=$(jq -r --arg n "$node" '.[] | select(.node == $n) | .ordinal' <<<"$view")
     token=$(python3 -c "print($ordinal * (2**64 // 6) - 2**63)")
     yaml=$(docker exec "$node" cat /etc/cassandra/cassandra.yaml)
@@ -299,15 +299,18 @@ stage_cassandra() {
         fail "${ring[0]}: install: none installs no Cassandra"
     fi
     pass "${ring[0]}: Java 17, and no Cassandra binaries (install: none)"
-    replace_a_seed "${ring[@]}"
+    replace_a_seed
 }
 
-# replace_a_seed SEED OTHER...: the first seed is retired and a new node
-# takes its place: it gets the seed's ordinal, boots replacing its
-# address, and lists the other members as seeds, never itself.
+# replace_a_seed: the first seed (ordinal 0; ordinals follow enrollment,
+# not names) is retired and a new node takes its place: it gets the seed's
+# ordinal, boots replacing its address, and lists the next two members (by
+# ordinal) as seeds, never itself.
 replace_a_seed() {
-    local gone=$1 new=$RUN_ID-cass4 view yaml seeds
-    shift
+    local new=$RUN_ID-cass4 gone view yaml seeds
+    view=$(cmctl --format json cluster show --role cassandra --env "$ENVIRONMENT")
+    gone=$(jq -r '.[] | select(.ordinal == 0) | .node' <<<"$view")
+    [[ -n $gone ]] || fail "the ring has a member with ordinal 0" "$view"
     cmctl node retire "$gone" >/dev/null || fail "cmctl node retire $gone"
     boot cassandra "$new"
     converged "$new"
@@ -316,10 +319,10 @@ replace_a_seed() {
         fail "$new: takes ordinal 0 and replaces $gone" "$view"
     docker exec "$new" grep -q "replace_address_first_boot=${ADDRESS[$gone]}\"" /etc/default/cassandra ||
         fail "$new: boots replacing ${ADDRESS[$gone]}" "$(docker exec "$new" cat /etc/default/cassandra)"
-    seeds="${ADDRESS[$1]}:7000,${ADDRESS[$2]}:7000"
+    seeds=$(jq -r '[sort_by(.ordinal)[] | select(.ordinal == 1 or .ordinal == 2) | "\(.address):7000"] | join(",")' <<<"$view")
     yaml=$(docker exec "$new" cat /etc/cassandra/cassandra.yaml)
     grep -qx "      - seeds: \"$seeds\"" <<<"$yaml" ||
-        fail "$new: its seeds are the two other members, not itself" "$(grep 'seeds:' <<<"$yaml")"
+        fail "$new: its seeds are the two other members, not itself" "expected $seeds" "$(grep 'seeds:' <<<"$yaml")"
     pass "$new: replaces the retired seed $gone (ordinal 0, replace_address_first_boot), seeds $seeds"
 }
 
