@@ -35,7 +35,7 @@ trap cleanup EXIT
 
 step "Starting an embedded cm-server (SQLite, local blobs, its own CA) in $work/server"
 "$bin/cm-server" --data-dir "$work/server" --tls-name localhost \
-    --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 >"$work/server.log" 2>&1 &
+    --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --dashboard-listen 127.0.0.1:0 >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 300); do
     grep -q 'serving gRPC on' "$work/server.log" && break

@@ -26,8 +26,18 @@ need_promtool() {
     rm -rf "$dir"
 }
 
+# A real headless browser for the dashboard's tests (tests/tests/dashboard_browser.rs).
+need_chromium() {
+    command -v chromedriver >/dev/null && command -v chromium >/dev/null && return 0
+    [ "$(id -u)" = 0 ] || { echo "test.sh: chromium and chromium-driver are missing" >&2; return 0; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null ||
+        { apt-get update -q >/dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }
+}
+
 need_root_tools
 need_promtool
+need_chromium
 command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
 
 # Formatting, clippy and shellcheck first: they fail in seconds or minutes

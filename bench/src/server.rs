@@ -51,6 +51,9 @@ impl BenchServer {
         let mut config = Config::embedded(&dir.path().join("server"));
         config.listen = "127.0.0.1:0".parse().expect("literal address");
         config.http_listen = "127.0.0.1:0".parse().expect("literal address");
+        if let Some(dashboard) = config.dashboard.as_mut() {
+            dashboard.listen = "127.0.0.1:0".parse().expect("literal address");
+        }
         config.tls_names = vec![HOST.to_string()];
         config.database = database.map(str::to_string);
         let running = runtime

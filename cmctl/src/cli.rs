@@ -95,6 +95,12 @@ pub enum Command {
         #[arg(long)]
         all_identities: bool,
     },
+    /// Print a one-time login link to the web dashboard (docs/dashboard.md).
+    ///
+    /// The link works once, within five minutes, and starts a session of
+    /// eight hours as this credential's admin. Treat it like a password.
+    #[command(after_help = "Examples:\n  cmctl dashboard\n  cmctl dashboard --format json")]
+    Dashboard,
     /// Who changed what, newest first.
     #[command(after_help = "Examples:\n  cmctl audit\n  cmctl audit --who alice --limit 10")]
     Audit {

@@ -185,6 +185,7 @@ async fn run(cli: Cli) -> Result<()> {
             all_identities,
         } => commands::history::runs(ch, node, limit, all_identities, f).await,
         Command::Audit { who, limit } => commands::history::audit(ch, who, limit, f).await,
+        Command::Dashboard => commands::access::dashboard(ch, f).await,
         Command::Completions { .. } => unreachable!("handled before connecting"),
     }
 }

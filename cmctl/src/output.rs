@@ -64,12 +64,7 @@ pub fn ago(secs: i64) -> String {
 
 /// A length of time for a table: `45 s`, `12 min`, `5 h`, `3 d`.
 pub fn duration(secs: u64) -> String {
-    match secs {
-        0..120 => format!("{secs} s"),
-        120..7200 => format!("{} min", secs / 60),
-        7200..172_800 => format!("{} h", secs / 3600),
-        _ => format!("{} d", secs / 86_400),
-    }
+    cm_model::time::span(secs)
 }
 
 /// A date and how far it is from now: `2026-11-25 12:53:35 UTC (in 7 days)`.

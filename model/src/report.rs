@@ -101,6 +101,50 @@ impl RunReport {
     }
 }
 
+/// Why a run did not succeed, in one line: the run's own error, else its
+/// first failed resource and its error (and how many more failed), else
+/// the plan error a warning converged around; `None` for a success. Read
+/// from the report as JSON, so reports of older and newer agents read too.
+pub fn why(report: &serde_json::Value) -> Option<String> {
+    let text = |v: &serde_json::Value| v.as_str().map(first_line);
+    if let Some(e) = text(&report["error"]) {
+        return Some(e);
+    }
+    let failed: Vec<&serde_json::Value> = report["resources"]
+        .as_array()
+        .map(|r| r.iter().filter(|r| r["error"].is_string()).collect())
+        .unwrap_or_default();
+    if let Some(first) = failed.first() {
+        let more = match failed.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        return Some(first_line(&format!(
+            "{}[{}]: {}{more}",
+            first["type"].as_str().unwrap_or("?"),
+            first["name"].as_str().unwrap_or("?"),
+            text(&first["error"]).unwrap_or_default()
+        )));
+    }
+    text(&report["plan_error"]).map(|e| format!("plan error: {e}"))
+}
+
+/// The first line of `text`, at most 160 characters, control characters
+/// (a node's colour codes, tabs) made visible: a table cell.
+pub fn first_line(text: &str) -> String {
+    let line: String = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    match line.char_indices().nth(160) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,6 +72,16 @@ pub fn utc_and_relative(at: i64, now: i64) -> String {
     format!("{} UTC ({})", utc(at), relative(at, now))
 }
 
+/// A length of time for a table cell: `45 s`, `12 min`, `5 h`, `3 d`.
+pub fn span(secs: u64) -> String {
+    match secs {
+        0..120 => format!("{secs} s"),
+        120..7200 => format!("{} min", secs / 60),
+        7200..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86_400),
+    }
+}
+
 /// Unix seconds now.
 pub fn now() -> i64 {
     std::time::SystemTime::now()

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod blobs;
 pub mod cluster_view;
+pub mod dashboard;
 pub mod data_dir;
 pub mod enroll_refusals;
 pub mod facts;

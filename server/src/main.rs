@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use cm_server::dashboard::DashboardConfig;
 use cm_server::ops::{self, BackupSummary};
 use cm_server::serve::{self, Config};
 use cm_server::state::Settings;
@@ -42,6 +43,19 @@ struct ServeOpts {
     /// /healthz and /metrics over plain HTTP.
     #[arg(long, env = "CM_HTTP_LISTEN", default_value = "0.0.0.0:8080")]
     http_listen: SocketAddr,
+    /// The dashboard over TLS (docs/dashboard.md), or `off`.
+    #[arg(long, env = "CM_DASHBOARD_LISTEN", default_value = "0.0.0.0:8444", value_parser = listen_or_off)]
+    dashboard_listen: Listen,
+    /// The URL admins open the dashboard at (login links start with it); default
+    /// https://HOST:PORT with the public URL's host and the dashboard's port.
+    #[arg(long, env = "CM_DASHBOARD_URL")]
+    dashboard_url: Option<String>,
+    /// The dashboard's certificate chain (PEM), e.g. one browsers trust; with
+    /// --dashboard-key. Default: a certificate from cm's CA.
+    #[arg(long, env = "CM_DASHBOARD_CERT")]
+    dashboard_cert: Option<PathBuf>,
+    #[arg(long, env = "CM_DASHBOARD_KEY")]
+    dashboard_key: Option<PathBuf>,
     /// A name in the server certificate (repeatable); default: hostname, localhost, 127.0.0.1.
     #[arg(long = "tls-name", env = "CM_TLS_NAMES", value_delimiter = ',')]
     tls_names: Vec<String>,
@@ -90,6 +104,23 @@ struct ServeOpts {
     max_tls_handshakes: u32,
 }
 
+/// An address to listen on, or none.
+#[derive(Clone, Copy)]
+enum Listen {
+    On(SocketAddr),
+    Off,
+}
+
+fn listen_or_off(text: &str) -> Result<Listen, String> {
+    match text {
+        "off" => Ok(Listen::Off),
+        addr => addr
+            .parse()
+            .map(Listen::On)
+            .map_err(|e| format!("{e}: give ADDRESS:PORT or off")),
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve (the default).
@@ -134,6 +165,15 @@ fn config(o: ServeOpts) -> Config {
     let mut c = Config::embedded(&o.data_dir);
     c.listen = o.listen;
     c.http_listen = o.http_listen;
+    c.dashboard = match o.dashboard_listen {
+        Listen::On(listen) => Some(DashboardConfig {
+            listen,
+            url: o.dashboard_url,
+            cert: o.dashboard_cert,
+            key: o.dashboard_key,
+        }),
+        Listen::Off => None,
+    };
     if !o.tls_names.is_empty() {
         c.tls_names = o.tls_names;
     }
@@ -228,6 +268,9 @@ async fn serve_until_signal(config: Config) -> Result<()> {
         running.grpc_addr,
         running.http_addr
     );
+    if let (Some(addr), Some(url)) = (running.dashboard_addr, running.state.dashboard_url.get()) {
+        tell!("dashboard on {addr}, at {url} (`cmctl dashboard` prints a login link)");
+    }
     tell!("data dir: {}", data_dir.display());
     tell!(
         "CA fingerprint (sha256): {}",

@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 
 use crate::api;
 use crate::blobs::{Blobs, S3Options};
+use crate::dashboard::DashboardConfig;
 use crate::ops::maintenance::{self, Maintenance};
 use crate::pki::Pki;
 use crate::secretbox::SecretKey;
@@ -59,6 +60,8 @@ pub struct Config {
     pub maintenance: Maintenance,
     /// HTTP/2 and TLS handshake limits of the gRPC port.
     pub wire: WireLimits,
+    /// The dashboard's port and certificate; `None`: no dashboard.
+    pub dashboard: Option<DashboardConfig>,
 }
 
 impl Config {
@@ -79,6 +82,12 @@ impl Config {
             settings: Settings::default(),
             maintenance: Maintenance::default(),
             wire: WireLimits::default(),
+            dashboard: Some(DashboardConfig {
+                listen: "0.0.0.0:8444".parse().expect("literal address"),
+                url: None,
+                cert: None,
+                key: None,
+            }),
         }
     }
 }
@@ -99,6 +108,8 @@ pub fn default_tls_names() -> Vec<String> {
 pub struct Running {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// Where the dashboard listens, when it is served.
+    pub dashboard_addr: Option<SocketAddr>,
     pub state: Arc<State>,
     /// Where the bootstrap admin credential was written (first start only).
     pub credential: Option<PathBuf>,
@@ -206,6 +217,16 @@ pub async fn start(config: Config) -> Result<Running> {
     })
     .await
     .with_context(|| format!("binding {}", config.http_listen))?;
+    let (dashboard_tx, dashboard_rx) = oneshot::channel::<()>();
+    let dashboard_addr = match &config.dashboard {
+        Some(dashboard) => Some(
+            crate::dashboard::serve(dashboard, &public_host(&config), state.clone(), async {
+                let _ = dashboard_rx.await;
+            })
+            .await?,
+        ),
+        None => None,
+    };
 
     let replication = match state.store.is_postgres() {
         true => Some(replication::start(state.clone(), &database).await?),
@@ -277,16 +298,30 @@ pub async fn start(config: Config) -> Result<Running> {
         }
         flush_state.flush_check_ins().await;
         let _ = http_tx.send(());
+        let _ = dashboard_tx.send(());
     });
     Ok(Running {
         grpc_addr,
         http_addr,
+        dashboard_addr,
         state,
         credential,
         handshakes,
         shutdown: Some(tx),
         done,
     })
+}
+
+/// The host admins reach this server by: the public URL's, else the
+/// first name of the server certificate.
+fn public_host(config: &Config) -> String {
+    config
+        .public_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+        .or_else(|| config.tls_names.first().cloned())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// The secrets key: the file `--secrets-key` names (which must exist: a

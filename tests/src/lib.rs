@@ -8,6 +8,8 @@ use cm_server::serve::{self, Config, Running};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 pub mod agent;
+pub mod browser;
+pub mod web;
 
 /// What a test does when something it needs is missing (docs/decisions.md,
 /// "A test never skips in CI").
@@ -52,6 +54,9 @@ impl TestServer {
         let mut config = Config::embedded(&dir.path().join("server"));
         config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         config.http_listen = "127.0.0.1:0".parse().expect("literal");
+        if let Some(dashboard) = config.dashboard.as_mut() {
+            dashboard.listen = "127.0.0.1:0".parse().expect("literal address");
+        }
         config.tls_names = vec!["localhost".into(), "127.0.0.1".into()];
         adjust(&mut config);
         let running = serve::start(config).await.expect("server starts");

@@ -115,6 +115,10 @@ async fn admin_calls(ch: Channel) -> Vec<(&'static str, Code)> {
         ("admins.remove", code(a.remove(name()).await)),
         ("admins.set", code(a.set(AdminLevel::default()).await)),
         (
+            "admins.dashboard_link",
+            code(a.dashboard_link(Empty {}).await),
+        ),
+        (
             "runs.list",
             code(
                 RunsClient::new(ch.clone())
@@ -505,6 +509,7 @@ const READS: &[&str] = &[
     "tokens.list",
     "secrets.list",
     "admins.list",
+    "admins.dashboard_link",
     "runs.list",
     "audit.list",
 ];

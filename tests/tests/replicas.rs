@@ -195,6 +195,7 @@ impl Replica {
         cmd.arg("--data-dir")
             .arg(&data_dir)
             .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(["--dashboard-listen", "127.0.0.1:0"])
             .args(["--tls-name", "localhost", "--tls-name", "127.0.0.1"])
             .arg("--blobs")
             .arg(format!("s3://{}", env.bucket))

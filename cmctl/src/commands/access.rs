@@ -280,3 +280,25 @@ pub async fn admin_remove(channel: Channel, name: String) -> Result<()> {
     println!("admin {name} removed; their credential no longer works");
     Ok(())
 }
+
+pub async fn dashboard(channel: Channel, format: Format) -> Result<()> {
+    let login = AdminsClient::new(channel)
+        .dashboard_link(Empty {})
+        .await?
+        .into_inner();
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({"url": login.url, "expires_at": login.expires_at})
+        ),
+        Format::Human => {
+            println!("{}", login.url);
+            eprintln!(
+                "open it before {} (it works once); the browser must trust the dashboard's \
+                 certificate (docs/dashboard.md)",
+                output::time(login.expires_at)
+            );
+        }
+    }
+    Ok(())
+}

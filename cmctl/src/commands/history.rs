@@ -70,52 +70,13 @@ pub async fn runs(
     Ok(())
 }
 
-/// Why a run did not succeed, in one line: the run's own error, else its
-/// first failed resource and its error (and how many more failed), else
-/// the plan error a warning converged around; `-` for a success.
+/// Why a run did not succeed, in one line (`cm_model::report::why`); `-`
+/// for a success.
 fn why(run: &cm_proto::v1::RunSummary) -> String {
-    let Ok(report) = serde_json::from_str::<serde_json::Value>(&run.report_json) else {
-        return "-".into();
-    };
-    let text = |v: &serde_json::Value| v.as_str().map(first_line);
-    if let Some(e) = text(&report["error"]) {
-        return e;
-    }
-    let failed: Vec<&serde_json::Value> = report["resources"]
-        .as_array()
-        .map(|r| r.iter().filter(|r| r["error"].is_string()).collect())
-        .unwrap_or_default();
-    if let Some(first) = failed.first() {
-        let more = match failed.len() {
-            1 => String::new(),
-            n => format!(" (and {} more)", n - 1),
-        };
-        return first_line(&format!(
-            "{}[{}]: {}{more}",
-            first["type"].as_str().unwrap_or("?"),
-            first["name"].as_str().unwrap_or("?"),
-            text(&first["error"]).unwrap_or_default()
-        ));
-    }
-    text(&report["plan_error"])
-        .map(|e| format!("plan error: {e}"))
+    serde_json::from_str::<serde_json::Value>(&run.report_json)
+        .ok()
+        .and_then(|report| cm_model::report::why(&report))
         .unwrap_or_else(|| "-".into())
-}
-
-/// The first line of `text`, at most 160 characters, control characters
-/// (a node's colour codes, tabs) made visible: a table cell.
-fn first_line(text: &str) -> String {
-    let line: String = text
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    match line.char_indices().nth(160) {
-        Some((cut, _)) => format!("{}...", &line[..cut]),
-        None => line,
-    }
 }
 
 /// The enrollment a run came from: its first 8 hex digits, and `retired`

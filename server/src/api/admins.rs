@@ -1,10 +1,11 @@
 //! The Admins service: issue an admin credential with its level, list,
-//! change and remove admins. Only an owner of every environment may.
+//! change and remove admins. Only an owner of every environment may; any
+//! admin may ask for a dashboard login link for themselves.
 
 use std::sync::Arc;
 
 use cm_proto::v1::admins_server::Admins;
-use cm_proto::v1::{Admin, AdminCredential, AdminLevel, AdminList, Empty, Name};
+use cm_proto::v1::{Admin, AdminCredential, AdminLevel, AdminList, DashboardLogin, Empty, Name};
 use tonic::{Request, Response, Status};
 
 use super::auth;
@@ -114,5 +115,21 @@ impl Admins for AdminsApi {
             .await
             .map_err(status)?;
         Ok(Response::new(to_pb(admin)))
+    }
+
+    async fn dashboard_link(
+        &self,
+        req: Request<Empty>,
+    ) -> Result<Response<DashboardLogin>, Status> {
+        let admin = auth::admin(&self.state, &req).await?;
+        let link = crate::dashboard::session::issue_link(&self.state, &admin)
+            .await
+            .map_err(status)?;
+        let Some((url, expires_at)) = link else {
+            return Err(Status::failed_precondition(
+                "this server serves no dashboard (started with --dashboard-listen off)",
+            ));
+        };
+        Ok(Response::new(DashboardLogin { url, expires_at }))
     }
 }

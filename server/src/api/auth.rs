@@ -52,7 +52,7 @@ pub async fn caller<T>(state: &State, req: &Request<T>) -> Result<(Principal, Ca
 /// The credential must be the admin's current one: a removed admin's, or
 /// one replaced when the name was added again, is refused here even where
 /// the revocation has not been seen yet (another replica).
-async fn admin<T>(state: &State, req: &Request<T>) -> Result<AdminRow, Status> {
+pub(crate) async fn admin<T>(state: &State, req: &Request<T>) -> Result<AdminRow, Status> {
     let (principal, caller) = caller(state, req).await?;
     match principal {
         Principal::Admin(name) => {

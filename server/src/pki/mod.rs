@@ -28,7 +28,7 @@ pub use bootstrap::Pki;
 pub use identity::{Caller, Identity, identity_of, new_key_and_csr, validate_name};
 pub use tls::{
     HANDSHAKE_TIMEOUT, client_tls_config, install_crypto_provider, server_rustls_config,
-    server_tls_config,
+    server_tls_config, web_rustls_config,
 };
 
 use std::fmt;

@@ -76,6 +76,32 @@ pub fn server_rustls_config(
     Ok(Arc::new(config))
 }
 
+/// The dashboard's side: a browser presents no certificate, and speaks
+/// HTTP/1.1. `chain_pem` is the server's certificate and its issuers.
+pub fn web_rustls_config(
+    chain_pem: &str,
+    key_pem: &str,
+) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+    let cert_error = |e: &dyn std::fmt::Display| PkiError::Certificate(e.to_string());
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| cert_error(&e))?;
+    if chain.is_empty() {
+        return Err(PkiError::Certificate("no certificate in the PEM".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| PkiError::Key(e.to_string()))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| cert_error(&e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| cert_error(&e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// The client side for agents and cmctl: trusts only the cm CA (never the
 /// system roots), checks the server's name, and presents `identity`
 /// (certificate and key PEM) when there is one.

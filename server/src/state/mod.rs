@@ -94,6 +94,9 @@ pub struct State {
     agent_versions: Mutex<HashMap<String, String>>,
     /// Resolutions made by plan checks, ever (see [`State::plan_guard`]).
     check_resolutions: AtomicU64,
+    /// Where admins open the dashboard (login links start with it); unset
+    /// when this server serves none.
+    pub dashboard_url: std::sync::OnceLock<String>,
 }
 
 /// What the shared state could not do. `crate::api::status` says which
@@ -161,6 +164,7 @@ impl State {
             last_seen: Mutex::new(HashMap::new()),
             agent_versions: Mutex::new(HashMap::new()),
             check_resolutions: AtomicU64::new(0),
+            dashboard_url: std::sync::OnceLock::new(),
         }
     }
 
@@ -255,7 +259,7 @@ impl State {
         Ok(attrs)
     }
 
-    async fn environments(&self) -> Result<BTreeMap<String, Environment>, StateError> {
+    pub(crate) async fn environments(&self) -> Result<BTreeMap<String, Environment>, StateError> {
         let docs = self.store.documents(DocKind::Environment).await?;
         docs.iter()
             .map(|d| {
@@ -311,7 +315,7 @@ impl State {
     /// accepted: what was stored before cm refused YAML values read two ways
     /// keeps its reading then, and what was checked strictly reads the same
     /// either way.
-    async fn roles(&self) -> Result<BTreeMap<String, Role>, StateError> {
+    pub(crate) async fn roles(&self) -> Result<BTreeMap<String, Role>, StateError> {
         let docs = self.store.documents(DocKind::Role).await?;
         docs.iter()
             .map(|d| {

@@ -203,6 +203,7 @@ impl Store {
             .execute(&mut *tx)
             .in_time()
             .await?;
+        super::dashboard::end_sessions_of(&mut tx, name).await?;
         audit::record(
             &mut tx,
             now,
@@ -262,6 +263,7 @@ impl Store {
             .execute(&mut *tx)
             .in_time()
             .await?;
+        super::dashboard::end_sessions_of(&mut tx, name).await?;
         certs::revoke(
             &mut tx,
             &admin.cert_serial,

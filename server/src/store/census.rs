@@ -47,6 +47,29 @@ impl Store {
             .collect()
     }
 
+    /// What moves when the fleet changes as the dashboard shows it: the
+    /// newest run and audit event, and the census. One cheap read that any
+    /// replica answers the same; the dashboard's live updates compare it.
+    pub async fn change_mark(&self) -> Result<String> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM runs) AS runs, \
+             (SELECT COALESCE(MAX(id), 0) FROM audit) AS audit",
+        )
+        .fetch_one(self.pool())
+        .in_time()
+        .await?;
+        let (runs, audit): (i64, i64) = (row.try_get("runs")?, row.try_get("audit")?);
+        let census = self.census().await?;
+        let mut mark = format!("{runs}/{audit}");
+        for c in census {
+            mark.push_str(&format!(
+                "/{}:{}:{}:{}",
+                c.environment, c.state, c.plan, c.nodes
+            ));
+        }
+        Ok(mark)
+    }
+
     /// Whether the database answers: `/readyz`.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")

@@ -29,10 +29,12 @@ mod audit;
 mod census;
 mod certs;
 mod cookbooks;
+mod dashboard;
 mod deletions;
 mod documents;
 mod enroll;
 mod error;
+mod fleet;
 mod membership;
 mod nodes;
 mod plan_guard;
@@ -56,9 +58,11 @@ pub use audit::AuditEvent;
 pub use census::Census;
 pub use certs::Revocation;
 pub use cookbooks::{CookbookVersionRow, Inserted, NewCookbookVersion};
+pub use dashboard::DashboardSession;
 pub use documents::{DocKind, Document};
 pub use enroll::{EnrolledNode, NodeEnrollment, validate_node_name};
 pub use error::{Result, StoreError, TokenRefusal};
+pub use fleet::{FleetFilter, NodeSummary};
 pub use membership::{MemberRow, PASS_EVERY, Timers, Verdicts, is_member};
 pub use nodes::{NodeRow, NodeState};
 pub use plan_guard::{
@@ -112,6 +116,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "admin_levels",
         include_str!("../../migrations/sqlite/0008_admin_levels.sql"),
     ),
+    (
+        9,
+        "dashboard",
+        include_str!("../../migrations/sqlite/0009_dashboard.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -153,6 +162,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "admin_levels",
         include_str!("../../migrations/postgres/0008_admin_levels.sql"),
+    ),
+    (
+        9,
+        "dashboard",
+        include_str!("../../migrations/postgres/0009_dashboard.sql"),
     ),
 ];
 

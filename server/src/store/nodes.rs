@@ -44,7 +44,7 @@ impl NodeState {
         }
     }
 
-    fn parse(s: &str) -> Option<NodeState> {
+    pub(crate) fn parse(s: &str) -> Option<NodeState> {
         match s {
             "active" => Some(NodeState::Active),
             "unreachable" => Some(NodeState::Unreachable),

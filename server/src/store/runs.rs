@@ -8,8 +8,10 @@
 //! listed as the new identity's.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use std::collections::HashMap;
+
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::pools::InTime;
 use super::{Result, Store, StoreError, lock_row, to_json};
@@ -108,18 +110,6 @@ impl Store {
             .in_time()
             .await?
             .try_get("identity")?;
-        let summary = RunRow {
-            id: 0,
-            report_json: String::new(),
-            identity: identity.clone(),
-            ..run.clone()
-        };
-        sqlx::query("UPDATE nodes SET last_run_json = $1 WHERE name = $2")
-            .bind(to_json(&summary))
-            .bind(&run.node)
-            .execute(&mut *tx)
-            .in_time()
-            .await?;
         let row = sqlx::query(
             "INSERT INTO runs (node, at, status, resources_total, resources_changed, \
              resources_failed, duration_ms, cause, plan_hash, plan_age_seconds, report_json, \
@@ -143,6 +133,19 @@ impl Store {
         .in_time()
         .await?;
         let id: i64 = row.try_get("id")?;
+        // The summary names its run, whose report the dashboard reads.
+        let summary = RunRow {
+            id,
+            report_json: String::new(),
+            identity,
+            ..run.clone()
+        };
+        sqlx::query("UPDATE nodes SET last_run_json = $1 WHERE name = $2")
+            .bind(to_json(&summary))
+            .bind(&run.node)
+            .execute(&mut *tx)
+            .in_time()
+            .await?;
         tx.commit().in_time().await?;
         Ok(id)
     }
@@ -186,6 +189,27 @@ impl Store {
             }
         };
         rows.iter().map(run_from_row).collect()
+    }
+
+    /// The reports of the runs `ids` (those still kept), by id.
+    pub async fn run_reports(&self, ids: &[i64]) -> Result<HashMap<i64, String>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        // Placeholders only: every id is bound.
+        let sql = format!(
+            "SELECT id, report_json FROM runs WHERE id IN ({})",
+            marks.join(", ")
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&self.pool).in_time().await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, row.try_get("report_json")?)))
+            .collect()
     }
 
     /// Delete runs older than `older_than` (unix seconds). Nodes keep their

@@ -128,7 +128,37 @@ async fn accept_failed(e: &io::Error) {
 /// Finish the handshake, answer the first call RESOURCE_EXHAUSTED, then
 /// close the connection (GOAWAY), so the client's next call opens a new
 /// one that may find room.
+///
+/// The close lingers: closing a socket with unread bytes from the client
+/// (its SETTINGS ack, a WINDOW_UPDATE) sends a reset, which can destroy
+/// the answer before the client reads it (it then sees the GOAWAY alone).
+/// So a second handle on the socket outlives the HTTP/2 connection: it
+/// sends FIN, then reads until the client closes too, or a second passes.
 async fn answer_busy(acceptor: TlsAcceptor, tcp: TcpStream) {
+    let Some((tcp, linger)) = with_linger_handle(tcp) else {
+        return;
+    };
+    serve_busy(acceptor, tcp).await;
+    let _ = linger.shutdown(std::net::Shutdown::Write);
+    if let Ok(mut linger) = TcpStream::from_std(linger) {
+        let mut sink = [0u8; 1024];
+        let drained = async {
+            use tokio::io::AsyncReadExt;
+            while matches!(linger.read(&mut sink).await, Ok(n) if n > 0) {}
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+    }
+}
+
+/// The stream, and a second handle on its socket that keeps it open after
+/// the stream is dropped.
+fn with_linger_handle(tcp: TcpStream) -> Option<(TcpStream, std::net::TcpStream)> {
+    let std = tcp.into_std().ok()?;
+    let linger = std.try_clone().ok()?;
+    Some((TcpStream::from_std(std).ok()?, linger))
+}
+
+async fn serve_busy(acceptor: TlsAcceptor, tcp: TcpStream) {
     let Ok(tls) = acceptor.accept(tcp).await else {
         return;
     };

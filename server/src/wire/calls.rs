@@ -145,6 +145,7 @@ const METHODS: &[&str] = &[
     "Admins/List",
     "Admins/Remove",
     "Admins/Set",
+    "Admins/DashboardLink",
     "Runs/List",
     "Audit/List",
     "Agent/Enroll",
