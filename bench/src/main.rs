@@ -17,6 +17,7 @@ mod agent;
 mod cluster;
 mod cpu;
 mod daemons;
+mod dashboard;
 mod fleet;
 mod node;
 mod plans;
@@ -52,6 +53,9 @@ enum Command {
     /// changes at 10,000 nodes, churn under 1,000 Watch streams, and real
     /// daemons rewriting a members file.
     Cluster(cluster::ClusterArgs),
+    /// The dashboard at fleet size: each page's time over HTTPS with
+    /// 10,000 nodes, each with a last run.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Push(args) => push::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -113,7 +113,10 @@ async fn retire_if_expired(
 
 /// Insert the node, or take over a retired node's row (retiring first a
 /// holder whose certificate expired), on the caller's transaction. Conflict
-/// when a live node holds the name.
+/// when a live node holds the name. The attributes admins set on the name
+/// follow it only into the same environment: a token of another
+/// environment (made by an admin who may be limited to it) must not
+/// inherit what another environment's admins set.
 async fn write_node(
     conn: &mut AnyConnection,
     e: &NodeEnrollment,
@@ -130,6 +133,8 @@ async fn write_node(
          identity) \
          VALUES ($1, $2, $3, '{}', $4, 'active', $5, $6, $7, $7, NULL, '', $5) \
          ON CONFLICT (name) DO UPDATE SET environment = excluded.environment, \
+         attributes_json = CASE WHEN nodes.environment = excluded.environment \
+         THEN nodes.attributes_json ELSE '{}' END, \
          roles_json = excluded.roles_json, facts_json = excluded.facts_json, state = 'active', \
          cert_serial = excluded.cert_serial, cert_expires_at = excluded.cert_expires_at, \
          identity = excluded.identity, \

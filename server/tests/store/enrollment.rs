@@ -12,6 +12,7 @@ on_both_engines!(
     concurrent_enrollments_of_one_name_have_one_winner,
     an_expired_holder_is_retired_by_the_next_enrollment_of_its_name,
     a_live_name_is_refused_and_a_retired_node_enrolls_again,
+    attributes_follow_a_retired_name_only_into_its_environment,
 );
 
 async fn tokens_refuse_use_up_expiry_and_revocation_distinctly(db: &mut Db) {
@@ -345,4 +346,29 @@ async fn a_live_name_is_refused_and_a_retired_node_enrolls_again(db: &mut Db) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)));
+}
+
+async fn attributes_follow_a_retired_name_only_into_its_environment(db: &mut Db) {
+    let s = &db.store;
+    let now = unix_now();
+    let enroll = |serial: &'static str, env: &'static str| async move {
+        s.enroll_node(&enrollment("n-1", serial, now), env, &strings(&["web"]), "cm-server")
+            .await
+            .unwrap()
+    };
+    enroll("serial-1", "production").await;
+    s.set_node_attribute("n-1", "app.key", "\"production only\"", ALICE)
+        .await
+        .unwrap();
+    s.retire_node("n-1", ALICE).await.unwrap();
+    let same = enroll("serial-2", "production").await;
+    assert_eq!(same.node.attributes["app"]["key"], "production only");
+    s.retire_node("n-1", ALICE).await.unwrap();
+    let other = enroll("serial-3", "staging").await;
+    assert_eq!(other.node.environment, "staging");
+    assert!(
+        other.node.attributes.is_empty(),
+        "another environment's enrollment starts clean: {:?}",
+        other.node.attributes
+    );
 }
