@@ -40,11 +40,22 @@ pub fn run(args: DashboardArgs) -> Result<()> {
 }
 
 async fn measure(server: &BenchServer, args: &DashboardArgs) -> Result<()> {
-    let engine = if args.database.is_some() { "PostgreSQL" } else { "SQLite" };
-    println!("cm-bench dashboard: {} nodes, {engine}, in-process server", args.nodes);
+    let engine = if args.database.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    println!(
+        "cm-bench dashboard: {} nodes, {engine}, in-process server",
+        args.nodes
+    );
     seed(server, 1).await?;
     let took = register_directly(server, 0..args.nodes, 8).await?;
-    println!("  registered {} nodes in {:.1} s", args.nodes, took.as_secs_f64());
+    println!(
+        "  registered {} nodes in {:.1} s",
+        args.nodes,
+        took.as_secs_f64()
+    );
     let took = report_runs(server, args.nodes).await?;
     println!("  reported one run per node in {:.1} s", took.as_secs_f64());
 
@@ -56,7 +67,17 @@ async fn measure(server: &BenchServer, args: &DashboardArgs) -> Result<()> {
         .url;
     let base = link.split("/login").next().unwrap_or_default().to_string();
     let client = client(server)?;
-    let login = client.get(&link).send().await.context("opening the link")?;
+    let token = link.split("token=").nth(1).context("a token in the link")?;
+    let login = client
+        .post(format!("{base}/login"))
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .context("logging in")?;
     let cookie = login
         .headers()
         .get(reqwest::header::SET_COOKIE)
@@ -67,15 +88,28 @@ async fn measure(server: &BenchServer, args: &DashboardArgs) -> Result<()> {
     let middle = node_name(args.nodes / 2);
     let pages = [
         ("fleet, first page", "/".to_string()),
-        ("fleet, last page", format!("/?page={}", args.nodes / 50)),
+        (
+            "fleet, last page",
+            format!("/?page={}", (args.nodes - 1) / 50),
+        ),
         ("fleet, failed runs only", "/?run=failed".to_string()),
-        ("fleet, search by name", format!("/?q={}", &middle[..middle.len() - 1])),
-        ("fleet, role and state", format!("/?role={ROLE}&state=active")),
+        (
+            "fleet, search by name",
+            format!("/?q={}", &middle[..middle.len() - 1]),
+        ),
+        (
+            "fleet, role and state",
+            format!("/?role={ROLE}&state=active"),
+        ),
         ("node", format!("/nodes/{middle}")),
         ("roles", "/roles".to_string()),
         ("cookbooks", "/cookbooks".to_string()),
         ("audit", "/audit".to_string()),
-        ("cluster view (every member)", "/cluster".to_string()),
+        ("cluster view, first 100 members", "/cluster".to_string()),
+        (
+            "cluster view, last page",
+            format!("/cluster?role={ROLE}&page={}", (args.nodes - 1) / 100),
+        ),
     ];
     for (what, path) in pages {
         let mut samples = Samples::default();
@@ -91,7 +125,11 @@ async fn measure(server: &BenchServer, args: &DashboardArgs) -> Result<()> {
             if !answer.status().is_success() {
                 bail!("GET {path}: {}", answer.status());
             }
-            bytes = answer.bytes().await.with_context(|| format!("GET {path}"))?.len();
+            bytes = answer
+                .bytes()
+                .await
+                .with_context(|| format!("GET {path}"))?
+                .len();
             samples.record(started.elapsed());
         }
         print_line(&format!("{what} ({} KiB)", bytes / 1024), samples);
@@ -144,6 +182,7 @@ fn client(server: &BenchServer) -> Result<reqwest::Client> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/1.1, one request at a time: what each browser tab's fetch costs.
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls)
         .redirect(reqwest::redirect::Policy::none())

@@ -218,13 +218,24 @@ pub async fn start(config: Config) -> Result<Running> {
     .await
     .with_context(|| format!("binding {}", config.http_listen))?;
     let (dashboard_tx, dashboard_rx) = oneshot::channel::<()>();
+    // A dashboard that cannot start (its port taken, a bad certificate)
+    // is logged, and the server serves without one: nodes must not lose
+    // their server over a web page.
     let dashboard_addr = match &config.dashboard {
-        Some(dashboard) => Some(
-            crate::dashboard::serve(dashboard, &public_host(&config), state.clone(), async {
-                let _ = dashboard_rx.await;
-            })
-            .await?,
-        ),
+        Some(dashboard) => {
+            let served =
+                crate::dashboard::serve(dashboard, &public_host(&config), state.clone(), async {
+                    let _ = dashboard_rx.await;
+                })
+                .await;
+            match served {
+                Ok(addr) => Some(addr),
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "no dashboard");
+                    None
+                }
+            }
+        }
         None => None,
     };
 

@@ -102,6 +102,28 @@ impl Browser {
             .await;
     }
 
+    /// Click the first element matching `selector`.
+    pub async fn click(&self, selector: &str) {
+        let element = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": selector})),
+            )
+            .await;
+        // W3C's key for an element reference.
+        let id = element["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {selector}: {element}"))
+            .to_string();
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
     /// The URL the browser shows.
     pub async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None)

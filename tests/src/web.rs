@@ -55,10 +55,18 @@ pub struct Session {
     pub cookie: String,
 }
 
-/// Open `link`: the session it starts, with the `Set-Cookie` header as sent.
+/// Open `link` as a person does: its page, then the button's POST. The
+/// session it starts, with the `Set-Cookie` header as sent.
 pub async fn open_link(server: &TestServer, link: &str) -> (Session, String) {
     let client = client(server);
-    let answer = client.get(link).send().await.expect("the link answers");
+    let page = client.get(link).send().await.expect("the link answers");
+    assert_eq!(page.status(), StatusCode::OK, "a login page");
+    assert!(
+        page.headers().get(SET_COOKIE).is_none(),
+        "opening the link starts nothing"
+    );
+    let token = link.split("token=").nth(1).expect("a token in the link");
+    let answer = post_login(&client, &base(server), token).await;
     assert_eq!(answer.status(), StatusCode::SEE_OTHER, "a login redirects");
     let set_cookie = answer
         .headers()
@@ -78,6 +86,18 @@ pub async fn open_link(server: &TestServer, link: &str) -> (Session, String) {
         cookie,
     };
     (session, set_cookie)
+}
+
+/// The login page's form, posted.
+pub async fn post_login(client: &reqwest::Client, base: &str, token: &str) -> reqwest::Response {
+    client
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(format!("token={token}"))
+        .send()
+        .await
+        .expect("the login answers")
 }
 
 /// Log in as the bootstrap admin.

@@ -44,7 +44,7 @@ async fn no_page_is_shown_without_a_session() {
     // A made-up cookie is no session.
     let answer = client
         .get(format!("{base}/"))
-        .header(COOKIE, "cm_session=made-up")
+        .header(COOKIE, "__Host-cm_session=made-up")
         .send()
         .await
         .unwrap();
@@ -76,6 +76,9 @@ async fn a_login_link_works_once_and_starts_a_strict_session() {
     // The same link again: refused, and no cookie.
     let again = web::client(&server).get(&link).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::FORBIDDEN);
+    let token = link.split("token=").nth(1).unwrap();
+    let again = web::post_login(&web::client(&server), &session.base, token).await;
+    assert_eq!(again.status(), StatusCode::FORBIDDEN);
     assert!(again.headers().get("set-cookie").is_none());
 
     let (_, audit) = session.get("/audit").await;
@@ -94,6 +97,53 @@ async fn a_login_link_works_once_and_starts_a_strict_session() {
         .unwrap();
     assert_eq!(out.status(), StatusCode::OK);
     assert_eq!(session.get("/").await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetching_a_link_spends_nothing_and_other_sites_cannot_post() {
+    let server = TestServer::start().await;
+    let link = login_link(server.admin().await).await;
+    let client = web::client(&server);
+    // A chat's link preview, a mail scanner: fetched twice, still good.
+    for _ in 0..2 {
+        let page = client.get(&link).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let body = page.text().await.unwrap();
+        assert!(body.contains("Log in as admin"), "{body}");
+    }
+    let token = link.split("token=").nth(1).unwrap();
+    let base = web::base(&server);
+    for site in ["cross-site", "same-site"] {
+        let answer = client
+            .post(format!("{base}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", site)
+            .body(format!("token={token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{site}");
+    }
+    // Malformed tokens never reach the database, and say the same.
+    for bad in ["x", "%27%20OR%201%3D1", &"a".repeat(500)] {
+        let answer = client
+            .get(format!("{base}/login?token={bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{bad}");
+    }
+    let (session, _) = open_link(&server, &link).await;
+    assert_eq!(
+        session.get("/").await.0,
+        StatusCode::OK,
+        "the link still worked once"
+    );
+    let (_, audit) = session.get("/audit").await;
+    assert!(
+        audit.contains("127.0.0.1"),
+        "the login records where from: {audit}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -137,11 +187,28 @@ async fn downgrading_or_removing_an_admin_ends_their_sessions() {
         "every session of bob's"
     );
 
+    // Other environments end it too.
+    let (limited, _) = open_link(&server, &login_link(bob_channel.clone()).await).await;
+    assert_eq!(limited.get("/").await.0, StatusCode::OK);
+    owner
+        .set(AdminLevel {
+            name: "bob".into(),
+            level: "viewer".into(),
+            environments: vec!["staging".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        limited.get("/").await.0,
+        StatusCode::UNAUTHORIZED,
+        "re-scoped: ended"
+    );
+
     // As a viewer, bob may look again; removal ends that too.
     let (third, _) = open_link(&server, &login_link(bob_channel).await).await;
     let (status, page) = third.get("/").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("bob (viewer)"), "{page}");
+    assert!(page.contains("bob (viewer of staging)"), "{page}");
     owner
         .remove(cm_proto::v1::Name { name: "bob".into() })
         .await
@@ -255,9 +322,11 @@ async fn the_fleet_is_filtered_and_paged_by_the_database() {
 
     let (_, webs) = session.get("/?role=web_a&q=WEB-06").await;
     assert!(webs.contains("10 nodes match"), "{webs}");
-    // `_` is a literal, not LIKE's any-character.
-    let (_, none) = session.get("/?role=webXa").await;
-    assert!(none.contains("0 nodes match"), "{none}");
+    // A role is matched whole: `web_` is no role, `web_A` neither.
+    for other in ["web_", "web_A", "web%25"] {
+        let (_, none) = session.get(&format!("/?role={other}")).await;
+        assert!(none.contains("0 nodes match"), "{other}: {none}");
+    }
     let (_, pct) = session.get("/?q=%25").await;
     assert!(pct.contains("0 nodes match"), "{pct}");
     let (_, active) = session.get("/?state=active&run=none&env=production").await;

@@ -44,6 +44,8 @@ async fn an_admin_follows_the_fleet_in_a_real_browser() {
     let link = link.trim();
     let browser = Browser::start().await;
     browser.go(link).await;
+    screenshot(&browser, "login").await;
+    browser.click("button#login").await;
     let landed = browser.url().await;
     assert!(
         landed.ends_with('/') && !landed.contains("token="),

@@ -21,3 +21,7 @@ CREATE TABLE dashboard_sessions (
     expires_at        BIGINT NOT NULL
 );
 CREATE INDEX dashboard_sessions_by_admin ON dashboard_sessions (admin);
+
+-- A node's places, for its page and `cmctl node show`, without reading
+-- every member of its environment.
+CREATE INDEX memberships_by_node ON memberships (node);

@@ -127,7 +127,8 @@ impl Admins for AdminsApi {
             .map_err(status)?;
         let Some((url, expires_at)) = link else {
             return Err(Status::failed_precondition(
-                "this server serves no dashboard (started with --dashboard-listen off)",
+                "this server serves no dashboard (--dashboard-listen off, or it could not start: \
+                 see the server's log)",
             ));
         };
         Ok(Response::new(DashboardLogin { url, expires_at }))

@@ -76,13 +76,12 @@ impl NodesApi {
         let members = self
             .state
             .store
-            .members(Some(&row.environment), None)
+            .memberships_of(&row.name)
             .await
             .map_err(status)?;
         let mut node = to_pb(&row);
         node.memberships = members
             .iter()
-            .filter(|m| m.node == row.name)
             .map(|m| member_to_pb(m, Some(&row)))
             .collect();
         Ok(node)

@@ -1,52 +1,88 @@
-//! `/events`: server-sent events for live pages. Every two seconds the
-//! stream reads the store's change mark (newest run and audit event, the
-//! census: the same on every replica) and sends `change` when it moved;
-//! the page's script then fetches its `<main>` again. A session that ends
-//! ends its stream at the next look.
+//! `/events`: server-sent events for live pages. One task per server reads
+//! the store's change mark every two seconds (the newest runs and audit
+//! events, the census: the same on every replica) and publishes it; each
+//! open page's stream sends `change` when it moved, and the page's script
+//! fetches its `<main>` again. Streams read no database of their own but
+//! their session's validity, every 30 seconds: a session that ends ends
+//! its streams then.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State as Extract;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
+use tokio::sync::watch;
 
 use super::session::Admin;
 use crate::state::State;
+use crate::store::DashboardSession;
 
 const EVERY: Duration = Duration::from_secs(2);
+const SESSION_CHECK: Duration = Duration::from_secs(30);
 
-pub async fn events(admin: Admin, Extract(state): Extract<Arc<State>>) -> Response {
-    let mark = state.store.change_mark().await.unwrap_or_default();
-    Sse::new(changes(state, admin, mark))
+/// The latest change mark, shared by every stream of this server.
+#[derive(Clone)]
+pub struct Marks(watch::Receiver<String>);
+
+impl Marks {
+    /// Read the mark every [`EVERY`] until `stop`.
+    pub fn spawn(state: Arc<State>, mut stop: watch::Receiver<bool>) -> Marks {
+        let (tx, rx) = watch::channel(String::new());
+        tokio::spawn(async move {
+            loop {
+                if let Ok(mark) = state.store.change_mark().await {
+                    tx.send_if_modified(|old| {
+                        let moved = *old != mark;
+                        *old = mark;
+                        moved
+                    });
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(EVERY) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+        Marks(rx)
+    }
+}
+
+pub async fn events(
+    Admin(session): Admin,
+    Extract(state): Extract<Arc<State>>,
+    Extension(Marks(mut marks)): Extension<Marks>,
+) -> Response {
+    marks.mark_unchanged();
+    Sse::new(changes(state, session, marks))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
 fn changes(
     state: Arc<State>,
-    Admin(session): Admin,
-    mark: String,
+    session: DashboardSession,
+    marks: watch::Receiver<String>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold(
-        (state, session, mark),
-        |(state, session, mut mark)| async move {
+        (state, session, marks),
+        |(state, session, mut marks)| async move {
             loop {
-                tokio::time::sleep(EVERY).await;
+                let changed = tokio::select! {
+                    changed = marks.changed() => changed.is_ok(),
+                    () = tokio::time::sleep(SESSION_CHECK) => false,
+                };
                 match state.store.dashboard_session(&session.digest).await {
                     Ok(Some(_)) => {}
                     Ok(None) => return None,
                     Err(_) => continue,
                 }
-                let Ok(now) = state.store.change_mark().await else {
-                    continue;
-                };
-                if now != mark {
-                    mark = now;
+                if changed {
                     let event = Event::default().event("change").data("fleet");
-                    return Some((Ok(event), (state, session, mark)));
+                    return Some((Ok(event), (state, session, marks)));
                 }
             }
         },

@@ -13,14 +13,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::state::State;
 
@@ -44,12 +47,14 @@ pub struct DashboardConfig {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// TLS handshakes in progress at once; more connections wait in the
-/// kernel's backlog.
-const HANDSHAKES: usize = 64;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once (a live page holds one); more wait in the
+/// kernel's backlog. Each connection's handshake, then each request's
+/// head, must arrive in time, so silent connections cannot pile up.
+const CONNECTIONS: usize = 256;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn router(state: Arc<State>) -> Router {
+pub fn router(state: Arc<State>, marks: live::Marks) -> Router {
     Router::new()
         .route("/", get(pages::fleet::page))
         .route("/nodes/{name}", get(pages::node::page))
@@ -61,17 +66,19 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/cluster", get(pages::cluster::page))
         .route("/audit", get(pages::audit::page))
         .route("/events", get(live::events))
-        .route("/login", get(session::login))
+        .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
         .route("/static/live.js", get(pages::static_file::live_js))
         .route("/static/style.css", get(pages::static_file::style_css))
         .fallback(pages::not_found)
         .layer(middleware::from_fn(security_headers))
+        .layer(axum::Extension(marks))
         .with_state(state)
 }
 
 /// On every answer: the CSP, no sniffing, no referrer (a login link in a
-/// URL never leaks), no caching of pages that show the fleet.
+/// URL never leaks), no caching of pages that show the fleet. No HSTS: it
+/// would hold for every port of the host, `/metrics` on plain HTTP too.
 async fn security_headers(request: axum::extract::Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -80,7 +87,6 @@ async fn security_headers(request: axum::extract::Request, next: Next) -> Respon
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"),
     ];
     for (name, value) in set {
         headers.insert(name, HeaderValue::from_static(value));
@@ -109,17 +115,74 @@ pub async fn serve(
         None => format!("https://{}:{}", url_host(public_host), local.port()),
     };
     let _ = state.dashboard_url.set(url);
-    let connections = TlsListener::spawn(listener, TlsAcceptor::from(tls), local);
-    let app = router(state);
+    let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(connections, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "dashboard stopped");
-        }
+        shutdown.await;
+        let _ = stop_tx.send(true);
     });
+    let marks = live::Marks::spawn(state.clone(), stop.clone());
+    let app = router(state, marks);
+    tokio::spawn(accept(listener, TlsAcceptor::from(tls), app, stop));
     Ok(local)
+}
+
+/// Accept connections until `stop`: each holds one of [`CONNECTIONS`]
+/// permits for its life, and is served HTTP/1.1 or HTTP/2 (one
+/// connection for a browser's every tab) with its peer's address known
+/// to the handlers (the audit of a login records it).
+async fn accept(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    stop: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(CONNECTIONS));
+    let mut stopping = stop.clone();
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stopping.changed() => return,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::debug!(error = %e, "dashboard: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopping.changed() => return,
+        };
+        let (acceptor, mut stop) = (acceptor.clone(), stop.clone());
+        let app = app.clone().layer(axum::Extension(ConnectInfo(peer)));
+        tokio::spawn(async move {
+            let _permit = permit;
+            let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(64)
+                .keep_alive_interval(Some(Duration::from_secs(30)));
+            let service = TowerToHyperService::new(app);
+            let connection = builder.serve_connection(TokioIo::new(tls), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
 }
 
 /// A host for a URL: IPv6 addresses in brackets.
@@ -147,64 +210,4 @@ fn tls_config(config: &DashboardConfig, state: &State) -> Result<Arc<rustls::Ser
         _ => anyhow::bail!("give both --dashboard-cert and --dashboard-key, or neither"),
     };
     crate::pki::web_rustls_config(&chain, &key).context("the dashboard's certificate")
-}
-
-/// Connections whose TLS handshake is done, for `axum::serve`; handshakes
-/// run concurrently (at most [`HANDSHAKES`]), each within a timeout, so a
-/// client that never finishes holds nobody else up.
-struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    fn spawn(listener: TcpListener, acceptor: TlsAcceptor, local: SocketAddr) -> TlsListener {
-        let (tx, ready) = mpsc::channel(HANDSHAKES);
-        let permits = Arc::new(Semaphore::new(HANDSHAKES));
-        tokio::spawn(async move {
-            loop {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    return;
-                };
-                let (tcp, peer) = tokio::select! {
-                    () = tx.closed() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok(accepted) => accepted,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "dashboard: accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    },
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let handshake =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
-                    drop(permit);
-                    if let Ok(Ok(tls)) = handshake {
-                        let _ = tx.send((tls, peer)).await;
-                    }
-                });
-            }
-        });
-        TlsListener { ready, local }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(connection) => connection,
-            // The accept loop is gone only when the server stops.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }

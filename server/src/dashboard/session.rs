@@ -1,11 +1,15 @@
 //! Logging in (docs/dashboard.md): `cmctl dashboard` asks the server for a
-//! one-time link valid for five minutes; opening it starts a session, kept
-//! in an `HttpOnly; Secure; SameSite=Strict` cookie for eight hours. Only
-//! digests of both secrets are stored ([`crate::store::DashboardSession`]).
+//! one-time link valid for five minutes; opening it shows a button whose
+//! POST spends the link and starts a session, kept in an `HttpOnly;
+//! Secure; SameSite=Strict` cookie for eight hours. Only digests of both
+//! secrets are stored ([`crate::store::DashboardSession`]).
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Query, State as Extract};
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State as Extract};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,7 +23,9 @@ use crate::store::{AdminRow, DashboardSession, StoreError};
 
 pub const LINK_LIFETIME_SECONDS: i64 = 300;
 pub const SESSION_LIFETIME_SECONDS: i64 = 8 * 3600;
-const COOKIE: &str = "cm_session";
+/// `__Host-`: browsers accept it only from this host, over HTTPS, for
+/// the whole site, so no sibling host can plant one.
+const COOKIE: &str = "__Host-cm_session";
 
 /// A new secret (32 random bytes, URL-safe) and its digest.
 fn secret() -> (String, String) {
@@ -58,32 +64,112 @@ pub struct LoginQuery {
     token: String,
 }
 
-/// `GET /login?token=…`: start a session and go to the fleet, or say why not.
-pub async fn login(Extract(state): Extract<Arc<State>>, Query(q): Query<LoginQuery>) -> Response {
+/// A token as [`secret`] makes them: 43 base64url characters. Anything
+/// else is refused before the database is asked.
+fn well_formed(token: &str) -> bool {
+    token.len() == 43
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn link_refused() -> Response {
+    layout::message(
+        StatusCode::FORBIDDEN,
+        "This login link does not work",
+        "It was used already, has expired (links last five minutes), or its admin was \
+         removed or changed since. Run `cmctl dashboard` for a new one.",
+    )
+}
+
+/// `GET /login?token=…`: a page with one button that logs in. Opening the
+/// link spends nothing, so a chat's link preview or a mail scanner that
+/// fetches it cannot take the session; the button's POST does.
+pub async fn login_page(
+    Extract(state): Extract<Arc<State>>,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    if !well_formed(&q.token) {
+        return link_refused();
+    }
+    let admin = match state.store.dashboard_link_admin(&digest(&q.token)).await {
+        Ok(Some(admin)) => admin,
+        Ok(None) => return link_refused(),
+        Err(e) => return layout::store_error(&e),
+    };
+    layout::login(&admin, &q.token)
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    token: String,
+}
+
+/// `POST /login`: spend the link, start a session, go to the fleet.
+pub async fn login(
+    Extract(state): Extract<Arc<State>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&headers) {
+        return layout::message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "Logging in is only done from the dashboard's own login page.",
+        );
+    }
+    if !well_formed(&form.token) {
+        return link_refused();
+    }
     let (session, session_digest) = secret();
+    let from = peer.ip().to_string();
     let started = state
         .store
-        .start_dashboard_session(&digest(&q.token), &session_digest, SESSION_LIFETIME_SECONDS)
+        .start_dashboard_session(
+            &digest(&form.token),
+            &session_digest,
+            SESSION_LIFETIME_SECONDS,
+            &from,
+        )
         .await;
     match started {
-        Ok(Some(_)) => {
+        Ok(Some(s)) => {
+            tracing::info!(admin = %s.admin, from = %from, "dashboard: logged in");
             let cookie = format!(
                 "{COOKIE}={session}; Path=/; Max-Age={SESSION_LIFETIME_SECONDS}; HttpOnly; Secure; SameSite=Strict"
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
         }
-        Ok(None) => layout::message(
-            StatusCode::FORBIDDEN,
-            "This login link does not work",
-            "It was used already, has expired (links last five minutes), or its admin was \
-             removed or changed since. Run `cmctl dashboard` for a new one.",
-        ),
+        Ok(None) => {
+            tracing::warn!(from = %from, "dashboard: a login link that does not work");
+            link_refused()
+        }
         Err(e) => layout::store_error(&e),
     }
 }
 
+/// A form post from the dashboard's own pages: browsers say where a
+/// request comes from in `Sec-Fetch-Site`; one from another site, even
+/// another port of this host (SameSite does not tell ports apart), is
+/// refused. Clients that send no such header (scripts) are let through.
+fn same_origin(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|site| site == "same-origin")
+}
+
 /// `POST /logout`: end the session.
 pub async fn logout(Extract(state): Extract<Arc<State>>, headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        return layout::message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "Log out from the dashboard.",
+        );
+    }
     if let Some(secret) = cookie(&headers) {
         let who = match state.store.dashboard_session(&digest(secret)).await {
             Ok(Some(s)) => Some(s.admin),
@@ -162,11 +248,36 @@ mod tests {
     }
 
     #[test]
+    fn only_well_formed_tokens_reach_the_database() {
+        assert!(well_formed(&secret().0));
+        assert!(!well_formed("x"));
+        assert!(!well_formed(&"a".repeat(42)));
+        assert!(!well_formed(&format!("{}%", "a".repeat(42))));
+    }
+
+    #[test]
+    fn posts_from_another_site_are_refused() {
+        let mut headers = HeaderMap::new();
+        assert!(same_origin(&headers), "scripts send no Sec-Fetch-Site");
+        headers.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        assert!(same_origin(&headers));
+        headers.insert("sec-fetch-site", "same-site".parse().unwrap());
+        assert!(!same_origin(&headers));
+        headers.insert("sec-fetch-site", "cross-site".parse().unwrap());
+        assert!(!same_origin(&headers));
+    }
+
+    #[test]
     fn the_session_cookie_is_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, "a=1; cm_session=xyz; b=2".parse().unwrap());
+        headers.insert(
+            header::COOKIE,
+            "a=1; cm_session=old; __Host-cm_session=xyz; b=2"
+                .parse()
+                .unwrap(),
+        );
         assert_eq!(cookie(&headers), Some("xyz"));
-        headers.insert(header::COOKIE, "cm_session=".parse().unwrap());
+        headers.insert(header::COOKIE, "__Host-cm_session=".parse().unwrap());
         assert_eq!(cookie(&headers), None);
     }
 }

@@ -77,7 +77,8 @@ pub fn server_rustls_config(
 }
 
 /// The dashboard's side: a browser presents no certificate, and speaks
-/// HTTP/1.1. `chain_pem` is the server's certificate and its issuers.
+/// HTTP/2 or HTTP/1.1. `chain_pem` is the server's certificate and its
+/// issuers.
 pub fn web_rustls_config(
     chain_pem: &str,
     key_pem: &str,
@@ -98,7 +99,7 @@ pub fn web_rustls_config(
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| cert_error(&e))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

@@ -2,7 +2,7 @@
 //! table, answered by the database (a few milliseconds at ten thousand
 //! nodes), never a list of nodes sent to the server.
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::pools::InTime;
 use super::{Result, Store};
@@ -48,22 +48,34 @@ impl Store {
     }
 
     /// What moves when the fleet changes as the dashboard shows it: the
-    /// newest run and audit event, and the census. One cheap read that any
-    /// replica answers the same; the dashboard's live updates compare it.
+    /// newest run and audit event, how many of the last thousand of each
+    /// there are (on PostgreSQL ids commit out of order: a late commit
+    /// below the newest id moves the count), and the census. Cheap reads
+    /// any replica answers the same.
     pub async fn change_mark(&self) -> Result<String> {
-        let row = sqlx::query(
-            "SELECT (SELECT COALESCE(MAX(id), 0) FROM runs) AS runs, \
-             (SELECT COALESCE(MAX(id), 0) FROM audit) AS audit",
-        )
-        .fetch_one(self.pool())
-        .in_time()
-        .await?;
-        let (runs, audit): (i64, i64) = (row.try_get("runs")?, row.try_get("audit")?);
-        let census = self.census().await?;
-        let mut mark = format!("{runs}/{audit}");
-        for c in census {
+        let mut mark = String::new();
+        for table in ["runs", "audit"] {
+            // `table` is one of two literals.
+            let newest: i64 = sqlx::query(AssertSqlSafe(format!(
+                "SELECT COALESCE(MAX(id), 0) AS n FROM {table}"
+            )))
+            .fetch_one(self.pool())
+            .in_time()
+            .await?
+            .try_get("n")?;
+            let recent: i64 = sqlx::query(AssertSqlSafe(format!(
+                "SELECT COUNT(*) AS n FROM {table} WHERE id > $1"
+            )))
+            .bind(newest - 1000)
+            .fetch_one(self.pool())
+            .in_time()
+            .await?
+            .try_get("n")?;
+            mark.push_str(&format!("{table}:{newest}:{recent}/"));
+        }
+        for c in self.census().await? {
             mark.push_str(&format!(
-                "/{}:{}:{}:{}",
+                "{}:{}:{}:{}/",
                 c.environment, c.state, c.plan, c.nodes
             ));
         }

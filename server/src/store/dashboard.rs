@@ -66,11 +66,30 @@ impl Store {
     /// `session_digest` for its admin, lasting `lifetime` seconds, audited.
     /// `None` when the link is unknown, used or expired, or its admin has
     /// since been removed or given another credential.
+    /// The admin of the link `digest`, if it is unused and unexpired: a
+    /// read, for the page that asks to log in (and to refuse a made-up
+    /// link without taking the writer).
+    pub async fn dashboard_link_admin(&self, digest: &str) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT admin FROM dashboard_links WHERE digest = $1 AND expires_at > $2")
+                .bind(digest)
+                .bind(unix_now())
+                .fetch_optional(&self.pool)
+                .in_time()
+                .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("admin")?),
+            None => None,
+        })
+    }
+
+    /// `from` is where the browser connected from, for the audit.
     pub async fn start_dashboard_session(
         &self,
         link_digest: &str,
         session_digest: &str,
         lifetime: i64,
+        from: &str,
     ) -> Result<Option<DashboardSession>> {
         let now = unix_now();
         let mut tx = self.write_tx().await?;
@@ -134,7 +153,7 @@ impl Store {
             &name,
             "dashboard.login".to_string(),
             None,
-            Some(json!({"session": &session_digest[..8], "expires_at": expires_at})),
+            Some(json!({"session": session_digest.get(..8).unwrap_or_default(), "expires_at": expires_at, "from": from})),
         )
         .await?;
         tx.commit().in_time().await?;

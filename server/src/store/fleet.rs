@@ -70,13 +70,14 @@ impl Store {
             bind(&mut clauses, "environment = ?", env.clone());
         }
         if let Some(role) = &filter.role {
-            // roles_json is a JSON list of names: `"web"` with its quotes.
+            // roles_json is a JSON list of names: `"web"` with its quotes,
+            // found as is (LIKE would ignore case on SQLite only).
             let quoted = serde_json::Value::from(role.as_str()).to_string();
-            bind(
-                &mut clauses,
-                "roles_json LIKE ? ESCAPE '\\'",
-                format!("%{}%", literal(&quoted)),
-            );
+            let find = match self.is_postgres() {
+                true => "strpos(roles_json, ?) > 0",
+                false => "instr(roles_json, ?) > 0",
+            };
+            bind(&mut clauses, find, quoted);
         }
         if let Some(state) = filter.state {
             bind(&mut clauses, "state = ?", state.as_str().to_string());
@@ -161,6 +162,32 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((u64::try_from(total).unwrap_or(0), nodes))
+    }
+}
+
+impl Store {
+    /// Nodes that are members (active or unreachable), counted by
+    /// environment and role: one grouped read however many roles.
+    pub async fn role_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT environment, roles_json, COUNT(*) AS n FROM nodes \
+             WHERE state IN ('active', 'unreachable') GROUP BY environment, roles_json",
+        )
+        .fetch_all(&self.pool)
+        .in_time()
+        .await?;
+        let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+        for row in &rows {
+            let environment: String = row.try_get("environment")?;
+            let roles: String = row.try_get("roles_json")?;
+            let n: i64 = row.try_get("n")?;
+            let roles: Vec<String> = super::from_json(&roles, "node", &environment, "roles_json")?;
+            for role in roles {
+                *counts.entry((environment.clone(), role)).or_default() +=
+                    u64::try_from(n).unwrap_or(0);
+            }
+        }
+        Ok(counts.into_iter().map(|((e, r), n)| (e, r, n)).collect())
     }
 }
 

@@ -256,6 +256,70 @@ impl Store {
         rows.iter().map(member_from_row).collect()
     }
 
+    /// One node's places, by role.
+    pub async fn memberships_of(&self, node: &str) -> Result<Vec<MemberRow>> {
+        let rows = sqlx::query(
+            "SELECT environment, role, ordinal, node, joined_at, replaces FROM memberships \
+             WHERE node = $1 ORDER BY role",
+        )
+        .bind(node)
+        .fetch_all(&self.pool)
+        .in_time()
+        .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    /// One page of a role's members in an environment, by ordinal, and
+    /// how many it has.
+    pub async fn members_page(
+        &self,
+        environment: &str,
+        role: &str,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(u64, Vec<MemberRow>)> {
+        let total: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM memberships WHERE environment = $1 AND role = $2",
+        )
+        .bind(environment)
+        .bind(role)
+        .fetch_one(&self.pool)
+        .in_time()
+        .await?
+        .try_get("n")?;
+        let rows = sqlx::query(
+            "SELECT environment, role, ordinal, node, joined_at, replaces FROM memberships \
+             WHERE environment = $1 AND role = $2 ORDER BY ordinal LIMIT $3 OFFSET $4",
+        )
+        .bind(environment)
+        .bind(role)
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .in_time()
+        .await?;
+        let members = rows.iter().map(member_from_row).collect::<Result<_>>()?;
+        Ok((u64::try_from(total).unwrap_or(0), members))
+    }
+
+    /// The roles with members in `environment`, each with how many.
+    pub async fn member_counts(&self, environment: &str) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT role, COUNT(*) AS n FROM memberships WHERE environment = $1 \
+             GROUP BY role ORDER BY role",
+        )
+        .bind(environment)
+        .fetch_all(&self.pool)
+        .in_time()
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let n: i64 = row.try_get("n")?;
+                Ok((row.try_get("role")?, u64::try_from(n).unwrap_or(0)))
+            })
+            .collect()
+    }
+
     /// Pass the liveness verdicts at `now`: active nodes silent longer than
     /// their environment's `unreachable_after` become unreachable, and
     /// nodes silent longer than `expire_after` expire (out of their roles).

@@ -282,6 +282,25 @@ impl Store {
         Ok(nodes)
     }
 
+    /// The nodes named (those that exist), in no particular order.
+    pub async fn nodes_named(&self, names: &[&str]) -> Result<Vec<NodeRow>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+        // Placeholders only: every name is bound.
+        let sql = format!(
+            concat!(select_nodes!(), " WHERE name IN ({})"),
+            marks.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for name in names {
+            query = query.bind(*name);
+        }
+        let rows = query.fetch_all(&self.pool).in_time().await?;
+        rows.iter().map(node_from_row).collect()
+    }
+
     /// Give a node a role (appended: the run list follows role order).
     /// Unchanged when it already has it.
     pub async fn assign_role(&self, node: &str, role: &str, who: &str) -> Result<Saved<NodeRow>> {

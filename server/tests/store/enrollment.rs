@@ -352,9 +352,14 @@ async fn attributes_follow_a_retired_name_only_into_its_environment(db: &mut Db)
     let s = &db.store;
     let now = unix_now();
     let enroll = |serial: &'static str, env: &'static str| async move {
-        s.enroll_node(&enrollment("n-1", serial, now), env, &strings(&["web"]), "cm-server")
-            .await
-            .unwrap()
+        s.enroll_node(
+            &enrollment("n-1", serial, now),
+            env,
+            &strings(&["web"]),
+            "cm-server",
+        )
+        .await
+        .unwrap()
     };
     enroll("serial-1", "production").await;
     s.set_node_attribute("n-1", "app.key", "\"production only\"", ALICE)

@@ -100,6 +100,7 @@ mod cookbooks;
 mod deletions;
 mod documents;
 mod enrollment;
+mod fleet;
 mod membership;
 mod nodes;
 mod plan_checks;

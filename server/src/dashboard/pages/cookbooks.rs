@@ -1,8 +1,9 @@
 //! `/cookbooks`: every version pushed, who pushed it, which environments
-//! pin it (the newest version a pin allows is the one its nodes run), and
-//! the roles whose run lists name the cookbook with how many nodes of each
-//! environment have them. Cookbooks reached only as another's dependency
-//! show their pins, not their nodes.
+//! run it (the newest version the environment's pin allows; roles' and
+//! dependencies' constraints are not weighed), and the roles whose run
+//! lists name the cookbook with how many member nodes of each environment
+//! have them. Cookbooks reached only as another's dependency show their
+//! environments, not their nodes. Counted with one grouped read.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use semver::Version;
 use super::layout::{self, ago, encode_segment, link};
 use crate::dashboard::session::Admin;
 use crate::state::State;
-use crate::store::{CookbookVersionRow, FleetFilter};
+use crate::store::CookbookVersionRow;
 
 pub async fn page(Admin(session): Admin, Extract(state): Extract<Arc<State>>) -> Response {
     let versions = match state.store.cookbook_versions(None).await {
@@ -47,6 +48,10 @@ pub async fn page(Admin(session): Admin, Extract(state): Extract<Arc<State>>) ->
             .filter(|v| pin.is_none_or(|p| p.matches(v)))
             .max()
     };
+    let counts = match state.store.role_counts().await {
+        Ok(c) => c,
+        Err(e) => return layout::store_error(&e),
+    };
     let mut rows = Vec::new();
     for (name, versions) in &by_name {
         let users: Vec<&str> = roles
@@ -56,25 +61,16 @@ pub async fn page(Admin(session): Admin, Extract(state): Extract<Arc<State>>) ->
             .collect();
         for v in versions.iter().rev() {
             let semver = v.semver();
-            let mut pinned = Vec::new();
-            let mut nodes = Vec::new();
-            for env in environments.keys() {
-                if semver.is_some() && runs(name, env) == semver {
-                    pinned.push(env.clone());
-                    for role in &users {
-                        let filter = FleetFilter {
-                            environment: Some(env.clone()),
-                            role: Some(role.to_string()),
-                            ..FleetFilter::default()
-                        };
-                        match state.store.fleet_page(&filter, 0, 0).await {
-                            Ok((0, _)) => {}
-                            Ok((n, _)) => nodes.push((env.clone(), role.to_string(), n)),
-                            Err(e) => return layout::store_error(&e),
-                        }
-                    }
-                }
-            }
+            let pinned: Vec<String> = environments
+                .keys()
+                .filter(|env| semver.is_some() && runs(name, env) == semver)
+                .cloned()
+                .collect();
+            let nodes: Vec<(String, String, u64)> = counts
+                .iter()
+                .filter(|(env, role, _)| pinned.contains(env) && users.contains(&role.as_str()))
+                .cloned()
+                .collect();
             rows.push((*v, users.clone(), pinned, nodes));
         }
     }

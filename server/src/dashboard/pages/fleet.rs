@@ -15,6 +15,9 @@ use crate::state::State;
 use crate::store::{FleetFilter, NodeState, NodeSummary};
 
 pub const PAGE_SIZE: u32 = 50;
+const STATES: [&str; 5] = ["", "active", "unreachable", "expired", "retired"];
+const PLANS: [&str; 4] = ["", "ok", "error", "none"];
+const RUNS: [&str; 5] = ["", "success", "failed", "warning", "none"];
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
@@ -38,12 +41,17 @@ impl FleetQuery {
                     format!("state {s:?}: active, unreachable, expired or retired")
                 })?),
             };
+        let word = |name: &str, value: &str, words: &[&str]| match value {
+            "" => Ok(None),
+            v if words.contains(&v) => Ok(Some(v.to_string())),
+            v => Err(format!("{name} {v:?}: {}", words.join(", "))),
+        };
         Ok(FleetFilter {
+            plan: word("plan", &self.plan, &PLANS[1..])?,
+            run: word("run", &self.run, &RUNS[1..])?,
             environment: some(&self.env),
             role: some(&self.role),
             state,
-            plan: some(&self.plan),
-            run: some(&self.run),
             search: some(&self.q),
         })
     }
@@ -126,7 +134,7 @@ pub async fn page(
             span { "plan errors " (plan_errors) }
         }
         (filters(&query, &environments))
-        p.muted { (total) " nodes match · page " (query.page + 1) " of " (pages) }
+        p.muted { (total) " nodes match · page " (u64::from(query.page) + 1) " of " (pages) }
         table id="nodes" {
             thead { tr {
                 th { "Node" } th { "Environment" } th { "Roles" } th { "State" }
@@ -145,9 +153,6 @@ pub async fn page(
 }
 
 fn filters(q: &FleetQuery, environments: &[&str]) -> Markup {
-    let states = ["", "active", "unreachable", "expired", "retired"];
-    let plans = ["", "ok", "error", "none"];
-    let runs = ["", "success", "failed", "warning", "none"];
     html! {
         form.filter method="get" action="/" {
             input type="search" name="q" placeholder="node name" value=(q.q);
@@ -156,9 +161,9 @@ fn filters(q: &FleetQuery, environments: &[&str]) -> Markup {
                 @for env in environments { option value=(env) selected[q.env == *env] { (env) } }
             }
             input type="text" name="role" placeholder="role" value=(q.role);
-            (choice("state", "any state", &states, &q.state))
-            (choice("plan", "any plan", &plans, &q.plan))
-            (choice("run", "any last run", &runs, &q.run))
+            (choice("state", "any state", &STATES, &q.state))
+            (choice("plan", "any plan", &PLANS, &q.plan))
+            (choice("run", "any last run", &RUNS, &q.run))
             button type="submit" { "Filter" }
         }
     }

@@ -61,10 +61,26 @@ pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
     (status, Html(frame(title, header, body).into_string())).into_response()
 }
 
+/// The page a login link opens: who it logs in as, and the button that
+/// does (a POST, so fetching the link alone spends nothing).
+pub fn login(admin: &str, token: &str) -> Response {
+    let header = html! { header { strong { "cm" } } };
+    let body = html! {
+        h1 { "Log in to the dashboard" }
+        p { "This link logs you in as admin " strong { (admin) } " for eight hours. It works once." }
+        form method="post" action="/login" {
+            input type="hidden" name="token" value=(token);
+            button id="login" type="submit" { "Log in as " (admin) }
+        }
+    };
+    Html(frame("Log in", header, body).into_string()).into_response()
+}
+
 /// The store failed or has no such thing.
 pub fn store_error(e: &StoreError) -> Response {
     match e {
         StoreError::NotFound(what) => message(StatusCode::NOT_FOUND, "Not found", what),
+        StoreError::Invalid(what) => message(StatusCode::BAD_REQUEST, "Bad request", what),
         _ => {
             tracing::warn!(error = %e, "dashboard: the store failed");
             message(

@@ -39,7 +39,7 @@ pub async fn page(
         Err(e) => return layout::store_error(&e),
     };
     let (members, runs) = tokio::join!(
-        state.store.members(Some(&node.environment), None),
+        state.store.memberships_of(&name),
         state.store.current_runs(&name, RUNS),
     );
     let (members, runs) = match (members, runs) {
@@ -48,7 +48,6 @@ pub async fn page(
     };
     let places: Vec<String> = members
         .iter()
-        .filter(|m| m.node == name)
         .map(|m| format!("{} #{}", m.role, m.ordinal))
         .collect();
     let shown = runs
