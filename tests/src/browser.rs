@@ -52,7 +52,8 @@ impl Browser {
             },
         }}});
         let mut last = String::new();
-        for _ in 0..100 {
+        // Up to 30 s: a loaded CI machine starts chromedriver slowly.
+        for _ in 0..300 {
             match http
                 .post(format!("{base}/session"))
                 .json(&capabilities)

@@ -138,16 +138,20 @@ pub async fn operator_in<T>(
 
 /// A change to a node: an operator of its environment. A node that does
 /// not exist is in no environment: an admin limited to some is refused it.
+/// Returns the admin's name, and for an admin limited to environments the
+/// node's environment as checked, which the store holds the change to
+/// (`store::Actor`): a node moved meanwhile is not changed.
 pub async fn operator_of_node<T>(
     state: &State,
     req: &Request<T>,
     node: &str,
     what: &str,
-) -> Result<String, Status> {
+) -> Result<(String, Option<String>), Status> {
     // An admin first: the lookup is no work done for a node's certificate.
-    admin(state, req).await?;
+    let a = admin(state, req).await?;
     let env = node_environment(state, node).await?;
-    operator_in(state, req, &[&env], what).await
+    let who = operator_in(state, req, &[&env], what).await?;
+    Ok((who, (!a.environments.is_empty()).then_some(env)))
 }
 
 /// The environment of `node`; empty when there is no such node.

@@ -18,7 +18,7 @@ use super::convert;
 use super::status::status;
 use crate::plan::check::PlanChange;
 use crate::state::{State, StateError};
-use crate::store::{MemberRow, NodeRow};
+use crate::store::{Actor, MemberRow, NodeRow};
 
 pub struct NodesApi {
     pub state: Arc<State>,
@@ -62,6 +62,15 @@ fn member_to_pb(m: &MemberRow, node: Option<&NodeRow>) -> Member {
         last_seen: node.map_or(0, |n| n.last_seen),
         joined_at: m.joined_at,
         replaces: m.replaces.clone(),
+    }
+}
+
+/// The admin, held to the environment they were allowed to change the
+/// node in, when they are limited to some (see `auth::operator_of_node`).
+fn actor<'a>(who: &'a str, seen: &'a Option<String>) -> Actor<'a> {
+    Actor {
+        name: who,
+        environment: seen.as_deref(),
     }
 }
 
@@ -165,7 +174,7 @@ impl Nodes for NodesApi {
     }
 
     async fn assign(&self, req: Request<AssignRequest>) -> Result<Response<Node>, Status> {
-        let who =
+        let (who, seen) =
             auth::operator_of_node(&self.state, &req, &req.get_ref().node, "assigning a role")
                 .await?;
         auth::may_hand_out(&self.state, &req, std::slice::from_ref(&req.get_ref().role)).await?;
@@ -174,7 +183,7 @@ impl Nodes for NodesApi {
         let guard = self.state.plan_guard(PlanChange::OneNode, r.force);
         self.state
             .store
-            .assign_role_checked(&r.node, &r.role, &who, Some(guard))
+            .assign_role_checked(&r.node, &r.role, actor(&who, &seen), Some(guard))
             .await
             .map_err(status)?;
         self.state
@@ -184,14 +193,14 @@ impl Nodes for NodesApi {
     }
 
     async fn unassign(&self, req: Request<AssignRequest>) -> Result<Response<Node>, Status> {
-        let who =
+        let (who, seen) =
             auth::operator_of_node(&self.state, &req, &req.get_ref().node, "unassigning a role")
                 .await?;
         let r = req.into_inner();
         let guard = self.state.plan_guard(PlanChange::OneNode, r.force);
         self.state
             .store
-            .unassign_role_checked(&r.node, &r.role, &who, Some(guard))
+            .unassign_role_checked(&r.node, &r.role, actor(&who, &seen), Some(guard))
             .await
             .map_err(status)?;
         self.state
@@ -201,18 +210,24 @@ impl Nodes for NodesApi {
     }
 
     async fn r#move(&self, req: Request<MoveRequest>) -> Result<Response<Node>, Status> {
-        let who = {
+        let (who, from) = {
             auth::viewer(&self.state, &req).await?;
             let from = auth::node_environment(&self.state, &req.get_ref().node).await?;
             let envs = [from.as_str(), req.get_ref().environment.as_str()];
-            auth::operator_in(&self.state, &req, &envs, "moving a node").await?
+            let who = auth::operator_in(&self.state, &req, &envs, "moving a node").await?;
+            (who, from)
         };
         let r = req.into_inner();
         cm_model::metadata::check_name(&r.environment).map_err(Status::invalid_argument)?;
         let guard = self.state.plan_guard(PlanChange::OneNode, r.force);
         self.state
             .store
-            .move_node(&r.node, &r.environment, &who, Some(guard))
+            .move_node(
+                &r.node,
+                &r.environment,
+                actor(&who, &Some(from)),
+                Some(guard),
+            )
             .await
             .map_err(status)?;
         self.state
@@ -225,7 +240,7 @@ impl Nodes for NodesApi {
         &self,
         req: Request<SetAttributeRequest>,
     ) -> Result<Response<Node>, Status> {
-        let who = auth::operator_of_node(
+        let (who, seen) = auth::operator_of_node(
             &self.state,
             &req,
             &req.get_ref().node,
@@ -237,7 +252,7 @@ impl Nodes for NodesApi {
             .map_err(|e| Status::invalid_argument(format!("value is not JSON: {e}")))?;
         self.state
             .store
-            .set_node_attribute(&r.node, &r.key, &value.to_string(), &who)
+            .set_node_attribute(&r.node, &r.key, &value.to_string(), actor(&who, &seen))
             .await
             .map_err(status)?;
         self.state
@@ -250,7 +265,7 @@ impl Nodes for NodesApi {
         &self,
         req: Request<SetAttributeRequest>,
     ) -> Result<Response<Node>, Status> {
-        let who = auth::operator_of_node(
+        let (who, seen) = auth::operator_of_node(
             &self.state,
             &req,
             &req.get_ref().node,
@@ -260,7 +275,7 @@ impl Nodes for NodesApi {
         let r = req.into_inner();
         self.state
             .store
-            .unset_node_attribute(&r.node, &r.key, &who)
+            .unset_node_attribute(&r.node, &r.key, actor(&who, &seen))
             .await
             .map_err(status)?;
         self.state
@@ -270,12 +285,13 @@ impl Nodes for NodesApi {
     }
 
     async fn retire(&self, req: Request<Name>) -> Result<Response<Node>, Status> {
-        let who = auth::operator_of_node(&self.state, &req, &req.get_ref().name, "retiring a node")
-            .await?;
+        let (who, seen) =
+            auth::operator_of_node(&self.state, &req, &req.get_ref().name, "retiring a node")
+                .await?;
         let name = req.into_inner().name;
         self.state
             .store
-            .retire_node(&name, &who)
+            .retire_node(&name, actor(&who, &seen))
             .await
             .map_err(status)?;
         self.state.changed(&format!("node {name} retired")).await;

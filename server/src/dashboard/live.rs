@@ -67,22 +67,29 @@ fn changes(
     session: DashboardSession,
     marks: watch::Receiver<String>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
+    let checked = tokio::time::Instant::now();
     stream::unfold(
-        (state, session, marks),
-        |(state, session, mut marks)| async move {
+        (state, session, marks, checked),
+        |(state, session, mut marks, mut checked)| async move {
             loop {
                 let changed = tokio::select! {
-                    changed = marks.changed() => changed.is_ok(),
+                    changed = marks.changed() => match changed {
+                        Ok(()) => true,
+                        // The server is stopping.
+                        Err(_) => return None,
+                    },
                     () = tokio::time::sleep(SESSION_CHECK) => false,
                 };
-                match state.store.dashboard_session(&session.digest).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return None,
-                    Err(_) => continue,
+                if checked.elapsed() >= SESSION_CHECK {
+                    match state.store.dashboard_session(&session.digest).await {
+                        Ok(Some(_)) => checked = tokio::time::Instant::now(),
+                        Ok(None) => return None,
+                        Err(_) => continue,
+                    }
                 }
                 if changed {
                     let event = Event::default().event("change").data("fleet");
-                    return Some((Ok(event), (state, session, marks)));
+                    return Some((Ok(event), (state, session, marks, checked)));
                 }
             }
         },

@@ -64,7 +64,7 @@ pub use enroll::{EnrolledNode, NodeEnrollment, validate_node_name};
 pub use error::{Result, StoreError, TokenRefusal};
 pub use fleet::{FleetFilter, NodeSummary};
 pub use membership::{MemberRow, PASS_EVERY, Timers, Verdicts, is_member};
-pub use nodes::{NodeRow, NodeState};
+pub use nodes::{Actor, NodeRow, NodeState};
 pub use plan_guard::{
     BreaksPlans, BrokenGroup, BrokenNodes, NAMED_NODES, NodeGroup, PlanCheck, PlanGuard, PlanRows,
 };

@@ -97,6 +97,45 @@ impl NodeRow {
     }
 }
 
+/// Who changes a node, and the environment they found it in when their
+/// permission was checked (an admin limited to environments): the change
+/// is refused, under the node's lock, if it has moved since. A plain name
+/// changes the node wherever it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub environment: Option<&'a str>,
+}
+
+impl<'a> From<&'a str> for Actor<'a> {
+    fn from(name: &'a str) -> Actor<'a> {
+        Actor {
+            name,
+            environment: None,
+        }
+    }
+}
+
+impl<'a> From<&'a String> for Actor<'a> {
+    fn from(name: &'a String) -> Actor<'a> {
+        Actor::from(name.as_str())
+    }
+}
+
+impl Actor<'_> {
+    /// Refuse a node that is no longer where the actor may change it.
+    fn check(&self, node: &NodeRow) -> Result<()> {
+        match self.environment {
+            Some(env) if env != node.environment => Err(StoreError::Conflict(format!(
+                "node {} moved to environment {} since {} was allowed to change it in {env}; \
+                 try again",
+                node.name, node.environment, self.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A `SELECT` of every column, with an optional tail (`WHERE ...`).
 macro_rules! select_nodes {
     ($($tail:literal)?) => {
@@ -313,14 +352,14 @@ impl Store {
         &self,
         node: &str,
         role: &str,
-        who: &str,
+        who: impl Into<Actor<'_>>,
         guard: Option<PlanGuard<'_>>,
     ) -> Result<Saved<NodeRow>> {
         if role.is_empty() {
             return Err(StoreError::Invalid("the role name is empty".into()));
         }
         let what = format!("node.assign {node} {role}");
-        self.change_node(node, who, what, guard, |node| {
+        self.change_node(node, who.into(), what, guard, |node| {
             if node.has_role(role) {
                 return Ok(None);
             }
@@ -342,11 +381,11 @@ impl Store {
         &self,
         node: &str,
         role: &str,
-        who: &str,
+        who: impl Into<Actor<'_>>,
         guard: Option<PlanGuard<'_>>,
     ) -> Result<Saved<NodeRow>> {
         let what = format!("node.unassign {node} {role}");
-        self.change_node(node, who, what, guard, |node| {
+        self.change_node(node, who.into(), what, guard, |node| {
             if !node.has_role(role) {
                 return Ok(None);
             }
@@ -364,14 +403,14 @@ impl Store {
         &self,
         node: &str,
         environment: &str,
-        who: &str,
+        who: impl Into<Actor<'_>>,
         guard: Option<PlanGuard<'_>>,
     ) -> Result<Saved<NodeRow>> {
         if environment.is_empty() {
             return Err(StoreError::Invalid("the environment name is empty".into()));
         }
         let what = format!("node.move {node} {environment}");
-        self.change_node(node, who, what, guard, |node| {
+        self.change_node(node, who.into(), what, guard, |node| {
             if node.environment == environment {
                 return Ok(None);
             }
@@ -393,13 +432,13 @@ impl Store {
         name: &str,
         key: &str,
         value_json: &str,
-        who: &str,
+        who: impl Into<Actor<'_>>,
     ) -> Result<Saved<NodeRow>> {
         let value: Value = serde_json::from_str(value_json).map_err(|e| {
             StoreError::Invalid(format!("the value for {key} is not valid JSON: {e}"))
         })?;
         let what = format!("node.set_attribute {name} {key}");
-        self.change_node(name, who, what, None, |node| {
+        self.change_node(name, who.into(), what, None, |node| {
             let before = get_path(&node.attributes, key).cloned();
             if before.as_ref() == Some(&value) {
                 return Ok(None);
@@ -417,10 +456,10 @@ impl Store {
         &self,
         name: &str,
         key: &str,
-        who: &str,
+        who: impl Into<Actor<'_>>,
     ) -> Result<Saved<NodeRow>> {
         let what = format!("node.unset_attribute {name} {key}");
-        self.change_node(name, who, what, None, |node| {
+        self.change_node(name, who.into(), what, None, |node| {
             let before = get_path(&node.attributes, key).cloned();
             if !unset_path(&mut node.attributes, key) {
                 return Ok(None);
@@ -438,7 +477,7 @@ impl Store {
     async fn change_node(
         &self,
         name: &str,
-        who: &str,
+        who: Actor<'_>,
         what: String,
         guard: Option<PlanGuard<'_>>,
         change: impl FnOnce(&mut NodeRow) -> Result<Option<(Option<Value>, Option<Value>)>>,
@@ -450,6 +489,8 @@ impl Store {
         plan_guard::lock_plans(&mut tx, self.engine).await?;
         let mut node = fetch_locked(&mut tx, name).await?;
         refuse_retired(&node, &what)?;
+        who.check(&node)?;
+        let who = who.name;
         let roles_before = node.roles.clone();
         let environment_before = node.environment.clone();
         let Some((before, after)) = change(&mut node)? else {
@@ -498,10 +539,17 @@ impl Store {
     /// Retire a node: it leaves the cluster view, its certificate is revoked
     /// in the same transaction, and its name may be enrolled again.
     /// Unchanged when it already was retired.
-    pub async fn retire_node(&self, name: &str, who: &str) -> Result<Saved<NodeRow>> {
+    pub async fn retire_node(
+        &self,
+        name: &str,
+        who: impl Into<Actor<'_>>,
+    ) -> Result<Saved<NodeRow>> {
         let now = unix_now();
+        let who: Actor<'_> = who.into();
         let mut tx = self.write_tx().await?;
         let mut node = fetch_locked(&mut tx, name).await?;
+        who.check(&node)?;
+        let who = who.name;
         if node.state == NodeState::Retired {
             tx.rollback().in_time().await?;
             return Ok(Saved {

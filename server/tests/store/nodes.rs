@@ -1,7 +1,7 @@
 //! Nodes: roles and admin-set attributes (audited, no-ops without an
 //! event), facts, certificates, plan hashes, check-ins and revocations.
 
-use cm_server::store::{NodeState, StoreError};
+use cm_server::store::{Actor, NodeState, StoreError};
 
 use crate::Db;
 use crate::fixtures::{ALICE, audit_count, enrolled};
@@ -11,7 +11,50 @@ on_both_engines!(
     facts_certificates_plans_and_checkins,
     revocations_are_kept_once,
     the_census_counts_nodes_by_environment_state_and_plan,
+    a_change_held_to_an_environment_is_refused_once_the_node_left_it,
 );
+
+/// An admin limited to an environment was allowed to change a node found
+/// there; the node moved before the change took its lock: refused.
+async fn a_change_held_to_an_environment_is_refused_once_the_node_left_it(db: &mut Db) {
+    let s = &db.store;
+    enrolled(s, "n", &["web"]).await;
+    let env = s.node("n").await.unwrap().environment;
+    let elsewhere = s
+        .set_node_attribute("n", "a.b", "1", held("somewhere-else"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&elsewhere, StoreError::Conflict(m) if m.contains("try again")),
+        "{elsewhere}"
+    );
+    assert!(
+        s.node("n").await.unwrap().attributes.is_empty(),
+        "nothing written"
+    );
+    let err = s
+        .retire_node("n", held("somewhere-else"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(s.node("n").await.unwrap().state, NodeState::Active);
+
+    assert!(
+        s.set_node_attribute("n", "a.b", "1", held(&env))
+            .await
+            .unwrap()
+            .changed
+    );
+    assert!(s.retire_node("n", held(&env)).await.unwrap().changed);
+}
+
+/// An admin held to `environment`.
+fn held(environment: &str) -> Actor<'_> {
+    Actor {
+        name: "stella",
+        environment: Some(environment),
+    }
+}
 
 /// What `/metrics` shows as `cm_nodes` and `cm_plans`.
 async fn the_census_counts_nodes_by_environment_state_and_plan(db: &mut Db) {
