@@ -5,6 +5,9 @@
 //!
 //! `cargo bench -p cm-agent --bench converge` (as root, for the lock in /run
 //! and so dpkg-query sees the packages; any user works with the flags below).
+//! With `CM_BENCH_WORKLOAD=DIR` the workload is written there and kept, and
+//! only the first converge runs: `scripts/profile-agent.sh` profiles the
+//! no-op converges of it.
 
 use std::path::Path;
 use std::process::Command;
@@ -109,6 +112,13 @@ fn converge(dir: &Path) -> (Duration, i64, String) {
 }
 
 fn main() {
+    if let Ok(kept) = std::env::var("CM_BENCH_WORKLOAD") {
+        let kept = Path::new(&kept);
+        cookbook(kept);
+        let (_, _, what) = converge(kept);
+        println!("workload in {} ({what})", kept.display());
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     cookbook(dir.path());
     let (wall, rss, what) = converge(dir.path());
