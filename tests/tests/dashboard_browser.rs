@@ -46,17 +46,25 @@ async fn an_admin_follows_the_fleet_in_a_real_browser() {
     browser.go(link).await;
     screenshot(&browser, "login").await;
     browser.click("button#login").await;
-    let landed = browser.url().await;
+    // The click may return before the POST's redirect is followed.
+    let mut landed = browser.url().await;
+    for _ in 0..100 {
+        if !landed.contains("/login") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        landed = browser.url().await;
+    }
     assert!(
         landed.ends_with('/') && !landed.contains("token="),
         "the link lands on the fleet: {landed}"
     );
-    let row = browser.text_of(NODE_B).await;
     assert!(
-        row.contains("node-b"),
+        browser.wait_for_text(NODE_B, "node-b", LIVE).await,
         "the enrolled node: {}",
         browser.text().await
     );
+    let row = browser.text_of(NODE_B).await;
     assert!(
         row.contains("success") && !row.contains("failed"),
         "its run: {row}"
