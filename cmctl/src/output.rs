@@ -56,10 +56,7 @@ pub fn time(secs: i64) -> String {
 
 /// How long ago (or until) `secs`, for columns people scan: "3 minutes ago".
 pub fn ago(secs: i64) -> String {
-    if secs <= 0 {
-        return "-".into();
-    }
-    cm_model::time::relative(secs, cm_model::time::now())
+    cm_model::time::ago(secs)
 }
 
 /// A length of time for a table: `45 s`, `12 min`, `5 h`, `3 d`.
@@ -69,10 +66,7 @@ pub fn duration(secs: u64) -> String {
 
 /// A date and how far it is from now: `2026-11-25 12:53:35 UTC (in 7 days)`.
 pub fn when(secs: i64) -> String {
-    if secs <= 0 {
-        return "-".into();
-    }
-    cm_model::time::utc_and_relative(secs, cm_model::time::now())
+    cm_model::time::when(secs)
 }
 
 #[cfg(test)]

@@ -82,6 +82,22 @@ pub fn span(secs: u64) -> String {
     }
 }
 
+/// How long ago (or until) `at`, for a table cell; `-` for never (0).
+pub fn ago(at: i64) -> String {
+    match at {
+        ..=0 => "-".into(),
+        at => relative(at, now()),
+    }
+}
+
+/// A date people can read with how far it is from now; `-` for never (0).
+pub fn when(at: i64) -> String {
+    match at {
+        ..=0 => "-".into(),
+        at => utc_and_relative(at, now()),
+    }
+}
+
 /// Unix seconds now.
 pub fn now() -> i64 {
     std::time::SystemTime::now()

@@ -420,6 +420,15 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).expect("store values are plain JSON data and always serialize")
 }
 
+/// `$1, $2, ... $n`: the placeholders of an `IN (...)` list of `n` bound
+/// values.
+pub(crate) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Parse a JSON column, naming the row and column when it does not parse.
 pub(crate) fn from_json<T: DeserializeOwned>(
     text: &str,

@@ -326,11 +326,10 @@ impl Store {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        let marks: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
         // Placeholders only: every name is bound.
         let sql = format!(
             concat!(select_nodes!(), " WHERE name IN ({})"),
-            marks.join(", ")
+            super::placeholders(names.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for name in names {

@@ -196,11 +196,10 @@ impl Store {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         // Placeholders only: every id is bound.
         let sql = format!(
             "SELECT id, report_json FROM runs WHERE id IN ({})",
-            marks.join(", ")
+            super::placeholders(ids.len())
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for id in ids {

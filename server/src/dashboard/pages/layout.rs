@@ -97,21 +97,7 @@ pub fn badge(word: &str) -> Markup {
     html! { span class={ "badge " (word) } { (word) } }
 }
 
-/// How long ago, for a table cell; `-` for never.
-pub fn ago(at: i64) -> String {
-    match at {
-        ..=0 => "-".into(),
-        at => cm_model::time::relative(at, cm_model::time::now()),
-    }
-}
-
-/// A date people can read, with how long ago it was.
-pub fn when(at: i64) -> String {
-    match at {
-        ..=0 => "-".into(),
-        at => cm_model::time::utc_and_relative(at, cm_model::time::now()),
-    }
-}
+pub use cm_model::time::{ago, when};
 
 /// `ok`, `error` or `none`: the plan's state as the fleet page filters it.
 pub fn plan_word(plan_hash: &str, plan_error: &str) -> &'static str {
