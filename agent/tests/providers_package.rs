@@ -318,3 +318,40 @@ fn a_pinned_version_is_installed_upgraded_to_the_candidate_and_pinned_back() {
     assert_eq!(changes(&s.apply("pinned")), ["version 2.0 -> 1.0"]);
     assert_eq!(installed_version(NAME).as_deref(), Some("1.0"));
 }
+
+/// The status file read directly agrees with `dpkg-query` on every package
+/// this machine knows (the check a no-op run makes without a process).
+#[test]
+fn status_file_reads_every_package_as_dpkg_query_does() {
+    use cm_agent::resources::dpkg_status;
+    let out = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f", "${Package}\t${db:Status-Status}\t${Version}\n"])
+        .output();
+    let Ok(out) = out else {
+        eprintln!("no dpkg-query here: nothing to compare");
+        return;
+    };
+    let mut expected = std::collections::BTreeMap::<String, Option<String>>::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut f = line.split('\t');
+        let (Some(p), Some(status), Some(v)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let slot = expected.entry(p.to_string()).or_default();
+        if slot.is_none() && status == "installed" {
+            *slot = Some(v.to_string());
+        }
+    }
+    assert!(expected.len() > 50, "{} packages", expected.len());
+    let names: std::collections::BTreeSet<&str> = expected
+        .keys()
+        .map(String::as_str)
+        .chain(["cm-no-such-package"])
+        .collect();
+    let read = dpkg_status::installed_versions(&dpkg_status::admin_dir(), &names)
+        .expect("this machine's dpkg has no pending journal");
+    for (name, version) in &expected {
+        assert_eq!(&read[name], version, "{name}");
+    }
+    assert_eq!(read["cm-no-such-package"], None);
+}

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -223,23 +224,24 @@ impl Cmd {
             let pgid = nix::unistd::Pid::from_raw(pid as i32);
             let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
         };
-        let start = Instant::now();
-        let mut pause = Duration::from_micros(200);
-        let waited = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok((status, false)),
-                Ok(None) => {}
-                Err(e) => break Err(e),
+        // Waited for on a thread of its own, so its end is seen at once
+        // rather than at the next poll.
+        let pid = child.id();
+        let (done, ended) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = done.send(child.wait());
+        });
+        let lost = || Err(std::io::Error::other("the waiting thread died"));
+        let waited = match ended.recv_timeout(self.timeout) {
+            Ok(r) => r.map(|s| (s, false)),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                kill_group(pid);
+                ended.recv().unwrap_or_else(|_| lost()).map(|s| (s, true))
             }
-            if start.elapsed() >= self.timeout {
-                kill_group(child.id());
-                break child.wait().map(|s| (s, true));
-            }
-            thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
+            Err(mpsc::RecvTimeoutError::Disconnected) => lost().map(|s| (s, false)),
         };
         let (status, timed_out) = waited.map_err(|source| {
-            kill_group(child.id());
+            kill_group(pid);
             CommandError::Wait {
                 program: self.program.clone(),
                 source,

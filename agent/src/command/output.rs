@@ -3,9 +3,9 @@
 //! fill the agent's memory.
 
 use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Keep at most 1 MiB of output: enough for any error message.
 const MAX_OUTPUT: usize = 1 << 20;
@@ -13,13 +13,16 @@ const MAX_OUTPUT: usize = 1 << 20;
 /// A pipe being read.
 pub(super) struct Drain {
     buf: Arc<Mutex<Vec<u8>>>,
-    reader: thread::JoinHandle<()>,
+    /// Disconnected when the reader has seen the end of the pipe.
+    ended: mpsc::Receiver<()>,
 }
 
 pub(super) fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> Drain {
     let buf = Arc::new(Mutex::new(Vec::new()));
     let shared = Arc::clone(&buf);
-    let reader = thread::spawn(move || {
+    let (ending, ended) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let _ending = ending;
         let Some(mut p) = pipe else { return };
         let mut chunk = [0u8; 8192];
         loop {
@@ -33,16 +36,16 @@ pub(super) fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> Drain {
             }
         }
     });
-    Drain { buf, reader }
+    Drain { buf, ended }
 }
 
 impl Drain {
     /// What was read, waiting for the end of the pipe until `until` at most;
     /// a reader still blocked then is left behind rather than hang the run.
     pub(super) fn finish(self, until: Instant) -> String {
-        while !self.reader.is_finished() && Instant::now() < until {
-            thread::sleep(Duration::from_millis(5));
-        }
+        let _ = self
+            .ended
+            .recv_timeout(until.saturating_duration_since(Instant::now()));
         let b = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         String::from_utf8_lossy(&b).into_owned()
     }

@@ -150,7 +150,7 @@ impl Run<'_, '_> {
         self.report.error.get_or_insert(why);
     }
 
-    /// Read the state of every managed package with one dpkg-query.
+    /// Read the state of every managed package at once.
     fn preload_packages(&mut self) {
         let names: Vec<String> = self
             .providers

@@ -24,6 +24,7 @@ pub mod deploy;
 pub mod directory;
 pub mod download;
 pub mod dpkg;
+pub mod dpkg_status;
 pub mod execute;
 pub mod file;
 pub mod group;
@@ -78,7 +79,7 @@ pub trait Provider: Sized + 'static {
     fn converge(&mut self, action: ActionOf<Self>, cx: &mut Cx) -> Result<Outcome, ProviderError>;
 
     /// A package this resource installs, so the run reads the state of all
-    /// of them with one dpkg-query.
+    /// of them at once.
     fn package_request(&self) -> Option<package::Request> {
         None
     }

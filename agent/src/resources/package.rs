@@ -1,10 +1,11 @@
 //! `package` provider: apt and dpkg. The state of every package of a run is
-//! read with one `dpkg-query`; adjacent installs go into one `apt-get install`;
+//! read at once, from dpkg's status file ([`super::dpkg_status`]) or with one
+//! `dpkg-query`; adjacent installs go into one `apt-get install`;
 //! the package lists are refreshed only when stale, when a source changed, or
 //! when apt cannot find what it was asked for. An interrupted dpkg is
 //! repaired before the first package action of a run ([`super::dpkg`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -12,6 +13,7 @@ use cm_model::resources::FieldError;
 use cm_model::resources::package::{PackageAction, PackageSpec};
 
 use super::dpkg::{self, DpkgError};
+use super::dpkg_status;
 use super::{CommandFailed, Cx, Outcome, Provider, ProviderError, declared_actions};
 use crate::command::{Cmd, CommandError, Finished};
 use crate::engine::CompiledResource;
@@ -98,8 +100,14 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Query every name in one `dpkg-query -W`.
+    /// Read every name from dpkg's status file, or when it cannot answer
+    /// alone ([`dpkg_status`]), in one `dpkg-query -W`.
     pub fn load(&mut self, names: &[String]) {
+        let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        if let Some(found) = dpkg_status::installed_versions(&dpkg_status::admin_dir(), &wanted) {
+            self.state.extend(found);
+            return;
+        }
         let mut args = vec!["-W", "-f", "${Package}\t${Version}\t${db:Status-Status}\n"];
         args.extend(names.iter().map(String::as_str));
         for n in names {

@@ -19,9 +19,12 @@ mod output;
 mod partials;
 mod password_helpers;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
-use handlebars::{Context, Handlebars, RenderErrorReason};
+use handlebars::{
+    Context, Handlebars, RenderContext, RenderErrorReason, Renderable, Template, WriteOutput,
+};
 
 pub use depth::MAX_DEPTH;
 use output::LimitedWriter;
@@ -35,6 +38,11 @@ pub fn helper_names() -> impl Iterator<Item = &'static str> {
 /// The registry of every loaded cookbook's templates.
 pub struct Templates {
     registry: Handlebars<'static>,
+    /// Inline `{{…}}` properties, parsed once per distinct text: a recipe
+    /// repeats the same few (`{{attrs.root}}/…` in every path), and parsing
+    /// cost more than rendering (bench/README.md, "Where the agent's no-op
+    /// goes").
+    inline: Mutex<HashMap<String, Arc<Template>>>,
 }
 
 impl Default for Templates {
@@ -105,7 +113,10 @@ impl Templates {
         registry.set_strict_mode(true);
         registry.register_escape_fn(handlebars::no_escape);
         helpers::register(&mut registry);
-        Templates { registry }
+        Templates {
+            registry,
+            inline: Mutex::default(),
+        }
     }
 
     /// Register one cookbook's templates (path under `templates/` → source).
@@ -155,8 +166,30 @@ impl Templates {
         if !text.contains("{{") {
             return Ok(text.to_string());
         }
-        // Loading checked it; the nesting is checked again because handlebars
-        // parses the text anew and its parser recurses.
+        let template = self.inline_template(text)?;
+        let mut out = LimitedWriter::new(MAX_OUTPUT_BYTES);
+        let mut rc = RenderContext::new(None);
+        match template.render(
+            &self.registry,
+            ctx,
+            &mut rc,
+            &mut WriteOutput::new(&mut out),
+        ) {
+            Ok(()) => Ok(out.into_string()),
+            Err(_) if out.exceeded => Err(too_large(None)),
+            Err(e) => Err(render_error(None, e)),
+        }
+    }
+
+    /// The parsed form of an inline string, from the cache or parsed now.
+    fn inline_template(&self, text: &str) -> Result<Arc<Template>, TemplateError> {
+        let cached = self.inline.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = cached.get(text) {
+            return Ok(t.clone());
+        }
+        drop(cached);
+        // Loading checked it; the nesting is checked again because this
+        // text may come from elsewhere and handlebars' parser recurses.
         depth::check(text, MAX_DEPTH).map_err(|e| {
             let p = check::Problem {
                 line: Some(e.line),
@@ -165,15 +198,13 @@ impl Templates {
             };
             TemplateError::checked(None, p)
         })?;
-        let mut out = LimitedWriter::new(MAX_OUTPUT_BYTES);
-        match self
-            .registry
-            .render_template_with_context_to_write(text, ctx, &mut out)
-        {
-            Ok(()) => Ok(out.into_string()),
-            Err(_) if out.exceeded => Err(too_large(None)),
-            Err(e) => Err(render_error(None, e)),
-        }
+        let template = Arc::new(
+            Template::compile(text)
+                .map_err(|e| render_error(None, handlebars::RenderError::from(e)))?,
+        );
+        let mut cached = self.inline.lock().unwrap_or_else(|p| p.into_inner());
+        cached.insert(text.to_string(), template.clone());
+        Ok(template)
     }
 }
 

@@ -360,3 +360,21 @@ fn helpers_called_lists_every_helper_once() {
     assert_eq!(used.into_iter().collect::<Vec<_>>(), ["eq", "if", "pad"]);
     assert!(helpers_called("no braces").is_empty());
 }
+
+#[test]
+fn an_inline_string_parsed_once_still_renders_each_context_and_error() {
+    let t = Templates::new();
+    let text = "{{attrs.x}}/{{#if attrs.y}}y{{/if}}";
+    let a = Context::wraps(json!({"attrs": {"x": "a", "y": true}})).unwrap();
+    let b = Context::wraps(json!({"attrs": {"x": "b", "y": false}})).unwrap();
+    assert_eq!(t.render_str(text, &a).unwrap(), "a/y");
+    assert_eq!(t.render_str(text, &b).unwrap(), "b/");
+    let missing = Context::wraps(json!({"attrs": {}})).unwrap();
+    let err = t.render_str(text, &missing).unwrap_err();
+    assert!(err.message.contains("attrs.x"), "{err}");
+    // A text that does not parse fails every time, not only the first.
+    for _ in 0..2 {
+        assert!(t.render_str("{{#if attrs.x}}open", &a).is_err());
+    }
+    assert_eq!(t.inline.lock().unwrap().len(), 1);
+}
