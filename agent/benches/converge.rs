@@ -89,7 +89,8 @@ struct Run {
 /// Run one converge. The agent runs traced, only so that it stops once at
 /// its exit (`PTRACE_EVENT_EXIT`, before its memory is released) for its
 /// `/proc` status to be read; it is not stopped anywhere else.
-#[allow(unsafe_code)] // ptrace and wait4: docs/decisions.md
+#[allow(unsafe_code)]
+// ptrace and wait4: docs/decisions.md
 // The child is reaped by wait4 (for its rusage), which clippy cannot see.
 #[allow(clippy::zombie_processes)]
 fn converge(dir: &Path) -> Run {

@@ -6,17 +6,35 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
-/// The descriptor of the run lock shared with command watchers, or -1.
-static SHARED_WITH_COMMANDS: AtomicI32 = AtomicI32::new(-1);
+/// The descriptor of the run lock shared with command watchers (-1: none),
+/// and a number that changes whenever it does, so that a watcher keeping
+/// an earlier lock is never used for a command of a later run.
+static SHARED_WITH_COMMANDS: Mutex<(RawFd, u64)> = Mutex::new((-1, 0));
+
+/// The run lock a command's watcher keeps open, and its generation.
+pub(crate) fn shared() -> (Option<RawFd>, u64) {
+    let (fd, generation) = *SHARED_WITH_COMMANDS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    ((fd >= 0).then_some(fd), generation)
+}
 
 /// The run lock's descriptor, for a command's watcher to keep open.
+#[cfg(test)]
 pub(crate) fn shared_fd() -> Option<RawFd> {
-    Some(SHARED_WITH_COMMANDS.load(Ordering::SeqCst)).filter(|fd| *fd >= 0)
+    shared().0
+}
+
+fn share(fd: RawFd) {
+    let mut shared = SHARED_WITH_COMMANDS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    *shared = (fd, shared.1 + 1);
 }
 
 /// Held while a run is in progress.
@@ -29,9 +47,11 @@ pub struct RunLock {
 impl Drop for RunLock {
     fn drop(&mut self) {
         if self.shared {
-            let fd = self.lock.as_raw_fd();
-            let _ =
-                SHARED_WITH_COMMANDS.compare_exchange(fd, -1, Ordering::SeqCst, Ordering::SeqCst);
+            if shared().0 == Some(self.lock.as_raw_fd()) {
+                share(-1);
+            }
+            // The idle watcher keeps this lock's descriptor: it goes now.
+            crate::command::retire_idle_watcher();
         }
     }
 }
@@ -87,7 +107,7 @@ impl RunLock {
     /// watcher has stopped that command's process group. Only the run lock
     /// is shared, never the daemon lock (a restarted daemon must not wait).
     pub fn shared_with_commands(mut self) -> RunLock {
-        SHARED_WITH_COMMANDS.store(self.lock.as_raw_fd(), Ordering::SeqCst);
+        share(self.lock.as_raw_fd());
         self.shared = true;
         self
     }

@@ -96,7 +96,8 @@ fn killed_agent_leaves_no_orphan_of_a_running_command() {
         "busy",
         &[(
             "recipes/default.yaml",
-            "- execute: shell-with-a-grandchild\n  command: \"sleep 300 & echo $! > {{attrs.root}}/grandchild.pid; echo $$ > {{attrs.root}}/shell.pid; wait\"\n",
+            // Two commands first: the third's watcher is the run's, reused.
+            "- execute: first\n  command: \"true\"\n  not_if: \"false\"\n- execute: shell-with-a-grandchild\n  command: \"sleep 300 & echo $! > {{attrs.root}}/grandchild.pid; echo $$ > {{attrs.root}}/shell.pid; wait\"\n",
         )],
     );
     let agent = apply(&s, "busy", 0).stdout(Stdio::null()).spawn().unwrap();
@@ -120,7 +121,7 @@ fn next_run_waits_until_the_killed_runs_commands_are_gone() {
         "stubborn",
         &[(
             "recipes/default.yaml",
-            "- execute: ignores-sigterm\n  command: \"trap '' TERM; echo $$ > {{attrs.root}}/stubborn.pid; while :; do sleep 1; done\"\n",
+            "- execute: first\n  command: \"true\"\n- execute: ignores-sigterm\n  command: \"trap '' TERM; echo $$ > {{attrs.root}}/stubborn.pid; while :; do sleep 1; done\"\n",
         )],
     );
     // The next run fails if the stubborn command still runs beside it.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -213,11 +213,21 @@ impl Cmd {
         let watcher = if self.left_to_finish() {
             None
         } else {
-            let w = watcher::Watcher::start(crate::lock::shared_fd()).map_err(spawn_error)?;
+            let w = take_watcher().map_err(spawn_error)?;
             announce_pid_before_exec(&mut c, w.pipe_fd());
             Some(w)
         };
-        let mut child = c.spawn().map_err(spawn_error)?;
+        let mut child = match c.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                // It may or may not have announced a pid: this watcher is
+                // told the command is over and retired, never reused.
+                if let Some(w) = watcher {
+                    w.command_done();
+                }
+                return Err(spawn_error(e));
+            }
+        };
         let out = output::drain(child.stdout.take());
         let err = output::drain(child.stderr.take());
         let kill_group = |pid: u32| {
@@ -247,8 +257,13 @@ impl Cmd {
                 source,
             }
         })?;
-        // The command is over: its watcher goes without touching anything.
-        drop(watcher);
+        // The command is over: its watcher stops watching it, and waits idle
+        // for the run's next command.
+        if let Some(w) = watcher
+            && w.command_done()
+        {
+            put_back_watcher(w);
+        }
         let pipes_until = Instant::now() + PIPE_GRACE;
         Ok(Finished {
             code: status.code(),
@@ -259,6 +274,47 @@ impl Cmd {
             timeout: self.timeout,
         })
     }
+}
+
+/// The idle watcher of the current run lock, if any (see [`watcher`]).
+static IDLE_WATCHER: Mutex<Option<watcher::Watcher>> = Mutex::new(None);
+
+/// A watcher for the next command: the idle one when it keeps the current
+/// run lock, else a new one.
+fn take_watcher() -> std::io::Result<watcher::Watcher> {
+    let (lock, generation) = crate::lock::shared();
+    let idle = IDLE_WATCHER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    match idle {
+        Some(w) if w.generation == generation => Ok(w),
+        // One of an earlier run lock is retired (when dropped, here).
+        _ => watcher::Watcher::start(lock, generation),
+    }
+}
+
+/// Keep `w` for the next command of the run, unless the run lock changed
+/// meanwhile, or another command's watcher is already kept (commands ran
+/// at once). Outside a run no watcher is kept: none lingers between runs.
+fn put_back_watcher(w: watcher::Watcher) {
+    let (lock, generation) = crate::lock::shared();
+    let mut idle = IDLE_WATCHER.lock().unwrap_or_else(|p| p.into_inner());
+    if idle.is_none() && lock.is_some() && w.generation == generation {
+        *idle = Some(w);
+    } else {
+        drop(idle);
+        drop(w);
+    }
+}
+
+/// The run is over: its idle watcher, which keeps the run lock, goes.
+pub(crate) fn retire_idle_watcher() {
+    let idle = IDLE_WATCHER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    drop(idle);
 }
 
 /// The command writes its pid to its watcher between fork and exec.

@@ -148,3 +148,27 @@ fn the_watcher_of_a_finished_command_is_reaped() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn commands_one_after_another_share_one_watcher_until_the_run_ends() {
+    let idle = || IDLE_WATCHER.lock().unwrap().as_ref().map(|w| w.pid());
+    let dir = tempfile::tempdir().unwrap();
+    let run = crate::lock::RunLock::acquire(&dir.path().join("lock"), Duration::ZERO)
+        .unwrap()
+        .shared_with_commands();
+    Cmd::shell("true").run().unwrap();
+    let first = idle().expect("an idle watcher after a command");
+    Cmd::shell("exit 3").run().unwrap();
+    assert_eq!(idle(), Some(first), "the second command forked another");
+    // A watcher that may have heard half a command is retired, never reused.
+    let _ = Cmd::new("/no/such/program", &[]).run().unwrap_err();
+    assert_eq!(idle(), None);
+    assert!(!std::path::Path::new(&format!("/proc/{first}")).exists());
+    Cmd::shell("true").run().unwrap();
+    let second = idle().expect("a new idle watcher");
+    assert_ne!(second, first);
+    drop(run);
+    assert_eq!(idle(), None, "the run's end retires its watcher");
+    // Reaped, not a zombie: no such process at all.
+    assert!(!std::path::Path::new(&format!("/proc/{second}")).exists());
+}

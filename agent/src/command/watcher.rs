@@ -1,17 +1,22 @@
-//! The watcher: one small process per command that stops the command's
-//! whole process group if the agent dies while it runs, so a killed agent
-//! leaves no orphan. `PR_SET_PDEATHSIG` would reach only the command itself,
-//! never the children of a shell.
+//! The watcher: a small process that stops a running command's whole
+//! process group if the agent dies, so a killed agent leaves no orphan.
+//! `PR_SET_PDEATHSIG` would reach only the command itself, never the
+//! children of a shell.
 //!
 //! The watcher is forked from the agent (no exec: a fork is all it costs)
-//! before the command is spawned. It holds the read end of a pipe whose
-//! write end only the agent holds (close-on-exec, so the command does not
-//! inherit it). The command, between its fork and its exec, writes its pid
-//! into the pipe, so the watcher learns it even if the agent dies at that
-//! very moment. When the command has ended the agent writes one more byte
-//! and the watcher exits; end-of-file without that byte means the agent
-//! died: the watcher sends SIGTERM to the group, SIGKILL [`KILL_GRACE`]
-//! later to what is left, and exits once the group is gone.
+//! before a command is spawned, and watches one command at a time: the
+//! agent keeps an idle one for the next command of the run (a fork per
+//! command cost a no-op converge 0.65 ms and 150 page faults for each
+//! guard; bench/README.md). It holds the read end of a pipe whose write end
+//! only the agent holds (close-on-exec, so the command does not inherit
+//! it). Each command, between its fork and its exec, writes its pid into
+//! the pipe, so the watcher learns it even if the agent dies at that very
+//! moment. When the command has ended the agent writes one more byte and
+//! the watcher waits for the next pid; end-of-file instead of that byte
+//! means the agent died: the watcher sends SIGTERM to the group, SIGKILL
+//! [`KILL_GRACE`] later to what is left, and exits once the group is gone.
+//! End-of-file while no command runs (the run is over, or the agent exited)
+//! ends the watcher quietly.
 //!
 //! It also keeps a duplicate of the run lock (when the run shared it, see
 //! `lock::RunLock::shared_with_commands`), so the next run waits until the
@@ -46,17 +51,20 @@ const DONE: u8 = b'.';
 const PIPE_FD: RawFd = 3;
 const LOCK_FD: RawFd = 4;
 
-/// A running watcher, owned by the agent for the life of one command.
+/// A running watcher, owned by the agent: by one command while it runs,
+/// idle between commands.
 pub(super) struct Watcher {
     pid: libc::pid_t,
     /// The write end; only the agent holds it.
     pipe: Option<OwnedFd>,
+    /// The run lock's generation it keeps (`lock::shared`).
+    pub(super) generation: u64,
 }
 
 impl Watcher {
     /// Fork a watcher that keeps `run_lock` (a descriptor of the agent's
-    /// run lock) open while it lives.
-    pub(super) fn start(run_lock: Option<RawFd>) -> io::Result<Watcher> {
+    /// run lock, of `generation`) open while it lives.
+    pub(super) fn start(run_lock: Option<RawFd>, generation: u64) -> io::Result<Watcher> {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let read_fd = read.as_raw_fd();
         // SAFETY: the child runs only `watch`, which makes async-signal-safe
@@ -69,6 +77,7 @@ impl Watcher {
                 Ok(Watcher {
                     pid,
                     pipe: Some(write),
+                    generation,
                 })
             }
         }
@@ -78,6 +87,21 @@ impl Watcher {
     /// (see [`announce`]).
     pub(super) fn pipe_fd(&self) -> RawFd {
         self.pipe.as_ref().map_or(-1, AsRawFd::as_raw_fd)
+    }
+
+    #[cfg(test)]
+    pub(super) fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    /// The command it watched ended (or never started): it stops watching
+    /// that group and waits for the next pid. False when the pipe is broken
+    /// (the watcher is gone): the agent must not use it again.
+    pub(super) fn command_done(&self) -> bool {
+        let Some(pipe) = &self.pipe else { return false };
+        let done = DONE;
+        // SAFETY: writing one byte from a live local to an owned descriptor.
+        unsafe { libc::write(pipe.as_raw_fd(), (&raw const done).cast(), 1) == 1 }
     }
 }
 
@@ -103,14 +127,10 @@ pub(super) unsafe fn announce(pipe: RawFd) {
 }
 
 impl Drop for Watcher {
-    /// The command ended (or never started): the watcher exits without
-    /// touching anything, and is reaped.
+    /// Retired while idle: end-of-file ends it without touching anything,
+    /// and it is reaped.
     fn drop(&mut self) {
-        if let Some(pipe) = self.pipe.take() {
-            let done = DONE;
-            // SAFETY: writing one byte from a live local to an owned descriptor.
-            unsafe { libc::write(pipe.as_raw_fd(), (&raw const done).cast(), 1) };
-        }
+        drop(self.pipe.take());
         let mut status = 0;
         // SAFETY: waiting for our own child, by pid.
         while unsafe { libc::waitpid(self.pid, &mut status, 0) } == -1
@@ -137,19 +157,26 @@ unsafe fn watch(pipe: RawFd, run_lock: RawFd) -> ! {
             // Out of descriptors: it cannot watch, and must not read a stranger.
             libc::_exit(0);
         }
-        let mut pid: libc::pid_t = 0;
-        let want = size_of::<libc::pid_t>();
-        if read_full(PIPE_FD, (&raw mut pid).cast(), want) != want || pid <= 1 {
-            // The agent gave up before the command started, or died before that.
-            libc::_exit(0);
+        loop {
+            let mut pid: libc::pid_t = 0;
+            let want = size_of::<libc::pid_t>();
+            if read_full(PIPE_FD, (&raw mut pid).cast(), want) != want || pid <= 1 {
+                // Retired, or the agent exited or died between commands (a
+                // lone DONE byte: a command that never started).
+                libc::_exit(0);
+            }
+            let mut byte = 0u8;
+            match read_full(PIPE_FD, (&raw mut byte).cast(), 1) {
+                1 if byte == DONE => continue,
+                // Not what the agent writes: touch nothing.
+                1 => libc::_exit(0),
+                // End of file without the byte: the agent died with the command running.
+                _ => {
+                    stop_group(pid);
+                    libc::_exit(0)
+                }
+            }
         }
-        let mut byte = 0u8;
-        if read_full(PIPE_FD, (&raw mut byte).cast(), 1) == 1 {
-            libc::_exit(0);
-        }
-        // End of file without the byte: the agent died with the command running.
-        stop_group(pid);
-        libc::_exit(0)
     }
 }
 

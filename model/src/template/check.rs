@@ -60,6 +60,14 @@ impl Problem {
 /// Compile `text` and check it; `name` is the registered name of a template
 /// file, `None` for a string in a recipe.
 pub(super) fn compile(name: Option<&str>, text: &str) -> Result<(Template, Shape), Problem> {
+    let (template, depth) = parse(name, text)?;
+    let shape = shape(&template, depth)?;
+    Ok((template, shape))
+}
+
+/// Parse a template, bounded: the nesting is checked before handlebars'
+/// recursive parser sees the text. The template and its depth.
+pub(super) fn parse(name: Option<&str>, text: &str) -> Result<(Template, usize), Problem> {
     depth::check(text, MAX_DEPTH).map_err(|e| Problem {
         line: Some(e.line),
         column: Some(e.column),
@@ -85,14 +93,18 @@ pub(super) fn compile(name: Option<&str>, text: &str) -> Result<(Template, Shape
             message: format!("blocks and sub-expressions nest more than {MAX_DEPTH} deep"),
         });
     }
+    Ok((template, deepest))
+}
+
+/// The helpers and partials a parsed template calls, checked.
+pub(super) fn shape(template: &Template, depth: usize) -> Result<Shape, Problem> {
     let mut walk = Walk::default();
-    walk.template(&template, 0, (1, 1))?;
-    let shape = Shape {
-        depth: deepest,
+    walk.template(template, 0, (1, 1))?;
+    Ok(Shape {
+        depth,
         partials: walk.partials,
         helpers: walk.helpers,
-    };
-    Ok((template, shape))
+    })
 }
 
 /// One level of the tree, for the walks that must not recurse.

@@ -15,16 +15,14 @@ mod check;
 mod cluster_helpers;
 mod depth;
 mod helpers;
+mod inline;
 mod output;
 mod partials;
 mod password_helpers;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 
-use handlebars::{
-    Context, Handlebars, RenderContext, RenderErrorReason, Renderable, Template, WriteOutput,
-};
+use handlebars::{Context, Handlebars, RenderContext, RenderErrorReason, Renderable, WriteOutput};
 
 pub use depth::MAX_DEPTH;
 use output::LimitedWriter;
@@ -38,11 +36,6 @@ pub fn helper_names() -> impl Iterator<Item = &'static str> {
 /// The registry of every loaded cookbook's templates.
 pub struct Templates {
     registry: Handlebars<'static>,
-    /// Inline `{{…}}` properties, parsed once per distinct text: a recipe
-    /// repeats the same few (`{{attrs.root}}/…` in every path), and parsing
-    /// cost more than rendering (bench/README.md, "Where the agent's no-op
-    /// goes").
-    inline: Mutex<HashMap<String, Arc<Template>>>,
 }
 
 impl Default for Templates {
@@ -88,23 +81,25 @@ impl TemplateError {
 /// Check a `{{…}}` string of a recipe as a node would render it: nesting,
 /// helpers and their arguments.
 pub fn check_inline(text: &str) -> Result<(), TemplateError> {
-    if !text.contains("{{") {
-        return Ok(());
-    }
-    check::compile(None, text)
-        .map(drop)
-        .map_err(|p| TemplateError::checked(None, p))
+    inline_shape(text).map(drop)
 }
 
 /// The helpers a template (or a `{{…}}` string) calls, built-ins included;
 /// empty when it does not compile (loading refuses it then).
 pub fn helpers_called(text: &str) -> std::collections::BTreeSet<&'static str> {
-    if !text.contains("{{") {
-        return Default::default();
-    }
-    check::compile(None, text)
-        .map(|(_, shape)| shape.helpers)
+    inline_shape(text)
+        .map(|shape| shape.helpers)
         .unwrap_or_default()
+}
+
+/// The checked shape of a `{{…}}` string (parsed once: [`inline`]).
+fn inline_shape(text: &str) -> Result<check::Shape, TemplateError> {
+    if !text.contains("{{") {
+        return Ok(check::Shape::default());
+    }
+    inline::parse(text)
+        .and_then(|p| check::shape(&p.template, p.depth))
+        .map_err(|p| TemplateError::checked(None, p))
 }
 
 impl Templates {
@@ -113,10 +108,7 @@ impl Templates {
         registry.set_strict_mode(true);
         registry.register_escape_fn(handlebars::no_escape);
         helpers::register(&mut registry);
-        Templates {
-            registry,
-            inline: Mutex::default(),
-        }
+        Templates { registry }
     }
 
     /// Register one cookbook's templates (path under `templates/` → source).
@@ -166,10 +158,10 @@ impl Templates {
         if !text.contains("{{") {
             return Ok(text.to_string());
         }
-        let template = self.inline_template(text)?;
+        let parsed = inline::parse(text).map_err(|p| TemplateError::checked(None, p))?;
         let mut out = LimitedWriter::new(MAX_OUTPUT_BYTES);
         let mut rc = RenderContext::new(None);
-        match template.render(
+        match parsed.template.render(
             &self.registry,
             ctx,
             &mut rc,
@@ -179,32 +171,6 @@ impl Templates {
             Err(_) if out.exceeded => Err(too_large(None)),
             Err(e) => Err(render_error(None, e)),
         }
-    }
-
-    /// The parsed form of an inline string, from the cache or parsed now.
-    fn inline_template(&self, text: &str) -> Result<Arc<Template>, TemplateError> {
-        let cached = self.inline.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(t) = cached.get(text) {
-            return Ok(t.clone());
-        }
-        drop(cached);
-        // Loading checked it; the nesting is checked again because this
-        // text may come from elsewhere and handlebars' parser recurses.
-        depth::check(text, MAX_DEPTH).map_err(|e| {
-            let p = check::Problem {
-                line: Some(e.line),
-                column: Some(e.column),
-                message: e.message,
-            };
-            TemplateError::checked(None, p)
-        })?;
-        let template = Arc::new(
-            Template::compile(text)
-                .map_err(|e| render_error(None, handlebars::RenderError::from(e)))?,
-        );
-        let mut cached = self.inline.lock().unwrap_or_else(|p| p.into_inner());
-        cached.insert(text.to_string(), template.clone());
-        Ok(template)
     }
 }
 
