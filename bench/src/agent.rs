@@ -202,7 +202,7 @@ async fn follow_role_changes(
     let timeout = Duration::from_secs(60);
     for i in 1..=count {
         let message = format!("change-{i}");
-        let committed = commit_role(server, demo_role(out, &message)).await?;
+        let committed = commit_role(server, ROLE, demo_role(out, &message)).await?;
         let woke = daemon
             .wait_for("converging after a plan change", woken, i, poll, timeout)
             .await?;
@@ -221,7 +221,11 @@ async fn follow_role_changes(
 /// What the Roles.Set RPC does, called on the server's state directly so
 /// that the clock starts when the new role is committed: validate, store,
 /// then `State::changed`. Returns the instant of the commit.
-async fn commit_role(server: &BenchServer, yaml: String) -> Result<Instant> {
+pub async fn commit_role(
+    server: &BenchServer,
+    role: &'static str,
+    yaml: String,
+) -> Result<Instant> {
     let state = server.state.clone();
     server
         .run(async move {
@@ -229,14 +233,14 @@ async fn commit_role(server: &BenchServer, yaml: String) -> Result<Instant> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let saved = state
                 .store
-                .put_document(DocKind::Role, ROLE, &yaml, "cm-bench")
+                .put_document(DocKind::Role, role, &yaml, "cm-bench")
                 .await
                 .context("storing the role")?;
             let committed = Instant::now();
             if !saved.changed {
                 bail!("the role did not change");
             }
-            state.changed(&format!("role {ROLE} changed")).await;
+            state.changed(&format!("role {role} changed")).await;
             Ok(committed)
         })
         .await?

@@ -195,27 +195,37 @@ pub async fn register_directly(
     range: std::ops::Range<usize>,
     parallel: usize,
 ) -> Result<Duration> {
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(range.start));
-    let end = range.end;
     let expires = cm_server::state::now() + 90 * 86400;
+    let nodes = range
+        .map(|i| NodeEnrollment {
+            name: node_name(i),
+            facts_json: facts(i),
+            // Not a certificate anyone holds: only the serial column.
+            cert_serial: format!("b0{i:030x}"),
+            cert_expires_at: expires,
+            now: cm_server::state::now(),
+        })
+        .collect();
+    register(server, nodes, parallel).await
+}
+
+/// Write `nodes` into the store in the benchmark's role and environment,
+/// `parallel` at a time. Returns the time it took.
+pub async fn register(
+    server: &BenchServer,
+    nodes: Vec<NodeEnrollment>,
+    parallel: usize,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let queue = Arc::new(std::sync::Mutex::new(nodes));
     let mut tasks = Vec::new();
     for _ in 0..parallel.max(1) {
         let state = server.state.clone();
-        let next = next.clone();
+        let queue = queue.clone();
         tasks.push(server.run(async move {
             loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= end {
+                let Some(e) = queue.lock().expect("not poisoned").pop() else {
                     return Ok::<_, anyhow::Error>(());
-                }
-                let e = NodeEnrollment {
-                    name: node_name(i),
-                    facts_json: facts(i),
-                    // Not a certificate anyone holds: only the serial column.
-                    cert_serial: format!("b0{i:030x}"),
-                    cert_expires_at: expires,
-                    now: cm_server::state::now(),
                 };
                 state
                     .store

@@ -19,6 +19,7 @@ mod cpu;
 mod daemons;
 mod dashboard;
 mod fleet;
+mod idle;
 mod node;
 mod plans;
 mod push;
@@ -56,6 +57,10 @@ enum Command {
     /// The dashboard at fleet size: each page's time over HTTPS with
     /// 10,000 nodes, each with a last run.
     Dashboard(dashboard::DashboardArgs),
+    Idle(idle::IdleArgs),
+    /// The simulated agents of `idle`, in a process of their own.
+    #[command(hide = true)]
+    IdleAgents(idle::IdleAgentsArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,8 @@ fn main() -> ExitCode {
         Command::Agent(args) => agent::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Dashboard(args) => dashboard::run(args),
+        Command::Idle(args) => idle::run(args),
+        Command::IdleAgents(args) => idle::run_agents(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

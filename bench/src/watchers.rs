@@ -164,15 +164,42 @@ async fn watch(
     ready: mpsc::UnboundedSender<()>,
 ) -> Result<()> {
     let mut agent = AgentClient::new(channel);
-    let mut hash = get_plan(&mut agent, "").await?.context("a first plan")?;
-    let mut stream = agent
+    let (hash, stream) = open_watch(&mut agent).await?;
+    let _ = ready.send(());
+    follow(agent, stream, hash, || {
+        let _ = held.send(Held {
+            watcher: i,
+            at: Instant::now(),
+        });
+    })
+    .await
+    .with_context(|| format!("watcher {i}"))
+}
+
+/// The first plan's hash, and a Watch stream from it.
+pub async fn open_watch(
+    agent: &mut AgentClient<tonic::transport::Channel>,
+) -> Result<(String, tonic::Streaming<cm_proto::v1::WatchEvent>)> {
+    let hash = get_plan(agent, "").await?.context("a first plan")?;
+    let stream = agent
         .watch(WatchRequest {
             plan_hash: hash.clone(),
         })
         .await
         .context("opening the Watch stream")?
         .into_inner();
-    let _ = ready.send(());
+    Ok((hash, stream))
+}
+
+/// Follow a Watch stream as the daemon does: a heartbeat every 60 s; on an
+/// event, GetPlan since the plan held (whose hash must be the event's),
+/// then `held()`.
+pub async fn follow(
+    mut agent: AgentClient<tonic::transport::Channel>,
+    mut stream: tonic::Streaming<cm_proto::v1::WatchEvent>,
+    mut hash: String,
+    mut held: impl FnMut(),
+) -> Result<()> {
     let mut beat = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
@@ -188,17 +215,17 @@ async fn watch(
                     continue;
                 };
                 if new != event.plan_hash {
-                    bail!("watcher {i}: told {} but given {new}", event.plan_hash);
+                    bail!("told {} but given {new}", event.plan_hash);
                 }
                 hash = new;
-                let _ = held.send(Held { watcher: i, at: Instant::now() });
+                held();
             }
         }
     }
 }
 
 /// GetPlan since `since`: the new hash, or None when unchanged.
-async fn get_plan(
+pub async fn get_plan(
     agent: &mut AgentClient<tonic::transport::Channel>,
     since: &str,
 ) -> Result<Option<String>> {
