@@ -25,6 +25,7 @@ mod plans;
 mod push;
 mod server;
 mod stats;
+mod storm;
 mod watchers;
 
 use std::process::ExitCode;
@@ -58,6 +59,7 @@ enum Command {
     /// 10,000 nodes, each with a last run.
     Dashboard(dashboard::DashboardArgs),
     Idle(idle::IdleArgs),
+    Storm(storm::StormArgs),
     /// The simulated agents of `idle`, in a process of their own.
     #[command(hide = true)]
     IdleAgents(idle::IdleAgentsArgs),
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cluster::run(args),
         Command::Dashboard(args) => dashboard::run(args),
         Command::Idle(args) => idle::run(args),
+        Command::Storm(args) => storm::run(args),
         Command::IdleAgents(args) => idle::run_agents(args),
     };
     match result {
