@@ -9,6 +9,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=cm.proto");
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc);
-    tonic_prost_build::configure().compile_with_config(config, &["cm.proto"], &["."])?;
+    // Small buffers for long-lived streams: src/codec.rs.
+    tonic_prost_build::configure()
+        .codec_path("crate::codec::Codec")
+        .compile_with_config(config, &["cm.proto"], &["."])?;
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod v1 {
     tonic::include_proto!("cm.v1");
 }
 
+pub mod codec;
 pub mod convert;
 
 /// The version every binary tells its peer; agents one minor version behind are served.
