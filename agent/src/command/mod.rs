@@ -250,20 +250,21 @@ impl Cmd {
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => lost().map(|s| (s, false)),
         };
-        let (status, timed_out) = waited.map_err(|source| {
+        if waited.is_err() {
             kill_group(pid);
-            CommandError::Wait {
-                program: self.program.clone(),
-                source,
-            }
-        })?;
-        // The command is over: its watcher stops watching it, and waits idle
-        // for the run's next command.
+        }
+        // The command is over: its watcher stops watching it and waits idle
+        // for the run's next command (retired instead if anything went wrong).
         if let Some(w) = watcher
             && w.command_done()
+            && waited.is_ok()
         {
             put_back_watcher(w);
         }
+        let (status, timed_out) = waited.map_err(|source| CommandError::Wait {
+            program: self.program.clone(),
+            source,
+        })?;
         let pipes_until = Instant::now() + PIPE_GRACE;
         Ok(Finished {
             code: status.code(),

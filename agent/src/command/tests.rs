@@ -149,6 +149,8 @@ fn the_watcher_of_a_finished_command_is_reaped() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+// Reads the process-wide idle watcher: nextest runs each test in a process
+// of its own, as the README's test command does.
 #[test]
 fn commands_one_after_another_share_one_watcher_until_the_run_ends() {
     let idle = || IDLE_WATCHER.lock().unwrap().as_ref().map(|w| w.pid());
