@@ -288,11 +288,14 @@ fn take_watcher() -> std::io::Result<watcher::Watcher> {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take();
-    match idle {
-        Some(w) if w.generation == generation => Ok(w),
-        // One of an earlier run lock is retired (when dropped, here).
-        _ => watcher::Watcher::start(lock, generation),
+    if let Some(mut w) = idle
+        && w.generation == generation
+        && w.alive()
+    {
+        return Ok(w);
     }
+    // One of an earlier run lock, or a dead one, was retired (dropped) above.
+    watcher::Watcher::start(lock, generation)
 }
 
 /// Keep `w` for the next command of the run, unless the run lock changed

@@ -59,6 +59,8 @@ pub(super) struct Watcher {
     pipe: Option<OwnedFd>,
     /// The run lock's generation it keeps (`lock::shared`).
     pub(super) generation: u64,
+    /// Already reaped: its pid is not waited for again.
+    reaped: bool,
 }
 
 impl Watcher {
@@ -78,6 +80,7 @@ impl Watcher {
                     pid,
                     pipe: Some(write),
                     generation,
+                    reaped: false,
                 })
             }
         }
@@ -92,6 +95,18 @@ impl Watcher {
     #[cfg(test)]
     pub(super) fn pid(&self) -> libc::pid_t {
         self.pid
+    }
+
+    /// Still running (one killed by hand or by the OOM killer while idle
+    /// must not be handed the next command).
+    pub(super) fn alive(&mut self) -> bool {
+        let mut status = 0;
+        // SAFETY: a non-blocking wait for our own child, by pid.
+        let alive = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) } == 0;
+        // Reaped (or not ours to wait for): never waited for again, since
+        // its pid may already be another child's.
+        self.reaped |= !alive;
+        alive
     }
 
     /// The command it watched ended (or never started): it stops watching
@@ -127,10 +142,15 @@ pub(super) unsafe fn announce(pipe: RawFd) {
 }
 
 impl Drop for Watcher {
-    /// Retired while idle: end-of-file ends it without touching anything,
-    /// and it is reaped.
+    /// Retired: end-of-file ends an idle watcher without touching anything,
+    /// and it is reaped. Dropped with its command still running (a panic
+    /// mid-command), it takes that as the agent's death and stops the
+    /// command's group first.
     fn drop(&mut self) {
         drop(self.pipe.take());
+        if self.reaped {
+            return;
+        }
         let mut status = 0;
         // SAFETY: waiting for our own child, by pid.
         while unsafe { libc::waitpid(self.pid, &mut status, 0) } == -1

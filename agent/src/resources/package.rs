@@ -119,8 +119,12 @@ impl Cache {
                 let mut parts = line.split('\t');
                 if let (Some(p), Some(v), Some(status)) = (parts.next(), parts.next(), parts.next())
                 {
-                    let installed = (status == "installed").then(|| v.to_string());
-                    self.state.insert(p.to_string(), installed);
+                    // Several instances of one name (multi-arch): any
+                    // installed one counts, as in `dpkg_status`.
+                    let slot = self.state.entry(p.to_string()).or_default();
+                    if slot.is_none() && status == "installed" {
+                        *slot = Some(v.to_string());
+                    }
                 }
             }
         }

@@ -1,9 +1,10 @@
 //! `{{…}}` strings of recipes, parsed once per process: loading a cookbook
 //! checks each of them and compiling a plan renders each, often several
 //! times (`for_each`), and parsing cost more than rendering (bench/README.md,
-//! "Where the agent's no-op goes"). Bounded: past [`MAX_TEXT_BYTES`] of
-//! texts the memo starts afresh, so a daemon that loads many cookbook
-//! versions, or a server fed hostile recipes, keeps it small.
+//! "Where the agent's no-op goes"). Bounded by an estimate of what the
+//! parsed forms hold (each `{{…}}` a few hundred bytes, plus the text):
+//! past [`MAX_COST`] the memo starts afresh, so a daemon that loads many
+//! cookbook versions, or a server fed hostile recipes, keeps it small.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,8 +13,10 @@ use handlebars::Template;
 
 use super::check::{self, Problem};
 
-/// How many bytes of text the memo holds before it starts afresh.
-const MAX_TEXT_BYTES: usize = 4 << 20;
+/// The estimated bytes the memo holds before it starts afresh.
+const MAX_COST: usize = 16 << 20;
+/// What one `{{…}}` costs parsed, about: its element, parameters, maps.
+const COST_PER_EXPRESSION: usize = 512;
 
 /// A parsed string and how deeply it nests.
 pub(super) struct Parsed {
@@ -24,7 +27,7 @@ pub(super) struct Parsed {
 #[derive(Default)]
 struct Memo {
     parsed: HashMap<Box<str>, Arc<Parsed>>,
-    text_bytes: usize,
+    cost: usize,
 }
 
 static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
@@ -44,11 +47,12 @@ pub(super) fn parse(text: &str) -> Result<Arc<Parsed>, Problem> {
     let parsed = Arc::new(Parsed { template, depth });
     let mut guard = MEMO.lock().unwrap_or_else(|e| e.into_inner());
     let m = guard.get_or_insert_with(Memo::default);
-    if m.text_bytes + text.len() > MAX_TEXT_BYTES {
+    let cost = text.len() + COST_PER_EXPRESSION * text.matches("{{").count();
+    if m.cost + cost > MAX_COST {
         *m = Memo::default();
     }
-    if m.text_bytes + text.len() <= MAX_TEXT_BYTES {
-        m.text_bytes += text.len();
+    if cost <= MAX_COST {
+        m.cost += cost;
         m.parsed.insert(text.into(), parsed.clone());
     }
     Ok(parsed)
