@@ -128,6 +128,37 @@ pub struct Memory {
     pub threads: u64,
 }
 
+impl Memory {
+    /// Of process `pid` now (`self`: this process).
+    pub fn of(pid: &str) -> Result<Memory> {
+        let path = format!("/proc/{pid}/status");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let mut m = Memory::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let number = value
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok());
+            let slot = match key {
+                "VmRSS" => &mut m.vm_rss,
+                "RssAnon" => &mut m.rss_anon,
+                "RssFile" => &mut m.rss_file,
+                "VmHWM" => &mut m.vm_hwm,
+                "Threads" => &mut m.threads,
+                _ => continue,
+            };
+            *slot = number.with_context(|| format!("{path}: {line:?} is not a number"))?;
+        }
+        if m.vm_rss == 0 || m.threads == 0 {
+            bail!("{path} has no VmRSS or Threads:\n{text}");
+        }
+        Ok(m)
+    }
+}
+
 impl Daemon {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -163,31 +194,7 @@ impl Daemon {
     /// VmRSS, RssAnon, RssFile, VmHWM and Threads of the daemon now.
     pub fn memory(&self) -> Result<Memory> {
         let pid = self.child.id().context("the daemon has exited")?;
-        let path = format!("/proc/{pid}/status");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        let mut m = Memory::default();
-        for line in text.lines() {
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
-            let number = value
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<u64>().ok());
-            let slot = match key {
-                "VmRSS" => &mut m.vm_rss,
-                "RssAnon" => &mut m.rss_anon,
-                "RssFile" => &mut m.rss_file,
-                "VmHWM" => &mut m.vm_hwm,
-                "Threads" => &mut m.threads,
-                _ => continue,
-            };
-            *slot = number.with_context(|| format!("{path}: {line:?} is not a number"))?;
-        }
-        if m.vm_rss == 0 || m.threads == 0 {
-            bail!("{path} has no VmRSS or Threads:\n{text}");
-        }
-        Ok(m)
+        Memory::of(&pid.to_string())
     }
 
     /// SIGTERM, then the exit status: a clean stop is part of a right answer.

@@ -244,7 +244,8 @@ async fn enroll_for(
     Ok((count, started.elapsed()))
 }
 
-fn request(since: &str) -> GetPlanRequest {
+/// A GetPlan request since `since` (empty: the whole plan), as this agent version.
+pub fn request(since: &str) -> GetPlanRequest {
     GetPlanRequest {
         since: since.to_string(),
         agent_version: cm_proto::VERSION.into(),

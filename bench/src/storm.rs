@@ -90,10 +90,7 @@ async fn boot(server: &BenchServer, token: &str, i: usize) -> Result<usize> {
         .with_context(|| format!("{}: connecting with its certificate", id.name))?;
     let mut agent = AgentClient::new(channel);
     let plan = agent
-        .get_plan(cm_proto::v1::GetPlanRequest {
-            since: String::new(),
-            agent_version: cm_proto::VERSION.into(),
-        })
+        .get_plan(crate::plans::request(""))
         .await
         .with_context(|| format!("{}: its first plan", id.name))?
         .into_inner()

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use cm_proto::v1::agent_client::AgentClient;
 use cm_proto::v1::tokens_client::TokensClient;
-use cm_proto::v1::{CreateTokenRequest, Empty, GetPlanRequest, WatchRequest};
+use cm_proto::v1::{CreateTokenRequest, Empty, WatchRequest};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
@@ -230,10 +230,7 @@ pub async fn get_plan(
     since: &str,
 ) -> Result<Option<String>> {
     let r = agent
-        .get_plan(GetPlanRequest {
-            since: since.to_string(),
-            agent_version: cm_proto::VERSION.into(),
-        })
+        .get_plan(crate::plans::request(since))
         .await
         .context("GetPlan")?
         .into_inner();

@@ -144,11 +144,19 @@ async fn connect_all(
                     .with_context(|| format!("connecting as {} from {source}", id.name))?;
                 let mut agent = AgentClient::new(channel);
                 let (hash, stream) = open_watch(&mut agent).await?;
-                tokio::spawn(follow(agent, stream, hash, move || {
+                let followed = follow(agent, stream, hash, move || {
                     if let Ok(at) = SystemTime::now().duration_since(UNIX_EPOCH) {
                         let _ = held.send(at.as_micros());
                     }
-                }));
+                });
+                // A watcher that fails says so, rather than leave the
+                // fan-out to time out without a reason.
+                let name = id.name;
+                tokio::spawn(async move {
+                    if let Err(e) = followed.await {
+                        eprintln!("cm-bench idle-agents: {name}: {e:#}");
+                    }
+                });
                 anyhow::Ok(())
             }
         })

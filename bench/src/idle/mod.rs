@@ -18,6 +18,7 @@ use anyhow::{Context, Result, bail};
 use cm_server::store::NodeEnrollment;
 
 use crate::fleet::ROLE;
+use crate::node::Memory;
 use crate::server::BenchServer;
 use crate::stats::Samples;
 
@@ -45,6 +46,10 @@ pub struct IdleArgs {
 pub const PER_SOURCE: usize = 20_000;
 
 pub fn run(args: IdleArgs) -> Result<()> {
+    // One loopback source address (127.0.0.1 to 127.0.0.254) a PER_SOURCE.
+    if !(1..=PER_SOURCE * 254).contains(&args.agents) {
+        bail!("--agents must be from 1 to {}", PER_SOURCE * 254);
+    }
     // Each process holds one end of every connection.
     let want = args.agents as u64 + 1024;
     let limit = open_files(want)?;
@@ -119,31 +124,32 @@ fn measure(server: &BenchServer, rt: &tokio::runtime::Runtime, args: &IdleArgs) 
         registered.as_secs_f64(),
         settled.as_secs_f64()
     );
-    let before = Memory::of_self()?;
+    let before = Memory::of("self")?;
 
     writeln!(to_agents, "connect")?;
     let line = next()?;
     println!("idle: {line}");
     std::thread::sleep(Duration::from_secs(args.settle));
-    let after = Memory::of_self()?;
-    let agents_memory = Memory::of(child.id())?;
+    let after = Memory::of("self")?;
+    let agents_memory = Memory::of(&child.id().to_string())?;
     let per = |a: u64, b: u64| (a.saturating_sub(b)) as f64 * 1024.0 / args.agents as f64;
     println!(
         "idle: server RSS {:.1} MiB before, {:.1} MiB with {} streams (RssAnon {:.1} → {:.1} MiB): \
          {:.1} KiB per idle agent; {} threads",
-        mib(before.rss),
-        mib(after.rss),
+        mib(before.vm_rss),
+        mib(after.vm_rss),
         args.agents,
-        mib(before.anon),
-        mib(after.anon),
-        per(after.rss, before.rss) / 1024.0,
+        mib(before.rss_anon),
+        mib(after.rss_anon),
+        per(after.vm_rss, before.vm_rss) / 1024.0,
         after.threads
     );
-    let hundred_k = mib(before.rss) + per(after.rss, before.rss) * 100_000.0 / 1024.0 / 1024.0;
+    let hundred_k =
+        mib(before.vm_rss) + per(after.vm_rss, before.vm_rss) * 100_000.0 / 1024.0 / 1024.0;
     println!(
         "idle: at that rate 100,000 agents need about {:.0} MiB; the agents' process: {:.1} MiB",
         hundred_k,
-        mib(agents_memory.rss)
+        mib(agents_memory.vm_rss)
     );
 
     for change in 0..args.changes {
@@ -182,51 +188,17 @@ async fn change_plan(server: &BenchServer, change: usize) -> Result<u128> {
     Ok(wall.as_micros())
 }
 
-struct Memory {
-    rss: u64,
-    anon: u64,
-    threads: u64,
-}
-
-impl Memory {
-    fn of_self() -> Result<Memory> {
-        Memory::parse(&std::fs::read_to_string("/proc/self/status")?)
-    }
-
-    fn of(pid: u32) -> Result<Memory> {
-        Memory::parse(&std::fs::read_to_string(format!("/proc/{pid}/status"))?)
-    }
-
-    fn parse(status: &str) -> Result<Memory> {
-        let field = |name: &str| -> Result<u64> {
-            let line = status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .with_context(|| format!("no {name} in /proc status"))?;
-            Ok(line.trim().trim_end_matches("kB").trim().parse()?)
-        };
-        Ok(Memory {
-            rss: field("VmRSS:")?,
-            anon: field("RssAnon:")?,
-            threads: field("Threads:")?,
-        })
-    }
-}
-
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Raise the open-files limit towards `want` (root may raise the hard
-/// limit too); the limit now in force.
+/// Raise the open-files limit towards `want`: past the hard limit when
+/// this process may (root with `CAP_SYS_RESOURCE`), else to the hard limit
+/// as cm-server does; the limit now in force.
 fn open_files(want: u64) -> Result<u64> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    if hard < want && setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+    use nix::sys::resource::{Resource, setrlimit};
+    if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
         return Ok(want);
     }
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
-    }
-    Ok(getrlimit(Resource::RLIMIT_NOFILE)?.0)
+    Ok(cm_server::wire::raise_open_files_limit()?)
 }
