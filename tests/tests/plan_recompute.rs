@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use cm_e2e::{TestServer, enroll, full_plan, push_cookbook, repo, watch};
 use cm_proto::v1::agent_client::AgentClient;
+use cm_proto::v1::nodes_client::NodesClient;
 use cm_proto::v1::roles_client::RolesClient;
-use cm_proto::v1::{Document, GetPlanRequest};
+use cm_proto::v1::{Document, GetPlanRequest, SetAttributeRequest};
 use tokio_stream::StreamExt;
 
 /// A bound against a hang only (the machine runs other builds), not a
@@ -112,4 +113,59 @@ async fn a_burst_of_changes_is_acknowledged_first_and_watchers_hear_the_final_pl
     assert_eq!(state.recompute.passes(), passes + 2);
     assert!(!hub.has_changed().unwrap());
     assert_eq!(state.hub.published(), published + 1, "no event");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nodes_of_one_role_share_their_plan_body_and_each_is_served_its_own_hash() {
+    let s = TestServer::start().await;
+    let state = s.running.state.clone();
+    push_cookbook(&s, &repo().join("cookbooks/memcached")).await;
+    RolesClient::new(s.admin().await)
+        .set(memcached_role(50))
+        .await
+        .unwrap();
+    let token = s.token("memcached", 3).await;
+    let mut agents = Vec::new();
+    for name in ["node-1", "node-2", "node-3"] {
+        let (cert, key) = enroll(&s, &token, name).await.unwrap();
+        agents.push(AgentClient::new(s.channel(Some((&cert, &key))).await));
+    }
+    state.recompute.settled().await;
+    let plans = [
+        state.plan_for("node-1").await.unwrap(),
+        state.plan_for("node-2").await.unwrap(),
+        state.plan_for("node-3").await.unwrap(),
+    ];
+    assert!(std::sync::Arc::ptr_eq(&plans[0].body, &plans[1].body));
+    assert!(std::sync::Arc::ptr_eq(&plans[0].body, &plans[2].body));
+    // Each has its own place in the role, so its own hash, and GetPlan
+    // serves each node that hash with its own ordinal.
+    for (plan, agent) in plans.iter().zip(agents.iter_mut()) {
+        let served = full_plan(agent).await;
+        assert_eq!(served.hash, plan.hash);
+        let member: serde_json::Value = serde_json::from_str(&served.member_json).unwrap();
+        assert_eq!(member, serde_json::Value::Object(plan.member.clone()));
+    }
+    assert_ne!(plans[0].hash, plans[1].hash);
+
+    // A node with an attribute of its own is a group of its own; the
+    // others still share theirs.
+    NodesClient::new(s.admin().await)
+        .set_attribute(SetAttributeRequest {
+            node: "node-3".into(),
+            key: "memcached.memory_percent".into(),
+            value_json: "10".into(),
+        })
+        .await
+        .unwrap();
+    state.recompute.settled().await;
+    let (one, two, three) = (
+        state.plan_for("node-1").await.unwrap(),
+        state.plan_for("node-2").await.unwrap(),
+        state.plan_for("node-3").await.unwrap(),
+    );
+    assert!(std::sync::Arc::ptr_eq(&one.body, &two.body));
+    assert!(!std::sync::Arc::ptr_eq(&one.body, &three.body));
+    assert_eq!(memory_percent(&full_plan(&mut agents[2]).await), 10);
+    assert_eq!(memory_percent(&full_plan(&mut agents[0]).await), 50);
 }

@@ -232,7 +232,7 @@ impl Agent for AgentApi {
         let digest = req.into_inner().sha256;
         let plan = self.state.plan_for(&node).await?;
         let catalog = self.state.catalog().await?;
-        let allowed = plan.cookbooks.iter().any(|c| {
+        let allowed = plan.body.cookbooks.iter().any(|c| {
             catalog
                 .entry(&c.name, &c.version)
                 .is_some_and(|e| e.manifest.entries.iter().any(|m| m.sha256 == digest))

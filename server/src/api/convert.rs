@@ -22,9 +22,10 @@ pub fn cookbook_row_to_pb(row: &CookbookVersionRow) -> pb::CookbookVersion {
 }
 
 /// The wire form of a plan, with each cookbook's manifest.
-pub fn plan(p: &Plan, catalog: &Catalog) -> pb::Plan {
+pub fn plan(plan: &Plan, catalog: &Catalog) -> pb::Plan {
+    let p = &plan.body;
     pb::Plan {
-        hash: p.hash.clone(),
+        hash: plan.hash.clone(),
         environment: p.environment.clone(),
         roles: p.roles.clone(),
         run_list: p.run_list.iter().map(ToString::to_string).collect(),
@@ -53,9 +54,9 @@ pub fn plan(p: &Plan, catalog: &Catalog) -> pb::Plan {
                 })
             })
             .collect(),
-        attributes_json: serde_json::Value::Object(p.attributes.merged.clone()).to_string(),
-        cluster_json: cluster_json(p),
-        member_json: serde_json::Value::Object(p.member.clone()).to_string(),
+        attributes_json: p.attributes_json().to_string(),
+        cluster_json: p.cluster_json().to_string(),
+        member_json: serde_json::Value::Object(plan.member.clone()).to_string(),
         cluster_nodes_json: p.cluster_nodes.json.clone(),
         secrets: p
             .secrets
@@ -110,20 +111,4 @@ pub fn run_to_pb(r: &RunRow) -> pb::RunSummary {
         identity: r.identity.clone(),
         retired_identity: r.retired_identity,
     }
-}
-
-/// `cluster.<role>` as one JSON object, from each list's text as the view
-/// wrote it once (no list is serialized again per plan).
-fn cluster_json(p: &Plan) -> String {
-    let mut out = String::from("{");
-    for (i, (role, list)) in p.cluster.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&serde_json::Value::String(role.clone()).to_string());
-        out.push(':');
-        out.push_str(&list.json);
-    }
-    out.push('}');
-    out
 }

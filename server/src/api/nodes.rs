@@ -306,11 +306,13 @@ impl Nodes for NodesApi {
         let r = req.into_inner();
         let plan = self.state.plan_for(&r.node).await?;
         let value = plan
+            .body
             .attributes
             .get(&r.key)
             .cloned()
             .unwrap_or(serde_json::Value::Null);
         let contributions = plan
+            .body
             .attributes
             .explain(&r.key)
             .into_iter()

@@ -4,7 +4,7 @@
 //! generation, so a herd of unchanged check-ins never re-solves anything.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use cm_model::attributes::{Attributes, Layer, Source};
 use cm_model::checks::Check;
@@ -99,19 +99,30 @@ pub struct PlannedCookbook {
     pub manifest_digest: String,
 }
 
-/// Everything a node needs for a run.
+/// Everything a node needs for a run: the part its group shares and its
+/// own place in its roles.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub hash: String,
+    /// Shared by every node of the same environment, roles and agent
+    /// version without attributes of its own (see [`GroupKey`]).
+    pub body: Arc<Body>,
+    /// `member.<role>.ordinal`: the node's own place in each of its roles.
+    pub member: Map<String, Value>,
+}
+
+/// What the nodes of one group share: at 10,000 nodes of one role, one
+/// copy instead of 10,000.
+#[derive(Debug)]
+pub struct Body {
     pub environment: String,
     pub roles: Vec<String>,
     pub run_list: Vec<RecipeRef>,
     pub cookbooks: Vec<PlannedCookbook>,
+    /// Without a node layer when the node sets no attribute of its own.
     pub attributes: Attributes,
     /// `cluster.<role>`: lists shared with every plan that reads the role.
     pub cluster: BTreeMap<String, Arc<Shared>>,
-    /// `member.<role>.ordinal`: the node's own place in each of its roles.
-    pub member: Map<String, Value>,
     /// `cluster_nodes`: every member of the environment once, with its
     /// roles, for plans whose cookbooks declare `cluster: all`; else empty.
     pub cluster_nodes: Arc<Shared>,
@@ -121,6 +132,70 @@ pub struct Plan {
     pub unpinned: Vec<String>,
     /// Role → its `checks:`, for the roles that have some.
     pub checks: BTreeMap<String, Vec<Check>>,
+    /// The plan hash's input but `member`, hashed once for the group.
+    hashing: HashParts,
+    /// The merged attributes and `cluster` as JSON, written once for
+    /// every GetPlan of the group.
+    attributes_json: OnceLock<String>,
+    cluster_json: OnceLock<String>,
+}
+
+impl Body {
+    pub fn attributes_json(&self) -> &str {
+        self.attributes_json
+            .get_or_init(|| Value::Object(self.attributes.merged.clone()).to_string())
+    }
+
+    /// `cluster.<role>` as one JSON object, from each list's text as the
+    /// view wrote it once.
+    pub fn cluster_json(&self) -> &str {
+        self.cluster_json.get_or_init(|| {
+            let mut out = String::from("{");
+            for (i, (role, list)) in self.cluster.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(role.clone()).to_string());
+                out.push(':');
+                out.push_str(&list.json);
+            }
+            out.push('}');
+            out
+        })
+    }
+}
+
+/// The nodes whose plans share one [`Body`]: the same environment, roles
+/// and agent version, and no attributes set on the node (a node that has
+/// some is a group of its own: its name is in the key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    environment: String,
+    roles: Vec<String>,
+    agent_version: Option<Version>,
+    own_attributes: Option<String>,
+}
+
+impl GroupKey {
+    pub fn of(node: &NodeView) -> GroupKey {
+        GroupKey {
+            environment: node.environment.clone(),
+            roles: node.roles.clone(),
+            agent_version: node.agent_version.clone(),
+            own_attributes: (!node.attributes.is_empty()).then(|| node.name.clone()),
+        }
+    }
+}
+
+impl Plan {
+    /// The plan of a node of `body`'s group, with its own place.
+    pub fn for_node(body: Arc<Body>, member: Map<String, Value>) -> Plan {
+        Plan {
+            hash: hash(&body, &member),
+            body,
+            member,
+        }
+    }
 }
 
 /// Why a node has no plan.
@@ -148,6 +223,16 @@ pub enum PlanError {
 }
 
 impl PlanError {
+    /// The same error, said of `name` (a group's error, for each node).
+    pub fn for_node(mut self, name: &str) -> PlanError {
+        match &mut self {
+            PlanError::MissingRole { node, .. }
+            | PlanError::Versions { node, .. }
+            | PlanError::AgentTooOld { node, .. } => *node = name.to_string(),
+        }
+        self
+    }
+
     /// Why, without the node's name: the same for every node of its
     /// environment and roles.
     pub fn reason(&self) -> String {
@@ -170,6 +255,13 @@ impl PlanError {
 
 /// Resolve the plan of one node.
 pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
+    let body = resolve_body(inputs)?;
+    Ok(Plan::for_node(Arc::new(body), inputs.node.member.clone()))
+}
+
+/// Resolve what every node of `inputs.node`'s [`GroupKey`] shares: all of
+/// its plan but its place in its roles.
+pub fn resolve_body(inputs: &PlanInputs) -> Result<Body, PlanError> {
     let node = inputs.node;
     let mut roles = Vec::new();
     for name in &node.roles {
@@ -256,8 +348,7 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
             manifest_digest: e.manifest.digest(),
         })
         .collect();
-    let mut plan = Plan {
-        hash: String::new(),
+    let mut body = Body {
         environment: inputs.environment.name.clone(),
         roles: node.roles.clone(),
         run_list,
@@ -268,7 +359,6 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
             true => inputs.cluster.nodes.clone(),
             false => no_members(),
         },
-        member: node.member.clone(),
         secrets,
         splay_seconds: inputs.environment.splay_seconds,
         unpinned: resolution.unpinned,
@@ -277,9 +367,12 @@ pub fn resolve(inputs: &PlanInputs) -> Result<Plan, PlanError> {
             .filter(|r| !r.checks.is_empty())
             .map(|r| (r.name.clone(), r.checks.clone()))
             .collect(),
+        hashing: HashParts::default(),
+        attributes_json: OnceLock::new(),
+        cluster_json: OnceLock::new(),
     };
-    plan.hash = hash(&plan);
-    Ok(plan)
+    body.hashing = hash_parts(&body);
+    Ok(body)
 }
 
 /// `cluster.<role>` of a plan: the members of the roles the chosen
@@ -356,17 +449,48 @@ fn layers(
         source: Source::Role(r.name.clone()),
         values: r.attributes.clone(),
     }));
-    out.push(Layer {
-        source: Source::Node(inputs.node.name.clone()),
-        values: inputs.node.attributes.clone(),
-    });
+    // Left out when empty, so that nodes without attributes of their own
+    // share one body (an empty layer never shows in `explain`).
+    if !inputs.node.attributes.is_empty() {
+        out.push(Layer {
+            source: Source::Node(inputs.node.name.clone()),
+            values: inputs.node.attributes.clone(),
+        });
+    }
     out
 }
 
-/// The content hash agents compare: equal plans, equal hashes.
-fn hash(plan: &Plan) -> String {
+/// The content hash agents compare: equal plans, equal hashes. It is the
+/// SHA-256 of one JSON object (`environment`, `roles`, `run_list`,
+/// `cookbooks`, `attributes`, `cluster`, `member`, `cluster_nodes`,
+/// `secrets`, `splay_seconds`, `checks` when there are some), of which
+/// only `member` is the node's own: the body hashes the rest once.
+fn hash(body: &Body, member: &Map<String, Value>) -> String {
+    let mut h = body.hashing.before.clone();
+    let member = serde_json::to_vec(member).expect("a map with string keys serializes");
+    h.update(&member);
+    h.update(&body.hashing.after);
+    hex::encode(h.finalize())
+}
+
+/// The hash's state after the JSON up to `"member":`, and the JSON after
+/// the member map (from its comma to the closing brace).
+#[derive(Default)]
+struct HashParts {
+    before: Sha256,
+    /// Holds the secrets' values: never printed.
+    after: Vec<u8>,
+}
+
+impl std::fmt::Debug for HashParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashParts { .. }")
+    }
+}
+
+fn hash_parts(body: &Body) -> HashParts {
     #[derive(Serialize)]
-    struct Hashed<'a> {
+    struct Before<'a> {
         environment: &'a str,
         roles: &'a [String],
         run_list: Vec<String>,
@@ -374,7 +498,9 @@ fn hash(plan: &Plan) -> String {
         attributes: &'a Map<String, Value>,
         /// Role → the digest of its list (the lists are hashed once each).
         cluster: BTreeMap<&'a str, &'a str>,
-        member: &'a Map<String, Value>,
+    }
+    #[derive(Serialize)]
+    struct After<'a> {
         cluster_nodes: &'a str,
         secrets: BTreeMap<&'a str, &'a str>,
         splay_seconds: u32,
@@ -382,29 +508,40 @@ fn hash(plan: &Plan) -> String {
         #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         checks: &'a BTreeMap<String, Vec<Check>>,
     }
-    let h = Hashed {
-        environment: &plan.environment,
-        roles: &plan.roles,
-        run_list: plan.run_list.iter().map(ToString::to_string).collect(),
-        cookbooks: &plan.cookbooks,
-        attributes: &plan.attributes.merged,
-        cluster: plan
+    const SERIALIZES: &str = "plan parts serialize: maps with string keys only";
+    let mut before = serde_json::to_vec(&Before {
+        environment: &body.environment,
+        roles: &body.roles,
+        run_list: body.run_list.iter().map(ToString::to_string).collect(),
+        cookbooks: &body.cookbooks,
+        attributes: &body.attributes.merged,
+        cluster: body
             .cluster
             .iter()
             .map(|(role, list)| (role.as_str(), list.digest.as_str()))
             .collect(),
-        member: &plan.member,
-        cluster_nodes: &plan.cluster_nodes.digest,
-        secrets: plan
+    })
+    .expect(SERIALIZES);
+    // `{...}` becomes `{...,"member":`.
+    before.pop();
+    before.extend_from_slice(br#","member":"#);
+    let mut after = serde_json::to_vec(&After {
+        cluster_nodes: &body.cluster_nodes.digest,
+        secrets: body
             .secrets
             .iter()
             .map(|(k, v)| (k.as_str(), v.expose()))
             .collect(),
-        splay_seconds: plan.splay_seconds,
-        checks: &plan.checks,
-    };
-    let json = serde_json::to_vec(&h).expect("plan parts serialize: maps with string keys only");
-    hex::encode(Sha256::digest(json))
+        splay_seconds: body.splay_seconds,
+        checks: &body.checks,
+    })
+    .expect(SERIALIZES);
+    // `{...}` becomes `,...}`.
+    after[0] = b',';
+    HashParts {
+        before: Sha256::new_with_prefix(&before),
+        after,
+    }
 }
 
 #[cfg(test)]

@@ -124,7 +124,8 @@ impl Fixture {
 /// A plan's `cluster.<role>` as plain values.
 fn lists(p: &Plan) -> Value {
     Value::Object(
-        p.cluster
+        p.body
+            .cluster
             .iter()
             .map(|(role, list)| (role.clone(), list.value.clone()))
             .collect(),
@@ -135,20 +136,20 @@ fn lists(p: &Plan) -> Value {
 fn pins_precedence_and_secrets_of_the_nodes_roles_only() {
     let f = Fixture::new();
     let p = f.resolve().unwrap();
-    assert_eq!(p.cookbooks.len(), 1);
+    assert_eq!(p.body.cookbooks.len(), 1);
     assert_eq!(
-        p.cookbooks[0].version,
+        p.body.cookbooks[0].version,
         Version::new(1, 0, 0),
         "the pin wins over the newest"
     );
     assert_eq!(
-        p.attributes.get("memcached.memory_mb"),
+        p.body.attributes.get("memcached.memory_mb"),
         Some(&json!(256)),
         "the role beats the environment"
     );
-    assert_eq!(p.attributes.get("memcached.port"), Some(&json!(11211)));
-    assert_eq!(p.secrets.keys().collect::<Vec<_>>(), ["cache_key"]);
-    assert!(p.unpinned.is_empty());
+    assert_eq!(p.body.attributes.get("memcached.port"), Some(&json!(11211)));
+    assert_eq!(p.body.secrets.keys().collect::<Vec<_>>(), ["cache_key"]);
+    assert!(p.body.unpinned.is_empty());
 }
 
 #[test]
@@ -161,18 +162,20 @@ fn node_attributes_win_and_cookbook_defaults_layer_dependencies_first() {
         .unwrap();
     f.environment = env("name: production\n");
     let p = f.resolve().unwrap();
-    assert_eq!(p.attributes.get("apache.port"), Some(&json!(9000)));
+    assert_eq!(p.body.attributes.get("apache.port"), Some(&json!(9000)));
     // apache_php's defaults override its dependency memcached's.
-    assert_eq!(p.attributes.get("memcached.port"), Some(&json!(1)));
+    assert_eq!(p.body.attributes.get("memcached.port"), Some(&json!(1)));
     let versions: Vec<_> = p
+        .body
         .cookbooks
         .iter()
         .map(|c| format!("{}@{}", c.name, c.version))
         .collect();
     assert_eq!(versions, ["apache_php@2.0.0", "memcached@1.1.0"]);
-    assert_eq!(p.unpinned, ["apache_php", "memcached"]);
+    assert_eq!(p.body.unpinned, ["apache_php", "memcached"]);
     assert_eq!(
-        p.run_list
+        p.body
+            .run_list
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
@@ -199,14 +202,14 @@ fn hash_changes_with_any_input_and_only_then() {
 fn a_roles_checks_travel_in_the_plan_and_its_hash() {
     let mut f = Fixture::new();
     let without = f.resolve().unwrap();
-    assert!(without.checks.is_empty());
+    assert!(without.body.checks.is_empty());
     let doc = "name: memcached\nrun_list: [memcached]\nattributes: {memcached: {memory_mb: 256}}\n";
     f.roles.insert(
         "memcached".into(),
         role(&format!("{doc}checks:\n  - tcp: {{port: 11211}}\n")),
     );
     let with = f.resolve().unwrap();
-    assert_eq!(with.checks["memcached"][0].name, "tcp address:11211");
+    assert_eq!(with.body.checks["memcached"][0].name, "tcp address:11211");
     assert_ne!(with.hash, without.hash, "checks are part of the plan");
     f.roles
         .insert("memcached".into(), role(&format!("{doc}checks: []\n")));
@@ -293,7 +296,7 @@ fn a_plan_carries_only_the_roles_its_cookbooks_declare() {
     }
     let reads = f.resolve().unwrap();
     assert_eq!(
-        reads.cluster.keys().collect::<Vec<_>>(),
+        reads.body.cluster.keys().collect::<Vec<_>>(),
         ["later", "memcached", "web"]
     );
     assert_eq!(lists(&reads)["later"], json!([]));
@@ -305,13 +308,16 @@ fn a_plan_carries_only_the_roles_its_cookbooks_declare() {
         e.cluster = ClusterRoles::All;
     }
     let all = f.resolve().unwrap();
-    assert_eq!(all.cluster.keys().collect::<Vec<_>>(), ["memcached", "web"]);
+    assert_eq!(
+        all.body.cluster.keys().collect::<Vec<_>>(),
+        ["memcached", "web"]
+    );
     // ...and every member once, with its roles.
     assert_eq!(
-        all.cluster_nodes.value,
+        all.body.cluster_nodes.value,
         json!([{"name": "w1", "roles": ["web"]}, {"name": "w2", "roles": ["web"]}])
     );
-    assert_eq!(reads.cluster_nodes.value, json!([]), "only for `all`");
+    assert_eq!(reads.body.cluster_nodes.value, json!([]), "only for `all`");
 }
 
 #[test]
@@ -332,5 +338,137 @@ fn a_plan_carries_the_nodes_own_ordinals_whatever_the_others_do() {
         f.resolve().unwrap().hash,
         plan.hash,
         "its own ordinal is in the hash"
+    );
+}
+
+/// The plan hash as it was defined before bodies were shared: one JSON
+/// object of the whole plan. Agents compare hashes across server upgrades,
+/// so the body's pre-hashed parts must give the same digest.
+fn whole_plan_hash(p: &Plan) -> String {
+    #[derive(Serialize)]
+    struct Hashed<'a> {
+        environment: &'a str,
+        roles: &'a [String],
+        run_list: Vec<String>,
+        cookbooks: &'a [PlannedCookbook],
+        attributes: &'a Map<String, Value>,
+        cluster: BTreeMap<&'a str, &'a str>,
+        member: &'a Map<String, Value>,
+        cluster_nodes: &'a str,
+        secrets: BTreeMap<&'a str, &'a str>,
+        splay_seconds: u32,
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        checks: &'a BTreeMap<String, Vec<Check>>,
+    }
+    let b = &p.body;
+    let json = serde_json::to_vec(&Hashed {
+        environment: &b.environment,
+        roles: &b.roles,
+        run_list: b.run_list.iter().map(ToString::to_string).collect(),
+        cookbooks: &b.cookbooks,
+        attributes: &b.attributes.merged,
+        cluster: b
+            .cluster
+            .iter()
+            .map(|(role, list)| (role.as_str(), list.digest.as_str()))
+            .collect(),
+        member: &p.member,
+        cluster_nodes: &b.cluster_nodes.digest,
+        secrets: b
+            .secrets
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect(),
+        splay_seconds: b.splay_seconds,
+        checks: &b.checks,
+    })
+    .unwrap();
+    hex::encode(Sha256::digest(json))
+}
+
+#[test]
+fn a_shared_body_hashes_as_the_whole_plan_did() {
+    let mut f = Fixture::new();
+    let plain = f.resolve().unwrap();
+    assert_eq!(plain.hash, whole_plan_hash(&plain), "no member, no checks");
+    f.node.member = json!({"memcached": {"ordinal": 7}, "web": {"ordinal": 0, "replaces": "w0"}})
+        .as_object()
+        .cloned()
+        .unwrap();
+    f.roles.insert(
+        "memcached".into(),
+        role("name: memcached\nrun_list: [memcached]\nchecks:\n  - tcp: {port: 11211}\n"),
+    );
+    f.cluster
+        .insert("memcached".into(), json!([{"name": "m1", "ordinal": 0}]));
+    for e in f.catalog.cookbooks.get_mut("memcached").unwrap() {
+        e.cluster = ClusterRoles::All;
+    }
+    let full = f.resolve().unwrap();
+    assert!(!full.body.checks.is_empty() && !full.body.secrets.is_empty());
+    assert_eq!(full.hash, whole_plan_hash(&full), "member, checks, cluster");
+    assert_ne!(full.hash, plain.hash);
+}
+
+#[test]
+fn nodes_of_one_group_share_a_body_and_differ_by_their_place() {
+    let mut f = Fixture::new();
+    let body = Arc::new(
+        resolve_body(&PlanInputs {
+            node: &f.node,
+            environment: &f.environment,
+            roles: &f.roles,
+            catalog: &f.catalog,
+            secrets: &f.secrets,
+            cluster: &crate::cluster_view::EnvView::new(f.cluster.clone()),
+        })
+        .unwrap(),
+    );
+    let place = |n: i64| {
+        json!({"memcached": {"ordinal": n}})
+            .as_object()
+            .cloned()
+            .unwrap()
+    };
+    let (one, two) = (
+        Plan::for_node(body.clone(), place(1)),
+        Plan::for_node(body.clone(), place(2)),
+    );
+    assert!(Arc::ptr_eq(&one.body, &two.body));
+    assert_ne!(one.hash, two.hash);
+    // The same as resolving each node on its own.
+    f.node.member = place(2);
+    assert_eq!(f.resolve().unwrap().hash, two.hash);
+    // No node layer for a node without attributes of its own; one with
+    // some is a group of its own.
+    assert!(
+        body.attributes
+            .layers
+            .iter()
+            .all(|l| !matches!(l.source, Source::Node(_)))
+    );
+    f.node.attributes = place(5);
+    assert_ne!(
+        GroupKey::of(&f.node),
+        GroupKey::of(&NodeView {
+            attributes: Map::new(),
+            ..f.node.clone()
+        })
+    );
+    let own = f.resolve().unwrap();
+    assert_eq!(
+        own.body.attributes.explain("memcached.ordinal")[0].source,
+        Source::Node("n1".into())
+    );
+}
+
+#[test]
+fn a_groups_error_names_each_node() {
+    let mut f = Fixture::new();
+    f.node.roles.push("ghost".into());
+    let e = f.resolve().unwrap_err().for_node("other-node");
+    assert_eq!(
+        e.to_string(),
+        "node other-node has role ghost, which does not exist (cmctl role set)"
     );
 }

@@ -25,7 +25,9 @@ use tokio::sync::{Mutex, RwLock};
 use crate::blobs::{BlobError, Blobs};
 use crate::pki::Pki;
 use crate::plan::check::{self as plan_check, PlanChange};
-use crate::plan::{self, Catalog, NodeView, Plan, PlanError, PlanInputs, SecretGrant};
+use crate::plan::{
+    self, Body, Catalog, GroupKey, NodeView, Plan, PlanError, PlanInputs, SecretGrant,
+};
 use crate::recompute::Recompute;
 use crate::secretbox::SecretKey;
 use crate::store::{DocKind, NodeRow, NodeState, PlanGuard, Store, StoreError};
@@ -51,6 +53,9 @@ impl Default for Settings {
         }
     }
 }
+
+/// Plan bodies by group, and the generation they were resolved at.
+type Bodies = (u64, HashMap<GroupKey, Result<Arc<Body>, PlanError>>);
 
 /// What every node's plan reads besides the node itself.
 struct SharedInputs {
@@ -85,6 +90,10 @@ pub struct State {
     /// Cookbook attributes by (name, version): versions are immutable.
     attributes: RwLock<HashMap<(String, String), Map<String, Value>>>,
     plans: RwLock<HashMap<String, (u64, Arc<Plan>)>>,
+    /// What the nodes of each group share, for the generation of the
+    /// shared inputs it was resolved from: a fleet of one role resolves
+    /// once per change and holds one copy (see [`plan::Body`]).
+    bodies: RwLock<Bodies>,
     shared: RwLock<Option<Arc<SharedInputs>>>,
     revoked: RwLock<Option<(u64, Arc<HashSet<String>>)>>,
     /// Check-ins since the last flush: node → unix seconds.
@@ -159,6 +168,7 @@ impl State {
             catalog: RwLock::new(None),
             attributes: RwLock::new(HashMap::new()),
             plans: RwLock::new(HashMap::new()),
+            bodies: RwLock::new((0, HashMap::new())),
             shared: RwLock::new(None),
             revoked: RwLock::new(None),
             last_seen: Mutex::new(HashMap::new()),
@@ -403,28 +413,31 @@ impl State {
             agent_version: semver::Version::parse(&row.agent_version).ok(),
             member: shared.places.get(&row.name).cloned().unwrap_or_default(),
         };
-        // An environment nobody has set is empty: no pins, no attributes.
-        let default_env;
-        let environment = match shared.environments.get(&row.environment) {
-            Some(e) => e,
-            None => {
-                default_env = Environment::default_named(&row.environment);
-                &default_env
+        let key = GroupKey::of(&view);
+        let cached = {
+            let bodies = self.bodies.read().await;
+            match bodies.0 == shared.generation {
+                true => bodies.1.get(&key).cloned(),
+                false => None,
             }
         };
-        let plan = match plan::resolve(&PlanInputs {
-            node: &view,
-            environment,
-            roles: &shared.roles,
-            catalog: &shared.catalog,
-            secrets: &shared.secrets,
-            cluster: shared
-                .cluster
-                .get(&row.environment)
-                .unwrap_or(&shared.no_members),
-        }) {
-            Ok(plan) => Arc::new(plan),
-            Err(e) => return Ok(Err(e)),
+        let body = match cached {
+            Some(body) => body,
+            None => {
+                let body = resolve_body(&shared, &view).map(Arc::new);
+                let mut bodies = self.bodies.write().await;
+                if bodies.0 < shared.generation {
+                    *bodies = (shared.generation, HashMap::new());
+                }
+                if bodies.0 == shared.generation {
+                    bodies.1.insert(key, body.clone());
+                }
+                body
+            }
+        };
+        let plan = match body {
+            Ok(body) => Arc::new(Plan::for_node(body, view.member)),
+            Err(e) => return Ok(Err(e.for_node(&row.name))),
         };
         let mut plans = self.plans.write().await;
         match plans.get_mut(&row.name) {
@@ -547,6 +560,30 @@ impl State {
         self.record_plan_errors(&errors).await;
         changed.len()
     }
+}
+
+/// Resolve the body of `node`'s group from the shared inputs.
+fn resolve_body(shared: &SharedInputs, node: &NodeView) -> Result<Body, PlanError> {
+    // An environment nobody has set is empty: no pins, no attributes.
+    let default_env;
+    let environment = match shared.environments.get(&node.environment) {
+        Some(e) => e,
+        None => {
+            default_env = Environment::default_named(&node.environment);
+            &default_env
+        }
+    };
+    plan::resolve_body(&PlanInputs {
+        node,
+        environment,
+        roles: &shared.roles,
+        catalog: &shared.catalog,
+        secrets: &shared.secrets,
+        cluster: shared
+            .cluster
+            .get(&node.environment)
+            .unwrap_or(&shared.no_members),
+    })
 }
 
 /// The plan hash a Watch event carries, and the hub remembers, for a node

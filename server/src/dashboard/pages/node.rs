@@ -179,8 +179,14 @@ type Explained = Result<(Value, Vec<(String, Value, bool)>), String>;
 
 async fn explain(state: &State, node: &str, key: &str) -> Explained {
     let plan = state.plan_for(node).await.map_err(|e| e.to_string())?;
-    let value = plan.attributes.get(key).cloned().unwrap_or(Value::Null);
+    let value = plan
+        .body
+        .attributes
+        .get(key)
+        .cloned()
+        .unwrap_or(Value::Null);
     let contributions = plan
+        .body
         .attributes
         .explain(key)
         .into_iter()
