@@ -159,6 +159,17 @@ impl Memory {
     }
 }
 
+/// Bytes this process's allocator holds allocated now (glibc's
+/// `mallinfo2`: small blocks in use plus large mapped ones): the live heap,
+/// apart from what RSS keeps of memory freed since.
+pub fn heap_in_use() -> u64 {
+    // SAFETY: mallinfo2 takes no argument and returns a plain struct by
+    // value; glibc locks its arenas while it counts.
+    #[allow(unsafe_code)]
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd) as u64
+}
+
 impl Daemon {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -166,11 +166,13 @@ async fn watch(
     let mut agent = AgentClient::new(channel);
     let (hash, stream) = open_watch(&mut agent).await?;
     let _ = ready.send(());
-    follow(agent, stream, hash, || {
-        let _ = held.send(Held {
-            watcher: i,
-            at: Instant::now(),
-        });
+    follow(agent, stream, hash, |step| {
+        if step == Step::Held {
+            let _ = held.send(Held {
+                watcher: i,
+                at: Instant::now(),
+            });
+        }
     })
     .await
     .with_context(|| format!("watcher {i}"))
@@ -191,14 +193,23 @@ pub async fn open_watch(
     Ok((hash, stream))
 }
 
+/// A watcher's progress on one plan change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Its Watch stream told it of a plan it does not hold.
+    Heard,
+    /// It holds that plan (GetPlan answered with the event's hash).
+    Held,
+}
+
 /// Follow a Watch stream as the daemon does: a heartbeat every 60 s; on an
-/// event, GetPlan since the plan held (whose hash must be the event's),
-/// then `held()`.
+/// event, `on(Heard)`, GetPlan since the plan held (whose hash must be the
+/// event's), then `on(Held)`.
 pub async fn follow(
     mut agent: AgentClient<tonic::transport::Channel>,
     mut stream: tonic::Streaming<cm_proto::v1::WatchEvent>,
     mut hash: String,
-    mut held: impl FnMut(),
+    mut on: impl FnMut(Step),
 ) -> Result<()> {
     let mut beat = tokio::time::interval(Duration::from_secs(60));
     loop {
@@ -211,6 +222,7 @@ pub async fn follow(
                 if event.plan_hash == hash {
                     continue;
                 }
+                on(Step::Heard);
                 let Some(new) = get_plan(&mut agent, &hash).await? else {
                     continue;
                 };
@@ -218,7 +230,7 @@ pub async fn follow(
                     bail!("told {} but given {new}", event.plan_hash);
                 }
                 hash = new;
-                held();
+                on(Step::Held);
             }
         }
     }

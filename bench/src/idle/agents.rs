@@ -3,8 +3,9 @@
 //! for each, then `signed`; on `connect` it opens every agent's connection
 //! and Watch stream and prints how long that took; on `expect MICROS` (the
 //! wall-clock time of a plan change's commit) it waits until every watcher
-//! holds its new plan and prints `held` and each one's delay in
-//! microseconds. It ends when its stdin closes.
+//! holds its new plan and prints two lines, `heard` and `held`, each with
+//! every watcher's delay in microseconds (to its event, to its new plan).
+//! It ends when its stdin closes.
 
 use std::io::{BufRead, Write};
 use std::net::{IpAddr, Ipv4Addr};
@@ -18,7 +19,7 @@ use tokio::sync::mpsc;
 use tonic::transport::Endpoint;
 
 use crate::server::HOST;
-use crate::watchers::{follow, open_watch};
+use crate::watchers::{Step, follow, open_watch};
 
 #[derive(clap::Args)]
 pub struct IdleAgentsArgs {
@@ -76,18 +77,23 @@ pub fn run(args: IdleAgentsArgs) -> Result<()> {
             bail!("unexpected command: {line}");
         };
         let committed: u128 = committed.parse()?;
-        let mut delays = Vec::with_capacity(args.agents);
+        let (mut heard, mut held) = (Vec::new(), Vec::with_capacity(args.agents));
         runtime.block_on(async {
-            while delays.len() < args.agents {
-                let at = tokio::time::timeout(Duration::from_secs(120), held_rx.recv())
+            while held.len() < args.agents {
+                let (step, at) = tokio::time::timeout(Duration::from_secs(120), held_rx.recv())
                     .await
                     .context("watchers still without their new plan after 120 s")?
                     .context("every watcher ended")?;
-                delays.push(at.saturating_sub(committed).to_string());
+                let delay = at.saturating_sub(committed).to_string();
+                match step {
+                    Step::Heard => heard.push(delay),
+                    Step::Held => held.push(delay),
+                }
             }
             anyhow::Ok(())
         })?;
-        println!("held {}", delays.join(" "));
+        println!("heard {}", heard.join(" "));
+        println!("held {}", held.join(" "));
         std::io::stdout().flush()?;
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -123,7 +129,7 @@ async fn connect_all(
     url: &str,
     ca_pem: &str,
     identities: Vec<Identity>,
-    held: mpsc::UnboundedSender<u128>,
+    held: mpsc::UnboundedSender<(Step, u128)>,
 ) -> Result<()> {
     let opened = futures::stream::iter(identities.into_iter().enumerate())
         .map(|(i, id)| {
@@ -144,9 +150,9 @@ async fn connect_all(
                     .with_context(|| format!("connecting as {} from {source}", id.name))?;
                 let mut agent = AgentClient::new(channel);
                 let (hash, stream) = open_watch(&mut agent).await?;
-                let followed = follow(agent, stream, hash, move || {
+                let followed = follow(agent, stream, hash, move |step| {
                     if let Ok(at) = SystemTime::now().duration_since(UNIX_EPOCH) {
-                        let _ = held.send(at.as_micros());
+                        let _ = held.send((step, at.as_micros()));
                     }
                 });
                 // A watcher that fails says so, rather than leave the

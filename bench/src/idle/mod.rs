@@ -125,12 +125,14 @@ fn measure(server: &BenchServer, rt: &tokio::runtime::Runtime, args: &IdleArgs) 
         settled.as_secs_f64()
     );
     let before = Memory::of("self")?;
+    let heap_before = crate::node::heap_in_use();
 
     writeln!(to_agents, "connect")?;
     let line = next()?;
     println!("idle: {line}");
     std::thread::sleep(Duration::from_secs(args.settle));
     let after = Memory::of("self")?;
+    let heap_after = crate::node::heap_in_use();
     let agents_memory = Memory::of(&child.id().to_string())?;
     let per = |a: u64, b: u64| (a.saturating_sub(b)) as f64 * 1024.0 / args.agents as f64;
     println!(
@@ -144,6 +146,14 @@ fn measure(server: &BenchServer, rt: &tokio::runtime::Runtime, args: &IdleArgs) 
         per(after.vm_rss, before.vm_rss) / 1024.0,
         after.threads
     );
+    println!(
+        "idle: server heap in use {:.1} MiB before ({:.1} KiB a node), {:.1} MiB with the streams \
+         ({:.1} KiB an agent)",
+        mib(heap_before / 1024),
+        heap_before as f64 / 1024.0 / args.agents as f64,
+        mib(heap_after / 1024),
+        heap_after.saturating_sub(heap_before) as f64 / 1024.0 / args.agents as f64,
+    );
     let hundred_k =
         mib(before.vm_rss) + per(after.vm_rss, before.vm_rss) * 100_000.0 / 1024.0 / 1024.0;
     println!(
@@ -155,18 +165,17 @@ fn measure(server: &BenchServer, rt: &tokio::runtime::Runtime, args: &IdleArgs) 
     for change in 0..args.changes {
         let committed = rt.block_on(change_plan(server, change))?;
         writeln!(to_agents, "expect {committed}")?;
-        let line = next()?;
-        let mut samples = Samples::default();
-        for ms in line.split(' ').skip(1) {
-            samples.record(Duration::from_micros(ms.parse()?));
+        for what in ["hears its event", "holds its new plan"] {
+            let line = next()?;
+            let mut samples = Samples::default();
+            for micros in line.split(' ').skip(1) {
+                samples.record(Duration::from_micros(micros.parse()?));
+            }
+            crate::cluster::print_line(
+                &format!("fan-out {}: commit → watcher {what}", change + 1),
+                samples,
+            );
         }
-        crate::cluster::print_line(
-            &format!(
-                "fan-out {}: commit → watcher holds its new plan",
-                change + 1
-            ),
-            samples,
-        );
     }
     drop(to_agents);
     let status = child.wait()?;

@@ -103,6 +103,9 @@ impl AgentApi {
             tracing::info!(node = %r.node_name, old_serial = %serial, "retired the node whose certificate expired");
         }
         tracing::info!(node = %r.node_name, "node enrolled");
+        // A new row, or a retired name taken again: its agent says its
+        // version at its first GetPlan.
+        self.state.forget_agent_version(&r.node_name).await;
         // It joined its roles: the plans that list them change. The
         // background pass finds them; a burst of enrollments is one pass.
         if let Some(serial) = &enrolled.retired_expired {

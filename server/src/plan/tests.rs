@@ -127,7 +127,7 @@ fn lists(p: &Plan) -> Value {
         p.body
             .cluster
             .iter()
-            .map(|(role, list)| (role.clone(), list.value.clone()))
+            .map(|(role, list)| (role.clone(), list.value()))
             .collect(),
     )
 }
@@ -314,10 +314,14 @@ fn a_plan_carries_only_the_roles_its_cookbooks_declare() {
     );
     // ...and every member once, with its roles.
     assert_eq!(
-        all.body.cluster_nodes.value,
+        all.body.cluster_nodes.value(),
         json!([{"name": "w1", "roles": ["web"]}, {"name": "w2", "roles": ["web"]}])
     );
-    assert_eq!(reads.body.cluster_nodes.value, json!([]), "only for `all`");
+    assert_eq!(
+        reads.body.cluster_nodes.value(),
+        json!([]),
+        "only for `all`"
+    );
 }
 
 #[test]

@@ -292,6 +292,16 @@ impl State {
     /// over them: its plans are tagged with its own generation, which no
     /// GetPlan serves from cache any more.
     async fn shared(&self, generation: u64) -> Result<Arc<SharedInputs>, StateError> {
+        self.shared_of(generation, None).await
+    }
+
+    /// As [`State::shared`], from the node rows when the caller has just
+    /// read them at `generation` (a pass), so the fleet is read once.
+    async fn shared_of(
+        &self,
+        generation: u64,
+        nodes: Option<&[NodeRow]>,
+    ) -> Result<Arc<SharedInputs>, StateError> {
         if let Some(s) = self.shared.read().await.as_ref()
             && s.generation >= generation
         {
@@ -299,7 +309,14 @@ impl State {
         }
         let roles = self.roles().await?;
         let members = self.store.members(None, None).await?;
-        let nodes = self.store.nodes(None, None).await?;
+        let read;
+        let nodes = match nodes {
+            Some(nodes) => nodes,
+            None => {
+                read = self.store.nodes(None, None).await?;
+                &read
+            }
+        };
         let by_name = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
         let cluster = crate::cluster_view::build(roles.keys(), &members, &by_name);
         let no_members = crate::cluster_view::empty(roles.keys());
@@ -405,14 +422,7 @@ impl State {
         generation: u64,
     ) -> Result<Result<Arc<Plan>, PlanError>, StateError> {
         let shared = self.shared(generation).await?;
-        let view = NodeView {
-            name: row.name.clone(),
-            environment: row.environment.clone(),
-            roles: row.roles.clone(),
-            attributes: row.attributes.clone(),
-            agent_version: semver::Version::parse(&row.agent_version).ok(),
-            member: shared.places.get(&row.name).cloned().unwrap_or_default(),
-        };
+        let view = node_view(row, &shared);
         let key = GroupKey::of(&view);
         let cached = {
             let bodies = self.bodies.read().await;
@@ -449,6 +459,52 @@ impl State {
             }
         }
         Ok(Ok(plan))
+    }
+
+    /// Every plan of `nodes` for a pass, each group's body resolved once,
+    /// all cached under one lock before any event goes out: the GetPlans
+    /// the events cause find them, and do not queue behind a lock taken
+    /// once per node.
+    async fn resolve_all(
+        &self,
+        shared: &SharedInputs,
+        nodes: &[NodeRow],
+        generation: u64,
+    ) -> Vec<Result<Arc<Plan>, PlanError>> {
+        let mut bodies: HashMap<GroupKey, Result<Arc<Body>, PlanError>> = HashMap::new();
+        let plans: Vec<_> = nodes
+            .iter()
+            .map(|row| {
+                let view = node_view(row, shared);
+                let body = bodies
+                    .entry(GroupKey::of(&view))
+                    .or_insert_with(|| resolve_body(shared, &view).map(Arc::new))
+                    .clone();
+                match body {
+                    Ok(body) => Ok(Arc::new(Plan::for_node(body, view.member))),
+                    Err(e) => Err(e.for_node(&row.name)),
+                }
+            })
+            .collect();
+        {
+            let mut cache = self.plans.write().await;
+            for (row, plan) in nodes.iter().zip(&plans) {
+                let Ok(plan) = plan else { continue };
+                match cache.get_mut(&row.name) {
+                    // A GetPlan after a newer change got there first.
+                    Some((g, _)) if *g > generation => {}
+                    Some(slot) => *slot = (generation, plan.clone()),
+                    None => {
+                        cache.insert(row.name.clone(), (generation, plan.clone()));
+                    }
+                }
+            }
+        }
+        let mut cached = self.bodies.write().await;
+        if cached.0 <= shared.generation {
+            *cached = (shared.generation, bodies);
+        }
+        plans
     }
 
     async fn record_plan_errors(&self, errors: &[(String, String)]) {
@@ -504,17 +560,29 @@ impl State {
                 return 0;
             }
         };
+        let shared = match self.shared_of(generation, Some(&nodes)).await {
+            Ok(shared) => shared,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot resolve plans");
+                return 0;
+            }
+        };
+        let live: Vec<NodeRow> = nodes
+            .into_iter()
+            .filter(|n| n.state != NodeState::Retired)
+            .collect();
+        let plans = self.resolve_all(&shared, &live, generation).await;
         // Hashes are written in batches after the events go out: one
         // transaction per row made a 10,000-node pass take seconds, and an
         // event sent before its hash is stored costs at most a duplicate
         // event from another replica (agents ignore a plan they have).
         let mut changed = Vec::new();
         let mut errors = Vec::new();
-        for n in nodes.into_iter().filter(|n| n.state != NodeState::Retired) {
+        for (n, plan) in live.iter().zip(plans) {
             let told = self.hub.last_told(&n.name);
-            let plan = match self.resolve_row(&n, generation).await {
-                Ok(Ok(plan)) => plan,
-                Ok(Err(e)) => {
+            let plan = match plan {
+                Ok(plan) => plan,
+                Err(e) => {
                     let error = e.reason();
                     tracing::warn!(node = %n.name, %error, "node has no valid plan");
                     if n.plan_error != error {
@@ -530,10 +598,6 @@ impl State {
                             reason: reason.to_string(),
                         });
                     }
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(node = %n.name, error = %e, "cannot resolve plans");
                     continue;
                 }
             };
@@ -559,6 +623,18 @@ impl State {
         }
         self.record_plan_errors(&errors).await;
         changed.len()
+    }
+}
+
+/// The node as its plan reads it, with its place in its roles.
+fn node_view(row: &NodeRow, shared: &SharedInputs) -> NodeView {
+    NodeView {
+        name: row.name.clone(),
+        environment: row.environment.clone(),
+        roles: row.roles.clone(),
+        attributes: row.attributes.clone(),
+        agent_version: semver::Version::parse(&row.agent_version).ok(),
+        member: shared.places.get(&row.name).cloned().unwrap_or_default(),
     }
 }
 
