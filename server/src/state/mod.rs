@@ -95,6 +95,10 @@ pub struct State {
     /// once per change and holds one copy (see [`plan::Body`]).
     bodies: RwLock<Bodies>,
     shared: RwLock<Option<Arc<SharedInputs>>>,
+    /// Held while the shared inputs load: after a change, the check-ins
+    /// that find them stale wait for one load instead of each reading the
+    /// fleet (64 at once held SQLite's one connection for seconds).
+    shared_load: Mutex<()>,
     revoked: RwLock<Option<(u64, Arc<HashSet<String>>)>>,
     /// Check-ins since the last flush: node → unix seconds.
     pub last_seen: Mutex<HashMap<String, i64>>,
@@ -170,6 +174,7 @@ impl State {
             plans: RwLock::new(HashMap::new()),
             bodies: RwLock::new((0, HashMap::new())),
             shared: RwLock::new(None),
+            shared_load: Mutex::new(()),
             revoked: RwLock::new(None),
             last_seen: Mutex::new(HashMap::new()),
             agent_versions: Mutex::new(HashMap::new()),
@@ -302,6 +307,13 @@ impl State {
         generation: u64,
         nodes: Option<&[NodeRow]>,
     ) -> Result<Arc<SharedInputs>, StateError> {
+        if let Some(s) = self.shared.read().await.as_ref()
+            && s.generation >= generation
+        {
+            return Ok(s.clone());
+        }
+        let _loading = self.shared_load.lock().await;
+        // Loaded while this one waited?
         if let Some(s) = self.shared.read().await.as_ref()
             && s.generation >= generation
         {
