@@ -56,7 +56,7 @@ pub fn plan(plan: &Plan, catalog: &Catalog) -> pb::Plan {
             .collect(),
         attributes_json: p.attributes_json().to_string(),
         cluster_json: p.cluster_json().to_string(),
-        member_json: serde_json::Value::Object(plan.member.clone()).to_string(),
+        member_json: crate::plan::to_json(&plan.member),
         cluster_nodes_json: p.cluster_nodes.json.clone(),
         secrets: p
             .secrets

@@ -143,7 +143,7 @@ pub struct Body {
 impl Body {
     pub fn attributes_json(&self) -> &str {
         self.attributes_json
-            .get_or_init(|| Value::Object(self.attributes.merged.clone()).to_string())
+            .get_or_init(|| to_json(&self.attributes.merged))
     }
 
     /// `cluster.<role>` as one JSON object, from each list's text as the
@@ -163,6 +163,11 @@ impl Body {
             out
         })
     }
+}
+
+/// A map as JSON text, written from the map itself (no copy as a `Value`).
+pub fn to_json(map: &Map<String, Value>) -> String {
+    serde_json::to_string(map).expect("a map with string keys serializes")
 }
 
 /// The nodes whose plans share one [`Body`]: the same environment, roles
