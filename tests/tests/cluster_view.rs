@@ -2,10 +2,12 @@
 //! members through their plans, and a node joining, leaving or moving to
 //! another environment rewrites the file that lists them on every member.
 
-use cm_e2e::TestServer;
 use cm_e2e::agent::{TestAgent, cmctl, cmctl_refused, read, set_environment, set_role};
-use cm_proto::v1::CreateTokenRequest;
+use cm_e2e::{TestServer, enroll, full_plan};
+use cm_proto::v1::agent_client::AgentClient;
+use cm_proto::v1::nodes_client::NodesClient;
 use cm_proto::v1::tokens_client::TokensClient;
+use cm_proto::v1::{CreateTokenRequest, FactsRequest, SetAttributeRequest};
 use serde_json::json;
 
 /// A cookbook declaring the `ring` role and listing its members.
@@ -256,4 +258,81 @@ async fn a_node_moved_to_another_environment_joins_the_members_there() {
         refused.contains("environment staging does not exist"),
         "{refused}"
     );
+}
+
+/// The addresses of `cluster.ring` in a node's plan, by ordinal.
+async fn ring_addresses(agent: &mut AgentClient<tonic::transport::Channel>) -> Vec<String> {
+    let plan = full_plan(agent).await;
+    let cluster: serde_json::Value = serde_json::from_str(&plan.cluster_json).unwrap();
+    cluster["ring"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{} {}", m["name"].as_str().unwrap(), m["address"]))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_view_is_read_again_when_the_fleet_or_its_roles_change_not_on_every_change() {
+    let (server, _books) = ring_server().await;
+    let state = server.running.state.clone();
+    let token = server.token("ring", 2).await;
+    let mut agents = Vec::new();
+    for name in ["node-a", "node-b"] {
+        let (cert, key) = enroll(&server, &token, name).await.unwrap();
+        agents.push(AgentClient::new(server.channel(Some((&cert, &key))).await));
+    }
+    state.recompute.settled().await;
+    let both = ["node-a \"10.1.2.3\"", "node-b \"10.1.2.3\""];
+    assert_eq!(ring_addresses(&mut agents[0]).await, both);
+    let reads = state.cluster_view_reads();
+
+    // What the view does not read: a role's content, a node's attributes.
+    set_role(
+        &server,
+        "name: ring\nrun_list: [members]\nattributes: {x: 1}\n",
+    )
+    .await;
+    NodesClient::new(server.admin().await)
+        .set_attribute(SetAttributeRequest {
+            node: "node-a".into(),
+            key: "members.dir".into(),
+            value_json: "\"/tmp\"".into(),
+        })
+        .await
+        .unwrap();
+    state.recompute.settled().await;
+    let attrs = full_plan(&mut agents[0]).await.attributes_json;
+    assert!(
+        attrs.contains(r#""x":1"#) && attrs.contains(r#""dir":"/tmp""#),
+        "{attrs}"
+    );
+    assert_eq!(ring_addresses(&mut agents[1]).await, both);
+    assert_eq!(
+        state.cluster_view_reads(),
+        reads,
+        "kept across those changes"
+    );
+
+    // A new role is listed in every view (empty).
+    set_role(&server, "name: spare\n").await;
+    state.recompute.settled().await;
+    let cluster = full_plan(&mut agents[0]).await.cluster_json;
+    assert!(cluster.contains(r#""spare":[]"#), "{cluster}");
+    let after_role = state.cluster_view_reads();
+    assert!(after_role > reads, "read again for the new role");
+
+    // A member's new address reaches its peers' plans.
+    agents[1]
+        .report_facts(FactsRequest {
+            facts_json: r#"{"hostname":"b","ipaddress":"10.9.9.9"}"#.into(),
+        })
+        .await
+        .unwrap();
+    state.recompute.settled().await;
+    assert_eq!(
+        ring_addresses(&mut agents[0]).await,
+        ["node-a \"10.1.2.3\"", "node-b \"10.9.9.9\""]
+    );
+    assert!(state.cluster_view_reads() > after_role, "read again");
 }

@@ -184,7 +184,7 @@ impl Cookbooks for CookbooksApi {
         let created = matches!(inserted, Inserted::Created);
         if created {
             self.state
-                .changed(&format!("cookbook {origin} pushed"))
+                .changed_keeping_view(&format!("cookbook {origin} pushed"))
                 .await;
         }
         Ok(Response::new(CommitResponse { created }))
@@ -248,7 +248,7 @@ impl Cookbooks for CookbooksApi {
                 other => status(other),
             })?;
         self.state
-            .changed(&format!("cookbook {}@{} deleted", id.name, id.version))
+            .changed_keeping_view(&format!("cookbook {}@{} deleted", id.name, id.version))
             .await;
         Ok(Response::new(Empty {}))
     }

@@ -61,7 +61,7 @@ async fn set(state: &State, kind: DocKind, who: &str, doc: &Document) -> Result<
         .map_err(status)?;
     if saved.changed {
         state
-            .changed(&format!("{} {name} changed", kind.as_str()))
+            .changed_keeping_view(&format!("{} {name} changed", kind.as_str()))
             .await;
     }
     Ok(to_pb(&saved.value))
@@ -78,7 +78,7 @@ async fn delete(state: &State, kind: DocKind, who: &str, name: &str) -> Result<E
         .await
         .map_err(status)?;
     state
-        .changed(&format!("{} {name} deleted", kind.as_str()))
+        .changed_keeping_view(&format!("{} {name} deleted", kind.as_str()))
         .await;
     Ok(Empty {})
 }

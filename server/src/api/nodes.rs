@@ -256,7 +256,7 @@ impl Nodes for NodesApi {
             .await
             .map_err(status)?;
         self.state
-            .changed(&format!("node {} attribute {} set", r.node, r.key))
+            .changed_keeping_view(&format!("node {} attribute {} set", r.node, r.key))
             .await;
         Ok(Response::new(to_pb(&self.node(&r.node).await?)))
     }
@@ -279,7 +279,7 @@ impl Nodes for NodesApi {
             .await
             .map_err(status)?;
         self.state
-            .changed(&format!("node {} attribute {} unset", r.node, r.key))
+            .changed_keeping_view(&format!("node {} attribute {} unset", r.node, r.key))
             .await;
         Ok(Response::new(to_pb(&self.node(&r.node).await?)))
     }

@@ -40,7 +40,7 @@ impl Secrets for SecretsApi {
             .await
             .map_err(status)?;
         self.state
-            .changed(&format!("secret {} changed", r.name))
+            .changed_keeping_view(&format!("secret {} changed", r.name))
             .await;
         Ok(Response::new(SecretInfo {
             name: r.name,
@@ -74,7 +74,9 @@ impl Secrets for SecretsApi {
             .delete_secret(&name, &who)
             .await
             .map_err(status)?;
-        self.state.changed(&format!("secret {name} deleted")).await;
+        self.state
+            .changed_keeping_view(&format!("secret {name} deleted"))
+            .await;
         Ok(Response::new(Empty {}))
     }
 }

@@ -30,7 +30,7 @@ use crate::plan::{
 };
 use crate::recompute::Recompute;
 use crate::secretbox::SecretKey;
-use crate::store::{DocKind, NodeRow, NodeState, PlanGuard, Store, StoreError};
+use crate::store::{DocKind, PlanGuard, PlanNode, Store, StoreError};
 use crate::watch::{PlanChanged, WatchHub};
 
 mod agent_versions;
@@ -64,6 +64,17 @@ struct SharedInputs {
     environments: BTreeMap<String, Environment>,
     catalog: Arc<Catalog>,
     secrets: Vec<SecretGrant>,
+    fleet: Arc<FleetView>,
+}
+
+/// What plans read of the other nodes: kept across changes that cannot
+/// alter it (see [`State::changed_keeping_view`]), so a pass after a role or
+/// a cookbook changed does not read every member's facts again.
+struct FleetView {
+    /// [`State::fleet_generation`] when it was read.
+    generation: u64,
+    /// The roles it lists (every role the server knew).
+    roles: Vec<String>,
     /// Environment → `cluster.<role>` (see [`crate::cluster_view`]).
     cluster: crate::cluster_view::View,
     /// The view of an environment without members: every role, empty.
@@ -84,6 +95,9 @@ pub struct State {
     /// This process's name in change notifications to other replicas.
     pub replica_id: String,
     generation: AtomicU64,
+    /// Moved with `generation` by every change but those that keep the
+    /// cluster view ([`State::changed_keeping_view`]).
+    fleet_generation: AtomicU64,
     /// Caches tagged with the generation they were read at: one read before
     /// a change (here or on another replica) is never served after it.
     catalog: RwLock<Option<(u64, Arc<Catalog>)>>,
@@ -107,6 +121,8 @@ pub struct State {
     agent_versions: Mutex<HashMap<String, String>>,
     /// Resolutions made by plan checks, ever (see [`State::plan_guard`]).
     check_resolutions: AtomicU64,
+    /// Cluster views built from the store, ever.
+    fleet_reads: AtomicU64,
     /// Where admins open the dashboard (login links start with it); unset
     /// when this server serves none.
     pub dashboard_url: std::sync::OnceLock<String>,
@@ -169,6 +185,7 @@ impl State {
             settings,
             replica_id: crate::replication::new_replica_id(),
             generation: AtomicU64::new(1),
+            fleet_generation: AtomicU64::new(1),
             catalog: RwLock::new(None),
             attributes: RwLock::new(HashMap::new()),
             plans: RwLock::new(HashMap::new()),
@@ -179,6 +196,7 @@ impl State {
             last_seen: Mutex::new(HashMap::new()),
             agent_versions: Mutex::new(HashMap::new()),
             check_resolutions: AtomicU64::new(0),
+            fleet_reads: AtomicU64::new(0),
             dashboard_url: std::sync::OnceLock::new(),
         }
     }
@@ -297,16 +315,6 @@ impl State {
     /// over them: its plans are tagged with its own generation, which no
     /// GetPlan serves from cache any more.
     async fn shared(&self, generation: u64) -> Result<Arc<SharedInputs>, StateError> {
-        self.shared_of(generation, None).await
-    }
-
-    /// As [`State::shared`], from the node rows when the caller has just
-    /// read them at `generation` (a pass), so the fleet is read once.
-    async fn shared_of(
-        &self,
-        generation: u64,
-        nodes: Option<&[NodeRow]>,
-    ) -> Result<Arc<SharedInputs>, StateError> {
         if let Some(s) = self.shared.read().await.as_ref()
             && s.generation >= generation
         {
@@ -314,40 +322,50 @@ impl State {
         }
         let _loading = self.shared_load.lock().await;
         // Loaded while this one waited?
-        if let Some(s) = self.shared.read().await.as_ref()
-            && s.generation >= generation
-        {
-            return Ok(s.clone());
-        }
-        let roles = self.roles().await?;
-        let members = self.store.members(None, None).await?;
-        let read;
-        let nodes = match nodes {
-            Some(nodes) => nodes,
-            None => {
-                read = self.store.nodes(None, None).await?;
-                &read
-            }
+        let before = match self.shared.read().await.as_ref() {
+            Some(s) if s.generation >= generation => return Ok(s.clone()),
+            before => before.map(|s| s.fleet.clone()),
         };
-        let by_name = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-        let cluster = crate::cluster_view::build(roles.keys(), &members, &by_name);
-        let no_members = crate::cluster_view::empty(roles.keys());
-        let places = crate::cluster_view::own_places(&members, &by_name);
+        let roles = self.roles().await?;
+        let fleet = match before {
+            Some(fleet)
+                if fleet.generation == self.fleet_generation.load(Ordering::SeqCst)
+                    && fleet.roles.iter().eq(roles.keys()) =>
+            {
+                fleet
+            }
+            _ => Arc::new(self.fleet_view(&roles).await?),
+        };
         let shared = Arc::new(SharedInputs {
             generation,
             environments: self.environments().await?,
             catalog: self.catalog().await?,
             secrets: self.secret_grants().await?,
             roles,
-            cluster,
-            no_members,
-            places,
+            fleet,
         });
         let mut slot = self.shared.write().await;
         if slot.as_ref().is_none_or(|s| s.generation <= generation) {
             *slot = Some(shared.clone());
         }
         Ok(shared)
+    }
+
+    /// Read the members and their nodes, and build the cluster view.
+    async fn fleet_view(&self, roles: &BTreeMap<String, Role>) -> Result<FleetView, StateError> {
+        // Read before the rows: a change committed after them moves it on.
+        let generation = self.fleet_generation.load(Ordering::SeqCst);
+        self.fleet_reads.fetch_add(1, Ordering::Relaxed);
+        let members = self.store.members(None, None).await?;
+        let nodes = self.store.nodes(None, None).await?;
+        let by_name = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        Ok(FleetView {
+            generation,
+            roles: roles.keys().cloned().collect(),
+            cluster: crate::cluster_view::build(roles.keys(), &members, &by_name),
+            no_members: crate::cluster_view::empty(roles.keys()),
+            places: crate::cluster_view::own_places(&members, &by_name),
+        })
     }
 
     /// Stored documents (and pushed cookbooks) are read as they were
@@ -406,6 +424,13 @@ impl State {
         self.check_resolutions.load(Ordering::Relaxed)
     }
 
+    /// How many times the cluster view was built from the store's members
+    /// and nodes since the server started: after a change of the fleet or
+    /// of which roles exist, not after every change.
+    pub fn cluster_view_reads(&self) -> u64 {
+        self.fleet_reads.load(Ordering::Relaxed)
+    }
+
     /// The plan of `node`, from cache when nothing changed since it was made.
     /// A node without a valid plan gets [`StateError::NoPlan`], and the
     /// reason is recorded on the node when it changed.
@@ -416,7 +441,7 @@ impl State {
         {
             return Ok(p.clone());
         }
-        let row = self.store.node(node).await?;
+        let row = self.store.plan_node(node).await?;
         let resolved = self.resolve_row(&row, generation).await?;
         let reason = resolved.as_ref().err().map(PlanError::reason);
         if row.plan_error != reason.clone().unwrap_or_default() {
@@ -430,7 +455,7 @@ impl State {
     /// (inputs that could not be loaded), the inner the node's plan error.
     async fn resolve_row(
         &self,
-        row: &NodeRow,
+        row: &PlanNode,
         generation: u64,
     ) -> Result<Result<Arc<Plan>, PlanError>, StateError> {
         let shared = self.shared(generation).await?;
@@ -480,7 +505,7 @@ impl State {
     async fn resolve_all(
         &self,
         shared: &SharedInputs,
-        nodes: &[NodeRow],
+        nodes: &[PlanNode],
         generation: u64,
     ) -> Vec<Result<Arc<Plan>, PlanError>> {
         let mut bodies: HashMap<GroupKey, Result<Arc<Body>, PlanError>> = HashMap::new();
@@ -531,6 +556,18 @@ impl State {
     /// Watch streams of the nodes whose plan changed. Returns without
     /// waiting for the pass.
     pub async fn changed(&self, reason: &str) {
+        self.fleet_generation.fetch_add(1, Ordering::SeqCst);
+        self.invalidate().await;
+        crate::replication::notify(self, reason).await;
+        self.recompute.request(reason);
+    }
+
+    /// As [`State::changed`], for a change the cluster view does not read:
+    /// a role or environment document, a cookbook, a secret, a node's own
+    /// attributes. The next pass keeps the view (a role added or removed
+    /// still rebuilds it) instead of reading every member's facts again.
+    /// Other replicas are told as of any change.
+    pub async fn changed_keeping_view(&self, reason: &str) {
         self.invalidate().await;
         crate::replication::notify(self, reason).await;
         self.recompute.request(reason);
@@ -539,6 +576,7 @@ impl State {
     /// Another replica reported a change (or this one may have missed
     /// some): as [`State::changed`], without notifying again.
     pub async fn changed_elsewhere(&self, reason: &str) {
+        self.fleet_generation.fetch_add(1, Ordering::SeqCst);
         self.invalidate().await;
         self.recompute.request(reason);
     }
@@ -564,7 +602,14 @@ impl State {
     /// stored plan hashes changed.
     pub async fn recompute_plans(&self, reason: &str) -> usize {
         let generation = self.generation.load(Ordering::SeqCst);
-        let nodes = match self.store.nodes(None, None).await {
+        let shared = match self.shared(generation).await {
+            Ok(shared) => shared,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot resolve plans");
+                return 0;
+            }
+        };
+        let live = match self.store.plan_nodes().await {
             Ok(n) => n,
             Err(e) => {
                 metrics::counter!(crate::metrics::STORE_ERRORS).increment(1);
@@ -572,17 +617,6 @@ impl State {
                 return 0;
             }
         };
-        let shared = match self.shared_of(generation, Some(&nodes)).await {
-            Ok(shared) => shared,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot resolve plans");
-                return 0;
-            }
-        };
-        let live: Vec<NodeRow> = nodes
-            .into_iter()
-            .filter(|n| n.state != NodeState::Retired)
-            .collect();
         let plans = self.resolve_all(&shared, &live, generation).await;
         // Hashes are written in batches after the events go out: one
         // transaction per row made a 10,000-node pass take seconds, and an
@@ -639,14 +673,19 @@ impl State {
 }
 
 /// The node as its plan reads it, with its place in its roles.
-fn node_view(row: &NodeRow, shared: &SharedInputs) -> NodeView {
+fn node_view(row: &PlanNode, shared: &SharedInputs) -> NodeView {
     NodeView {
         name: row.name.clone(),
         environment: row.environment.clone(),
         roles: row.roles.clone(),
         attributes: row.attributes.clone(),
         agent_version: semver::Version::parse(&row.agent_version).ok(),
-        member: shared.places.get(&row.name).cloned().unwrap_or_default(),
+        member: shared
+            .fleet
+            .places
+            .get(&row.name)
+            .cloned()
+            .unwrap_or_default(),
     }
 }
 
@@ -668,9 +707,10 @@ fn resolve_body(shared: &SharedInputs, node: &NodeView) -> Result<Body, PlanErro
         catalog: &shared.catalog,
         secrets: &shared.secrets,
         cluster: shared
+            .fleet
             .cluster
             .get(&node.environment)
-            .unwrap_or(&shared.no_members),
+            .unwrap_or(&shared.fleet.no_members),
     })
 }
 

@@ -38,6 +38,7 @@ mod fleet;
 mod membership;
 mod nodes;
 mod plan_guard;
+mod plan_nodes;
 mod pools;
 mod runs;
 mod secrets;
@@ -68,6 +69,7 @@ pub use nodes::{Actor, NodeRow, NodeState};
 pub use plan_guard::{
     BreaksPlans, BrokenGroup, BrokenNodes, NAMED_NODES, NodeGroup, PlanCheck, PlanGuard, PlanRows,
 };
+pub use plan_nodes::PlanNode;
 pub use runs::RunRow;
 pub use secrets::SecretRow;
 pub use tokens::{NewToken, TokenRow};
