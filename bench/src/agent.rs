@@ -240,7 +240,9 @@ pub async fn commit_role(
             if !saved.changed {
                 bail!("the role did not change");
             }
-            state.changed_keeping_view(&format!("role {role} changed")).await;
+            state
+                .changed_keeping_view(&format!("role {role} changed"))
+                .await;
             Ok(committed)
         })
         .await?
