@@ -90,6 +90,8 @@ pub fn converge(
         report: &mut report,
         observe,
     };
+    // Each directory a run writes in is synced once, at its end.
+    let syncs = crate::safe_path::DeferredSyncs::begin();
     run.preload_packages();
     let batches = run.package_batches();
     for i in 0..resources.len() {
@@ -107,6 +109,9 @@ pub fn converge(
         }
     }
     run.flush_delayed();
+    if let Err(e) = syncs.finish() {
+        run.fail(e.to_string());
+    }
     let changed = run.changed.iter().filter(|c| **c).count();
     let failed: Vec<usize> = (0..resources.len()).filter(|&i| run.failed[i]).collect();
     report.resources_changed = changed;

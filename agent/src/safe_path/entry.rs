@@ -365,11 +365,15 @@ impl Dir {
         Ok(names)
     }
 
-    /// fsync the directory, so a rename or unlink in it survives a crash.
+    /// fsync the directory, so a rename or unlink in it survives a crash:
+    /// now, or at the end of the converge (see [`super::DeferredSyncs`]).
     pub fn sync(&self) -> Result<(), SafePathError> {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let fd = openat(&self.fd, ".", flags, Mode::empty())
             .map_err(|e| SafePathError::io("opening", &self.path, e))?;
-        fsync(&fd).map_err(|e| SafePathError::io("syncing", &self.path, e))
+        match super::deferred::defer(fd, &self.path)? {
+            Some(fd) => fsync(&fd).map_err(|e| SafePathError::io("syncing", &self.path, e)),
+            None => Ok(()),
+        }
     }
 }

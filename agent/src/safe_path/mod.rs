@@ -22,6 +22,7 @@
 //! This module does not decide what a path may be (that is
 //! `cm_model::paths`, checked when the resource is compiled) nor what to write.
 
+mod deferred;
 mod entry;
 mod error;
 mod tree;
@@ -31,6 +32,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
+pub use deferred::DeferredSyncs;
 pub use entry::{Existing, FileOwnership};
 pub use error::{Distrust, SafePathError};
 

@@ -234,3 +234,44 @@ fn removing_a_tree_never_follows_links_inside_it() {
         "kept"
     );
 }
+
+#[test]
+fn a_scope_syncs_each_directory_written_in_once_at_its_end() {
+    let dir = root_dir();
+    std::fs::create_dir_all(dir.path().join("a")).unwrap();
+    let a = open_dir(&dir.path().join("a"), Missing::Fail).unwrap();
+    let b = open_dir(dir.path(), Missing::Fail).unwrap();
+    let own = FileOwnership {
+        uid: None,
+        gid: None,
+        mode: 0o644,
+    };
+    // Outside a scope nothing waits.
+    a.write_file(OsStr::new("f0"), b"x", own).unwrap();
+    assert!(deferred::noted().is_empty());
+
+    let scope = DeferredSyncs::begin();
+    a.write_file(OsStr::new("f1"), b"x", own).unwrap();
+    b.make_dir(OsStr::new("c"), 0o755).unwrap();
+    a.write_file(OsStr::new("f2"), b"y", own).unwrap();
+    // Written at once; each directory noted once, in order.
+    assert_eq!(std::fs::read(dir.path().join("a/f2")).unwrap(), b"y");
+    assert_eq!(
+        deferred::noted(),
+        [dir.path().join("a"), dir.path().to_path_buf()]
+    );
+    // An inner scope neither takes them nor ends the outer one.
+    DeferredSyncs::begin().finish().unwrap();
+    assert_eq!(deferred::noted().len(), 2);
+    // Another thread syncs at once.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            a.write_file(OsStr::new("f3"), b"z", own).unwrap();
+            assert!(deferred::noted().is_empty());
+        });
+    });
+    scope.finish().unwrap();
+    assert!(deferred::noted().is_empty());
+    a.write_file(OsStr::new("f4"), b"x", own).unwrap();
+    assert!(deferred::noted().is_empty(), "the scope is over");
+}
