@@ -14,6 +14,7 @@ pub mod data_dir;
 pub mod enroll_refusals;
 pub mod facts;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod pki;

@@ -162,6 +162,7 @@ pub async fn run(state: Arc<State>) {
         metrics::counter!(crate::metrics::PLANS_CHANGED).increment(changed as u64);
         tracing::debug!(%reason, ?took, changed, "recomputed plans");
         state.recompute.finished(covered);
+        crate::memory::trim_when_quiet(&state, state.recompute.passes());
     }
 }
 
