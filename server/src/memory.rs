@@ -14,13 +14,13 @@ use crate::state::State;
 /// How long passes must have stopped before the trim.
 const QUIET: Duration = Duration::from_secs(2);
 
-/// Trim after `QUIET` unless another pass runs meanwhile (`passes` is the
-/// count after the pass that just ended).
+/// Trim after `QUIET` unless another pass ran or runs meanwhile (`passes`
+/// is the count after the pass that just ended).
 pub fn trim_when_quiet(state: &Arc<State>, passes: u64) {
     let state = state.clone();
     tokio::spawn(async move {
         tokio::time::sleep(QUIET).await;
-        if state.recompute.passes() == passes {
+        if state.recompute.passes() == passes && state.recompute.is_idle() {
             let _ = tokio::task::spawn_blocking(trim).await;
         }
     });

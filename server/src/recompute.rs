@@ -117,6 +117,12 @@ impl Recompute {
         let _ = done.wait_for(|covered| *covered >= target).await;
     }
 
+    /// Whether every request made so far is covered by a finished pass:
+    /// no pass runs and none is due.
+    pub fn is_idle(&self) -> bool {
+        self.lock().requested == *self.done.borrow()
+    }
+
     /// How many passes have finished.
     pub fn passes(&self) -> u64 {
         self.lock().passes
@@ -169,6 +175,18 @@ pub async fn run(state: Arc<State>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn it_is_idle_only_when_every_request_is_covered() {
+        let r = Recompute::new();
+        assert!(r.is_idle());
+        r.request("a change");
+        assert!(!r.is_idle(), "a pass is due");
+        let (_, covered) = r.next_batch().await;
+        assert!(!r.is_idle(), "a pass runs");
+        r.finished(covered);
+        assert!(r.is_idle());
+    }
 
     #[tokio::test]
     async fn requests_queued_during_a_pause_make_one_batch() {

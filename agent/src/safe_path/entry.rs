@@ -186,7 +186,7 @@ impl Dir {
             return Err(e);
         }
         match durability {
-            Durability::Synced => self.sync(),
+            Durability::Synced => self.sync_later(),
             Durability::Unsynced => Ok(()),
         }
     }
@@ -296,7 +296,7 @@ impl Dir {
     pub fn make_dir(&self, name: &OsStr, bits: u32) -> Result<(), SafePathError> {
         let here = self.child_path(name);
         match super::walk::make_dir(&self.fd, name, bits, &here)? {
-            true => self.sync(),
+            true => self.sync_later(),
             false => Err(SafePathError::io("creating directory", here, Errno::EEXIST)),
         }
     }
@@ -365,15 +365,27 @@ impl Dir {
         Ok(names)
     }
 
-    /// fsync the directory, so a rename or unlink in it survives a crash:
-    /// now, or at the end of the converge (see [`super::DeferredSyncs`]).
+    /// fsync the directory, so a rename or unlink in it survives a crash.
     pub fn sync(&self) -> Result<(), SafePathError> {
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = openat(&self.fd, ".", flags, Mode::empty())
-            .map_err(|e| SafePathError::io("opening", &self.path, e))?;
+        let fd = self.open_for_sync()?;
+        fsync(&fd).map_err(|e| SafePathError::io("syncing", &self.path, e))
+    }
+
+    /// [`Dir::sync`] after a file replaced whole or a directory created:
+    /// at the end of the converge when one is running (see
+    /// [`super::DeferredSyncs`]), else now. Removals, links and renames of
+    /// other entries (a deploy's `current`) sync at once.
+    fn sync_later(&self) -> Result<(), SafePathError> {
+        let fd = self.open_for_sync()?;
         match super::deferred::defer(fd, &self.path)? {
             Some(fd) => fsync(&fd).map_err(|e| SafePathError::io("syncing", &self.path, e)),
             None => Ok(()),
         }
+    }
+
+    fn open_for_sync(&self) -> Result<OwnedFd, SafePathError> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        openat(&self.fd, ".", flags, Mode::empty())
+            .map_err(|e| SafePathError::io("opening", &self.path, e))
     }
 }

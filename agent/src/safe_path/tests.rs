@@ -260,6 +260,10 @@ fn a_scope_syncs_each_directory_written_in_once_at_its_end() {
         deferred::noted(),
         [dir.path().join("a"), dir.path().to_path_buf()]
     );
+    // A removal syncs at once: what was removed must not come back.
+    b.remove_dir(OsStr::new("c")).unwrap();
+    a.remove_file(OsStr::new("f0")).unwrap();
+    assert_eq!(deferred::noted().len(), 2);
     // An inner scope neither takes them nor ends the outer one.
     DeferredSyncs::begin().finish().unwrap();
     assert_eq!(deferred::noted().len(), 2);
