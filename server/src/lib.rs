@@ -26,6 +26,7 @@ pub mod secretbox;
 pub mod serve;
 pub mod state;
 pub mod store;
+pub mod systemd;
 pub mod version;
 pub mod watch;
 pub mod wire;

@@ -282,12 +282,14 @@ async fn serve_until_signal(config: Config) -> Result<()> {
             path.display()
         );
     }
+    cm_server::systemd::notify("READY=1");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     tell!("stopping");
+    cm_server::systemd::notify("STOPPING=1");
     running.stop().await;
     Ok(())
 }

@@ -188,6 +188,25 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The cm-server binary, with none of the settings it reads from the
+/// environment inherited from the one the tests run in (a test gives its
+/// own, as flags or variables).
+pub fn server_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin("cm-server"));
+    for var in [
+        "CM_DATABASE",
+        "CM_DATA_DIR",
+        "CM_CA_CERT",
+        "CM_CA_KEY",
+        "CM_SECRETS_KEY",
+        "CM_SECRETS_KEY_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
 /// Enroll a node with `token` over raw gRPC; returns its (cert, key) PEMs.
 pub async fn enroll(
     server: &TestServer,

@@ -191,7 +191,7 @@ impl Replica {
     ) -> Replica {
         let data_dir = root.join(name);
         let log = root.join(format!("{name}.log"));
-        let mut cmd = Command::new(bin("cm-server"));
+        let mut cmd = cm_e2e::server_command();
         cmd.arg("--data-dir")
             .arg(&data_dir)
             .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
@@ -204,12 +204,6 @@ impl Replica {
             // In the environment, not the arguments: the URL holds a password.
             .env("CM_DATABASE", &db.url)
             .env("CM_LOG", "info,cm_server::replication=debug")
-            .env("NO_COLOR", "1")
-            .env_remove("CM_CA_CERT")
-            .env_remove("CM_CA_KEY")
-            .env_remove("CM_SECRETS_KEY")
-            .env_remove("CM_SECRETS_KEY_FILE")
-            .env_remove("CM_DATA_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
