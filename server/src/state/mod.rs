@@ -122,7 +122,7 @@ pub struct State {
     /// Resolutions made by plan checks, ever (see [`State::plan_guard`]).
     check_resolutions: AtomicU64,
     /// Cluster views built from the store, ever.
-    fleet_reads: AtomicU64,
+    view_builds: AtomicU64,
     /// Where admins open the dashboard (login links start with it); unset
     /// when this server serves none.
     pub dashboard_url: std::sync::OnceLock<String>,
@@ -196,7 +196,7 @@ impl State {
             last_seen: Mutex::new(HashMap::new()),
             agent_versions: Mutex::new(HashMap::new()),
             check_resolutions: AtomicU64::new(0),
-            fleet_reads: AtomicU64::new(0),
+            view_builds: AtomicU64::new(0),
             dashboard_url: std::sync::OnceLock::new(),
         }
     }
@@ -355,7 +355,7 @@ impl State {
     async fn fleet_view(&self, roles: &BTreeMap<String, Role>) -> Result<FleetView, StateError> {
         // Read before the rows: a change committed after them moves it on.
         let generation = self.fleet_generation.load(Ordering::SeqCst);
-        self.fleet_reads.fetch_add(1, Ordering::Relaxed);
+        self.view_builds.fetch_add(1, Ordering::Relaxed);
         let members = self.store.members(None, None).await?;
         let nodes = self.store.nodes(None, None).await?;
         let by_name = nodes.iter().map(|n| (n.name.as_str(), n)).collect();
@@ -428,7 +428,7 @@ impl State {
     /// and nodes since the server started: after a change of the fleet or
     /// of which roles exist, not after every change.
     pub fn cluster_view_reads(&self) -> u64 {
-        self.fleet_reads.load(Ordering::Relaxed)
+        self.view_builds.load(Ordering::Relaxed)
     }
 
     /// The plan of `node`, from cache when nothing changed since it was made.
