@@ -20,7 +20,8 @@
 #   --kind systemd|sysv   node image (default: systemd)
 #   --timeout SECONDS     for the first run (default: 600)
 #   --wait SECONDS        for the checks to pass (default: 60)
-#   --target-dir DIR      where cm's binaries are (default: target/debug)
+#   --packages DIR        cm's .deb files from scripts/package.sh (default:
+#                         the dev build, packaged into target/debian first)
 #   --apt-proxy URL       the node fetches packages through this proxy
 #   --keep                leave the containers and network to look around
 #
@@ -55,7 +56,7 @@ usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
 parse_args() {
     while (($#)); do
         case $1 in
-            --env | --peers | --attributes | --checks | --secret | --kind | --timeout | --wait | --target-dir | --apt-proxy)
+            --env | --peers | --attributes | --checks | --secret | --kind | --timeout | --wait | --packages | --apt-proxy)
                 (($# >= 2)) || fail "$1 needs a value (see --help)"
                 ;;
         esac
@@ -68,7 +69,7 @@ parse_args() {
             --kind) KIND=$2; shift ;;
             --timeout) TIMEOUT=$2; shift ;;
             --wait) WAIT=$2; shift ;;
-            --target-dir) TARGET_DIR=$2; shift ;;
+            --packages) PACKAGES_DIR=$2; shift ;;
             --apt-proxy) APT_PROXY=$2; shift ;;
             --keep) KEEP=1 ;;
             -h | --help) usage; exit 0 ;;
@@ -87,7 +88,6 @@ parse_args() {
     if [[ -n $ATTRIBUTES ]]; then
         jq -e 'type == "object"' <<<"$ATTRIBUTES" >/dev/null 2>&1 || fail "--attributes: a JSON object, got $ATTRIBUTES"
     fi
-    TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/debug}
 }
 
 # The role as this try sets it: the working tree's, with --attributes

@@ -27,19 +27,23 @@ const ENROLL_BUDGET: Duration = Duration::from_secs(60);
 /// systemd.
 pub fn unit(exe: &Path, config_file: &Path) -> String {
     format!(
-        "\
-# Written by `cm-agent install-service`.
+        "{WRITTEN_HEADER}\
 [Unit]
 Description=cm agent: keeps this node converged
 Documentation=man:cm-agent(8)
 Wants=network-online.target
 After=network-online.target
+# No settings, no agent: user-data writes them, then runs `cm-agent start`.
+ConditionPathExists={config}
 
 [Service]
 Type=notify
 # READY comes after enrollment, which waits for the server as long as it takes.
 TimeoutStartSec=infinity
 ExecStart={exe} daemon --config {config}
+# After the run in hand, the daemon starts again on the binary now
+# installed (a package upgrade sends this).
+ExecReload=/bin/kill -HUP $MAINPID
 Restart=on-failure
 RestartSec=10s
 RestartPreventExitStatus=2 3 4
@@ -68,25 +72,55 @@ pub fn systemd_is_init() -> bool {
 /// Write the unit (atomically) and reload systemd; with `start`, enable
 /// and start it without waiting (`--no-block`: user-data runs inside
 /// cloud-final, which the unit must not wait for).
-pub fn install_service(config_file: &Path, start: bool) -> Result<(), String> {
+/// Returns the unit in use.
+pub fn install_service(config_file: &Path, start: bool) -> Result<&'static str, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     check_path("the agent binary", &exe)?;
     check_path("the settings file", config_file)?;
-    let text = unit(&exe, config_file);
-    let wanted = crate::fsutil::Wanted {
-        mode: Some(0o644),
-        ..Default::default()
+    let in_use = if packaged_unit_fits(&exe, config_file) {
+        remove_written_unit()?;
+        PACKAGED_UNIT
+    } else {
+        let text = unit(&exe, config_file);
+        let wanted = crate::fsutil::Wanted {
+            mode: Some(0o644),
+            ..Default::default()
+        };
+        crate::fsutil::write_atomic(Path::new(UNIT_PATH), text.as_bytes(), &wanted)
+            .map_err(|e| format!("cannot write {UNIT_PATH}: {e}"))?;
+        UNIT_PATH
     };
-    crate::fsutil::write_atomic(Path::new(UNIT_PATH), text.as_bytes(), &wanted)
-        .map_err(|e| format!("cannot write {UNIT_PATH}: {e}"))?;
     if !systemd_is_init() {
-        return Ok(());
+        return Ok(in_use);
     }
     systemctl(&["daemon-reload"])?;
     if start {
         systemctl(&["enable", "--now", "--no-block", "cm-agent.service"])?;
     }
-    Ok(())
+    Ok(in_use)
+}
+
+/// The cm-agent package's unit: [`unit`] for [`PACKAGED_EXE`] and the default
+/// settings file.
+pub const PACKAGED_UNIT: &str = "/lib/systemd/system/cm-agent.service";
+pub const PACKAGED_EXE: &str = "/usr/bin/cm-agent";
+const WRITTEN_HEADER: &str = "# Written by `cm-agent install-service`.\n";
+
+/// The package's unit runs this binary with these settings: nothing to write.
+fn packaged_unit_fits(exe: &Path, config_file: &Path) -> bool {
+    exe == Path::new(PACKAGED_EXE)
+        && config_file == Path::new(crate::config::DEFAULT_FILE)
+        && Path::new(PACKAGED_UNIT).exists()
+}
+
+/// A unit written before the package was installed would hide the package's.
+fn remove_written_unit() -> Result<(), String> {
+    match std::fs::read_to_string(UNIT_PATH) {
+        Ok(text) if text.starts_with(WRITTEN_HEADER) => {
+            std::fs::remove_file(UNIT_PATH).map_err(|e| format!("cannot remove {UNIT_PATH}: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn systemctl(args: &[&str]) -> Result<(), String> {
@@ -113,8 +147,7 @@ pub const INIT_SCRIPT: &str = "/etc/init.d/cm-agent";
 pub fn init_script(exe: &Path, config_file: &Path) -> String {
     format!(
         r#"#!/bin/sh
-# Written by `cm-agent start`.
-### BEGIN INIT INFO
+{header}### BEGIN INIT INFO
 # Provides:          cm-agent
 # Required-Start:    $network $remote_fs $syslog
 # Required-Stop:     $network $remote_fs $syslog
@@ -127,8 +160,12 @@ CONFIG='{config}'
 PIDFILE=/run/cm-agent.pid
 LOG={log}
 
+[ -x "$DAEMON" ] || exit 0
+
 case "$1" in
   start)
+    # No settings, no agent: user-data writes them, then runs `cm-agent start`.
+    [ -f "$CONFIG" ] || {{ echo "cm-agent: no $CONFIG, not started" >&2; exit 0; }}
     start-stop-daemon --start --quiet --oknodo --background --make-pidfile \
       --pidfile "$PIDFILE" --startas /bin/sh -- \
       -c "exec '$DAEMON' daemon --config '$CONFIG' >>$LOG 2>&1"
@@ -138,6 +175,11 @@ case "$1" in
     start-stop-daemon --stop --quiet --oknodo --pidfile "$PIDFILE" \
       --retry TERM/300/KILL/5 --remove-pidfile
     ;;
+  reload)
+    # After the run in hand, the daemon starts again on the binary now
+    # installed (a package upgrade sends this).
+    start-stop-daemon --stop --signal HUP --quiet --pidfile "$PIDFILE"
+    ;;
   restart|force-reload)
     "$0" stop && "$0" start
     ;;
@@ -145,15 +187,28 @@ case "$1" in
     start-stop-daemon --status --pidfile "$PIDFILE"
     ;;
   *)
-    echo "Usage: $0 {{start|stop|restart|status}}" >&2
+    echo "Usage: $0 {{start|stop|reload|restart|status}}" >&2
     exit 3
     ;;
 esac
 "#,
+        header = INIT_HEADER,
         exe = exe.display(),
         config = config_file.display(),
         log = DETACHED_LOG,
     )
+}
+
+const INIT_HEADER: &str = "# Written by `cm-agent start`.\n";
+
+/// The cm-agent package's init script, [`init_script`] for
+/// [`PACKAGED_EXE`] and the default settings file.
+fn packaged_init_script_fits(exe: &Path, config_file: &Path) -> bool {
+    exe == Path::new(PACKAGED_EXE)
+        && config_file == Path::new(crate::config::DEFAULT_FILE)
+        && std::fs::read_to_string(INIT_SCRIPT).is_ok_and(|text| {
+            !text.contains(INIT_HEADER) && text.contains("DAEMON='/usr/bin/cm-agent'")
+        })
 }
 
 /// Install the init script, link it into the runlevels and start it.
@@ -161,16 +216,18 @@ fn install_init_script(config_file: &Path) -> Result<Started, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     check_path("the agent binary", &exe)?;
     check_path("the settings file", config_file)?;
-    let wanted = crate::fsutil::Wanted {
-        mode: Some(0o755),
-        ..Default::default()
-    };
-    crate::fsutil::write_atomic(
-        Path::new(INIT_SCRIPT),
-        init_script(&exe, config_file).as_bytes(),
-        &wanted,
-    )
-    .map_err(|e| format!("cannot write {INIT_SCRIPT}: {e}"))?;
+    if !packaged_init_script_fits(&exe, config_file) {
+        let wanted = crate::fsutil::Wanted {
+            mode: Some(0o755),
+            ..Default::default()
+        };
+        crate::fsutil::write_atomic(
+            Path::new(INIT_SCRIPT),
+            init_script(&exe, config_file).as_bytes(),
+            &wanted,
+        )
+        .map_err(|e| format!("cannot write {INIT_SCRIPT}: {e}"))?;
+    }
     run(Command::new("update-rc.d").args(["cm-agent", "defaults"]))?;
     run(Command::new(INIT_SCRIPT).arg("start"))?;
     Ok(Started::InitScript {
@@ -304,6 +361,8 @@ fn new_session_before_exec(cmd: &mut Command) {
 mod tests {
     use super::*;
 
+    const PACKAGED_INIT_HEADER: &str = "# Shipped by the cm-agent package: the script `cm-agent start` writes for\n# /usr/bin/cm-agent (agent/src/boot.rs; a test keeps them the same).\n";
+
     #[test]
     fn only_plain_paths_start_at_boot() {
         assert!(check_path("f", Path::new("/etc/cm/agent.yaml")).is_ok());
@@ -321,7 +380,7 @@ mod tests {
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.contains("### BEGIN INIT INFO\n# Provides:          cm-agent\n"));
         assert!(s.contains("DAEMON='/usr/local/bin/cm-agent'\n"));
-        assert!(s.contains("Usage: $0 {start|stop|restart|status}"));
+        assert!(s.contains("Usage: $0 {start|stop|reload|restart|status}"));
     }
 
     #[test]
@@ -335,6 +394,39 @@ mod tests {
         assert!(!u.contains("cloud-final"));
         assert!(u.contains("ExecStart=/usr/local/bin/cm-agent daemon --config /etc/cm/agent.yaml"));
         assert!(u.contains("RestartPreventExitStatus=2 3 4"));
+    }
+
+    /// The package ships the init script `start` would write for it.
+    #[test]
+    fn the_packaged_init_script_is_the_written_one() {
+        let packaged = include_str!("../../packaging/cm-agent/cm-agent.init");
+        let written = init_script(
+            Path::new(PACKAGED_EXE),
+            Path::new(crate::config::DEFAULT_FILE),
+        );
+        assert_eq!(packaged, written.replace(INIT_HEADER, PACKAGED_INIT_HEADER));
+        assert!(written.contains("\n  reload)\n"));
+        assert!(written.contains("[ -f \"$CONFIG\" ] ||"));
+    }
+
+    /// The package ships the unit `install-service` would write for it.
+    #[test]
+    fn the_packaged_unit_is_the_written_one() {
+        let packaged = include_str!("../../packaging/cm-agent/cm-agent.service");
+        let written = unit(
+            Path::new(PACKAGED_EXE),
+            Path::new(crate::config::DEFAULT_FILE),
+        );
+        let body = |u: &str| {
+            u.lines()
+                .skip_while(|l| l.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(body(packaged), body(&written));
+        assert!(written.starts_with(WRITTEN_HEADER));
+        assert!(written.contains("\nConditionPathExists=/etc/cm/agent.yaml\n"));
+        assert!(written.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"));
     }
 
     #[test]

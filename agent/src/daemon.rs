@@ -19,6 +19,7 @@ use crate::lock::RunLock;
 use crate::node::{Connected, Fatal, RunOptions, connect_with_backoff};
 use crate::remote::backoff::{Backoff, random_up_to};
 use crate::remote::{RemoteError, now};
+use crate::restart::Restart;
 use crate::signals::STOP;
 
 /// What the watch task tells the main loop.
@@ -36,7 +37,8 @@ enum Event {
 /// Run until SIGTERM/SIGINT (Ok) or a fatal refusal (Err).
 pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
     let stop = stop_signal();
-    let _instance = one_daemon(&config)?;
+    let restart = Restart::listen();
+    let instance = one_daemon(&config)?;
     let waiting = |e: &RemoteError, wait: Duration| {
         notify(&[sd_notify::NotifyState::Status(
             "waiting for the server to enroll",
@@ -91,7 +93,7 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
             watcher = spawn_follow(node.channel());
             watching_as = node.identity.cert_pem.clone();
         }
-        if STOP.load(Ordering::SeqCst) {
+        if STOP.load(Ordering::SeqCst) || restart.asked() {
             break;
         }
         notify(&[sd_notify::NotifyState::Status("idle")]);
@@ -115,6 +117,7 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
                     "interval"
                 },
                 () = stop.notified() => break "stop",
+                () = restart.wanted() => break "restart",
                 event = events.recv() => match event {
                     // In plan error, any event may be the plan coming back,
                     // even as the last good one this node already has.
@@ -156,11 +159,19 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
                 },
             }
         };
-        if cause == "stop" {
+        if cause == "stop" || cause == "restart" {
             break;
         }
     }
     watcher.abort();
+    if restart.asked() && !STOP.load(Ordering::SeqCst) {
+        tracing::info!("starting again on the installed binary");
+        drop(instance);
+        let e = crate::restart::exec_installed();
+        return Err(Fatal::Restart(format!(
+            "cannot start again on the installed binary: {e}"
+        )));
+    }
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("agent stopped");
     Ok(())

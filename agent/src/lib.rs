@@ -18,5 +18,6 @@ pub mod node;
 pub mod output;
 pub mod remote;
 pub mod resources;
+pub mod restart;
 pub mod safe_path;
 pub mod signals;

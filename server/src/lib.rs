@@ -24,6 +24,7 @@ pub mod replication;
 pub mod reports;
 pub mod secretbox;
 pub mod serve;
+pub mod settings_file;
 pub mod state;
 pub mod store;
 pub mod systemd;

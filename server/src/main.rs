@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use cm_server::dashboard::DashboardConfig;
 use cm_server::ops::{self, BackupSummary};
 use cm_server::serve::{self, Config};
@@ -21,6 +21,16 @@ use cm_server::state::Settings;
 #[derive(Parser)]
 #[command(name = "cm-server", version, about)]
 struct Cli {
+    /// Settings file: its keys are these flags in snake_case (`listen`,
+    /// `data_dir`, `tls_name: [..]`); flags and variables win over it. Read
+    /// when present.
+    #[arg(
+        long,
+        env = "CM_SERVER_CONFIG",
+        default_value = cm_server::settings_file::DEFAULT_FILE,
+        global = true
+    )]
+    config: PathBuf,
     #[command(flatten)]
     opts: ServeOpts,
     #[command(subcommand)]
@@ -153,6 +163,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// Print shell completions.
+    #[command(
+        after_help = "Example:\n  cm-server completions bash > /usr/share/bash-completion/completions/cm-server"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -195,7 +213,19 @@ fn config(o: ServeOpts) -> Config {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_with_settings_file() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    if let Some(Command::Completions { shell }) = cli.command {
+        clap_complete::generate(
+            shell,
+            &mut Cli::command(),
+            "cm-server",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("CM_LOG").unwrap_or_else(|_| "info".into());
     // Colour only on a terminal: journald and `docker logs` get plain text.
@@ -229,6 +259,7 @@ fn main() -> ExitCode {
             };
             print(summary, format)
         }),
+        Command::Completions { .. } => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -237,6 +268,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line over the settings file over the defaults.
+fn parse_with_settings_file() -> Result<Cli, ExitCode> {
+    let argv = std::env::args_os().collect();
+    let (argv, file) = cm_server::settings_file::merge(Cli::command(), argv).map_err(|e| {
+        tell!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    Cli::try_parse_from(argv).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr()
+            && let Some(file) = file
+        {
+            tell!(
+                "(settings not on the command line came from {})",
+                file.display()
+            );
+        }
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+    })
 }
 
 /// The summary on stdout. The work is done by now, so a closed pipe

@@ -23,7 +23,7 @@
 #              three runs of the backup job keep the newest two copies,
 #              as `s3cmd ls` shows.
 #
-# Usage: cookbooks.sh [--keep] [--only web|nagios|cassandra|s3sync]... [--target-dir DIR]
+# Usage: cookbooks.sh [--keep] [--only web|nagios|cassandra|s3sync]... [--packages DIR]
 # Environment: CM_SCENARIO_KEEP=1 (as --keep), CM_CONVERGE_TIMEOUT
 # (seconds from a node's start to its first converge, default 600).
 set -euo pipefail
@@ -57,8 +57,8 @@ parse_args() {
                 STAGES+=("$2")
                 shift
                 ;;
-            --target-dir)
-                TARGET_DIR=$2
+            --packages)
+                PACKAGES_DIR=$2
                 shift
                 ;;
             -h | --help)
@@ -70,7 +70,6 @@ parse_args() {
         shift
     done
     ((${#STAGES[@]})) || STAGES=(web nagios cassandra s3sync)
-    TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/debug}
 }
 
 # --- the fleet -------------------------------------------------------------------

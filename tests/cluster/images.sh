@@ -9,14 +9,16 @@
 #   cm-aptcache:bookworm      FROM cm-base: apt-cacher-ng, the nodes' shared
 #                             package cache in cookbooks.sh
 #
-# and, with --with-binaries DIR, a thin layer with cm's binaries on top:
+# and, with --with-packages DIR, cm's Debian packages from DIR installed on
+# top (scripts/package.sh makes them): cm-agent on the nodes, all three on
+# the server:
 #   cm-node-sysv:test, cm-node-systemd:test, cm-server:test
 #
 # An image is built only when it is missing or its inputs changed (each
 # image carries a cm.inputs label: a hash of the files it is built from and,
 # for the images built FROM cm-base, of its image ID). --rebuild forces all.
 #
-# Usage: images.sh [--rebuild] [--with-binaries DIR]
+# Usage: images.sh [--rebuild] [--with-packages DIR]
 # Environment: CM_MIRROR, CM_SECURITY_MIRROR (Debian mirrors),
 #              CM_IMAGE_WORKDIR (scratch space, default /var/tmp/cm-images).
 set -euo pipefail
@@ -37,7 +39,6 @@ readonly APTCACHE_IMAGE=cm-aptcache:$SUITE
 readonly SYSV_TEST_IMAGE=cm-node-sysv:test
 readonly SYSTEMD_TEST_IMAGE=cm-node-systemd:test
 readonly SERVER_TEST_IMAGE=cm-server:test
-readonly BINARIES=(cm-agent cm-server cmctl)
 
 # What goes into the base image besides debootstrap's minbase. Part of the
 # base image's input hash: change it and the base is rebuilt. Bump the "v"
@@ -51,7 +52,7 @@ readonly BASE_RECIPE="v2 $SUITE $MIRROR $SECURITY_MIRROR $DEBOOTSTRAP_INCLUDE $B
 export DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0}
 
 REBUILD=0
-BINARIES_DIR=
+PACKAGES_DIR=
 TIMINGS=()
 OLD_IMAGES=() # replaced by a rebuild: removed at the end if nothing uses them
 ROOT_MOUNTS=()
@@ -89,9 +90,9 @@ parse_args() {
     while (($#)); do
         case $1 in
             --rebuild) REBUILD=1 ;;
-            --with-binaries)
-                (($# >= 2)) || die "--with-binaries needs a directory"
-                BINARIES_DIR=$2
+            --with-packages)
+                (($# >= 2)) || die "--with-packages needs a directory"
+                PACKAGES_DIR=$2
                 shift
                 ;;
             -h | --help)
@@ -321,28 +322,32 @@ build_on_base() {
         --build-arg "BASE=$BASE_IMAGE" -f "$dir/$dockerfile" -t "$image" "$dir"
 }
 
-# --- the cm binaries layer --------------------------------------------------
+# --- the cm packages layer --------------------------------------------------
 
-build_binary_layers() {
-    local dir=$1 ctx b image found=()
-    [[ -d $dir ]] || die "--with-binaries: $dir is not a directory"
-    ctx=$(mktemp -d "${TMPDIR:-/tmp}/cm-bin-ctx.XXXXXX")
+# deb_in DIR NAME: the one NAME_*.deb in DIR.
+deb_in() {
+    local debs=("$1"/"$2"_*.deb)
+    [[ -f ${debs[0]} ]] || die "--with-packages: no $2_*.deb in $1 (scripts/package.sh makes them)"
+    ((${#debs[@]} == 1)) || die "--with-packages: ${#debs[@]} $2 packages in $1: keep one"
+    echo "${debs[0]}"
+}
+
+# Nodes get cm-agent, and the server image all three (scripts/try-role.sh
+# runs its stand-in peers there with `cm-agent pose`), installed with dpkg
+# as an image pipeline would (docs/install.md).
+build_package_layers() {
+    local dir=$1 ctx image
+    [[ -d $dir ]] || die "--with-packages: $dir is not a directory"
+    ctx=$(mktemp -d "${TMPDIR:-/tmp}/cm-deb-ctx.XXXXXX")
     # shellcheck disable=SC2064 # expand $ctx now
     trap "rm -rf '$ctx'; unmount_root" EXIT
-    mkdir "$ctx/bin"
-    for b in "${BINARIES[@]}"; do
-        if [[ -f $dir/$b ]]; then
-            # Without their debug info: a dev build is near 100 MB a binary,
-            # sent to the engine and stored once per image, three times over
-            # (a full disk failed CI here); the symbols stay for backtraces.
-            strip --strip-debug -o "$ctx/bin/$b" "$dir/$b" 2>/dev/null || cp "$dir/$b" "$ctx/bin/$b"
-            chmod 0755 "$ctx/bin/$b"
-            found+=("$b")
-        fi
-    done
-    ((${#found[@]})) || die "--with-binaries: none of ${BINARIES[*]} in $dir"
-    log "adding ${found[*]} from $dir"
-    cp "$HERE/binaries/Dockerfile" "$ctx/"
+    mkdir -p "$ctx/node/debs" "$ctx/server/debs"
+    cp "$(deb_in "$dir" cm-agent)" "$ctx/node/debs/"
+    cp "$(deb_in "$dir" cm-agent)" "$ctx/server/debs/"
+    cp "$(deb_in "$dir" cm-server)" "$(deb_in "$dir" cmctl)" "$ctx/server/debs/"
+    cp "$HERE/layer/Dockerfile" "$ctx/node/"
+    cp "$HERE/layer/Dockerfile" "$ctx/server/"
+    log "installing $(cd "$ctx" && echo node/debs/* server/debs/*)"
     # The :test images of the previous run would pile up as dangling images.
     for image in "$SYSV_TEST_IMAGE" "$SYSTEMD_TEST_IMAGE" "$SERVER_TEST_IMAGE"; do
         if docker image inspect "$image" >/dev/null 2>&1; then
@@ -352,15 +357,14 @@ build_binary_layers() {
     timed "layer: the three :test images" build_layers_in_parallel "$ctx"
 }
 
-# The three builds share the context; in parallel they take about as long
-# as one.
+# In parallel they take about as long as one.
 build_layers_in_parallel() {
     local ctx=$1 pids=() pid failed=0
-    run_logged sysv-test layer_build "$ctx" "$SYSV_IMAGE" "$SYSV_TEST_IMAGE" &
+    run_logged sysv-test layer_build "$ctx/node" "$SYSV_IMAGE" "$SYSV_TEST_IMAGE" &
     pids+=($!)
-    run_logged systemd-test layer_build "$ctx" "$SYSTEMD_IMAGE" "$SYSTEMD_TEST_IMAGE" &
+    run_logged systemd-test layer_build "$ctx/node" "$SYSTEMD_IMAGE" "$SYSTEMD_TEST_IMAGE" &
     pids+=($!)
-    run_logged server-test layer_build "$ctx" "$SERVER_IMAGE" "$SERVER_TEST_IMAGE" &
+    run_logged server-test layer_build "$ctx/server" "$SERVER_IMAGE" "$SERVER_TEST_IMAGE" &
     pids+=($!)
     for pid in "${pids[@]}"; do
         wait "$pid" || failed=1
@@ -369,7 +373,8 @@ build_layers_in_parallel() {
 }
 
 layer_build() {
-    docker build --build-arg "BASE=$2" -f "$1/Dockerfile" -t "$3" "$1"
+    docker build --build-arg "BASE=$2" --label "cm.base=$(image_id "$2")" \
+        -f "$1/Dockerfile" -t "$3" "$1"
 }
 
 # --- report -----------------------------------------------------------------
@@ -391,7 +396,7 @@ report() {
 }
 
 # A :test image built on an older node/server image (rebuilt since without
-# --with-binaries) says so.
+# --with-packages) says so.
 staleness() {
     local from
     case $1 in
@@ -400,8 +405,8 @@ staleness() {
         "$SERVER_TEST_IMAGE") from=$SERVER_IMAGE ;;
         *) return 0 ;;
     esac
-    if [[ $(docker image inspect -f '{{.Parent}}' "$1") != "$(image_id "$from")" ]]; then
-        echo "  (stale: built on an older $from; run --with-binaries)"
+    if [[ $(image_label "$1" cm.base) != "$(image_id "$from")" ]]; then
+        echo "  (stale: built on an older $from; run --with-packages)"
     fi
 }
 
@@ -418,8 +423,8 @@ main() {
     build_on_base "$SYSTEMD_IMAGE" node Dockerfile.systemd
     build_on_base "$SERVER_IMAGE" server Dockerfile
     build_on_base "$APTCACHE_IMAGE" aptcache Dockerfile
-    if [[ -n $BINARIES_DIR ]]; then
-        build_binary_layers "$BINARIES_DIR"
+    if [[ -n $PACKAGES_DIR ]]; then
+        build_package_layers "$PACKAGES_DIR"
     fi
     remove_old_images
     report

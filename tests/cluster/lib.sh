@@ -10,7 +10,7 @@
 #   NETWORK           the run's docker network
 #   SERVER            the server container's name
 #
-# and sets what follows; the caller fills TARGET_DIR (the binaries),
+# and sets what follows; the caller fills PACKAGES_DIR (the .deb files),
 # SCRATCH (made once the exit trap is set) and EXTRA_NETWORKS.
 
 : "${HERE:?}" "${REPO:?}" "${TAG:?}" "${RUN_ID:?}" "${NETWORK:?}" "${SERVER:?}"
@@ -18,7 +18,7 @@ readonly SERVER_ALIAS=cm-server
 readonly SERVER_URL=https://$SERVER_ALIAS:8443
 readonly SERVER_TIMEOUT=60
 KEEP=${CM_SCENARIO_KEEP:-0}
-TARGET_DIR=
+PACKAGES_DIR=
 SCRATCH=
 TIMINGS=()
 NODES=()
@@ -140,9 +140,17 @@ need_tools() {
 build_images() {
     local start
     start=$(now)
-    say "images: images.sh --with-binaries $TARGET_DIR"
-    "$HERE/images.sh" --with-binaries "$TARGET_DIR" | sed 's/^/  /'
-    timing "images.sh --with-binaries" "$(seconds_since "$start")"
+    # Without --packages: the dev build as it is now.
+    if [[ -z $PACKAGES_DIR ]]; then
+        PACKAGES_DIR=${CARGO_TARGET_DIR:-$REPO/target}/debian
+        say "packaging the dev build into $PACKAGES_DIR (scripts/package.sh)"
+        rm -f "$PACKAGES_DIR"/*.deb
+        "$REPO/scripts/package.sh" --out "$PACKAGES_DIR" >/dev/null ||
+            fail "scripts/package.sh (cargo build --workspace --bins first)"
+    fi
+    say "images: images.sh --with-packages $PACKAGES_DIR"
+    "$HERE/images.sh" --with-packages "$PACKAGES_DIR" | sed 's/^/  /'
+    timing "images.sh --with-packages" "$(seconds_since "$start")"
 }
 
 # --- server ----------------------------------------------------------------------
@@ -162,7 +170,8 @@ start_server() {
     docker run -d --name "$SERVER" --hostname "$SERVER" \
         --network "$NETWORK" --network-alias "$SERVER_ALIAS" \
         --label "cm.scenario=$RUN_ID" cm-server:test \
-        cm-server --data-dir /var/lib/cm/server \
+        setpriv --reuid=cm --regid=cm --init-groups \
+        cm-server --config /etc/cm/server.yaml --data-dir /var/lib/cm/server \
         --listen 0.0.0.0:8443 --http-listen 0.0.0.0:8080 \
         --tls-name "$SERVER_ALIAS" --tls-name localhost --tls-name 127.0.0.1 >/dev/null
     wait_until "$SERVER_TIMEOUT" healthy ||

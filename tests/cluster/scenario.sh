@@ -2,7 +2,7 @@
 # The end-to-end scenario (issue 5): a server container and nodes that make
 # themselves memcached servers from nothing but their user-data.
 #
-#   1. images.sh --with-binaries TARGET_DIR (builds what is missing, then
+#   1. images.sh --with-packages PACKAGES_DIR (builds what is missing, then
 #      the :test images with the freshly built binaries);
 #   2. a private docker network and a server container (cm-server:test),
 #      waited for on /healthz;
@@ -34,12 +34,12 @@
 # on exit unless --keep.
 #
 # Usage: scenario.sh [--keep] [--only sysv|systemd] [--no-faults]
-#                    [--target-dir DIR]
+#                    [--packages DIR]
 #   --keep            leave the containers and the network for debugging
 #   --only KIND       run one node kind (default: sysv, then systemd)
 #   --no-faults       skip the fault scenarios
-#   --target-dir DIR  where cm-agent, cm-server and cmctl are (default:
-#                     $CARGO_TARGET_DIR/debug, or target/debug in the repo)
+#   --packages DIR    cm's .deb files, made by scripts/package.sh (default:
+#                     the dev build, packaged into target/debian first)
 # Environment: CM_SCENARIO_KEEP=1 (as --keep), CM_CONVERGE_TIMEOUT (seconds
 # from a node's start to memcached answering, default 300),
 # CM_FOLLOW_TIMEOUT (seconds from the role change to the new limit, default
@@ -423,7 +423,7 @@ parse_args() {
                 shift
                 ;;
             --no-faults) FAULTS=0 ;;
-            --target-dir) TARGET_DIR=$2; shift ;;
+            --packages) PACKAGES_DIR=$2; shift ;;
             -h | --help)
                 sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
                 exit 0
@@ -432,7 +432,6 @@ parse_args() {
         esac
         shift
     done
-    TARGET_DIR=${TARGET_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/debug}
 }
 
 main() {

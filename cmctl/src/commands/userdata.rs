@@ -91,7 +91,8 @@ pub fn script(
 # /var/log/cm-agent.log where systemd is not PID 1.
 set -euo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-install -d -m 0755 /etc/cm
+# The cm-agent package made /etc/cm already, with its mode: keep it.
+mkdir -p -m 0700 /etc/cm
 # A file left from an image build keeps its mode: start from an empty 0600 one.
 install -m 0600 /dev/null /etc/cm/agent.yaml
 cat > /etc/cm/agent.yaml <<'CM_AGENT_YAML'

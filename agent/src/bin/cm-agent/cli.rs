@@ -205,7 +205,8 @@ pub enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// Write the systemd unit (/etc/systemd/system/cm-agent.service).
+    /// Write the systemd unit (/etc/systemd/system/cm-agent.service), unless
+    /// the cm-agent package's unit already runs this binary with these settings.
     #[command(after_help = "Example:\n  cm-agent install-service --now")]
     InstallService {
         /// The settings file the unit's daemon reads.
@@ -214,6 +215,14 @@ pub enum Command {
         /// Also enable and start the unit (without waiting for it).
         #[arg(long)]
         now: bool,
+    },
+    /// Print shell completions.
+    #[command(
+        after_help = "Example:\n  cm-agent completions bash > /usr/share/bash-completion/completions/cm-agent"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
 }
 

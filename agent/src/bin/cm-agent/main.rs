@@ -168,9 +168,19 @@ fn main() -> ExitCode {
                 runtime().block_on(testing::pose(config, &facts, once))
             })
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "cm-agent",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
         Command::InstallService { config, now } => match boot::install_service(&config, now) {
-            Ok(()) => {
-                tell!("wrote {}", boot::UNIT_PATH);
+            Ok(unit) => {
+                tell!("unit: {unit}");
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -199,6 +209,8 @@ fn fatal(e: &Fatal) -> ExitCode {
         Fatal::Refused(_) => ExitCode::from(3),
         Fatal::Revoked(_) => ExitCode::from(4),
         Fatal::Setup(_) => ExitCode::from(2),
+        // systemd starts it again (Restart=on-failure).
+        Fatal::Restart(_) => ExitCode::from(1),
     }
 }
 
