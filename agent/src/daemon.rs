@@ -38,7 +38,8 @@ enum Event {
 pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
     let stop = stop_signal();
     let restart = Restart::listen();
-    let instance = one_daemon(&config)?;
+    // Closed on exec, which releases it for the binary that follows.
+    let _instance = one_daemon(&config)?;
     let waiting = |e: &RemoteError, wait: Duration| {
         notify(&[sd_notify::NotifyState::Status(
             "waiting for the server to enroll",
@@ -46,10 +47,21 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
         tracing::warn!(error = %e, retry_in = wait.as_secs_f32(), "cannot enroll yet");
     };
     // Only a stop ends the retries: the daemon waits for its server as
-    // long as it takes.
-    let mut node = match connect_with_backoff(&config, stop.notified(), waiting).await? {
-        Connected::Node(node) => *node,
-        Connected::GaveUp(_) => return Ok(()),
+    // long as it takes. An upgrade meanwhile takes effect at once.
+    let mut node = loop {
+        let until = async {
+            tokio::select! {
+                () = stop.notified() => {}
+                () = restart.wanted() => {}
+            }
+        };
+        match connect_with_backoff(&config, until, waiting).await? {
+            Connected::Node(node) => break *node,
+            Connected::GaveUp(_) if restart.asked() && !STOP.load(Ordering::SeqCst) => {
+                restart.now_or_carry_on();
+            }
+            Connected::GaveUp(_) => return Ok(()),
+        }
     };
     notify(&[sd_notify::NotifyState::Ready]);
     tracing::info!(node = %node.identity.name, server = %node.identity.server, "agent running");
@@ -74,6 +86,9 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
     // tried again well before the interval: 10 s doubling to 5 minutes.
     let mut failing = Backoff::between(Duration::from_secs(10), Duration::from_secs(300));
     loop {
+        if restart.asked() {
+            restart.now_or_carry_on();
+        }
         tracing::info!(cause, "converging");
         notify(&[sd_notify::NotifyState::Status("converging")]);
         busy.start();
@@ -93,8 +108,12 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
             watcher = spawn_follow(node.channel());
             watching_as = node.identity.cert_pem.clone();
         }
-        if STOP.load(Ordering::SeqCst) || restart.asked() {
+        if STOP.load(Ordering::SeqCst) {
             break;
+        }
+        if restart.asked() {
+            cause = "restart";
+            continue;
         }
         notify(&[sd_notify::NotifyState::Status("idle")]);
         // Without any plan there is nothing to converge: keep asking, with backoff.
@@ -159,19 +178,11 @@ pub async fn run(config: Config, opts: RunOptions) -> Result<(), Fatal> {
                 },
             }
         };
-        if cause == "stop" || cause == "restart" {
+        if cause == "stop" {
             break;
         }
     }
     watcher.abort();
-    if restart.asked() && !STOP.load(Ordering::SeqCst) {
-        tracing::info!("starting again on the installed binary");
-        drop(instance);
-        let e = crate::restart::exec_installed();
-        return Err(Fatal::Restart(format!(
-            "cannot start again on the installed binary: {e}"
-        )));
-    }
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("agent stopped");
     Ok(())

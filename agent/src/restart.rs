@@ -3,13 +3,16 @@
 //! on an upgrade (docs/install.md, "Upgrading"). The daemon replaces itself
 //! (execve, same pid and arguments), so systemd and start-stop-daemon keep
 //! following it, and a run is never cut short, not even the one that is
-//! installing the package.
+//! installing the package. SIGHUP stays blocked across the exec until the
+//! new process listens for it: its default action would kill the daemon.
+//! When the new binary cannot be started, this one carries on.
 
-use std::ffi::OsString;
+use std::ffi::CString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use nix::sys::signal::{SigSet, Signal};
 use tokio::sync::Notify;
 
 /// Whether a restart was asked for, and a wake-up for the daemon's wait.
@@ -28,6 +31,8 @@ impl Restart {
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
             return restart;
         };
+        // Blocked by the process that exec'd this one: deliver it now.
+        let _ = SigSet::from(Signal::SIGHUP).thread_unblock();
         let r = restart.clone();
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
@@ -45,6 +50,15 @@ impl Restart {
         self.asked.load(Ordering::SeqCst)
     }
 
+    /// Start again on the installed binary; returns only when that fails,
+    /// having logged why, with the request forgotten.
+    pub fn now_or_carry_on(&self) {
+        tracing::info!("starting again on the installed binary");
+        let e = exec_installed();
+        tracing::error!(error = %e, "cannot start the installed binary: carrying on with this one");
+        self.asked.store(false, Ordering::SeqCst);
+    }
+
     /// Resolves once a restart has been asked for.
     pub async fn wanted(&self) {
         while !self.asked() {
@@ -55,14 +69,29 @@ impl Restart {
 
 /// Replace this process with the binary now at this one's path, with the
 /// same arguments. Returns only if that fails.
-pub fn exec_installed() -> std::io::Error {
-    use std::os::unix::process::CommandExt;
+/// execv(2) itself: std's `Command::exec` would unblock every signal.
+fn exec_installed() -> std::io::Error {
+    use std::os::unix::ffi::OsStrExt;
     let exe = match installed_path() {
         Ok(exe) => exe,
         Err(e) => return e,
     };
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    std::process::Command::new(exe).args(args).exec()
+    let c_string = |s: &std::ffi::OsStr| CString::new(s.as_bytes());
+    let argv: Result<Vec<CString>, _> = std::iter::once(exe.as_os_str().to_owned())
+        .chain(std::env::args_os().skip(1))
+        .map(|a| c_string(&a))
+        .collect();
+    let (Ok(path), Ok(argv)) = (c_string(exe.as_os_str()), argv) else {
+        return std::io::Error::other("an argument holds a NUL byte");
+    };
+    let hup = SigSet::from(Signal::SIGHUP);
+    let _ = hup.thread_block();
+    let e = match nix::unistd::execv(&path, &argv) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    };
+    let _ = hup.thread_unblock();
+    std::io::Error::from(e)
 }
 
 /// This binary's path; once a package has replaced the file, the kernel

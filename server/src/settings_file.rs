@@ -11,7 +11,8 @@ use clap::parser::ValueSource;
 use cm_model::LoadError;
 use serde::Deserialize;
 
-/// Read when it exists; a file named with `--config` must exist.
+/// Read when it exists (and this user may read it); a file named with
+/// `--config` must be readable.
 pub const DEFAULT_FILE: &str = "/etc/cm/server.yaml";
 
 /// One value in the file: a scalar, or a list for a repeatable flag.
@@ -58,7 +59,15 @@ pub fn merge(
         .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
     let text = match std::fs::read_to_string(&file) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => {
+        // The default file is the service's (root:cm 0640): another user's
+        // `cm-server completions` or `restore --check` goes without it.
+        Err(e)
+            if !named
+                && matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ) =>
+        {
             return Ok((argv, None));
         }
         Err(e) => return Err(LoadError::in_file(&file, format!("cannot read: {e}"))),

@@ -19,7 +19,8 @@
 #      the new binary (same pid), the plan error clears and the new cookbook
 #      converges.
 #   4. server.yaml edited by the operator is kept across an upgrade; removal
-#      keeps the state, purge removes it, for both daemons.
+#      keeps the state, purge removes it, for both daemons; an agent removed
+#      and installed again runs again, one the admin disabled stays so.
 #
 # Usage: tests/cluster/packages.sh --packages DIR --previous DIR [--keep]
 #   --packages DIR   cm-agent, cm-server and cmctl .deb files (scripts/package.sh)
@@ -238,6 +239,15 @@ upgrade_agent_during_a_run() {
     wait_until 30 on "$NODE" "[ \$(wc -l </var/tmp/slow-started) = \$(wc -l </var/tmp/slow-ended) ]" ||
         fail "every run that started slow ended it"
     pass "plan error cleared; the new agent converged cookbook skew; no run was cut short"
+    # The new process listens for SIGHUP too (it was blocked across the exec).
+    on "$NODE" 'systemctl reload cm-agent'
+    wait_until 60 on "$NODE" "[ \$(journalctl -u cm-agent | grep -c 'starting again on the installed binary') -ge 2 ]" ||
+        fail "a second reload starts the daemon again"
+    if ! wait_until 30 on "$NODE" 'systemctl is-active --quiet cm-agent' ||
+        [[ $(main_pid "$NODE" cm-agent) != "$pid" ]]; then
+        fail "still the same daemon (pid $pid), running"
+    fi
+    pass "a second reload (systemctl reload cm-agent) starts it again, same pid"
 }
 
 keep_conffile_and_remove() {
@@ -248,12 +258,22 @@ keep_conffile_and_remove() {
     pass "the operator's server.yaml kept across an upgrade; cm-server restarted on it"
 
     on "$NODE" 'dpkg -r cm-agent >/dev/null' || fail "dpkg -r cm-agent"
-    on "$NODE" '! systemctl is-active --quiet cm-agent && test -s /etc/cm/agent.yaml && test -d /var/lib/cm/agent' ||
-        fail "removal stops the agent and keeps its settings and identity"
+    wait_until 30 on "$NODE" '! systemctl is-active --quiet cm-agent' || fail "removal stops the agent"
+    on "$NODE" 'test -s /etc/cm/agent.yaml && test -d /var/lib/cm/agent' ||
+        fail "removal keeps the agent's settings and identity"
+    on "$NODE" 'dpkg -i /tmp/cm-agent.deb >/dev/null' || fail "cm-agent installed again"
+    wait_until 30 on "$NODE" 'systemctl is-active --quiet cm-agent' ||
+        fail "installed again, the agent runs again with the identity it kept"
+    on "$NODE" 'systemctl disable --now cm-agent 2>/dev/null && dpkg -i /tmp/cm-agent.deb >/dev/null' ||
+        fail "cm-agent disabled by the admin, then installed again"
+    if on "$NODE" 'systemctl is-enabled --quiet cm-agent || systemctl is-active --quiet cm-agent'; then
+        fail "an upgrade keeps the admin's disable"
+    fi
+    pass "cm-agent: removed then installed again, it runs again; disabled by the admin, an upgrade leaves it so"
     on "$NODE" 'dpkg -P cm-agent >/dev/null' || fail "dpkg -P cm-agent"
     on "$NODE" '! test -e /etc/cm && ! test -e /var/lib/cm && ! test -e /etc/init.d/cm-agent' ||
         fail "purge removes /etc/cm, /var/lib/cm and the init script" "$(on "$NODE" 'ls -la /etc/cm /var/lib/cm 2>&1')"
-    pass "cm-agent: removal keeps settings and identity, purge removes them"
+    pass "cm-agent: removal kept settings and identity, purge removes them"
 
     on "$SERVER" 'dpkg -r cm-server >/dev/null' || fail "dpkg -r cm-server"
     on "$SERVER" '! systemctl is-active --quiet cm-server && test -s /var/lib/cm/server/ca.pem && test -f /etc/cm/server.yaml' ||

@@ -43,9 +43,6 @@ pub enum Fatal {
     /// The agent cannot start here: state dir unusable, another daemon running.
     #[error("{0}")]
     Setup(String),
-    /// Asked to start again on the installed binary, which would not start.
-    #[error("{0}")]
-    Restart(String),
 }
 
 /// An enrolled node with its connection.

@@ -209,8 +209,6 @@ fn fatal(e: &Fatal) -> ExitCode {
         Fatal::Refused(_) => ExitCode::from(3),
         Fatal::Revoked(_) => ExitCode::from(4),
         Fatal::Setup(_) => ExitCode::from(2),
-        // systemd starts it again (Restart=on-failure).
-        Fatal::Restart(_) => ExitCode::from(1),
     }
 }
 
