@@ -68,8 +68,8 @@ impl Restart {
 }
 
 /// Replace this process with the binary now at this one's path, with the
-/// same arguments. Returns only if that fails.
-/// execv(2) itself: std's `Command::exec` would unblock every signal.
+/// same arguments; returns only if that fails. execv(2) itself, since std's
+/// `Command::exec` would unblock every signal.
 fn exec_installed() -> std::io::Error {
     use std::os::unix::ffi::OsStrExt;
     let exe = match installed_path() {
