@@ -24,8 +24,8 @@
 #                   starts from (tests/cluster/packages.sh), so that the
 #                   version skew rule between agent and server is exercised
 #
-# Prints the path of each package built. Installs cargo-deb, help2man, jq
-# and (with --lintian) lintian when they are missing.
+# Prints the path of each package built. Installs cargo-deb, help2man and
+# (with --lintian) lintian when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,7 +78,6 @@ done
 ensure_tools() {
     local missing=()
     command -v help2man >/dev/null || missing+=(help2man)
-    command -v jq >/dev/null || missing+=(jq)
     ((LINTIAN)) && ! command -v lintian >/dev/null && missing+=(lintian)
     if ((${#missing[@]})); then
         log "installing ${missing[*]} from Debian"
@@ -165,11 +164,12 @@ $1 ($(deb_version)) stable; urgency=medium
 EOF
 }
 
+# The workspace's version (the first `version =` of Cargo.toml), -1.
 deb_version() {
     if [[ -n $DEB_VERSION ]]; then
         echo "$DEB_VERSION"
     else
-        echo "$(cargo metadata --no-deps --format-version 1 | jq -r '.packages[] | select(.name == "cm-agent") | .version')-1"
+        echo "$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)-1"
     fi
 }
 

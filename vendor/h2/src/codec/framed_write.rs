@@ -294,11 +294,11 @@ where
             }
 
             Frame::Priority(_) => {
-                /*
-                v.encode(self.buf.get_mut());
-                tracing::trace!("encoded priority; rem={:?}", self.buf.remaining());
-                */
-                unimplemented!();
+                // cm: dropped instead of upstream's `unimplemented!()`. h2
+                // never builds a PRIORITY frame to send, and the signal is
+                // advisory (deprecated by RFC 9113): not sending it is
+                // correct, a panic in a server is not.
+                tracing::debug!("PRIORITY frame not sent");
             }
             Frame::Reset(v) => {
                 v.encode(self.buf.get_mut());
